@@ -1,0 +1,289 @@
+"""Instruction programs: a conv layer, cycle by cycle, for the core (rtl/core.v).
+
+A program is one instruction word (and one D_xmem word) per cycle, plus what the
+checker needs to name each result: which (ic tile, oc tile, kij, nij) every pmem write
+holds and which (oc tile, output pixel) every SFP output is. The field layout comes from
+rtl/core_inst.vh, the single definition shared with the RTL.
+
+Memory map (a contract with the classic files and testbench):
+  xmem[ict * n_nij + nij]                         activation word: lane r = a_pad[ict*8 + r, nij]
+  xmem[1024 + ((oct * n_ict + ict) * 9 + kij) * 8 + c]
+                                                  weight word: lane r = w[oct*8 + c, ict*8 + r, kij]
+  pmem[((oct * n_ict + ict) * 9 + kij) * n_nij + nij]
+                                                  psum vector of that nij (lane c = column c)
+For one tile that is the classic layout: activations at 0..35, weights at 1024 + kij*8 + c,
+psum(kij, nij) at kij*36 + nij (acc_address.txt).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import LayerError, ModelError
+
+INST_HEADER = Path(__file__).resolve().parent.parent / "rtl" / "core_inst.vh"
+
+WEIGHT_BASE = 1024
+XMEM_DEPTH = 2048
+PMEM_DEPTH = 2048
+KIJ = 9
+# Cycles from the instruction that executes an activation vector at row 0 until its psum
+# vector can be popped from the OFIFO: row + col - 1 PE hops, the bottom register, the
+# OFIFO write.
+def ofifo_latency(array_size: int) -> int:
+    return 2 * array_size
+
+
+def _read_layout(path: Path = INST_HEADER) -> tuple[dict[str, tuple[int, int]], int]:
+    defines = dict(re.findall(r"^`define\s+(\w+)\s+(\d+)", path.read_text(), re.M))
+    defines = {k: int(v) for k, v in defines.items()}
+    widths = {"A_XMEM": defines["ADDR_BITS"], "A_PMEM": defines["ADDR_BITS"],
+              "WCOL": defines["WCOL_BITS"], "ACC_ADDR": defines["ADDR_BITS"]}
+    fields = {}
+    for name, offset in defines.items():
+        if name.startswith("INST_") and name != "INST_WIDTH":
+            short = name[len("INST_"):].lower()
+            fields[short] = (offset, widths.get(name[len("INST_"):], 1))
+    return fields, defines["INST_WIDTH"]
+
+
+FIELDS, INST_WIDTH = _read_layout()
+# Active-low enables are high when a cycle does nothing.
+IDLE = {"cen_xmem": 1, "wen_xmem": 1, "cen_pmem": 1, "wen_pmem": 1}
+
+
+def encode(fields: dict[str, int]) -> int:
+    word = 0
+    for name, value in {**IDLE, **fields}.items():
+        offset, width = FIELDS[name]
+        if not 0 <= value < (1 << width):
+            raise ModelError(f"instruction field {name}={value} does not fit {width} bits")
+        word |= value << offset
+    return word
+
+
+def decode(word: int) -> dict[str, int]:
+    return {name: (word >> off) & ((1 << w) - 1) for name, (off, w) in FIELDS.items()}
+
+
+def pack_lanes(values, bits: int) -> int:
+    """Lane i holds values[i] in two's complement (lane 0 in the low bits)."""
+    mask = (1 << bits) - 1
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & mask) << (i * bits)
+    return word
+
+
+class Timeline:
+    """Instruction fields by cycle; two activities may share a cycle but not a field."""
+
+    def __init__(self):
+        self.cycles: list[dict[str, int]] = []
+        self.d_xmem: dict[int, int] = {}
+
+    def at(self, t: int, **fields: int) -> None:
+        while len(self.cycles) <= t:
+            self.cycles.append({})
+        cycle = self.cycles[t]
+        for name, value in fields.items():
+            if name in cycle and cycle[name] != value:
+                raise AssertionError(f"cycle {t}: field {name} set to {cycle[name]} and {value}")
+            cycle[name] = int(value)
+
+    def busy(self, t: int, name: str) -> bool:
+        return t < len(self.cycles) and name in self.cycles[t]
+
+    def xmem_write(self, t: int, addr: int, data: int) -> None:
+        self.at(t, cen_xmem=0, wen_xmem=0, a_xmem=addr)
+        self.d_xmem[t] = data
+
+    def xmem_read(self, t: int, addr: int) -> None:
+        self.at(t, cen_xmem=0, wen_xmem=1, a_xmem=addr)
+
+    def words(self) -> tuple[list[int], list[int]]:
+        inst = [encode(c) for c in self.cycles]
+        data = [self.d_xmem.get(t, 0) for t in range(len(self.cycles))]
+        return inst, data
+
+
+@dataclass
+class Program:
+    """One layer on the core. Cycle indices count from the first instruction."""
+
+    dataflow: str
+    schedule: str
+    array_size: int
+    inst: list[int]
+    d_xmem: list[int]
+    compute_start: int                 # first cycle after the xmem preload
+    psum_writes: list[tuple[int, tuple[int, int, int, int]]] = field(default_factory=list)
+    emits: list[tuple[int, int]] = field(default_factory=list)   # (oc tile, output pixel)
+    executes: int = 0                  # activation vectors sent into the array
+    last_emit: int = 0                 # cycle in which the last output is on sfp_out
+
+    @property
+    def cycles(self) -> int:
+        """Cycles from 'data in xmem' to 'last output on sfp_out'."""
+        return self.last_emit - self.compute_start
+
+    def save_hex(self, folder: Path) -> tuple[Path, Path]:
+        """inst.hex / dxmem.hex: one word per line, for the pure-Verilog player."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        digits = (INST_WIDTH + 3) // 4
+        inst_path, data_path = folder / "inst.hex", folder / "dxmem.hex"
+        inst_path.write_text("".join(f"{w:0{digits}x}\n" for w in self.inst))
+        data_path.write_text("".join(f"{w:08x}\n" for w in self.d_xmem))
+        return inst_path, data_path
+
+
+@dataclass
+class LayerGeometry:
+    """Tiling of one 3x3 / stride 1 / padding 1 conv layer onto an array."""
+
+    ic: int
+    oc: int
+    h: int
+    w: int
+    array_size: int = 8
+
+    @property
+    def n_ict(self) -> int:
+        return -(-self.ic // self.array_size)
+
+    @property
+    def n_oct(self) -> int:
+        return -(-self.oc // self.array_size)
+
+    @property
+    def wp(self) -> int:
+        return self.w + 2
+
+    @property
+    def n_nij(self) -> int:
+        return (self.h + 2) * (self.w + 2)
+
+    @property
+    def n_onij(self) -> int:
+        return self.h * self.w
+
+    def input_nij(self, o_nij: int, kij: int) -> int:
+        """Index in the padded map of the input under output pixel o_nij at offset kij."""
+        return (o_nij // self.w) * self.wp + o_nij % self.w + (kij // 3) * self.wp + kij % 3
+
+    def act_addr(self, ict: int, nij: int) -> int:
+        return ict * self.n_nij + nij
+
+    def weight_addr(self, oct: int, ict: int, kij: int, c: int) -> int:
+        return WEIGHT_BASE + ((oct * self.n_ict + ict) * KIJ + kij) * self.array_size + c
+
+    def psum_addr(self, oct: int, ict: int, kij: int, nij: int) -> int:
+        return ((oct * self.n_ict + ict) * KIJ + kij) * self.n_nij + nij
+
+
+def geometry(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8) -> LayerGeometry:
+    if x_int.ndim != 3:
+        raise LayerError(f"x_int must be [IC, H, W], got shape {tuple(x_int.shape)}")
+    if w_int.ndim != 4 or w_int.shape[2:] != (3, 3):
+        raise LayerError(f"w_int must be [OC, IC, 3, 3], got shape {tuple(w_int.shape)}")
+    if w_int.shape[1] != x_int.shape[0]:
+        raise LayerError(f"w_int has {w_int.shape[1]} input channels, x_int has {x_int.shape[0]}")
+    return LayerGeometry(x_int.shape[0], w_int.shape[0], x_int.shape[1], x_int.shape[2], array_size)
+
+
+def _padded_operands(geo: LayerGeometry, x_int: np.ndarray, w_int: np.ndarray):
+    """a_pad [ICp, n_nij] and w [OCp, ICp, 9], channels zero-padded to whole tiles."""
+    n = geo.array_size
+    a_pad = np.zeros((geo.n_ict * n, geo.h + 2, geo.w + 2), dtype=np.int64)
+    a_pad[: geo.ic, 1:-1, 1:-1] = x_int
+    w = np.zeros((geo.n_oct * n, geo.n_ict * n, KIJ), dtype=np.int64)
+    w[: geo.oc, : geo.ic] = w_int.reshape(geo.oc, geo.ic, KIJ)
+    return a_pad.reshape(geo.n_ict * n, geo.n_nij), w
+
+
+def _preload_xmem(tl: Timeline, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndarray,
+                  bw: int) -> int:
+    """Write every activation and weight word into xmem; returns the next free cycle."""
+    n = geo.array_size
+    words = []
+    for ict in range(geo.n_ict):
+        for nij in range(geo.n_nij):
+            words.append((geo.act_addr(ict, nij), pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], bw)))
+    for oct in range(geo.n_oct):
+        for ict in range(geo.n_ict):
+            for kij in range(KIJ):
+                for c in range(n):
+                    lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
+                    words.append((geo.weight_addr(oct, ict, kij, c), pack_lanes(lanes, bw)))
+    for t, (addr, data) in enumerate(words):
+        tl.xmem_write(t, addr, data)
+    return len(words)
+
+
+def _check_fits(geo: LayerGeometry, pmem_words: int) -> None:
+    act_words = geo.n_ict * geo.n_nij
+    weight_words = geo.n_oct * geo.n_ict * KIJ * geo.array_size
+    if act_words > WEIGHT_BASE:
+        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {act_words} activation words "
+                         f"do not fit xmem[0:{WEIGHT_BASE}]")
+    if weight_words > XMEM_DEPTH - WEIGHT_BASE:
+        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {weight_words} weight words "
+                         f"do not fit xmem[{WEIGHT_BASE}:{XMEM_DEPTH}]")
+    if pmem_words > PMEM_DEPTH:
+        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {pmem_words} psum vectors "
+                         f"do not fit pmem ({PMEM_DEPTH} words)")
+
+
+def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4) -> Program:
+    """The notebooks' weight-stationary schedule: per (tile, kij) load the weights, stream
+    all n_nij padded positions, store every psum vector in pmem; then a separate pass reads
+    the psums of each output pixel back (acc_address order) and the SFP accumulates them
+    and applies ReLU."""
+    geo = geometry(x_int, w_int, array_size)
+    n = array_size
+    _check_fits(geo, geo.n_oct * geo.n_ict * KIJ * geo.n_nij)
+    a_pad, w = _padded_operands(geo, x_int, w_int)
+    tl = Timeline()
+    t = _preload_xmem(tl, geo, a_pad, w, bw)
+    program = Program("ws", "classic", n, [], [], compute_start=t)
+    last_write = t
+    for oct in range(geo.n_oct):
+        for ict in range(geo.n_ict):
+            for kij in range(KIJ):
+                # Stage the 8 columns (xmem read, then LOAD the word next cycle).
+                for c in range(n):
+                    tl.xmem_read(t + c, geo.weight_addr(oct, ict, kij, c))
+                    tl.at(t + c + 1, load=1, wcol=c)
+                t += n
+                for nij in range(geo.n_nij):
+                    tl.xmem_read(t + nij, geo.act_addr(ict, nij))
+                    tl.at(t + nij + 1, l0_wr=1)
+                    execute = t + nij + 2
+                    tl.at(execute, l0_rd=1, execute=1, start=int(nij == 0))
+                    pop = execute + ofifo_latency(n)
+                    addr = geo.psum_addr(oct, ict, kij, nij)
+                    tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr)
+                    program.psum_writes.append((addr, (ict, oct, kij, nij)))
+                    program.executes += 1
+                    last_write = pop
+                t += geo.n_nij
+    # Accumulation pass: one pmem read per (ict, kij) of each output pixel.
+    t = last_write + 1
+    for oct in range(geo.n_oct):
+        for o_nij in range(geo.n_onij):
+            reads = [(ict, kij) for ict in range(geo.n_ict) for kij in range(KIJ)]
+            for i, (ict, kij) in enumerate(reads):
+                addr = geo.psum_addr(oct, ict, kij, geo.input_nij(o_nij, kij))
+                last = i == len(reads) - 1
+                tl.at(t, cen_pmem=0, wen_pmem=1, a_pmem=addr, acc=1, acc_src=0,
+                      acc_first=int(i == 0), emit=int(last), relu=int(last), acc_addr=0)
+                t += 1
+            program.emits.append((oct, o_nij))
+    program.last_emit = t + 1          # the emit at t-1 is on sfp_out during t+1
+    tl.at(program.last_emit + 1)       # a few idle cycles so the player sees the last output
+    program.inst, program.d_xmem = tl.words()
+    return program

@@ -1,0 +1,79 @@
+// The core: corelet + activation/weight SRAM (xmem) + psum SRAM (pmem), driven by one
+// instruction word per cycle (core_inst.vh). xmem holds activations at 0.. and weights at
+// 1024..; pmem holds psum vectors (col x psum_bw bits).
+// Counters: `cycles` counts every cycle since reset, `busy` the cycles in which an
+// activation vector entered the array (each makes row x col MACs), so busy / cycles is
+// the MAC utilization measured by the RTL itself.
+`include "core_inst.vh"
+`default_nettype none
+module core #(
+    parameter bw = 4,
+    parameter psum_bw = 16,
+    parameter acc_bw = 16,
+    parameter row = 8,
+    parameter col = 8,
+    parameter fifo_depth = 64,
+    parameter sfp_depth = 16,
+    parameter xmem_depth = 2048,
+    parameter pmem_depth = 2048
+) (
+    input  wire                   clk,
+    input  wire                   reset,
+    input  wire [`INST_WIDTH-1:0]  inst,
+    input  wire [row*bw-1:0]      D_xmem,
+    output wire                   ofifo_valid,
+    output wire [col*psum_bw-1:0] sfp_out,
+    output wire                   sfp_valid,
+    output wire [6:0]             errors,
+    output reg  [31:0]            cycles,
+    output reg  [31:0]            busy
+);
+
+    wire [row*bw-1:0]      xmem_q;
+    wire [col*psum_bw-1:0] pmem_q;
+    wire [col*psum_bw-1:0] ofifo_data;
+
+    sram #(.width(row*bw), .depth(xmem_depth)) u_xmem (
+        .CLK(clk),
+        .CEN(inst[`INST_CEN_XMEM]),
+        .WEN(inst[`INST_WEN_XMEM]),
+        .A(inst[`INST_A_XMEM +: $clog2(xmem_depth)]),
+        .D(D_xmem),
+        .Q(xmem_q)
+    );
+
+    sram #(.width(col*psum_bw), .depth(pmem_depth)) u_pmem (
+        .CLK(clk),
+        .CEN(inst[`INST_CEN_PMEM]),
+        .WEN(inst[`INST_WEN_PMEM]),
+        .A(inst[`INST_A_PMEM +: $clog2(pmem_depth)]),
+        .D(ofifo_data),
+        .Q(pmem_q)
+    );
+
+    corelet #(
+        .bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col),
+        .fifo_depth(fifo_depth), .sfp_depth(sfp_depth)
+    ) u_corelet (
+        .clk(clk), .reset(reset),
+        .inst(inst),
+        .xmem_q(xmem_q),
+        .pmem_q(pmem_q),
+        .ofifo_data(ofifo_data),
+        .ofifo_valid(ofifo_valid),
+        .sfp_out(sfp_out),
+        .sfp_valid(sfp_valid),
+        .errors(errors)
+    );
+
+    always @(posedge clk) begin
+        if (reset) begin
+            cycles <= 32'd0;
+            busy <= 32'd0;
+        end else begin
+            cycles <= cycles + 32'd1;
+            busy <= busy + {31'd0, inst[`INST_EXECUTE]};
+        end
+    end
+endmodule
+`default_nettype wire

@@ -1,0 +1,36 @@
+`ifndef CORE_INST_VH
+`define CORE_INST_VH
+// Instruction word of the core: one word per cycle. Bits 0..33 are the classic layout
+// (DESIGN.md section 4); extensions sit above bit 33. model/program.py reads this file,
+// so the Python program builder and the RTL share one definition.
+// "xmem Q" is the word read from xmem by the previous cycle's instruction.
+`define INST_LOAD 0   // WS: xmem Q -> staged weights of column WCOL (nibble r -> row r)
+`define INST_EXECUTE 1   // the L0 heads enter the array as valid activations (row skew)
+`define INST_L0_WR 2   // push xmem Q (or zeros, L0_ZERO) into the L0, nibble r -> row r
+`define INST_L0_RD 3   // pop the L0 (row r pops r cycles later)
+`define INST_IFIFO_RD 4   // pop the IFIFO into the north edge (column c pops c cycles later)
+`define INST_IFIFO_WR 5   // push xmem Q into the IFIFO, nibble c -> column c
+`define INST_OFIFO_RD 6   // pop one psum vector from the OFIFO (all columns)
+`define INST_A_XMEM 7   // 11 bits: xmem address
+`define INST_WEN_XMEM 18  // active low: write D_xmem
+`define INST_CEN_XMEM 19  // active low: xmem enabled
+`define INST_A_PMEM 20  // 11 bits: pmem address
+`define INST_WEN_PMEM 31  // active low: write the OFIFO head into pmem
+`define INST_CEN_PMEM 32  // active low: pmem enabled
+`define INST_ACC 33  // SFP accumulates: pmem Q (read by this instruction) or the OFIFO head
+`define INST_OS 34  // dataflow: 0 weight-stationary, 1 output-stationary
+`define INST_START 35  // first activation of a tile: WS takes the staged weights, OS restarts sums
+`define INST_DRAIN 36  // OS: shift the held psums one row south into the OFIFO (column skew)
+`define INST_ACC_SRC 37  // SFP source: 0 pmem Q, 1 the OFIFO head popped by this instruction
+`define INST_ACC_FIRST 38  // SFP: start a new sum in bank entry ACC_ADDR
+`define INST_EMIT 39  // SFP: put the sum on sfp_out (sfp_valid pulses)
+`define INST_RELU 40  // SFP: apply ReLU when emitting
+`define INST_L0_ZERO 41  // with L0_WR: push zeros (padding) instead of xmem Q
+`define INST_WCOL 42  // 4 bits: column for LOAD
+`define INST_ACC_ADDR 46  // 11 bits: SFP bank entry
+`define INST_WIDTH 57
+
+`define ADDR_BITS 11
+`define WCOL_BITS 4
+
+`endif

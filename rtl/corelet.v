@@ -1,0 +1,131 @@
+// Everything between the SRAMs: L0 -> array <- IFIFO, array -> OFIFO -> SFP.
+// Takes the instruction word and the SRAM read data; gives the OFIFO head (pmem write
+// data) and the SFP output.
+`include "core_inst.vh"
+`default_nettype none
+module corelet #(
+    parameter bw = 4,
+    parameter psum_bw = 16,
+    parameter acc_bw = 16,
+    parameter row = 8,
+    parameter col = 8,
+    parameter fifo_depth = 64,
+    parameter sfp_depth = 16
+) (
+    input  wire                   clk,
+    input  wire                   reset,
+    input  wire [`INST_WIDTH-1:0]  inst,
+    input  wire [row*bw-1:0]      xmem_q,
+    input  wire [col*psum_bw-1:0] pmem_q,
+    output wire [col*psum_bw-1:0] ofifo_data,
+    output wire                   ofifo_valid,
+    output wire [col*psum_bw-1:0] sfp_out,
+    output wire                   sfp_valid,
+    output wire [6:0]             errors    // {sfp ovf, ofifo udf, ofifo ovf, ififo udf, ififo ovf, l0 udf, l0 ovf}
+);
+
+    wire os = inst[`INST_OS];
+
+    // ---- west: L0 ----
+    wire [row*bw-1:0] l0_out;
+    wire [row-1:0]    l0_empty, l0_full;
+    wire              l0_ovf, l0_udf;
+    fifo_bank #(.width(bw), .lanes(row), .depth(fifo_depth), .skew_rd(1)) u_l0 (
+        .clk(clk), .reset(reset),
+        .wr({row{inst[`INST_L0_WR]}}),
+        .wr_data(inst[`INST_L0_ZERO] ? {row*bw{1'b0}} : xmem_q),
+        .rd(inst[`INST_L0_RD]),
+        .rd_data(l0_out),
+        .empty(l0_empty), .full(l0_full),
+        .overflow(l0_ovf), .underflow(l0_udf)
+    );
+
+    // ---- north: IFIFO ----
+    wire [col*bw-1:0] ififo_out;
+    wire [col-1:0]    ififo_empty, ififo_full;
+    wire              ififo_ovf, ififo_udf;
+    fifo_bank #(.width(bw), .lanes(col), .depth(fifo_depth), .skew_rd(1)) u_ififo (
+        .clk(clk), .reset(reset),
+        .wr({col{inst[`INST_IFIFO_WR]}}),
+        .wr_data(xmem_q[col*bw-1:0]),
+        .rd(inst[`INST_IFIFO_RD]),
+        .rd_data(ififo_out),
+        .empty(ififo_empty), .full(ififo_full),
+        .overflow(ififo_ovf), .underflow(ififo_udf)
+    );
+
+    // ---- the array ----
+    wire [`WCOL_BITS-1:0]   wcol = inst[`INST_WCOL +: `WCOL_BITS];
+    wire [col-1:0]         wload_en = inst[`INST_LOAD] ? ({{(col-1){1'b0}}, 1'b1} << wcol) : {col{1'b0}};
+    wire [col*psum_bw-1:0] array_psum;
+    wire [col-1:0]         array_valid;
+    mac_array #(.bw(bw), .psum_bw(psum_bw), .row(row), .col(col)) u_array (
+        .clk(clk), .reset(reset),
+        .a_in(l0_out),
+        .valid(inst[`INST_EXECUTE]),
+        .start(inst[`INST_START]),
+        .os(os),
+        .wload_en(wload_en),
+        .wload_data(xmem_q),
+        .w_in(ififo_out),
+        .os_shift(os),
+        .drain(inst[`INST_DRAIN]),
+        .psum_out(array_psum),
+        .psum_valid(array_valid)
+    );
+
+    // ---- south: OFIFO ----
+    wire ofifo_full, ofifo_ovf, ofifo_udf;
+    ofifo #(.psum_bw(psum_bw), .col(col), .depth(fifo_depth)) u_ofifo (
+        .clk(clk), .reset(reset),
+        .wr(array_valid),
+        .wr_data(array_psum),
+        .rd(inst[`INST_OFIFO_RD]),
+        .rd_data(ofifo_data),
+        .valid(ofifo_valid),
+        .full(ofifo_full),
+        .overflow(ofifo_ovf), .underflow(ofifo_udf)
+    );
+
+    // ---- SFP: one cycle behind the instruction, when pmem Q (or the popped OFIFO head) is ready ----
+    localparam sfp_aw = $clog2(sfp_depth);
+    reg                    sfp_acc, sfp_first, sfp_emit, sfp_relu, sfp_from_ofifo;
+    reg [sfp_aw-1:0]       sfp_addr;
+    reg [col*psum_bw-1:0]  ofifo_head_q;
+    wire                   sfp_ovf;
+    always @(posedge clk) begin
+        if (reset) begin
+            sfp_acc <= 1'b0;
+            sfp_first <= 1'b0;
+            sfp_emit <= 1'b0;
+            sfp_relu <= 1'b0;
+            sfp_from_ofifo <= 1'b0;
+            sfp_addr <= {sfp_aw{1'b0}};
+            ofifo_head_q <= {col*psum_bw{1'b0}};
+        end else begin
+            sfp_acc <= inst[`INST_ACC];
+            sfp_first <= inst[`INST_ACC_FIRST];
+            sfp_emit <= inst[`INST_EMIT];
+            sfp_relu <= inst[`INST_RELU];
+            sfp_from_ofifo <= inst[`INST_ACC_SRC];
+            sfp_addr <= inst[`INST_ACC_ADDR +: sfp_aw];
+            ofifo_head_q <= ofifo_data;
+        end
+    end
+
+    sfp #(.col(col), .psum_bw(psum_bw), .acc_bw(acc_bw), .depth(sfp_depth)) u_sfp (
+        .clk(clk), .reset(reset),
+        .acc(sfp_acc),
+        .first(sfp_first),
+        .emit(sfp_emit),
+        .relu(sfp_relu),
+        .addr(sfp_addr),
+        .in_data(sfp_from_ofifo ? ofifo_head_q : pmem_q),
+        .out(sfp_out),
+        .out_valid(sfp_valid),
+        .overflow(sfp_ovf)
+    );
+
+    assign errors = {sfp_ovf, ofifo_udf, ofifo_ovf, ififo_udf, ififo_ovf, l0_udf, l0_ovf};
+endmodule
+`default_nettype wire

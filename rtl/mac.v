@@ -1,0 +1,19 @@
+// One multiply-accumulate: out = c + a * b.
+// a: unsigned activation (0 .. 2**bw-1), b: two's complement weight, c/out: two's complement psum.
+`default_nettype none
+module mac #(
+    parameter bw = 4,
+    parameter psum_bw = 16
+) (
+    input  wire [bw-1:0]      a,
+    input  wire [bw-1:0]      b,
+    input  wire [psum_bw-1:0] c,
+    output wire [psum_bw-1:0] out
+);
+    // Zero-extend a by one bit so the signed multiply treats it as unsigned.
+    wire signed [bw:0]     a_ext = {1'b0, a};
+    wire signed [bw-1:0]   b_s = b;
+    wire signed [2*bw:0]   product = a_ext * b_s;
+    assign out = c + {{(psum_bw-2*bw-1){product[2*bw]}}, product};
+endmodule
+`default_nettype wire

@@ -1,0 +1,87 @@
+// One processing element of the systolic array, in either dataflow.
+//
+// Weight-stationary (os_in = 0): the weight is held in w_active; the activation moves
+// west to east, the psum north to south: psum_out <= psum_in + a * w.
+// The next weight tile is staged in w_q (column broadcast, wload_en) while the current
+// one computes; the activation that carries start_in switches to it, so a new tile
+// costs no bubble.
+//
+// Output-stationary (os_in = 1): the psum is held in psum_q; weights move north to
+// south through w_q (w_shift every cycle of OS operation), activations west to east.
+// start_in restarts the sum with this product, so stale state never leaks into a new
+// output group. drain shifts the held psums one row south (to the OFIFO).
+`default_nettype none
+module mac_tile #(
+    parameter bw = 4,
+    parameter psum_bw = 16
+) (
+    input  wire               clk,
+    input  wire               reset,
+    // west -> east: activation and the control that travels with it
+    input  wire [bw-1:0]      a_in,
+    input  wire               valid_in,
+    input  wire               start_in,
+    input  wire               os_in,
+    output reg  [bw-1:0]      a_out,
+    output reg                valid_out,
+    output reg                start_out,
+    output reg                os_out,
+    // weights: WS column-broadcast load, or OS chain from the north
+    input  wire               wload_en,
+    input  wire [bw-1:0]      wload_data,
+    input  wire               w_shift,
+    input  wire [bw-1:0]      w_in,
+    output wire [bw-1:0]      w_out,
+    // psums: north -> south
+    input  wire               drain,
+    input  wire [psum_bw-1:0] psum_in,
+    output wire [psum_bw-1:0] psum_out
+);
+    reg [bw-1:0]      w_q;
+    reg [bw-1:0]      w_active;
+    reg [psum_bw-1:0] psum_q;
+
+    wire ws_op = valid_in & ~os_in;
+    wire os_op = valid_in & os_in;
+
+    wire [bw-1:0]      ws_weight = start_in ? w_q : w_active;
+    wire [psum_bw-1:0] os_base = start_in ? {psum_bw{1'b0}} : psum_q;
+    wire [bw-1:0]      mac_w = os_op ? w_in : ws_weight;
+    wire [psum_bw-1:0] mac_c = os_op ? os_base : psum_in;
+    wire [psum_bw-1:0] mac_out;
+
+    mac #(.bw(bw), .psum_bw(psum_bw)) u_mac (
+        .a(a_in), .b(mac_w), .c(mac_c), .out(mac_out)
+    );
+
+    assign w_out = w_q;
+    assign psum_out = psum_q;
+
+    always @(posedge clk) begin
+        if (reset) begin
+            a_out <= {bw{1'b0}};
+            valid_out <= 1'b0;
+            start_out <= 1'b0;
+            os_out <= 1'b0;
+            w_q <= {bw{1'b0}};
+            w_active <= {bw{1'b0}};
+            psum_q <= {psum_bw{1'b0}};
+        end else begin
+            a_out <= a_in;
+            valid_out <= valid_in;
+            start_out <= start_in;
+            os_out <= os_in;
+            if (wload_en)
+                w_q <= wload_data;
+            else if (w_shift)
+                w_q <= w_in;
+            if (ws_op & start_in)
+                w_active <= w_q;
+            if (drain)
+                psum_q <= psum_in;
+            else if (valid_in)
+                psum_q <= mac_out;
+        end
+    end
+endmodule
+`default_nettype wire
