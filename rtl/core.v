@@ -3,7 +3,8 @@
 // 1024..; pmem holds psum vectors (col x psum_bw bits).
 // Counters: `cycles` counts every cycle since reset, `busy` the cycles in which an
 // activation vector entered the array (each makes row x col MACs), so busy / cycles is
-// the MAC utilization measured by the RTL itself.
+// the MAC utilization measured by the RTL itself. errors holds the sticky FIFO/SFP
+// error flags (core_tb.ERROR_NAMES), fifo_flags the live full/empty state.
 `include "core_inst.vh"
 `default_nettype none
 module core #(
@@ -25,6 +26,7 @@ module core #(
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
     output wire [6:0]             errors,
+    output wire [4:0]             fifo_flags,
     output reg  [31:0]            cycles,
     output reg  [31:0]            busy
 );
@@ -63,7 +65,8 @@ module core #(
         .ofifo_valid(ofifo_valid),
         .sfp_out(sfp_out),
         .sfp_valid(sfp_valid),
-        .errors(errors)
+        .errors(errors),
+        .fifo_flags(fifo_flags)
     );
 
     always @(posedge clk) begin

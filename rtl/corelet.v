@@ -14,14 +14,17 @@ module corelet #(
 ) (
     input  wire                   clk,
     input  wire                   reset,
-    input  wire [`INST_WIDTH-1:0]  inst,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire [`INST_WIDTH-1:0]  inst,      // the SRAM fields are decoded by the core
+    /* verilator lint_on UNUSEDSIGNAL */
     input  wire [row*bw-1:0]      xmem_q,
     input  wire [col*psum_bw-1:0] pmem_q,
     output wire [col*psum_bw-1:0] ofifo_data,
     output wire                   ofifo_valid,
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
-    output wire [6:0]             errors    // {sfp ovf, ofifo udf, ofifo ovf, ififo udf, ififo ovf, l0 udf, l0 ovf}
+    output wire [6:0]             errors,   // {sfp ovf, ofifo udf, ofifo ovf, ififo udf, ififo ovf, l0 udf, l0 ovf}
+    output wire [4:0]             fifo_flags // {ofifo full, ififo any full, ififo all empty, l0 any full, l0 all empty}
 );
 
     wire os = inst[`INST_OS];
@@ -127,5 +130,6 @@ module corelet #(
     );
 
     assign errors = {sfp_ovf, ofifo_udf, ofifo_ovf, ififo_udf, ififo_ovf, l0_udf, l0_ovf};
+    assign fifo_flags = {ofifo_full, |ififo_full, &ififo_empty, |l0_full, &l0_empty};
 endmodule
 `default_nettype wire

@@ -19,6 +19,8 @@ module fifo #(
     output reg              underflow
 );
     localparam aw = (depth > 1) ? $clog2(depth) : 1;
+    localparam [31:0]   last_index_32 = depth - 1;
+    localparam [aw-1:0] last_index = last_index_32[aw-1:0];
 
     reg [width-1:0] mem [0:depth-1];
     reg [aw-1:0]    wr_ptr;
@@ -33,7 +35,7 @@ module fifo #(
     wire do_wr = wr & (~full | do_rd);
 
     function [aw-1:0] next_ptr(input [aw-1:0] ptr);
-        next_ptr = (ptr == depth - 1) ? {aw{1'b0}} : ptr + 1'b1;
+        next_ptr = (ptr == last_index) ? {aw{1'b0}} : ptr + 1'b1;
     endfunction
 
     always @(posedge clk) begin

@@ -52,7 +52,9 @@ module mac_array #(
 
     // Vertical buses between rows: index r carries what enters row r from the north.
     wire [(row+1)*col*psum_bw-1:0] psum_bus;
-    wire [(row+1)*col*bw-1:0]      w_bus;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [(row+1)*col*bw-1:0]      w_bus;     // the OS weights leave the south edge unused
+    /* verilator lint_on UNUSEDSIGNAL */
     wire [col-1:0]                 ws_valid [0:row-1];
 
     assign psum_bus[col*psum_bw-1:0] = {col*psum_bw{1'b0}};

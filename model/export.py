@@ -1,0 +1,132 @@
+"""``model export``: capture one layer, compute its reference tiling, write the classic files.
+
+Writes, into ``--out``, the classic text vectors of the chosen dataflow (DESIGN.md
+section 5, see :mod:`model.vectors` for the names) and ``tensors.npz``:
+
+* ``x_int`` uint8 [IC, H, W], ``w_int`` int8 [OC, IC, 3, 3], ``out_int`` int32
+  [OC, Ho, Wo] (before ReLU), ``psum`` int32 [n_ic_tiles, n_oc_tiles, 8, Hp*Wp, 9]
+  (the WS tiled psums), ``act_delta``, ``w_delta``, ``recovery_error`` (float64
+  scalars), ``layer`` (str scalar), ``a_bit``, ``w_bit``, ``psum_bw`` (int scalars).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .tiling import os_reference, ws_reference
+from .vectors import acc_address_fits, write_os_files, write_ws_files
+
+__all__ = ["add_arguments", "run", "export_capture"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output directory (created if missing)")
+    p.add_argument("--dataflow", choices=("ws", "os"), default="ws",
+                   help="which classic files to write (default: ws)")
+    p.add_argument("--model", default="vgg16_quant_project", metavar="NAME",
+                   help="model name (default: vgg16_quant_project)")
+    p.add_argument("--layer", default=None, metavar="NAME",
+                   help="conv layer (name or index; default: the model's demo layer)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="trained checkpoint (default: seeded, calibrated model)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="CIFAR-10 directory (default: synthetic images)")
+    p.add_argument("--image", type=int, default=0, metavar="N",
+                   help="image index (default: 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of the model and synthetic images (default: 0)")
+    p.add_argument("--psum-bw", type=int, default=16, metavar="BITS",
+                   help="psum / accumulator width in bits (default: 16)")
+
+
+def _check_out_dir(out) -> Path:
+    d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise ModelError(f"--out {d}: exists and is not a directory")
+    for parent in d.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ModelError(f"--out {d}: {parent} is not a directory")
+            break
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"--out {d}: cannot create directory: {exc.strerror or exc}") from None
+    return d
+
+
+def _rng(a) -> str:
+    return f"{int(a.min())}..{int(a.max())}"
+
+
+def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = 16, echo=print) -> list[Path]:
+    """Reference + files + tensors.npz for a :class:`~model.capture.LayerCapture`."""
+    if dataflow not in ("ws", "os"):
+        raise ModelError(f"--dataflow must be ws or os, got {dataflow!r}")
+    if isinstance(psum_bw, bool) or not isinstance(psum_bw, int) or not 2 <= psum_bw <= 64:
+        raise ModelError(f"--psum-bw must be an integer in 2..64, got {psum_bw!r}")
+    d = _check_out_dir(out_dir)
+    kw = dict(stride=cap.stride, padding=cap.padding, a_bit=cap.a_bit, w_bit=cap.w_bit)
+    ref = ws_reference(cap.x_int, cap.w_int, 8, psum_bw, psum_bw, **kw)
+    osref = os_reference(cap.x_int, cap.w_int, 8, psum_bw, **kw) if dataflow == "os" else None
+    out = ref.output()
+    if cap.out_int.shape != out.shape or not np.array_equal(out, cap.out_int):
+        raise ModelError(f"{cap.layer_name}: reference tiling disagrees with the captured "
+                         f"integer convolution (internal error)")
+    if osref is not None and not np.array_equal(osref.output(), out):
+        raise ModelError(f"{cap.layer_name}: OS and WS references disagree (internal error)")
+
+    x = np.asarray(cap.x_int)
+    hi = x[x >= 8]
+    echo(f"layer        {cap.layer_name}  ({ref.IC} -> {ref.OC} channels, {ref.H}x{ref.W}, "
+         f"3x3, stride {cap.stride}, padding {cap.padding}; dataflow {dataflow})")
+    echo(f"shapes       x_int {tuple(x.shape)}  w_int {tuple(cap.w_int.shape)}  "
+         f"psum {tuple(ref.psum.shape)}  out {tuple(out.shape)}  "
+         f"tiles ic {ref.n_ic_tiles} x oc {ref.n_oc_tiles}")
+    echo(f"deltas       act_delta {cap.act_delta:.6g}  w_delta {cap.w_delta:.6g}  "
+         f"recovery error {cap.recovery_error:.3g}")
+    echo(f"ranges       x_int {_rng(x)} (values 8..15 present: "
+         f"{f'yes, {hi.size} values' if hi.size else 'no'})  w_int {_rng(np.asarray(cap.w_int))}  "
+         f"psum {_rng(ref.psum)}  out {_rng(out)}")
+    overflows = list(ref.overflows) + (list(osref.overflows) if osref is not None else [])
+    if overflows:
+        echo(f"overflow     values do not fit {psum_bw}-bit two's complement:")
+        for line in overflows:
+            echo(f"  {line}")
+    else:
+        echo(f"overflow     none ({psum_bw}-bit psums and accumulations)")
+
+    if dataflow == "ws":
+        written = write_ws_files(d, ref, cap.x_int, cap.w_int)
+        if not acc_address_fits(ref.H, ref.W):
+            echo(f"note         acc_address.txt not written: 9 x {ref.Hp}x{ref.Wp} psum "
+                 f"addresses exceed the 11-bit pmem address")
+    else:
+        written = write_os_files(d, osref)
+    npz = d / "tensors.npz"
+    try:
+        np.savez(npz, x_int=np.asarray(cap.x_int, dtype=np.uint8),
+                 w_int=np.asarray(cap.w_int, dtype=np.int8),
+                 out_int=out.astype(np.int32), psum=ref.psum.astype(np.int32),
+                 act_delta=np.float64(cap.act_delta), w_delta=np.float64(cap.w_delta),
+                 recovery_error=np.float64(cap.recovery_error),
+                 layer=np.array(str(cap.layer_name)), a_bit=np.int64(cap.a_bit),
+                 w_bit=np.int64(cap.w_bit), psum_bw=np.int64(psum_bw))
+    except OSError as exc:
+        raise ModelError(f"{npz}: cannot write: {exc.strerror or exc}") from None
+    written.append(npz)
+    echo(f"files        {len(written)} written to {d}")
+    return written
+
+
+def run(args) -> int:
+    _check_out_dir(args.out)                      # fail before the (slow) capture
+    from .capture import default_capture
+    cap = default_capture(model_name=args.model, layer=args.layer, checkpoint=args.checkpoint,
+                          data=args.data, image=args.image, seed=args.seed)
+    export_capture(cap, args.out, args.dataflow, args.psum_bw)
+    return 0

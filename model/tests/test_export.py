@@ -1,0 +1,131 @@
+"""model.export: end to end through the CLI, byte-identity with the notebook loops, errors."""
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import export
+from model import vectors as V
+from model.errors import ModelError, PsumOverflowError
+from model.tests import seed_style
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*argv):
+    env = dict(os.environ)
+    env.pop("MODEL_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "model", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _args(*argv):
+    p = argparse.ArgumentParser()
+    export.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def _capture(x, w, name="synthetic"):
+    from model.capture import LayerCapture
+    import torch
+    import torch.nn.functional as F
+    out = F.conv2d(torch.tensor(x, dtype=torch.float64)[None],
+                   torch.tensor(w, dtype=torch.float64), padding=1)[0].numpy().astype(np.int32)
+    return LayerCapture(layer_name=name, x_int=x.astype(np.uint8), w_int=w.astype(np.int8),
+                        act_delta=0.25, w_delta=0.5, out_int=out,
+                        out_float=(out * 0.125).astype(np.float32), recovery_error=0.0,
+                        a_bit=4, w_bit=4, stride=1, padding=1)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "ws"
+    r = _cli("export", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out, r.stdout
+
+
+def test_export_default_end_to_end(exported, tmp_path):
+    out, stdout = exported
+    names = sorted(os.listdir(out))
+    assert "tensors.npz" in names and "acc_address.txt" in names and "out.txt" in names
+    assert len(names) == 1 + 9 + 9 + 1 + 1 + 1
+    for word in ("layer", "x_int", "act_delta", "recovery error", "overflow", "written"):
+        assert word in stdout
+    assert "values 8..15 present: yes" in stdout
+    t = np.load(out / "tensors.npz")
+    x, w, o = t["x_int"], t["w_int"], t["out_int"]
+    assert x.dtype == np.uint8 and w.dtype == np.int8 and o.dtype == np.int32
+    assert t["psum"].dtype == np.int32 and t["psum"].shape == (1, 1, 8, 36, 9)
+    assert x.shape == (8, 4, 4) and w.shape == (8, 8, 3, 3) and o.shape == (8, 4, 4)
+    assert str(t["layer"]) and float(t["recovery_error"]) < 1e-5
+    assert float(t["act_delta"]) > 0 and float(t["w_delta"]) > 0
+    # the activation file carries values 8..15 (unsigned, the OS slip of the notebook)
+    a = V.read_activation(out / "activation_tile0.txt", n_lines=36)
+    assert a.max() >= 8 and a.min() >= 0
+    np.testing.assert_array_equal(a.reshape(8, 6, 6)[:, 1:-1, 1:-1], x)
+    # files agree with the tensors
+    for k in range(9):
+        np.testing.assert_array_equal(V.read_psum(out / f"psum_kij{k}.txt", n_lines=36),
+                                      t["psum"][0, 0, :, :, k])
+    np.testing.assert_array_equal(V.read_out(out / "out.txt", n_lines=16),
+                                  np.maximum(o, 0).reshape(8, 16))
+    # byte-identical to the notebook writer loops on the same tensors
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    seed_style.write_ws(seed, x, w)
+    for name in os.listdir(seed):
+        assert (seed / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_export_os(tmp_path, rng):
+    x = rng.integers(0, 16, size=(8, 4, 4))
+    w = rng.integers(-7, 8, size=(8, 8, 3, 3))
+    lines = []
+    written = export.export_capture(_capture(x, w), tmp_path / "os", "os", echo=lines.append)
+    names = sorted(p.name for p in written)
+    assert names == ["activation_os.txt", "activation_os_group1.txt", "out_os.txt",
+                     "out_os_group1_otile0.txt", "tensors.npz", "weight_os.txt"]
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    seed_style.write_os(seed, x, w)
+    for name in ("activation_os.txt", "weight_os.txt", "out_os.txt"):
+        assert (seed / name).read_bytes() == (tmp_path / "os" / name).read_bytes()
+    assert any("dataflow os" in line for line in lines)
+
+
+def test_export_overflow_is_reported_then_refused(tmp_path):
+    x, w = np.full((64, 3, 3), 15), np.full((8, 64, 3, 3), 7)
+    lines = []
+    with pytest.raises(PsumOverflowError, match=r"does not fit 16-bit"):
+        export.export_capture(_capture(x, w), tmp_path / "ov", echo=lines.append)
+    text = "\n".join(lines)
+    assert "overflow     values do not fit 16-bit" in text and "out[oc=0, o_nij=4] = 60480" in text
+    lines = []
+    export.export_capture(_capture(x, w), tmp_path / "wide", psum_bw=20, echo=lines.append)
+    assert any("overflow     none" in line for line in lines)
+
+
+def test_export_bad_out(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(ModelError, match=r"^--out .*afile: exists and is not a directory$"):
+        export.run(_args("--out", str(f)))
+    with pytest.raises(ModelError, match=r"is not a directory"):
+        export.run(_args("--out", str(f / "sub")))
+    with pytest.raises(ModelError, match=r"--psum-bw"):
+        export.export_capture(_capture(np.zeros((8, 2, 2), int), np.zeros((8, 8, 3, 3), int)),
+                              tmp_path / "x", psum_bw=1)
+
+
+def test_export_cli_bad_out_one_line(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    r = _cli("export", "--out", str(f))
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "exists and is not a directory" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,449 @@
+"""Bit-exact reference of what an ``array_size`` x ``array_size`` MAC array computes.
+
+Everything here is vectorized integer numpy (int64); no per-position Python loops.
+
+Conventions (DESIGN.md sections 3 and 5):
+
+* ``x_int`` is ``[IC, H, W]``, unsigned ``a_bit``-bit activations (0..15).
+* ``w_int`` is ``[OC, IC, 3, 3]``, symmetric ``w_bit``-bit weights (-7..7).
+* Stride 1, padding 1, 3x3 kernels only.  ``Hp = H + 2``, ``Wp = W + 2``; the padded
+  map is flattened row-major, its index is ``nij`` (``n_nij = Hp * Wp``).
+* ``kij = ki * 3 + kj``.  Output pixel ``o_nij`` (row-major over ``Ho x Wo``) reads,
+  for offset ``kij``, the padded position
+  ``nij = (o_nij // Wo) * Wp + o_nij % Wo + (kij // 3) * Wp + kij % 3``.
+* Channel counts that are not multiples of ``array_size`` are zero-padded.
+
+Weight stationary (WS): per input-channel tile ``i`` and output-channel tile ``o`` the
+array holds ``w_tile[oc, ic]`` for one ``kij`` and streams every padded position
+``nij``; column ``c`` (output channel ``o * array_size + c``) produces
+``psum[i, o, c, nij, kij]``.  The SFP then accumulates, per output pixel, the 9
+``kij`` psums of ic tile 0, then of ic tile 1, ... (that order defines the partial
+accumulation prefixes that are checked against ``acc_bw``).
+
+Output stationary (OS): each PE holds one (output pixel, output channel) sum; output
+pixels go in groups of ``array_size`` (lanes ``nij_out``), output channels in tiles of
+``array_size`` (lanes ``oc``).  Step ``s = ic * 9 + kij`` feeds
+``a_pad[ic, (oi + ki) * Wp + (oj + kj)]`` with ``oi, oj = divmod(o_nij, Wo)`` from the
+west and ``w_int[oc, ic, kij]`` from the north; each PE accumulates at ``psum_bw``.
+
+Overflow is never silent: every value that does not fit its hardware width is
+reported (``overflows``), and ``strict=True`` raises :class:`PsumOverflowError`.
+Note that two's-complement adders wrap, so a partial prefix that overflows while the
+final value fits still ends correct in hardware; such prefixes are reported anyway
+(as ``acc[...]`` / ``os_acc[...]`` lines) because they are outside the width.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import LayerError, ModelError, PsumOverflowError
+
+__all__ = [
+    "A_BIT", "W_BIT", "KERNEL", "PMEM_ADDR_BITS", "MAX_HW",
+    "pad_flatten", "output_to_input_nij", "psum_address", "acc_addresses",
+    "WSReference", "OSReference", "ws_reference", "os_reference", "reference_output",
+    "check_layer",
+]
+
+A_BIT = 4
+W_BIT = 4
+KERNEL = 3
+N_KIJ = KERNEL * KERNEL
+MAX_HW = 32
+#: pmem address width (pmem is 128b x 2048)
+PMEM_ADDR_BITS = 11
+#: at most this many offending values are listed per kind, then a count line
+MAX_REPORT = 10
+
+
+# ----------------------------------------------------------------------------------
+# layout helpers
+# ----------------------------------------------------------------------------------
+def pad_flatten(x_int, padding: int = 1) -> np.ndarray:
+    """Zero-pad ``[IC, H, W]`` by ``padding`` on every side, flatten to ``[IC, Hp*Wp]``."""
+    x = np.asarray(x_int, dtype=np.int64)
+    if x.ndim != 3:
+        raise LayerError(f"x_int must be 3-D [IC, H, W], got shape {tuple(x.shape)}")
+    p = int(padding)
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)))
+    return xp.reshape(x.shape[0], -1)
+
+
+def output_to_input_nij(H: int, W: int, padding: int = 1, kernel: int = KERNEL) -> np.ndarray:
+    """int64 ``[kernel**2, Ho*Wo]``: padded-map index ``nij`` read by output ``o_nij`` at ``kij``.
+
+    ``nij = (o_nij // Wo) * Wp + o_nij % Wo + (kij // k) * Wp + kij % k`` (stride 1).
+    """
+    Hp, Wp = H + 2 * padding, W + 2 * padding
+    Ho, Wo = Hp - kernel + 1, Wp - kernel + 1
+    if Ho <= 0 or Wo <= 0:
+        raise LayerError(f"feature map {H}x{W} too small for a {kernel}x{kernel} kernel")
+    o = np.arange(Ho * Wo, dtype=np.int64)
+    k = np.arange(kernel * kernel, dtype=np.int64)
+    base = (o // Wo) * Wp + o % Wo
+    off = (k // kernel) * Wp + k % kernel
+    return off[:, None] + base[None, :]
+
+
+def psum_address(kij, nij, n_nij: int, ict=0, oct=0, n_ict: int = 1):
+    """pmem address of psum(kij, nij) of tile (ict, oct):
+    ``((oct * n_ict + ict) * 9 + kij) * n_nij + nij``; for one tile ``kij * n_nij + nij``.
+
+    This is THE contract with the RTL program builder (model/program.py uses the same
+    layout): the array writes the psums of offset ``kij`` for padded positions
+    ``nij = 0..n_nij-1`` at consecutive pmem addresses, one block of ``n_nij`` per
+    ``kij``, one block of ``9 * n_nij`` per (oc tile, ic tile), ic tile inner.
+    acc_address.txt lists the single-tile addresses.  Works on ints and numpy arrays.
+    """
+    return ((oct * n_ict + ict) * N_KIJ + kij) * n_nij + nij
+
+
+def acc_addresses(H: int, W: int, padding: int = 1, kernel: int = KERNEL) -> np.ndarray:
+    """int64 ``[Ho*Wo, kernel**2]``: pmem address of the psum that output ``o_nij``
+    accumulates at offset ``kij`` (acc_address.txt lists it flattened, o_nij-major)."""
+    idx = output_to_input_nij(H, W, padding, kernel)              # [kij, o_nij]
+    n_nij = (H + 2 * padding) * (W + 2 * padding)
+    kij = np.arange(kernel * kernel, dtype=np.int64)[:, None]
+    return psum_address(kij, idx, n_nij).T.copy()
+
+
+# ----------------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------------
+def _as_int_array(a, name: str) -> np.ndarray:
+    if hasattr(a, "detach"):                                     # torch tensor
+        a = a.detach().cpu().numpy()
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ModelError(f"{name} is not an array: {exc}") from None
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) \
+            or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ModelError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            pos = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ModelError(f"{name} must hold integers, got {float(arr[pos])} at {list(pos)}")
+        arr = np.round(arr)
+    return arr.astype(np.int64)
+
+
+def _check_range(arr: np.ndarray, lo: int, hi: int, name: str, what: str, axes: str) -> None:
+    bad = (arr < lo) | (arr > hi)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = ", ".join(f"{a}={p}" for a, p in zip(axes.split(","), pos))
+        raise ModelError(f"{name} value {int(arr[pos])} at [{where}] is outside "
+                         f"{lo}..{hi} ({what}); {int(bad.sum())} value(s) out of range")
+
+
+def _check_bits(v, name: str, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < minimum:
+        raise ModelError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def check_layer(x_int, w_int, *, stride: int = 1, padding: int = 1,
+                a_bit: int = A_BIT, w_bit: int = W_BIT) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a layer for the array; return ``(x, w)`` as int64 arrays.
+
+    Raises LayerError for shapes / mappings the array does not support and ModelError
+    for values outside the 4-bit ranges.  Messages are one line and name the argument.
+    """
+    a_bit = _check_bits(a_bit, "a_bit")
+    w_bit = _check_bits(w_bit, "w_bit", 2)
+    if stride != 1:
+        raise LayerError(f"stride {stride} not supported: the array maps stride 1 only")
+    if padding != 1:
+        raise LayerError(f"padding {padding} not supported: the array maps padding 1 only")
+    x = _as_int_array(x_int, "x_int")
+    w = _as_int_array(w_int, "w_int")
+    if x.ndim != 3:
+        raise LayerError(f"x_int must be 3-D [IC, H, W], got shape {tuple(x.shape)}")
+    if w.ndim != 4:
+        raise LayerError(f"w_int must be 4-D [OC, IC, 3, 3], got shape {tuple(w.shape)}")
+    if w.shape[2:] != (KERNEL, KERNEL):
+        raise LayerError(f"kernel {w.shape[2]}x{w.shape[3]} not supported: "
+                         f"only 3x3 (stride 1, padding 1), w_int shape {tuple(w.shape)}")
+    ic, h, wd = x.shape
+    if ic == 0 or h == 0 or wd == 0:
+        raise LayerError(f"x_int is empty: shape {tuple(x.shape)}")
+    if w.shape[0] == 0:
+        raise LayerError(f"w_int has no output channels: shape {tuple(w.shape)}")
+    if w.shape[1] != ic:
+        raise LayerError(f"w_int has {w.shape[1]} input channels but x_int has {ic} "
+                         f"(w_int {tuple(w.shape)}, x_int {tuple(x.shape)})")
+    if h > MAX_HW or wd > MAX_HW:
+        raise LayerError(f"feature map {h}x{wd} not supported: H and W must be <= {MAX_HW}")
+    _check_range(x, 0, 2 ** a_bit - 1, "x_int", f"{a_bit}-bit unsigned", "ic,h,w")
+    wmax = 2 ** (w_bit - 1) - 1
+    _check_range(w, -wmax, wmax, "w_int", f"{w_bit}-bit symmetric", "oc,ic,ki,kj")
+    return x, w
+
+
+def _pad_channels(a: np.ndarray, axis: int, n: int) -> np.ndarray:
+    extra = (-a.shape[axis]) % n
+    if not extra:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, extra)
+    return np.pad(a, widths)
+
+
+def _range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _report(values: np.ndarray, bits: int, label: str, fmt) -> list[str]:
+    """Lines for every value of ``values`` outside ``bits`` two's complement.
+
+    ``fmt(index_tuple)`` renders the bracket contents for one offender.
+    """
+    lo, hi = _range(bits)
+    if values.size == 0:
+        return []
+    if values.min() >= lo and values.max() <= hi:
+        return []
+    bad = np.argwhere((values < lo) | (values > hi))
+    lines = [f"{label}[{fmt(tuple(int(i) for i in idx))}] = {int(values[tuple(idx)])} "
+             f"does not fit {bits}-bit two's complement ({lo}..{hi})"
+             for idx in bad[:MAX_REPORT]]
+    if len(bad) > MAX_REPORT:
+        lines.append(f"... and {len(bad) - MAX_REPORT} more {label} values do not fit "
+                     f"{bits}-bit two's complement ({len(bad)} in total)")
+    return lines
+
+
+def _finish(overflows: list[str], strict: bool) -> None:
+    if strict and overflows:
+        raise PsumOverflowError(overflows[0])
+
+
+# ----------------------------------------------------------------------------------
+# weight stationary
+# ----------------------------------------------------------------------------------
+@dataclass
+class WSReference:
+    """What the array computes in weight-stationary mode (all int64).
+
+    psum: ``[n_ic_tiles, n_oc_tiles, array_size (col), Hp*Wp (nij), 9 (kij)]``;
+    out / out_relu: ``[OC, Ho*Wo]`` accumulated over ic tiles and kij (before / after
+    ReLU).  ``OC``/``IC`` are the real channel counts; tiles are zero-padded.
+    """
+    psum: np.ndarray
+    out: np.ndarray
+    out_relu: np.ndarray
+    array_size: int
+    IC: int
+    OC: int
+    n_ic_tiles: int
+    n_oc_tiles: int
+    H: int
+    W: int
+    Hp: int
+    Wp: int
+    Ho: int
+    Wo: int
+    psum_bw: int
+    acc_bw: int
+    overflows: list[str] = field(default_factory=list)
+
+    @property
+    def n_nij(self) -> int:
+        return self.Hp * self.Wp
+
+    @property
+    def n_onij(self) -> int:
+        return self.Ho * self.Wo
+
+    def output(self, relu: bool = False) -> np.ndarray:
+        """int64 ``[OC, Ho, Wo]``."""
+        o = self.out_relu if relu else self.out
+        return o.reshape(self.OC, self.Ho, self.Wo)
+
+    def out_tiles(self, relu: bool = True) -> np.ndarray:
+        """int64 ``[n_oc_tiles, array_size, Ho*Wo]`` (padded channels are zero)."""
+        o = self.out_relu if relu else self.out
+        o = _pad_channels(o, 0, self.array_size)
+        return o.reshape(self.n_oc_tiles, self.array_size, -1)
+
+
+def ws_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, acc_bw: int = 16,
+                 strict: bool = False, *, stride: int = 1, padding: int = 1,
+                 a_bit: int = A_BIT, w_bit: int = W_BIT) -> WSReference:
+    """Weight-stationary tiling of one 3x3 / stride 1 / padding 1 layer (see module doc)."""
+    n = _check_bits(array_size, "array_size")
+    psum_bw = _check_bits(psum_bw, "psum_bw", 2)
+    acc_bw = _check_bits(acc_bw, "acc_bw", 2)
+    x, w = check_layer(x_int, w_int, stride=stride, padding=padding, a_bit=a_bit, w_bit=w_bit)
+    IC, H, W = x.shape
+    OC = w.shape[0]
+    Hp, Wp = H + 2, W + 2
+    Ho, Wo = H, W
+    n_nij = Hp * Wp
+
+    a = _pad_channels(pad_flatten(x, 1), 0, n)                    # [ICp, n_nij]
+    wk = _pad_channels(_pad_channels(w.reshape(OC, IC, N_KIJ), 0, n), 1, n)  # [OCp, ICp, 9]
+    nI, nO = a.shape[0] // n, wk.shape[0] // n
+    a_t = a.reshape(nI, n, n_nij)                                  # [i, r, nij]
+    w_t = wk.reshape(nO, n, nI, n, N_KIJ)                          # [o, c, i, r, k]
+    # per ic tile: [(o c k), r] @ [r, nij]
+    wm = w_t.transpose(2, 0, 1, 4, 3).reshape(nI, nO * n * N_KIJ, n)
+    prod = np.matmul(wm, a_t)                                      # [i, (o c k), nij]
+    psum = prod.reshape(nI, nO, n, N_KIJ, n_nij).transpose(0, 1, 2, 4, 3)
+    psum = np.ascontiguousarray(psum)                              # [i, o, c, nij, k]
+
+    idx = output_to_input_nij(H, W)                                # [k, o_nij]
+    kk = np.arange(N_KIJ)[:, None]
+    g = psum[:, :, :, idx, kk]                                     # [i, o, c, k, o_nij]
+    # accumulation order: kij 0..8 of ic tile 0, then ic tile 1, ...
+    seq = g.transpose(1, 2, 4, 0, 3).reshape(nO, n, Ho * Wo, nI * N_KIJ)
+    pref = np.cumsum(seq, axis=-1)
+    out_p = pref[..., -1].reshape(nO * n, Ho * Wo)                 # [OCp, o_nij]
+    out = np.ascontiguousarray(out_p[:OC])
+
+    overflows = _report(psum, psum_bw, "psum",
+                        lambda t: f"ic_tile={t[0]}, oc_tile={t[1]}, col={t[2]}, "
+                                  f"nij={t[3]}, kij={t[4]}")
+    overflows += _report(pref[..., :-1], acc_bw, "acc",
+                         lambda t: f"oc_tile={t[0]}, col={t[1]}, o_nij={t[2]}, "
+                                   f"ic_tile={t[3] // N_KIJ}, kij={t[3] % N_KIJ}")
+    overflows += _report(out, acc_bw, "out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
+    _finish(overflows, strict)
+    return WSReference(psum=psum, out=out, out_relu=np.maximum(out, 0), array_size=n,
+                       IC=IC, OC=OC, n_ic_tiles=nI, n_oc_tiles=nO, H=H, W=W, Hp=Hp,
+                       Wp=Wp, Ho=Ho, Wo=Wo, psum_bw=psum_bw, acc_bw=acc_bw,
+                       overflows=overflows)
+
+
+# ----------------------------------------------------------------------------------
+# output stationary
+# ----------------------------------------------------------------------------------
+@dataclass
+class OSReference:
+    """What the array computes in output-stationary mode (all int64).
+
+    activation: ``[n_groups, n_oc_tiles, steps, array_size (lane nij_out)]``
+    (read-only broadcast view: it does not depend on the oc tile);
+    weight: ``[n_groups, n_oc_tiles, steps, array_size (lane oc)]`` (read-only
+    broadcast view: it does not depend on the group); ``steps = ICp * 9``, ic outer,
+    kij inner.  out / out_relu: ``[n_groups, n_oc_tiles, array_size (nij_out),
+    array_size (oc)]``; lanes past ``Ho*Wo`` and padded channels are zero.
+    """
+    activation: np.ndarray
+    weight: np.ndarray
+    out: np.ndarray
+    out_relu: np.ndarray
+    array_size: int
+    IC: int
+    OC: int
+    n_ic_tiles: int
+    n_oc_tiles: int
+    n_groups: int
+    steps: int
+    H: int
+    W: int
+    Hp: int
+    Wp: int
+    Ho: int
+    Wo: int
+    psum_bw: int
+    overflows: list[str] = field(default_factory=list)
+
+    @property
+    def n_onij(self) -> int:
+        return self.Ho * self.Wo
+
+    def output(self, relu: bool = False) -> np.ndarray:
+        """int64 ``[OC, Ho, Wo]``."""
+        o = self.out_relu if relu else self.out                   # [g, o, l, c]
+        full = o.transpose(1, 3, 0, 2).reshape(self.n_oc_tiles * self.array_size, -1)
+        return full[:self.OC, :self.Ho * self.Wo].reshape(self.OC, self.Ho, self.Wo)
+
+
+def os_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, strict: bool = False,
+                 *, stride: int = 1, padding: int = 1,
+                 a_bit: int = A_BIT, w_bit: int = W_BIT) -> OSReference:
+    """Output-stationary view of one 3x3 / stride 1 / padding 1 layer (see module doc)."""
+    n = _check_bits(array_size, "array_size")
+    psum_bw = _check_bits(psum_bw, "psum_bw", 2)
+    x, w = check_layer(x_int, w_int, stride=stride, padding=padding, a_bit=a_bit, w_bit=w_bit)
+    IC, H, W = x.shape
+    OC = w.shape[0]
+    Hp, Wp, Ho, Wo = H + 2, W + 2, H, W
+    n_on = Ho * Wo
+    nG = -(-n_on // n)
+
+    a = _pad_channels(pad_flatten(x, 1), 0, n)                     # [ICp, n_nij]
+    ICp = a.shape[0]
+    S = ICp * N_KIJ
+    idx = output_to_input_nij(H, W)                                # [k, o_nij]
+    act = a[:, idx]                                                # [ICp, k, o_nij]
+    act = _pad_channels(act, 2, n)                                 # zero lanes past end
+    act = act.reshape(S, nG, n).transpose(1, 0, 2)                 # [g, s, lane]
+    act = np.ascontiguousarray(act)
+
+    wk = _pad_channels(_pad_channels(w.reshape(OC, IC, N_KIJ), 0, n), 1, n)
+    nO = wk.shape[0] // n
+    wgt = np.ascontiguousarray(wk.reshape(nO, n, S).transpose(0, 2, 1))  # [o, s, lane oc]
+
+    A = act.transpose(0, 2, 1).reshape(nG * n, S)                  # [(g l), s]
+    Wm = wgt.transpose(1, 0, 2).reshape(S, nO * n)                 # [s, (o c)]
+    out = (A @ Wm).reshape(nG, n, nO, n).transpose(0, 2, 1, 3)     # [g, o, l, c]
+    out = np.ascontiguousarray(out)
+
+    overflows = _os_prefix_report(act, wgt, A, Wm, psum_bw, n)
+    overflows += _report(out, psum_bw, "os_out",
+                         lambda t: f"group={t[0]}, oc_tile={t[1]}, nij_out={t[2]}, col={t[3]}")
+    _finish(overflows, strict)
+    act_v = np.broadcast_to(act[:, None], (nG, nO, S, n))
+    wgt_v = np.broadcast_to(wgt[None], (nG, nO, S, n))
+    return OSReference(activation=act_v, weight=wgt_v, out=out, out_relu=np.maximum(out, 0),
+                       array_size=n, IC=IC, OC=OC, n_ic_tiles=ICp // n, n_oc_tiles=nO,
+                       n_groups=nG, steps=S, H=H, W=W, Hp=Hp, Wp=Wp, Ho=Ho, Wo=Wo,
+                       psum_bw=psum_bw, overflows=overflows)
+
+
+def _os_prefix_report(act, wgt, A, Wm, bits: int, n: int) -> list[str]:
+    """Partial sums (all steps but the last) in the OS PEs outside ``bits``.
+
+    Activations are >= 0, so every prefix lies between the sum of the negative and
+    the sum of the positive products; only (group, oc tile) blocks whose bounds leave
+    the range are expanded (in chunks, to bound memory).
+    """
+    lo, hi = _range(bits)
+    nG, S, _ = act.shape
+    nO = wgt.shape[0]
+    pos = (A @ np.maximum(Wm, 0)).reshape(nG, n, nO, n).max(axis=(1, 3))
+    neg = (A @ np.minimum(Wm, 0)).reshape(nG, n, nO, n).min(axis=(1, 3))
+    blocks = np.argwhere((pos > hi) | (neg < lo))                  # [(g, o)]
+    lines: list[str] = []
+    total = 0
+    chunk = max(1, 4_000_000 // max(1, S * n * n))
+    for start in range(0, len(blocks), chunk):
+        b = blocks[start:start + chunk]
+        prod = act[b[:, 0]][:, :, :, None] * wgt[b[:, 1]][:, :, None, :]  # [k, s, l, c]
+        pref = np.cumsum(prod, axis=1)[:, :-1]
+        bad = np.argwhere((pref < lo) | (pref > hi))
+        total += len(bad)
+        for k, s, l, c in bad[:max(0, MAX_REPORT - len(lines))]:
+            g, o = (int(v) for v in b[k])
+            lines.append(f"os_acc[group={g}, oc_tile={o}, nij_out={int(l)}, col={int(c)}, "
+                         f"step={int(s)} (ic={int(s) // N_KIJ}, kij={int(s) % N_KIJ})] = "
+                         f"{int(pref[k, s, l, c])} does not fit {bits}-bit two's "
+                         f"complement ({lo}..{hi})")
+    if total > MAX_REPORT:
+        lines.append(f"... and {total - MAX_REPORT} more os_acc values do not fit "
+                     f"{bits}-bit two's complement ({total} in total)")
+    return lines
+
+
+def reference_output(ref, relu: bool = False) -> np.ndarray:
+    """int64 ``[OC, Ho, Wo]`` from a :class:`WSReference` or :class:`OSReference`."""
+    if not isinstance(ref, (WSReference, OSReference)):
+        raise ModelError(f"reference_output needs a WSReference or OSReference, "
+                         f"got {type(ref).__name__}")
+    return ref.output(relu)

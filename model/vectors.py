@@ -1,0 +1,427 @@
+"""Writers and readers for the classic text-vector files (DESIGN.md section 5).
+
+Every file is built by one generic core: lines of ``k`` lanes, each lane a ``width``-bit
+binary field (MSB first), highest lane first (row7 .. row0 / col7 .. col0), no spaces,
+``'\\n'`` line endings.  Headered kinds start with exactly three ``#`` lines (the
+notebook strings, table :data:`HEADERS`); ``acc_address.txt`` has none.
+
+Writers check every value against the field first and refuse (PsumOverflowError naming
+the file, the line, the lane and the value); nothing is ever truncated.  Readers return
+int64 arrays in the same orientation the matching writer takes, and reject malformed
+files with VectorFileError ``"path:line: reason"`` (line 0 = the file as a whole).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError, PsumOverflowError, VectorFileError
+from .tiling import (N_KIJ, PMEM_ADDR_BITS, OSReference, WSReference, acc_addresses,
+                     check_layer, pad_flatten, psum_address)
+
+__all__ = [
+    "HEADERS", "KINDS", "FileKind", "header_lines", "encode_lanes", "write_lanes",
+    "read_lanes", "write_activation", "read_activation", "write_weight", "read_weight",
+    "write_psum", "read_psum", "write_out", "read_out", "write_acc_address",
+    "read_acc_address", "write_activation_os", "read_activation_os", "write_weight_os",
+    "read_weight_os", "write_out_os", "read_out_os", "ws_file_names", "os_file_names",
+    "write_ws_files", "write_os_files", "acc_address_fits", "psum_address",
+]
+
+# ----------------------------------------------------------------------------------
+# the one header table (notebook strings; {h} = highest lane, {h1} = next one)
+# ----------------------------------------------------------------------------------
+_ROW_TIME = ("#time0row{h}[msb-lsb],time0row{h1}[msb-lst],....,time0row0[msb-lst]#",
+             "#time1row{h}[msb-lsb],time1row{h1}[msb-lst],....,time1row0[msb-lst]#",
+             "#................#")
+_COL_ROW = ("#col0row{h}[msb-lsb],col0row{h1}[msb-lst],....,col0row0[msb-lst]#",
+            "#col1row{h}[msb-lsb],col1row{h1}[msb-lst],....,col1row0[msb-lst]#",
+            "#................#")
+_COL_TIME = ("#time0col{h}[msb-lsb],time0col{h1}[msb-lst],....,time0col0[msb-lst]#",
+             "#time1col{h}[msb-lsb],time1col{h1}[msb-lst],....,time1col0[msb-lst]#",
+             "#................#")
+
+#: header templates per file kind (None: the kind has no header)
+HEADERS: dict[str, tuple[str, str, str] | None] = {
+    "activation": _ROW_TIME,
+    "weight": _COL_ROW,
+    "psum": _COL_TIME,
+    "out": _COL_TIME,
+    "acc_address": None,
+    "activation_os": _ROW_TIME,
+    "weight_os": _COL_ROW,
+    "out_os": _COL_TIME,
+}
+
+
+@dataclass(frozen=True)
+class FileKind:
+    name: str
+    width: int          # bits per lane (psum/out: default, the writer may override)
+    signed: bool        # two's complement?
+    lane: str           # what a lane is, for messages
+
+
+#: field layout per kind
+KINDS: dict[str, FileKind] = {
+    "activation": FileKind("activation", 4, False, "row"),
+    "weight": FileKind("weight", 4, True, "row"),
+    "psum": FileKind("psum", 16, True, "col"),
+    "out": FileKind("out", 16, True, "col"),
+    "acc_address": FileKind("acc_address", PMEM_ADDR_BITS, False, "address"),
+    "activation_os": FileKind("activation_os", 4, False, "nij_out"),
+    "weight_os": FileKind("weight_os", 4, True, "oc"),
+    "out_os": FileKind("out_os", 16, True, "col"),
+}
+
+
+def header_lines(kind: str, lanes: int = 8) -> list[str] | None:
+    """The three header lines of ``kind`` for ``lanes`` lanes (None if headerless)."""
+    t = HEADERS[kind]
+    if t is None:
+        return None
+    return [s.format(h=lanes - 1, h1=lanes - 2) for s in t]
+
+
+# ----------------------------------------------------------------------------------
+# generic core
+# ----------------------------------------------------------------------------------
+def _field_range(width: int, signed: bool) -> tuple[int, int]:
+    if signed:
+        return -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return 0, (1 << width) - 1
+
+
+def _field_name(width: int, signed: bool) -> str:
+    return f"{width}-bit two's complement" if signed else f"{width}-bit unsigned"
+
+
+def _to_int2d(values, path, what: str) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ModelError(f"{path}: {what} must be 2-D [lines, lanes], got shape {arr.shape}")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
+        raise ModelError(f"{path}: {what} must be numeric, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise ModelError(f"{path}: {what} value {float(arr[i, j])} (entry {i}, lane {j}) "
+                             f"is not an integer; refusing to write")
+        arr = np.round(arr)
+    return arr.astype(np.int64)
+
+
+def encode_lanes(values, width: int, signed: bool, path="<values>", lane_name: str = "lane",
+                 first_line: int = 1) -> bytes:
+    """Encode ``values[n_lines, k]`` (lane 0 = column 0) as text lines, lane k-1 first.
+
+    Raises PsumOverflowError for the first value that does not fit the field.
+    ``first_line`` is the file line number of entry 0 (for messages).
+    """
+    v = _to_int2d(values, path, "values")
+    lo, hi = _field_range(width, signed)
+    bad = (v < lo) | (v > hi)
+    if bad.any():
+        i, j = (int(t) for t in np.argwhere(bad)[0])
+        raise PsumOverflowError(
+            f"{path}: value {int(v[i, j])} at line {first_line + i} (entry {i}, "
+            f"{lane_name}{j}) does not fit {_field_name(width, signed)} ({lo}..{hi}); "
+            f"{int(bad.sum())} value(s) out of range, nothing written")
+    n, k = v.shape
+    u = v & ((1 << width) - 1)
+    shifts = np.arange(width - 1, -1, -1, dtype=np.int64)
+    bits = (u[:, ::-1, None] >> shifts) & 1                         # [n, k, width]
+    chars = np.empty((n, k * width + 1), dtype=np.uint8)
+    chars[:, :-1] = bits.reshape(n, k * width) + ord("0")
+    chars[:, -1] = ord("\n")
+    return chars.tobytes()
+
+
+def write_lanes(path, values, width: int, signed: bool, headers=None,
+                lane_name: str = "lane") -> Path:
+    """Write ``headers`` (list of lines or None) then ``values[n_lines, k]``."""
+    path = Path(path)
+    head = "".join(h + "\n" for h in headers) if headers else ""
+    for h in headers or ():
+        if not h.startswith("#") or " " in h or "\n" in h:
+            raise ModelError(f"{path}: bad header line {h!r}")
+    body = encode_lanes(values, width, signed, path, lane_name,
+                        first_line=len(headers or ()) + 1)
+    try:
+        with open(path, "wb") as f:
+            f.write(head.encode("ascii") + body)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    return path
+
+
+def read_lanes(path, lanes: int, width: int, signed: bool, headers: bool = True,
+               n_lines: int | None = None) -> np.ndarray:
+    """Read a lane file; int64 ``[n_lines, lanes]`` with column j = lane j.
+
+    ``headers``: the file must start with exactly three ``#`` lines without spaces
+    (False: no header line allowed).  ``n_lines``: required number of data lines.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise VectorFileError(f"{path}:0: file not found") from None
+    except IsADirectoryError:
+        raise VectorFileError(f"{path}:0: is a directory, not a file") from None
+    except OSError as exc:
+        raise VectorFileError(f"{path}:0: cannot read: {exc.strerror or exc}") from None
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()                                                # final newline
+    n_head = 3 if headers else 0
+    for i in range(min(n_head, len(lines))):
+        ln = lines[i]
+        if not ln.startswith(b"#"):
+            raise VectorFileError(f"{path}:{i + 1}: expected 3 header lines starting with "
+                                  f"'#', found {i}")
+        if b" " in ln or b"\t" in ln:
+            raise VectorFileError(f"{path}:{i + 1}: header line contains a space")
+        if b"\r" in ln:
+            raise VectorFileError(f"{path}:{i + 1}: carriage return (CRLF line ending)")
+    if len(lines) < n_head:
+        raise VectorFileError(f"{path}:{len(lines) + 1}: expected 3 header lines, file "
+                              f"ends after {len(lines)}")
+    data = lines[n_head:]
+    if not data:
+        raise VectorFileError(f"{path}:{n_head + 1}: no data lines")
+    for i, ln in enumerate(data):
+        if ln.startswith(b"#"):
+            reason = ("unexpected header line (this file kind has none)" if not headers
+                      else "extra header line (expected exactly 3)")
+            raise VectorFileError(f"{path}:{n_head + i + 1}: {reason}")
+    if n_lines is not None and len(data) != n_lines:
+        if len(data) < n_lines:
+            raise VectorFileError(f"{path}:{n_head + len(data) + 1}: expected {n_lines} "
+                                  f"data lines, file ends after {len(data)}")
+        raise VectorFileError(f"{path}:{n_head + n_lines + 1}: trailing data after the "
+                              f"{n_lines} expected data lines ({len(data)} found)")
+    length = lanes * width
+    for i, ln in enumerate(data):
+        lineno = n_head + i + 1
+        if len(ln) != length:
+            if ln.endswith(b"\r") and len(ln) == length + 1:
+                raise VectorFileError(f"{path}:{lineno}: carriage return (CRLF line ending)")
+            what = "empty line" if not ln else f"line length {len(ln)}"
+            raise VectorFileError(f"{path}:{lineno}: {what}, expected {length} "
+                                  f"characters ({lanes} lanes x {width} bits)")
+    arr = np.frombuffer(b"".join(data), dtype=np.uint8).reshape(len(data), length)
+    bad = (arr != ord("0")) & (arr != ord("1"))
+    if bad.any():
+        i, j = (int(t) for t in np.argwhere(bad)[0])
+        ch = chr(arr[i, j])
+        raise VectorFileError(f"{path}:{n_head + i + 1}: non-binary character {ch!r} at "
+                              f"column {j + 1}")
+    bits = (arr - ord("0")).astype(np.int64).reshape(len(data), lanes, width)
+    weights = np.int64(1) << np.arange(width - 1, -1, -1, dtype=np.int64)
+    vals = bits @ weights                                           # [n, lanes] MSB lane first
+    if signed:
+        vals = np.where(vals >= (1 << (width - 1)), vals - (1 << width), vals)
+    return np.ascontiguousarray(vals[:, ::-1])
+
+
+def _write_kind(kind: str, path, lines_by_lanes, width: int | None = None) -> Path:
+    fk = KINDS[kind]
+    v = _to_int2d(lines_by_lanes, path, kind)
+    return write_lanes(path, v, width or fk.width, fk.signed,
+                       header_lines(kind, v.shape[1]), fk.lane)
+
+
+def _read_kind(kind: str, path, lanes: int, n_lines: int | None,
+               width: int | None = None) -> np.ndarray:
+    fk = KINDS[kind]
+    return read_lanes(path, lanes, width or fk.width, fk.signed,
+                      HEADERS[kind] is not None, n_lines)
+
+
+# ----------------------------------------------------------------------------------
+# per-kind writers / readers (orientation = the tensors of the reference)
+# ----------------------------------------------------------------------------------
+def write_activation(path, a_tile) -> Path:
+    """``a_tile[row = ic in tile, nij]`` -> one line per nij, row7..row0, 4-bit unsigned."""
+    return _write_kind("activation", path, np.asarray(a_tile).T)
+
+
+def read_activation(path, lanes: int = 8, n_lines: int | None = None) -> np.ndarray:
+    """-> int64 ``[row, nij]``."""
+    return _read_kind("activation", path, lanes, n_lines).T.copy()
+
+
+def write_weight(path, w_tile) -> Path:
+    """``w_tile[col = oc in tile, row = ic in tile]`` -> line c = col c, row7..row0."""
+    return _write_kind("weight", path, w_tile)
+
+
+def read_weight(path, lanes: int = 8) -> np.ndarray:
+    """-> int64 ``[col, row]`` (exactly ``lanes`` lines)."""
+    return _read_kind("weight", path, lanes, lanes)
+
+
+def write_psum(path, psum, width: int = 16) -> Path:
+    """``psum[col, nij]`` (one kij) -> one line per nij, col7..col0, two's complement."""
+    return _write_kind("psum", path, np.asarray(psum).T, width)
+
+
+def read_psum(path, lanes: int = 8, n_lines: int | None = None, width: int = 16) -> np.ndarray:
+    """-> int64 ``[col, nij]``."""
+    return _read_kind("psum", path, lanes, n_lines, width).T.copy()
+
+
+def write_out(path, out, width: int = 16) -> Path:
+    """``out[col, o_nij]`` (ReLU'd) -> one line per o_nij, col7..col0."""
+    return _write_kind("out", path, np.asarray(out).T, width)
+
+
+def read_out(path, lanes: int = 8, n_lines: int | None = None, width: int = 16) -> np.ndarray:
+    """-> int64 ``[col, o_nij]``."""
+    return _read_kind("out", path, lanes, n_lines, width).T.copy()
+
+
+def write_acc_address(path, addresses) -> Path:
+    """``addresses`` (any shape, flattened C-order: o_nij-major then kij), 11-bit, no header."""
+    return _write_kind("acc_address", path, np.asarray(addresses).reshape(-1, 1))
+
+
+def read_acc_address(path, n_lines: int | None = None) -> np.ndarray:
+    """-> int64 ``[n]``."""
+    return _read_kind("acc_address", path, 1, n_lines)[:, 0].copy()
+
+
+def write_activation_os(path, act) -> Path:
+    """``act[step, lane nij_out]`` -> one line per step, nij_out7..0, 4-bit unsigned."""
+    return _write_kind("activation_os", path, act)
+
+
+def read_activation_os(path, lanes: int = 8, n_lines: int | None = None) -> np.ndarray:
+    """-> int64 ``[step, lane]``."""
+    return _read_kind("activation_os", path, lanes, n_lines)
+
+
+def write_weight_os(path, wgt) -> Path:
+    """``wgt[step, lane oc]`` -> one line per step, oc7..oc0, 4-bit two's complement."""
+    return _write_kind("weight_os", path, wgt)
+
+
+def read_weight_os(path, lanes: int = 8, n_lines: int | None = None) -> np.ndarray:
+    """-> int64 ``[step, lane]``."""
+    return _read_kind("weight_os", path, lanes, n_lines)
+
+
+def write_out_os(path, out, width: int = 16) -> Path:
+    """``out[nij_out, col]`` (ReLU'd) -> one line per nij_out, col7..col0."""
+    return _write_kind("out_os", path, out, width)
+
+
+def read_out_os(path, lanes: int = 8, n_lines: int | None = None, width: int = 16) -> np.ndarray:
+    """-> int64 ``[nij_out, col]`` (``lanes`` lines unless ``n_lines`` says otherwise)."""
+    return _read_kind("out_os", path, lanes, lanes if n_lines is None else n_lines, width)
+
+
+# ----------------------------------------------------------------------------------
+# whole layers
+# ----------------------------------------------------------------------------------
+def ws_file_names(n_ic_tiles: int, n_oc_tiles: int) -> dict:
+    """File names of a WS layer: single-tile layers keep the classic names."""
+    single = n_ic_tiles == 1 and n_oc_tiles == 1
+    return {
+        "activation": [f"activation_tile{i}.txt" for i in range(n_ic_tiles)],
+        "weight": {(i, o, k): f"weight_itile{i}_otile{o}_kij{k}.txt"
+                   for i in range(n_ic_tiles) for o in range(n_oc_tiles) for k in range(N_KIJ)},
+        "psum": {(i, o, k): (f"psum_kij{k}.txt" if single
+                             else f"psum_itile{i}_otile{o}_kij{k}.txt")
+                 for i in range(n_ic_tiles) for o in range(n_oc_tiles) for k in range(N_KIJ)},
+        "out": ["out.txt"] if single else [f"out_otile{o}.txt" for o in range(n_oc_tiles)],
+        "acc_address": "acc_address.txt",
+    }
+
+
+def os_file_names(n_groups: int, n_oc_tiles: int) -> dict:
+    """File names of an OS layer: group 0 / oc tile 0 keep the classic names."""
+    return {
+        "activation": [("activation_os.txt" if g == 0 else f"activation_os_group{g}.txt")
+                       for g in range(n_groups)],
+        "weight": [("weight_os.txt" if o == 0 else f"weight_os_otile{o}.txt")
+                   for o in range(n_oc_tiles)],
+        "out": {(g, o): ("out_os.txt" if g == 0 and o == 0 else f"out_os_group{g}_otile{o}.txt")
+                for g in range(n_groups) for o in range(n_oc_tiles)},
+    }
+
+
+def acc_address_fits(H: int, W: int) -> bool:
+    """Whether every psum address of an H x W layer fits the 11-bit pmem address."""
+    return N_KIJ * (H + 2) * (W + 2) <= (1 << PMEM_ADDR_BITS)
+
+
+def _out_dir(out_dir) -> Path:
+    d = Path(out_dir)
+    if d.exists() and not d.is_dir():
+        raise ModelError(f"{d}: exists and is not a directory")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{d}: cannot create directory: {exc.strerror or exc}") from None
+    if not os.access(d, os.W_OK):
+        raise ModelError(f"{d}: directory is not writable")
+    return d
+
+
+def write_ws_files(out_dir, ref: WSReference, x_int, w_int) -> list[Path]:
+    """Write every classic WS file of a layer; return the paths written.
+
+    acc_address.txt is written only when all ``9 * Hp * Wp`` psum addresses fit the
+    11-bit pmem address (see :func:`acc_address_fits`); otherwise it is left out.
+    Values that do not fit their field raise PsumOverflowError before that file is
+    written (no truncation).
+    """
+    x, w = check_layer(x_int, w_int)
+    if x.shape != (ref.IC, ref.H, ref.W) or w.shape[0] != ref.OC:
+        raise ModelError(f"x_int {x.shape} / w_int {w.shape} do not match the reference "
+                         f"(IC={ref.IC}, H={ref.H}, W={ref.W}, OC={ref.OC})")
+    d = _out_dir(out_dir)
+    n, nI, nO = ref.array_size, ref.n_ic_tiles, ref.n_oc_tiles
+    names = ws_file_names(nI, nO)
+    a = pad_flatten(x, 1)
+    a = np.pad(a, ((0, nI * n - a.shape[0]), (0, 0))).reshape(nI, n, -1)
+    wk = w.reshape(ref.OC, ref.IC, N_KIJ)
+    wk = np.pad(wk, ((0, nO * n - ref.OC), (0, nI * n - ref.IC), (0, 0)))
+    wt = wk.reshape(nO, n, nI, n, N_KIJ)                           # [o, c, i, r, k]
+    outs = ref.out_tiles(relu=True)                                # [o, c, o_nij]
+    written: list[Path] = []
+    for i in range(nI):
+        written.append(write_activation(d / names["activation"][i], a[i]))
+    for (i, o, k), name in names["weight"].items():
+        written.append(write_weight(d / name, wt[o, :, i, :, k]))
+    for (i, o, k), name in names["psum"].items():
+        written.append(write_psum(d / name, ref.psum[i, o, :, :, k], ref.psum_bw))
+    for o, name in enumerate(names["out"]):
+        written.append(write_out(d / name, outs[o], ref.acc_bw))
+    if acc_address_fits(ref.H, ref.W):
+        written.append(write_acc_address(d / names["acc_address"], acc_addresses(ref.H, ref.W)))
+    return written
+
+
+def write_os_files(out_dir, osref: OSReference) -> list[Path]:
+    """Write every classic OS file of a layer; return the paths written."""
+    d = _out_dir(out_dir)
+    names = os_file_names(osref.n_groups, osref.n_oc_tiles)
+    written: list[Path] = []
+    for g, name in enumerate(names["activation"]):
+        written.append(write_activation_os(d / name, osref.activation[g, 0]))
+    for o, name in enumerate(names["weight"]):
+        written.append(write_weight_os(d / name, osref.weight[0, o]))
+    for (g, o), name in names["out"].items():
+        written.append(write_out_os(d / name, osref.out_relu[g, o], osref.psum_bw))
+    return written
