@@ -41,7 +41,8 @@ def _read_layout(path: Path = INST_HEADER) -> tuple[dict[str, tuple[int, int]], 
     defines = dict(re.findall(r"^`define\s+(\w+)\s+(\d+)", path.read_text(), re.M))
     defines = {k: int(v) for k, v in defines.items()}
     widths = {"A_XMEM": defines["ADDR_BITS"], "A_PMEM": defines["ADDR_BITS"],
-              "WCOL": defines["WCOL_BITS"], "ACC_ADDR": defines["ADDR_BITS"]}
+              "WCOL": defines["WCOL_BITS"], "ACC_ADDR": defines["ADDR_BITS"],
+              "ABUF_WADDR": defines["ABUF_BITS"], "ABUF_RADDR": defines["ABUF_BITS"]}
     fields = {}
     for name, offset in defines.items():
         if name.startswith("INST_") and name != "INST_WIDTH":
@@ -287,3 +288,198 @@ def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
     tl.at(program.last_emit + 1)       # a few idle cycles so the player sees the last output
     program.inst, program.d_xmem = tl.words()
     return program
+
+
+@dataclass
+class _Position:
+    """One activation vector of the fast schedule, in the order the array takes them."""
+
+    tile: int               # index of the (oct, ict, kij) weight tile
+    oct: int
+    ict: int
+    kij: int
+    o_nij: int
+    nij: int
+    word: tuple | None      # (visit, nij) of the activation word; None for padding (zeros)
+
+
+class _ActivationSource:
+    """Where the L0 gets each non-padding activation word from, cycle by cycle.
+
+    With reuse (the input map of one ic tile fits the activation buffer) each word is read
+    from xmem once into its buffer entry, then pushed from there for every kij; two
+    consecutive ic-tile visits use the two halves of the buffer when they fit. Without
+    reuse each push takes the word straight from xmem Q, read the cycle before.
+    """
+
+    def __init__(self, geo: LayerGeometry, positions: list[_Position], abuf_depth: int):
+        self.geo = geo
+        interior = geo.n_onij
+        self.reuse = interior <= abuf_depth
+        self.halves = self.reuse and 2 * interior <= abuf_depth
+        self.uses: dict[tuple, int] = {}
+        self.order: list[tuple] = []          # words in order of first use
+        for pos in positions:
+            if pos.word is not None:
+                if pos.word not in self.uses:
+                    self.order.append(pos.word)
+                    self.uses[pos.word] = 0
+                self.uses[pos.word] += 1
+        self.requested: dict[tuple, int] = {}  # word -> cycle its xmem read was issued
+        self.owner: dict[int, tuple] = {}      # buffer entry -> word in it (or being loaded)
+        self.next_fetch = 0
+
+    def slot(self, word: tuple) -> int:
+        visit, nij = word
+        y, x = divmod(nij, self.geo.wp)
+        index = (y - 1) * self.geo.w + (x - 1)
+        return index + (visit % 2) * self.geo.n_onij if self.halves else index
+
+    def ready(self, word: tuple, t: int) -> bool:
+        """Can the word be pushed into the L0 at cycle t?"""
+        read = self.requested.get(word)
+        if read is None:
+            return False
+        return read + 2 <= t if self.reuse else read == t - 1
+
+    def pushed(self, word: tuple) -> None:
+        self.uses[word] -= 1
+
+    def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> bool:
+        """Issue the xmem read of `word` at t if its buffer entry is free; True if issued."""
+        if self.reuse:
+            slot = self.slot(word)
+            holder = self.owner.get(slot)
+            if holder is not None and holder != word and self.uses[holder] > 0:
+                return False
+            self.owner[slot] = word
+            tl.at(t + 1, abuf_wr=1, abuf_waddr=slot)
+        tl.xmem_read(t, addr)
+        self.requested[word] = t
+        return True
+
+
+def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4,
+            l0_depth: int = 64, sfp_depth: int = 1024, abuf_depth: int = 64) -> Program:
+    """Weight-stationary, streaming only the output-aligned positions of each kij.
+
+    - Per (oc tile, ic tile, kij) only the Ho*Wo positions that feed an output enter the
+      array; padding positions are pushed into the L0 as zeros (L0_ZERO), costing no
+      xmem read.
+    - Activation words are read from xmem once per ic-tile visit into the activation
+      buffer and pushed from there for every kij (when the map fits the buffer), so the
+      single xmem port is free to stage weights.
+    - The next tile's weights are staged column by column while the current tile
+      computes: column c may be overwritten once the current tile's start token has
+      passed PE(row-1, c), and must be staged before the next start reaches PE(0, c).
+    - Psums are accumulated on the fly in the SFP bank (entry = output pixel) as they
+      leave the OFIFO, and also written to pmem so they can be checked; the last
+      contribution emits the ReLU output.
+    The builder simulates the xmem port, the L0 write port and the array cycle by cycle.
+    """
+    geo = geometry(x_int, w_int, array_size)
+    n = array_size
+    if geo.n_onij > sfp_depth:
+        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {geo.n_onij} output pixels "
+                         f"do not fit the SFP bank ({sfp_depth} entries)")
+    whole_layer_in_pmem = geo.n_oct * geo.n_ict * KIJ * geo.n_nij <= PMEM_DEPTH
+    _check_fits(geo, 0)
+    a_pad, w = _padded_operands(geo, x_int, w_int)
+    tl = Timeline()
+    start = _preload_xmem(tl, geo, a_pad, w, bw)
+    program = Program("ws", "fast", n, [], [], compute_start=start)
+
+    tiles = [(oct, ict, kij) for oct in range(geo.n_oct) for ict in range(geo.n_ict)
+             for kij in range(KIJ)]
+    hp, wp = geo.h + 2, geo.w + 2
+    positions = []
+    for g, (oct, ict, kij) in enumerate(tiles):
+        visit = oct * geo.n_ict + ict
+        for o_nij in range(geo.n_onij):
+            nij = geo.input_nij(o_nij, kij)
+            y, x = divmod(nij, wp)
+            padding = y in (0, hp - 1) or x in (0, wp - 1)
+            positions.append(_Position(g, oct, ict, kij, o_nij, nij, None if padding else (visit, nij)))
+    source = _ActivationSource(geo, positions, abuf_depth)
+
+    def word_addr(word):
+        visit, nij = word
+        return geo.act_addr(visit % geo.n_ict, nij)
+
+    tile_start = {}                 # tile -> cycle its first vector executes at row 0
+    loaded = {}                     # tile -> cycle of each column's LOAD
+    next_push = 0                   # next position to push into the L0
+    next_exec = 0                   # next position to execute
+    pushed_at = {}                  # position -> cycle of its L0 push
+    weight_tile, weight_col = 0, 0  # next weight column to stage
+    t = start
+    while next_exec < len(positions):
+        # L0 write port: push the next position, in order.
+        if next_push < len(positions) and next_push - next_exec < l0_depth - 2:
+            pos = positions[next_push]
+            if pos.word is None:
+                tl.at(t, l0_wr=1, l0_zero=1)
+            elif source.ready(pos.word, t):
+                if source.reuse:
+                    tl.at(t, l0_wr=1, l0_abuf=1, abuf_raddr=source.slot(pos.word))
+                else:
+                    tl.at(t, l0_wr=1)
+                source.pushed(pos.word)
+            if pos.word is None or tl.busy(t, "l0_wr"):
+                pushed_at[next_push] = t
+                next_push += 1
+        # xmem port, by urgency: the word the L0 needs next, a weight column whose window
+        # is open, then (with reuse) words ahead of their first use.
+        head = positions[next_push].word if next_push < len(positions) else None
+        if head is not None and head not in source.requested and (
+                source.reuse or next_push - next_exec < l0_depth - 3):
+            source.fetch(tl, t, head, word_addr(head))
+        if not tl.busy(t, "cen_xmem") and weight_tile < len(tiles):
+            prev = weight_tile - 1
+            if prev < 0 or (prev in tile_start and t + 1 >= tile_start[prev] + n - 1 + weight_col):
+                tl.xmem_read(t, geo.weight_addr(*tiles[weight_tile], weight_col))
+                tl.at(t + 1, load=1, wcol=weight_col)
+                loaded.setdefault(weight_tile, []).append(t + 1)
+                weight_col += 1
+                if weight_col == n:
+                    weight_tile, weight_col = weight_tile + 1, 0
+        if source.reuse and not tl.busy(t, "cen_xmem"):
+            while source.next_fetch < len(source.order) and source.order[source.next_fetch] in source.requested:
+                source.next_fetch += 1
+            if source.next_fetch < len(source.order):
+                word = source.order[source.next_fetch]
+                source.fetch(tl, t, word, word_addr(word))
+        # Array: execute the next pushed position; a tile's first needs all its columns
+        # staged before its start token reaches them.
+        if next_exec < next_push and pushed_at[next_exec] < t:
+            pos = positions[next_exec]
+            first_of_tile = pos.tile not in tile_start
+            ready = not first_of_tile or (
+                len(loaded.get(pos.tile, [])) == n
+                and all(load <= t + c - 1 for c, load in enumerate(loaded[pos.tile])))
+            if ready:
+                if first_of_tile:
+                    tile_start[pos.tile] = t
+                tl.at(t, l0_rd=1, execute=1, start=int(first_of_tile))
+                _pop_into_sfp(tl, program, geo, pos, t + ofifo_latency(n), whole_layer_in_pmem)
+                next_exec += 1
+        t += 1
+    program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + 2
+    tl.at(program.last_emit + 1)
+    program.inst, program.d_xmem = tl.words()
+    return program
+
+
+def _pop_into_sfp(tl: Timeline, program: Program, geo: LayerGeometry, pos: _Position,
+                  pop: int, whole_layer_in_pmem: bool) -> None:
+    """Pop this position's psum vector: into pmem (for checking) and into SFP entry o_nij."""
+    index = len(program.psum_writes)
+    addr = geo.psum_addr(pos.oct, pos.ict, pos.kij, pos.nij) if whole_layer_in_pmem else index % PMEM_DEPTH
+    first = pos.ict == 0 and pos.kij == 0
+    last = pos.ict == geo.n_ict - 1 and pos.kij == KIJ - 1
+    tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
+          acc_first=int(first), emit=int(last), relu=int(last), acc_addr=pos.o_nij)
+    program.psum_writes.append((addr, (pos.ict, pos.oct, pos.kij, pos.nij)))
+    program.executes += 1
+    if last:
+        program.emits.append((pos.oct, pos.o_nij))

@@ -14,7 +14,8 @@ module core #(
     parameter row = 8,
     parameter col = 8,
     parameter fifo_depth = 64,
-    parameter sfp_depth = 16,
+    parameter sfp_depth = 1024,
+    parameter abuf_depth = 64,
     parameter xmem_depth = 2048,
     parameter pmem_depth = 2048
 ) (
@@ -55,7 +56,7 @@ module core #(
 
     corelet #(
         .bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col),
-        .fifo_depth(fifo_depth), .sfp_depth(sfp_depth)
+        .fifo_depth(fifo_depth), .sfp_depth(sfp_depth), .abuf_depth(abuf_depth)
     ) u_corelet (
         .clk(clk), .reset(reset),
         .inst(inst),

@@ -28,9 +28,14 @@
 `define INST_L0_ZERO 41  // with L0_WR: push zeros (padding) instead of xmem Q
 `define INST_WCOL 42  // 4 bits: column for LOAD
 `define INST_ACC_ADDR 46  // 11 bits: SFP bank entry
-`define INST_WIDTH 57
+`define INST_ABUF_WR 57   // xmem Q -> activation buffer entry ABUF_WADDR
+`define INST_L0_ABUF 58   // with L0_WR: push activation buffer entry ABUF_RADDR instead of xmem Q
+`define INST_ABUF_WADDR 59   // 6 bits
+`define INST_ABUF_RADDR 65   // 6 bits
+`define INST_WIDTH 71
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4
+`define ABUF_BITS 6
 
 `endif

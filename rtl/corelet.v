@@ -10,7 +10,8 @@ module corelet #(
     parameter row = 8,
     parameter col = 8,
     parameter fifo_depth = 64,
-    parameter sfp_depth = 16
+    parameter sfp_depth = 16,
+    parameter abuf_depth = 64
 ) (
     input  wire                   clk,
     input  wire                   reset,
@@ -29,14 +30,26 @@ module corelet #(
 
     wire os = inst[`INST_OS];
 
-    // ---- west: L0 ----
+    // ---- west: activation reuse buffer, then the L0 ----
+    wire [row*bw-1:0] abuf_out;
+    abuf #(.width(row*bw), .depth(abuf_depth)) u_abuf (
+        .clk(clk),
+        .wr(inst[`INST_ABUF_WR]),
+        .waddr(inst[`INST_ABUF_WADDR +: $clog2(abuf_depth)]),
+        .wdata(xmem_q),
+        .raddr(inst[`INST_ABUF_RADDR +: $clog2(abuf_depth)]),
+        .rdata(abuf_out)
+    );
+    wire [row*bw-1:0] l0_in = inst[`INST_L0_ZERO] ? {row*bw{1'b0}}
+                            : inst[`INST_L0_ABUF] ? abuf_out : xmem_q;
+
     wire [row*bw-1:0] l0_out;
     wire [row-1:0]    l0_empty, l0_full;
     wire              l0_ovf, l0_udf;
     fifo_bank #(.width(bw), .lanes(row), .depth(fifo_depth), .skew_rd(1)) u_l0 (
         .clk(clk), .reset(reset),
         .wr({row{inst[`INST_L0_WR]}}),
-        .wr_data(inst[`INST_L0_ZERO] ? {row*bw{1'b0}} : xmem_q),
+        .wr_data(l0_in),
         .rd(inst[`INST_L0_RD]),
         .rd_data(l0_out),
         .empty(l0_empty), .full(l0_full),

@@ -28,9 +28,10 @@ DEPENDS = {
     "fifo_bank": ["fifo_bank", "fifo", "skew"],
     "ofifo": ["ofifo", "fifo_bank", "fifo", "skew"],
     "sram": ["sram"],
+    "abuf": ["abuf"],
     "sfp": ["sfp"],
 }
-DEPENDS["corelet"] = ["corelet", "sfp"] + DEPENDS["ofifo"] + DEPENDS["mac_array"]
+DEPENDS["corelet"] = ["corelet", "sfp", "abuf"] + DEPENDS["ofifo"] + DEPENDS["mac_array"]
 DEPENDS["core"] = ["core", "sram"] + DEPENDS["corelet"]
 
 
