@@ -220,6 +220,7 @@ def _preload_xmem(tl: Timeline, geo: LayerGeometry, a_pad: np.ndarray, w: np.nda
                 for c in range(n):
                     lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
                     words.append((geo.weight_addr(oct, ict, kij, c), pack_lanes(lanes, bw)))
+    tl.at(0, flush=1)  # a clean datapath, whatever the previous program left in flight
     for t, (addr, data) in enumerate(words):
         tl.xmem_write(t, addr, data)
     return len(words)
@@ -483,3 +484,91 @@ def _pop_into_sfp(tl: Timeline, program: Program, geo: LayerGeometry, pos: _Posi
     program.executes += 1
     if last:
         program.emits.append((pos.oct, pos.o_nij))
+
+
+def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4,
+               fifo_depth: int = 64) -> Program:
+    """Output-stationary: row r of the array holds output pixel group*8 + r, column c output
+    channel oct*8 + c; the reduction over (ic, kij) runs in time, one step per cycle at
+    most. Per step the L0 takes the activation word (lane r = the input under pixel r at
+    that (ic, kij)) and the IFIFO the weight word (lane c = w[oct*8+c, ic, kij]); both come
+    from xmem, so a step costs two xmem reads. After the last step the held psums drain
+    down the columns into the OFIFO (bottom row first) and through the SFP (ReLU).
+
+    xmem: activation word of (group, step) at group * steps + step, weight word of
+    (oc tile, step) at 1024 + oct * steps + step, step = ic * 9 + kij.
+    Keys: psum_writes and emits hold (group, oct, row) for output pixel group*8 + row.
+    """
+    geo = geometry(x_int, w_int, array_size)
+    n = array_size
+    ref_act, ref_w = _os_operands(geo, x_int, w_int)
+    n_groups, steps = ref_act.shape[0], ref_act.shape[1]
+    if n_groups * steps > WEIGHT_BASE or geo.n_oct * steps > XMEM_DEPTH - WEIGHT_BASE:
+        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: output-stationary operands "
+                         f"({n_groups * steps} activation, {geo.n_oct * steps} weight words) do not fit xmem")
+    tl = Timeline()
+    tl.at(0, flush=1)
+    words = [(g * steps + s, pack_lanes(ref_act[g, s], bw)) for g in range(n_groups) for s in range(steps)]
+    words += [(WEIGHT_BASE + o * steps + s, pack_lanes(ref_w[o, s], bw))
+              for o in range(geo.n_oct) for s in range(steps)]
+    for t, (addr, data) in enumerate(words):
+        tl.xmem_write(t, addr, data)
+    t = len(words)
+    program = Program("os", "os", n, [], [], compute_start=t)
+    passes = [(oct, g) for oct in range(geo.n_oct) for g in range(n_groups)]
+    earliest_start = t
+    for oct, g in passes:
+        # fill: activation then weight per step, two xmem reads, pushes one cycle later;
+        # execute a step as soon as both its words are in (bubbles keep the pairs aligned)
+        pushed = []
+        for s in range(steps):
+            tl.xmem_read(t, g * steps + s)
+            tl.at(t + 1, l0_wr=1)
+            tl.xmem_read(t + 1, WEIGHT_BASE + oct * steps + s)
+            tl.at(t + 2, ififo_wr=1)
+            pushed.append(t + 2)
+            t += 2
+        execute = max(earliest_start, pushed[0] + 1)
+        for s in range(steps):
+            execute = max(execute, pushed[s] + 1)
+            waiting = sum(1 for p in pushed if p < execute) - s
+            assert waiting < fifo_depth, f"OS schedule overfills the {fifo_depth}-deep FIFOs"
+            tl.at(execute, l0_rd=1, ififo_rd=1, execute=1, start=int(s == 0))
+            program.executes += 1
+            execute += 1
+        last = execute - 1
+        drain = last + n                       # PE(row-1, c) has its last product by then
+        for k in range(n):
+            tl.at(drain + k, drain=1)
+        for k in range(n):                     # vector k is row n-1-k, complete after column n-1 wrote it
+            pop = drain + n + k
+            row = n - 1 - k
+            key = (g, oct, row)
+            addr = (len(program.psum_writes)) % PMEM_DEPTH
+            tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
+                  acc_first=1, emit=1, relu=1, acc_addr=0)
+            program.psum_writes.append((addr, key))
+            program.emits.append(key)
+        program.last_emit = drain + 2 * n - 1 + 2
+        earliest_start = drain + n             # the next group may only start once drained
+        t = max(t, earliest_start - 2 * steps)  # its fill may overlap this drain
+    tl.at(program.last_emit + 1)
+    for k in range(program.compute_start, len(tl.cycles)):
+        tl.at(k, os=1)                         # the OS weight chain shifts every cycle
+    program.inst, program.d_xmem = tl.words()
+    return program
+
+
+def _os_operands(geo: LayerGeometry, x_int: np.ndarray, w_int: np.ndarray):
+    """act [groups, steps, lanes=pixels], w [oc tiles, steps, lanes=oc] (steps = ic*9 + kij)."""
+    n = geo.array_size
+    a_pad, w = _padded_operands(geo, x_int, w_int)          # [ICp, n_nij], [OCp, ICp, 9]
+    n_groups = -(-geo.n_onij // n)
+    pixels = np.arange(n_groups * n)
+    valid = pixels < geo.n_onij
+    kij = np.arange(KIJ)
+    nij = np.array([[geo.input_nij(p, k) if p < geo.n_onij else 0 for k in kij] for p in pixels])
+    act = a_pad[:, nij] * valid[None, :, None]             # [ICp, pixels, 9]
+    act = act.transpose(1, 0, 2).reshape(n_groups, n, -1).transpose(0, 2, 1)  # [g, steps, lanes]
+    wt = w.reshape(geo.n_oct, n, -1).transpose(0, 2, 1)   # [oct, steps (ic*9+kij), lanes]
+    return act, wt

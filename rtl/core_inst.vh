@@ -32,7 +32,8 @@
 `define INST_L0_ABUF 58   // with L0_WR: push activation buffer entry ABUF_RADDR instead of xmem Q
 `define INST_ABUF_WADDR 59   // 6 bits
 `define INST_ABUF_RADDR 65   // 6 bits
-`define INST_WIDTH 71
+`define INST_FLUSH 71   // empty the FIFOs and clear the array/SFP pipelines and error flags (not SRAMs, SFP bank, counters)
+`define INST_WIDTH 72
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4

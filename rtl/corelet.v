@@ -29,6 +29,8 @@ module corelet #(
 );
 
     wire os = inst[`INST_OS];
+    // A flush starts a layer from a clean datapath whatever the last one left in flight.
+    wire clear = reset | inst[`INST_FLUSH];
 
     // ---- west: activation reuse buffer, then the L0 ----
     wire [row*bw-1:0] abuf_out;
@@ -47,7 +49,7 @@ module corelet #(
     wire [row-1:0]    l0_empty, l0_full;
     wire              l0_ovf, l0_udf;
     fifo_bank #(.width(bw), .lanes(row), .depth(fifo_depth), .skew_rd(1)) u_l0 (
-        .clk(clk), .reset(reset),
+        .clk(clk), .reset(clear),
         .wr({row{inst[`INST_L0_WR]}}),
         .wr_data(l0_in),
         .rd(inst[`INST_L0_RD]),
@@ -61,7 +63,7 @@ module corelet #(
     wire [col-1:0]    ififo_empty, ififo_full;
     wire              ififo_ovf, ififo_udf;
     fifo_bank #(.width(bw), .lanes(col), .depth(fifo_depth), .skew_rd(1)) u_ififo (
-        .clk(clk), .reset(reset),
+        .clk(clk), .reset(clear),
         .wr({col{inst[`INST_IFIFO_WR]}}),
         .wr_data(xmem_q[col*bw-1:0]),
         .rd(inst[`INST_IFIFO_RD]),
@@ -76,7 +78,7 @@ module corelet #(
     wire [col*psum_bw-1:0] array_psum;
     wire [col-1:0]         array_valid;
     mac_array #(.bw(bw), .psum_bw(psum_bw), .row(row), .col(col)) u_array (
-        .clk(clk), .reset(reset),
+        .clk(clk), .reset(clear),
         .a_in(l0_out),
         .valid(inst[`INST_EXECUTE]),
         .start(inst[`INST_START]),
@@ -93,7 +95,7 @@ module corelet #(
     // ---- south: OFIFO ----
     wire ofifo_full, ofifo_ovf, ofifo_udf;
     ofifo #(.psum_bw(psum_bw), .col(col), .depth(fifo_depth)) u_ofifo (
-        .clk(clk), .reset(reset),
+        .clk(clk), .reset(clear),
         .wr(array_valid),
         .wr_data(array_psum),
         .rd(inst[`INST_OFIFO_RD]),
@@ -110,7 +112,7 @@ module corelet #(
     reg [col*psum_bw-1:0]  ofifo_head_q;
     wire                   sfp_ovf;
     always @(posedge clk) begin
-        if (reset) begin
+        if (clear) begin
             sfp_acc <= 1'b0;
             sfp_first <= 1'b0;
             sfp_emit <= 1'b0;
@@ -130,7 +132,7 @@ module corelet #(
     end
 
     sfp #(.col(col), .psum_bw(psum_bw), .acc_bw(acc_bw), .depth(sfp_depth)) u_sfp (
-        .clk(clk), .reset(reset),
+        .clk(clk), .reset(clear),
         .acc(sfp_acc),
         .first(sfp_first),
         .emit(sfp_emit),

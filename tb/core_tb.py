@@ -18,6 +18,7 @@ from cocotb_bus.drivers import Driver
 from cocotb_bus.monitors import Monitor
 
 from model.program import Program, encode
+from model.tiling import os_reference, ws_reference
 
 IDLE_WORD = encode({})  # active-low SRAM enables: an all-zero word would write both SRAMs
 from tbutil import unpack
@@ -110,12 +111,10 @@ class SfpOutputMonitor(Monitor):
 class LayerScoreboard:
     """Compares what the monitors saw with the reference tiling, value by value."""
 
-    def __init__(self, program: Program, expected_psum, expected_out):
-        """expected_psum(key) -> lanes for a (ict, oct, kij, nij) psum write;
-        expected_out(oct, o_nij) -> lanes for an SFP output."""
+    def __init__(self, program: Program, expected):
+        """expected: an Expectation for the program's keys (see expected_from_reference)."""
         self.program = program
-        self.expected_psum = expected_psum
-        self.expected_out = expected_out
+        self.expected = expected
         self.psums: list[PsumWrite] = []
         self.outputs: list[SfpOutput] = []
         self.psum_errors: list[str] = []
@@ -128,16 +127,15 @@ class LayerScoreboard:
             self.psum_errors.append(f"unexpected pmem write #{i} at addr {write.addr} at {write.time_ns} ns")
             return
         addr, key = self.program.psum_writes[i]
-        ict, oct, kij, nij = key
-        expected = self.expected_psum(key)
+        where = self.expected.describe_psum(key)
         if write.addr != addr:
             self.psum_errors.append(f"psum write #{i} went to pmem addr {write.addr}, expected {addr} "
-                                    f"(kij={kij} nij={nij}) at {write.time_ns} ns")
-        for c, (e, g) in enumerate(zip(expected, write.lanes)):
+                                    f"({where}) at {write.time_ns} ns")
+        for c, (e, g) in enumerate(zip(self.expected.psum(key), write.lanes)):
             if e != g:
                 self.psum_errors.append(
-                    f"psum mismatch: kij={kij} nij={nij} column={c} (ic_tile={ict} oc_tile={oct}, "
-                    f"pmem addr {write.addr}): expected {e}, got {g} at {write.time_ns} ns")
+                    f"psum mismatch: {where} column={c} (pmem addr {write.addr}): expected {e}, "
+                    f"got {g} at {write.time_ns} ns")
                 break
 
     def on_output(self, out: SfpOutput) -> None:
@@ -146,11 +144,11 @@ class LayerScoreboard:
         if i >= len(self.program.emits):
             self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
             return
-        oct, o_nij = self.program.emits[i]
-        for c, (e, g) in enumerate(zip(self.expected_out(oct, o_nij), out.lanes)):
+        key = self.program.emits[i]
+        for c, (e, g) in enumerate(zip(self.expected.out(key), out.lanes)):
             if e != g:
                 self.output_errors.append(
-                    f"output mismatch: o_nij={o_nij} column={c} (oc_tile={oct}): expected {e}, "
+                    f"output mismatch: {self.expected.describe_out(key)} column={c}: expected {e}, "
                     f"got {g} at {out.time_ns} ns")
                 break
 
@@ -166,7 +164,10 @@ class LayerScoreboard:
 
 
 class CoreTB:
-    """Clock, reset, the program driver and both monitors around a `core` DUT."""
+    """Clock, reset, the program driver and both monitors around a `core` DUT.
+
+    Programs may run back to back in one simulation; the monitors report to the
+    scoreboard of the program being played (None while an aborted one plays)."""
 
     def __init__(self, dut):
         self.dut = dut
@@ -174,10 +175,17 @@ class CoreTB:
         self.col = int(dut.col.value)
         self.row = int(dut.row.value)
         self.driver = ProgramDriver(dut)
+        self.active: LayerScoreboard | None = None
+        self.psum_monitor = PmemWriteMonitor(dut, self.psum_bw, self.col, self._on_psum)
+        self.out_monitor = SfpOutputMonitor(dut, self.psum_bw, self.col, self._on_output)
 
-    def attach(self, scoreboard: LayerScoreboard) -> None:
-        self.psum_monitor = PmemWriteMonitor(self.dut, self.psum_bw, self.col, scoreboard.on_psum)
-        self.out_monitor = SfpOutputMonitor(self.dut, self.psum_bw, self.col, scoreboard.on_output)
+    def _on_psum(self, write: PsumWrite) -> None:
+        if self.active is not None:
+            self.active.on_psum(write)
+
+    def _on_output(self, out: SfpOutput) -> None:
+        if self.active is not None:
+            self.active.on_output(out)
 
     async def reset(self) -> None:
         Clock(self.dut.clk, 10, unit="ns").start()
@@ -187,34 +195,81 @@ class CoreTB:
         await ClockCycles(self.dut.clk, 3)
         self.dut.reset.value = 0
 
-    async def play(self, program: Program) -> None:
+    async def play(self, program: Program, scoreboard: LayerScoreboard | None) -> None:
+        self.active = scoreboard
         await self.driver.send(program)
         await ClockCycles(self.dut.clk, 2)
+        self.active = None
 
     def errors(self) -> list[str]:
         bits = int(self.dut.errors.value)
         return [name for i, name in enumerate(ERROR_NAMES) if bits >> i & 1]
 
 
-def expected_from_reference(ref):
-    """Scoreboard callbacks backed by a model.tiling.WSReference."""
-    out_tiles = ref.out_tiles(relu=True)
+class Expectation:
+    """What the reference tiling says each program key should hold.
 
-    def psum(key):
-        ict, oct, kij, nij = key
-        return [int(v) for v in ref.psum[ict, oct, :, nij, kij]]
+    Weight-stationary keys: psum (ict, oct, kij, nij), output (oct, o_nij).
+    Output-stationary keys: (group, oct, row) for output pixel group*8 + row, psum
+    before and output after ReLU."""
 
-    def out(oct, o_nij):
-        return [int(v) for v in out_tiles[oct, :, o_nij]]
+    def __init__(self, x_int, w_int, program: Program, psum_bw: int):
+        self.program = program
+        self.n = program.array_size
+        if program.dataflow == "ws":
+            self.ref = ws_reference(x_int, w_int, array_size=self.n, psum_bw=psum_bw)
+            self.out_tiles = self.ref.out_tiles(relu=True)
+        else:
+            self.ref = os_reference(x_int, w_int, array_size=self.n, psum_bw=psum_bw)
+        assert not self.ref.overflows, f"the reference overflows the hardware widths: {self.ref.overflows[0]}"
 
-    return psum, out
+    def psum(self, key) -> list[int]:
+        if self.program.dataflow == "ws":
+            ict, oct, kij, nij = key
+            return [int(v) for v in self.ref.psum[ict, oct, :, nij, kij]]
+        g, oct, row = key
+        return [int(v) for v in self.ref.out[g, oct, row]]
+
+    def out(self, key) -> list[int]:
+        if self.program.dataflow == "ws":
+            oct, o_nij = key
+            return [int(v) for v in self.out_tiles[oct, :, o_nij]]
+        g, oct, row = key
+        return [int(v) for v in self.ref.out_relu[g, oct, row]]
+
+    def describe_psum(self, key) -> str:
+        if self.program.dataflow == "ws":
+            ict, oct, kij, nij = key
+            return f"kij={kij} nij={nij} (ic_tile={ict} oc_tile={oct})"
+        g, oct, row = key
+        return f"output pixel {g * self.n + row} (group={g} row={row} oc_tile={oct})"
+
+    def describe_out(self, key) -> str:
+        if self.program.dataflow == "ws":
+            oct, o_nij = key
+            return f"o_nij={o_nij} (oc_tile={oct})"
+        return self.describe_psum(key)
+
+    def output_pixel(self, key) -> tuple[int, int]:
+        """(oc tile, output pixel) of an emit key."""
+        if self.program.dataflow == "ws":
+            return key
+        g, oct, row = key
+        return oct, g * self.n + row
+
+    @property
+    def useful_macs(self) -> int:
+        r = self.ref
+        return r.n_ic_tiles * r.n_oc_tiles * self.n * self.n * 9 * r.Ho * r.Wo
 
 
-def hardware_outputs(program: Program, scoreboard: LayerScoreboard, oc: int, n_onij: int) -> np.ndarray:
+def hardware_outputs(expected: Expectation, scoreboard: LayerScoreboard, oc: int, n_onij: int) -> np.ndarray:
     """The SFP outputs arranged as [OC, n_onij]."""
-    n = program.array_size
+    n = expected.n
     n_oct = -(-oc // n)
     out = np.zeros((n_oct * n, n_onij), dtype=np.int64)
-    for (oct, o_nij), seen in zip(program.emits, scoreboard.outputs):
-        out[oct * n:(oct + 1) * n, o_nij] = seen.lanes
+    for key, seen in zip(expected.program.emits, scoreboard.outputs):
+        oct, o_nij = expected.output_pixel(key)
+        if o_nij < n_onij:
+            out[oct * n:(oct + 1) * n, o_nij] = seen.lanes
     return out[:oc]

@@ -1,11 +1,15 @@
 """The layer test: a conv layer from the PyTorch model, through the core, bit for bit.
 
 The pytest side captures the layer (or draws random integers) and writes a case file;
-the cocotb side builds the instruction program, plays it into the core, and checks
-(a) every psum vector as it lands in pmem against the reference tiling, (b) every SFP
-output against the reference accumulation + ReLU, (c) for model layers, the recovered
-float output against the model's own layer output. It also reads the core's cycle and
-busy counters, and writes a JSON summary next to the build.
+the cocotb side builds the instruction program for each requested schedule, plays them
+back to back into one core, and checks (a) every psum vector as it lands in pmem against
+the reference tiling, (b) every SFP output against the reference accumulation + ReLU,
+(c) for model layers, the recovered float output against the model's own layer output.
+It reads the core's own cycle and busy counters and writes a JSON summary.
+
+Schedules: "classic" (the notebooks' WS flow), "fast" (WS, output-aligned streaming),
+"os" (output-stationary). A case may list several ("fast,os,fast"); a name prefixed with
+"abort:" is cut off halfway through, unchecked, to show the next program is unharmed.
 """
 from __future__ import annotations
 
@@ -18,60 +22,68 @@ import numpy as np
 import pytest
 
 from model import program as programs
-from model.tiling import ws_reference
 
-SCHEDULES = {"classic": programs.ws_classic, "fast": programs.ws_fast}
+SCHEDULES = {"classic": programs.ws_classic, "fast": programs.ws_fast, "os": programs.os_program}
+
+
+async def check_program(dut, tb, case, name: str) -> dict:
+    from core_tb import Expectation, LayerScoreboard, hardware_outputs
+
+    x_int, w_int = case["x_int"], case["w_int"]
+    program = SCHEDULES[name](x_int, w_int, array_size=tb.row)
+    expected = Expectation(x_int, w_int, program, tb.psum_bw)
+    scoreboard = LayerScoreboard(program, expected)
+    dut._log.info("layer %s: %s schedule, %d instructions", str(case["layer"]), name, len(program.inst))
+    await tb.play(program, scoreboard)
+
+    scoreboard.check()
+    assert not tb.errors(), f"core raised {', '.join(tb.errors())}"
+    rtl_cycles = scoreboard.outputs[-1].counter - tb.driver.counter_at_start
+    assert rtl_cycles == program.cycles, (
+        f"RTL counted {rtl_cycles} cycles, the program builder planned {program.cycles}")
+    macs = expected.useful_macs
+    summary = {
+        "layer": str(case["layer"]), "dataflow": program.dataflow, "schedule": name,
+        "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
+        "cycles": rtl_cycles, "executes": program.executes, "useful_macs": macs,
+        "utilization": macs / (tb.row * tb.col * rtl_cycles),
+    }
+    if "out_float" in case:
+        ref = expected.ref
+        hw = hardware_outputs(expected, scoreboard, ref.OC, ref.Ho * ref.Wo)
+        recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
+        error = float(np.abs(recovered - np.maximum(case["out_float"], 0)).mean())
+        assert error < 1e-5, f"recovered float output differs from the model's: mean error {error:.3g}"
+        summary["recovery_error"] = error
+    dut._log.info("summary: %s", summary)
+    return summary
 
 
 @cocotb.test()
 async def run_layer(dut):
-    from core_tb import CoreTB, LayerScoreboard, expected_from_reference, hardware_outputs
+    from core_tb import CoreTB
     from layer_cases import load_case
 
     case = load_case(os.environ["LAYER_CASE"])
-    x_int, w_int = case["x_int"], case["w_int"]
-    schedule = str(case["schedule"])
     tb = CoreTB(dut)
-    ref = ws_reference(x_int, w_int, array_size=tb.row, psum_bw=tb.psum_bw)
-    assert not ref.overflows, f"the reference overflows the hardware widths: {ref.overflows[0]}"
-    program = SCHEDULES[schedule](x_int, w_int, array_size=tb.row)
-    scoreboard = LayerScoreboard(program, *expected_from_reference(ref))
-    tb.attach(scoreboard)
-    dut._log.info("layer %s: %s schedule, %d cycles of program", str(case["layer"]), schedule,
-                  len(program.inst))
-
     await tb.reset()
-    await tb.play(program)
-
-    scoreboard.check()
-    assert not tb.errors(), f"core raised {', '.join(tb.errors())}"
-    last = scoreboard.outputs[-1]
-    rtl_cycles = last.counter - tb.driver.counter_at_start
-    assert rtl_cycles == program.cycles, (
-        f"RTL counted {rtl_cycles} cycles, the program builder planned {program.cycles}")
-    busy = int(dut.busy.value)
-    macs = ref.n_ic_tiles * ref.n_oc_tiles * tb.row * tb.col * 9 * ref.n_onij
-    summary = {
-        "layer": str(case["layer"]), "dataflow": program.dataflow, "schedule": schedule,
-        "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
-        "cycles": rtl_cycles, "busy_cycles": busy, "useful_macs": macs,
-        "utilization": macs / (tb.row * tb.col * rtl_cycles),
-    }
-    if "out_float" in case:
-        hw = hardware_outputs(program, scoreboard, ref.OC, ref.n_onij)
-        recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
-        model_out = np.maximum(case["out_float"], 0)
-        error = float(np.abs(recovered - model_out).mean())
-        assert error < 1e-5, f"recovered float output differs from the model's: mean error {error:.3g}"
-        summary["recovery_error"] = error
-    dut._log.info("summary: %s", summary)
+    summaries = []
+    for name in str(case["schedule"]).split(","):
+        if name.startswith("abort:"):
+            program = SCHEDULES[name[len("abort:"):]](case["x_int"], case["w_int"], array_size=tb.row)
+            cut = programs.Program(**{**program.__dict__, "inst": program.inst[: len(program.inst) // 2],
+                                      "d_xmem": program.d_xmem[: len(program.inst) // 2]})
+            dut._log.info("playing half of the %s program, unchecked", name)
+            await tb.play(cut, None)
+            continue
+        summaries.append(await check_program(dut, tb, case, name))
     result = os.environ.get("LAYER_RESULT")
     if result:
-        Path(result).write_text(json.dumps(summary, indent=2))
+        Path(result).write_text(json.dumps(summaries, indent=2))
 
 
-def run_case(case: dict, schedule: str, name: str, parameters: dict | None = None) -> dict:
-    """Write the case, simulate it, return the summary (used by the tests and the demo)."""
+def run_case(case: dict, schedule: str, name: str, parameters: dict | None = None) -> list[dict]:
+    """Write the case, simulate it, return one summary per checked program."""
     import runner
     from layer_cases import save_case
 
@@ -87,6 +99,7 @@ def run_case(case: dict, schedule: str, name: str, parameters: dict | None = Non
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
 def test_model_layer(seed, schedule):
+    """The squeezed 8->8 layer of the project VGG16, seeded weights and synthetic image."""
     from layer_cases import model_case
 
     run_case(model_case(seed=seed), schedule, f"core_layer-model{seed}-{schedule}")
@@ -98,3 +111,29 @@ def test_random_layer(seed, schedule):
     from layer_cases import random_case
 
     run_case(random_case(8, 8, 4, 4, seed=100 + seed), schedule, f"core_layer-random{seed}-{schedule}")
+
+
+def test_mixed_dataflows():
+    """WS, OS and WS again in one simulation, no reset in between."""
+    from layer_cases import random_case
+
+    runs = run_case(random_case(8, 8, 4, 4, seed=7), "fast,os,classic,os,fast", "core_layer-mixed")
+    assert [r["dataflow"] for r in runs] == ["ws", "os", "ws", "os", "ws"]
+
+
+def test_mode_switch_mid_layer():
+    """A WS layer cut off halfway, then OS, then an OS layer cut off, then WS: each checked
+    layer starts with a flush, so what the cut-off one left in flight does no harm."""
+    from layer_cases import random_case
+
+    runs = run_case(random_case(8, 8, 4, 4, seed=8), "abort:fast,os,abort:os,fast", "core_layer-abort")
+    assert [r["schedule"] for r in runs] == ["os", "fast"]
+
+
+def test_os_activations_above_7():
+    """Activations 8..15 through the OS path: the notebooks decoded them as signed."""
+    from layer_cases import random_case
+
+    case = random_case(8, 8, 4, 4, seed=9)
+    case["x_int"] = (case["x_int"] % 8 + 8).astype(np.uint8)     # every activation in 8..15
+    run_case(case, "os", "core_layer-os-high")

@@ -1,0 +1,139 @@
+"""Command line: ``python -m model {train,eval,export,bench} ...``.
+
+Every error is one line on stderr, ``error: ...``: exit status 2 for a usage
+error (bad or missing option), 1 for anything else (bad path, bad layer, bad
+checkpoint, ...). No traceback unless ``MODEL_DEBUG=1`` is set.
+
+``export`` and ``bench`` live in ``model/export.py`` and ``model/bench.py``;
+their options come from their ``add_arguments(parser)`` and they run with
+``run(args)``. They are imported only when their command is asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .errors import ModelError
+
+__all__ = ["main", "build_parser", "UsageError", "OneLineArgumentParser"]
+
+COMMANDS = {
+    "train": "train the 4-bit VGG16 on CIFAR-10 (writes last.pt / best.pt)",
+    "eval": "test accuracy of a checkpoint on CIFAR-10",
+    "export": "capture a layer and write its tiling / vectors / program",
+    "bench": "cycle counts and MAC utilization of layers on the array",
+}
+LAZY = ("export", "bench")
+
+
+class UsageError(Exception):
+    """A bad command line (exit status 2)."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are raised (one line), not printed with usage."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UsageError(f"{self.prog}: {message}" if self.prog else message)
+
+
+def _selected_command(argv: list[str]) -> str | None:
+    for tok in argv:
+        if tok == "--":
+            return None
+        if not tok.startswith("-"):
+            return tok
+    return None
+
+
+def _load_lazy(name: str):
+    try:
+        return importlib.import_module(f"model.{name}")
+    except ModuleNotFoundError as e:
+        if e.name in (f"model.{name}",):
+            raise ModelError(f"the {name} command is not available (model/{name}.py is missing)") from None
+        raise
+
+
+def build_parser(argv: list[str] | None = None) -> OneLineArgumentParser:
+    """The parser; ``export`` / ``bench`` get their options only when ``argv`` selects them."""
+    from . import train as train_mod
+
+    parser = OneLineArgumentParser(
+        prog="python -m model",
+        description="4-bit quantized VGG16 + 8x8 systolic array co-design tool.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    p = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
+    train_mod.add_train_arguments(p)
+    p.set_defaults(_run=train_mod.run_train)
+    p = sub.add_parser("eval", help=COMMANDS["eval"], description=COMMANDS["eval"])
+    train_mod.add_eval_arguments(p)
+    p.set_defaults(_run=train_mod.run_eval)
+
+    selected = _selected_command(argv or [])
+    for name in LAZY:
+        p = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
+        if name == selected:
+            mod = _load_lazy(name)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (never raises, never prints a traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("MODEL_DEBUG", "") not in ("", "0")
+    try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError(f"python -m model: a command is required ({', '.join(COMMANDS)}); see --help")
+        rc = args._run(args)
+        return rc if isinstance(rc, int) else 0
+    except UsageError as e:
+        _one_line(f"error: {e}")
+        return 2
+    except ModelError as e:
+        if debug:
+            raise
+        _one_line(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _one_line("error: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except SystemExit as e:  # --help, or a run() that calls sys.exit
+        code = e.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        _one_line(f"error: {code}")
+        return 1
+    except Exception as e:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        if debug:
+            raise
+        _one_line(f"error: {_describe(e)}")
+        return 1
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror or e}"
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, (MemoryError, RuntimeError)) or not isinstance(e, (ValueError, OSError)):
+        text = f"{type(e).__name__}: {text}"
+    return text
+
+
+def _one_line(text: str) -> None:
+    line = " ".join(str(text).split())
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
