@@ -6,13 +6,22 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
 
 def param(dut, name: str) -> int:
     """Read an HDL parameter back from the DUT, so the bench follows the build."""
     value = getattr(dut, name).value
     return value if isinstance(value, int) else value.to_unsigned()
+
+
+def uint(handle) -> int:
+    """Unsigned value of a signal of any width (a 1-bit signal reads as Logic, not LogicArray).
+
+    Raises ValueError when any bit is X or Z, so an unknown never passes a check.
+    """
+    value = handle.value
+    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
 
 
 def seeded_rng(dut, default: int | None = None) -> random.Random:
@@ -32,16 +41,16 @@ def seeded_rng(dut, default: int | None = None) -> random.Random:
 
 
 async def start_clock_and_reset(dut, clk: str = "clk", reset: str | None = "reset", cycles: int = 2, period_ns: int = 10):
-    """Start the clock, hold reset for `cycles` rising edges, release it on a falling edge.
+    """Start the clock, hold reset for `cycles` rising edges, then release it.
 
-    Returns at the first rising edge that samples reset low. Reset changes on the falling
-    edge, so a monitor that samples at the rising edge sees it where the DUT does.
+    Returns just after the first rising edge that sampled reset low. Like every driver
+    here, reset is written right after a rising edge, so the next edge samples it and a
+    monitor sampling in ReadOnly after an edge sees what the following edge will take.
     """
     Clock(getattr(dut, clk), period_ns, unit="ns").start()
     if reset is not None:
         getattr(dut, reset).value = 1
         await ClockCycles(getattr(dut, clk), cycles)
-        await FallingEdge(getattr(dut, clk))
         getattr(dut, reset).value = 0
     await RisingEdge(getattr(dut, clk))
 

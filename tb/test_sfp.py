@@ -1,0 +1,310 @@
+"""sfp: accumulates psum vectors into a bank of `depth` sums and emits them, optionally
+through ReLU.
+
+Each cycle, lane by lane at acc_bw bits: sum = (first ? 0 : bank[addr]) + (acc ? in : 0);
+bank[addr] <= sum when acc or first; with emit, out <= relu(sum) (psum_bw bits) and
+out_valid pulses. A sum that does not fit acc_bw (with acc), or an emitted value that does
+not fit psum_bw, raises the sticky overflow flag (until reset) instead of wrapping silently.
+
+Driver: writes the controls and in_data on the falling edge. Monitor: at each rising edge
+the inputs that edge takes, then in ReadOnly out/out_valid/overflow. Model: the bank as
+Python integers with the exact widths. Checker: every output after every edge.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import cocotb
+import pytest
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+import runner
+from tbutil import pack, param, seeded_rng, start_clock_and_reset, uint, unpack
+
+
+def fits(value: int, bits: int) -> bool:
+    return -(1 << (bits - 1)) <= value < (1 << (bits - 1))
+
+
+def wrap(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+class SfpModel:
+    def __init__(self, col: int, psum_bw: int, acc_bw: int, depth: int):
+        self.col, self.psum_bw, self.acc_bw, self.depth = col, psum_bw, acc_bw, depth
+        self.bank: dict[int, list[int]] = {}  # entries never written are unknown
+        self.reset()
+
+    def reset(self):
+        self.out = [0] * self.col
+        self.out_valid = 0
+        self.overflow = 0
+
+    def clock(self, i: dict) -> Counter:
+        ev = Counter()
+        if i["reset"]:
+            self.reset()          # the bank itself is not reset
+            return ev
+        if not (i["acc"] or i["first"] or i["emit"]):
+            self.out_valid = 0
+            return ev
+        if i["first"]:
+            base = [0] * self.col
+        else:
+            assert i["addr"] in self.bank, f"bench: entry {i['addr']} used before a `first`"
+            base = self.bank[i["addr"]]
+        addend = i["data"] if i["acc"] else [0] * self.col
+        wide = [b + a for b, a in zip(base, addend)]
+        sums = [wrap(w, self.acc_bw) for w in wide]
+        acts = [0 if i["relu"] and s < 0 else s for s in sums]
+        acc_ovf = bool(i["acc"]) and any(not fits(w, self.acc_bw) for w in wide)
+        out_ovf = bool(i["emit"]) and any(not fits(a, self.psum_bw) for a in acts)
+        if i["acc"] or i["first"]:
+            self.bank[i["addr"]] = sums
+        self.out_valid = i["emit"]
+        if i["emit"]:
+            self.out = [wrap(a, self.psum_bw) for a in acts]
+            ev["emit_relu" if i["relu"] else "emit"] += 1
+            ev["relu_clipped"] += i["relu"] and any(s < 0 for s in sums)
+        ev["acc_overflow"] += acc_ovf
+        ev["out_overflow"] += out_ovf
+        ev["acc"] += i["acc"]
+        self.overflow |= int(acc_ovf or out_ovf)
+        return ev
+
+
+class TB:
+    def __init__(self, dut):
+        self.dut = dut
+        self.col = param(dut, "col")
+        self.psum_bw = param(dut, "psum_bw")
+        self.acc_bw = param(dut, "acc_bw")
+        self.depth = param(dut, "depth")
+        self.model = SfpModel(self.col, self.psum_bw, self.acc_bw, self.depth)
+        self.edges = 0
+        self.cover = Counter()
+        self.emitted: list[list[int]] = []
+        self.pmin, self.pmax = -(1 << (self.psum_bw - 1)), (1 << (self.psum_bw - 1)) - 1
+        dut._log.info("sfp col=%d psum_bw=%d acc_bw=%d depth=%d", self.col, self.psum_bw, self.acc_bw, self.depth)
+
+    async def start(self):
+        self.set()
+        await start_clock_and_reset(self.dut)
+        cocotb.start_soon(self._monitor())
+
+    def set(self, acc=0, first=0, emit=0, relu=0, addr=0, data=None, reset=0) -> None:
+        dut = self.dut
+        dut.acc.value = acc
+        dut.first.value = first
+        dut.emit.value = emit
+        dut.relu.value = relu
+        dut.addr.value = addr
+        dut.in_data.value = pack(data if data is not None else [0] * self.col, self.psum_bw)
+        dut.reset.value = reset
+
+    async def cycle(self, **inputs) -> None:
+        await FallingEdge(self.dut.clk)
+        self.set(**inputs)
+
+    async def settle(self) -> dict:
+        """Idle from the next falling edge on and return the outputs there, i.e. after the
+        edge that took the inputs given last."""
+        await self.cycle()
+        return self.outputs()
+
+    def outputs(self) -> dict:
+        dut = self.dut
+        assert dut.out.value.is_resolvable, f"{get_sim_time('ns'):.0f} ns: out is {dut.out.value}"
+        return {"out": unpack(uint(dut.out), self.psum_bw, self.col, signed=True),
+                "out_valid": uint(dut.out_valid), "overflow": uint(dut.overflow)}
+
+    async def _monitor(self):
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.clk)
+            i = {name: uint(getattr(dut, name)) for name in ("reset", "acc", "first", "emit", "relu", "addr")}
+            i["data"] = unpack(uint(dut.in_data), self.psum_bw, self.col, signed=True)
+            self.cover.update(self.model.clock(i))
+            await ReadOnly()
+            self.edges += 1
+            got, m = self.outputs(), self.model
+            if got["out_valid"]:
+                self.emitted.append(got["out"])
+            where = f"edge {self.edges} ({get_sim_time('ns'):.0f} ns)"
+            assert got["out_valid"] == m.out_valid, f"{where}: out_valid expected {m.out_valid}, got {got['out_valid']}; inputs {i}"
+            for c in range(self.col):
+                assert got["out"][c] == m.out[c], (
+                    f"{where}: lane {c} out expected {m.out[c]}, got {got['out'][c]}; inputs {i}; "
+                    f"bank[{i['addr']}] now {m.bank.get(i['addr'])}")
+            assert got["overflow"] == m.overflow, (
+                f"{where}: overflow expected {m.overflow}, got {got['overflow']}; inputs {i}; "
+                f"bank[{i['addr']}] now {m.bank.get(i['addr'])}")
+
+
+@cocotb.test()
+async def test_accumulate_entries(dut):
+    """Interleaved accumulation into several entries (first, then acc), emitted with and
+    without ReLU; the emitted vectors equal the Python sums."""
+    tb = TB(dut)
+    rng = seeded_rng(dut)
+    await tb.start()
+    entries = list(range(min(tb.depth, 6)))
+    terms = {e: [[rng.randint(-3000, 3000) for _ in range(tb.col)] for _ in range(rng.randint(1, 9))] for e in entries}
+    schedule = [(e, n) for e in entries for n in range(len(terms[e]))]
+    # keep each entry's own order, interleave the entries at random
+    rng.shuffle(schedule)
+    schedule.sort(key=lambda en: en[1])
+    for e, n in schedule:
+        await tb.cycle(acc=1, first=int(n == 0), addr=e, data=terms[e][n])
+    expected = []
+    for k, e in enumerate(entries):
+        relu = k % 2
+        total = [sum(t[c] for t in terms[e]) for c in range(tb.col)]
+        expected.append([max(v, 0) if relu else v for v in total])
+        await tb.cycle(emit=1, relu=relu, addr=e)
+    out = await tb.settle()
+    assert tb.emitted == expected, "\n".join(
+        f"entry {e} (relu={k % 2}): emitted {g}, expected {w}" for k, (e, g, w) in enumerate(zip(entries, tb.emitted, expected)) if g != w
+    ) or f"emitted {len(tb.emitted)} vectors, expected {len(expected)}"
+    assert out["overflow"] == 0, "no overflow expected"
+    assert out["out_valid"] == 1 and out["out"] == expected[-1], f"right after the last emit edge: {out}"
+    out = await tb.settle()
+    assert out["out_valid"] == 0, "out_valid must be a one-cycle pulse"
+    assert out["out"] == expected[-1], f"out must hold the last emitted vector: {out['out']}"
+
+
+@cocotb.test()
+async def test_accumulate_and_emit_same_cycle(dut):
+    """The last term can be accumulated and the sum emitted in the same cycle; first + emit
+    emits just that term; emit does not change the bank."""
+    tb = TB(dut)
+    rng = seeded_rng(dut)
+    await tb.start()
+    a = [rng.randint(-100, 100) for _ in range(tb.col)]
+    b = [rng.randint(-100, 100) for _ in range(tb.col)]
+    await tb.cycle(acc=1, first=1, addr=0, data=a)
+    await tb.cycle(acc=1, emit=1, addr=0, data=b)
+    out = await tb.settle()
+    assert out["out"] == [x + y for x, y in zip(a, b)], f"acc+emit: {out['out']}, expected a+b"
+    await tb.cycle(emit=1, addr=0, data=b)         # acc low: in_data ignored, bank unchanged
+    await tb.cycle(emit=1, relu=1, addr=0)
+    out = await tb.settle()
+    assert tb.emitted[-2] == [x + y for x, y in zip(a, b)], f"emit without acc changed the sum: {tb.emitted[-2]}"
+    assert tb.emitted[-1] == [max(x + y, 0) for x, y in zip(a, b)], f"ReLU emit: {tb.emitted[-1]}"
+    await tb.cycle(acc=1, first=1, emit=1, addr=0, data=b)
+    await tb.settle()
+    assert tb.emitted[-1] == b, f"first+acc+emit must emit just the new term: {tb.emitted[-1]}, expected {b}"
+
+
+@cocotb.test()
+async def test_extremes_and_overflow(dut):
+    """16-bit extremes pass through; the flag catches a sum that leaves acc_bw, and (wider
+    acc_bw) an emitted value that leaves psum_bw, but not one ReLU clips to 0."""
+    tb = TB(dut)
+    await tb.start()
+    lo, hi, col = tb.pmin, tb.pmax, tb.col
+    ext = [lo if c % 2 else hi for c in range(col)]
+    await tb.cycle(acc=1, first=1, emit=1, addr=0, data=ext)
+    out = await tb.settle()
+    assert out["out"] == ext and out["overflow"] == 0, f"extremes must pass unchanged: {out}"
+    await tb.cycle(emit=1, relu=1, addr=0)
+    out = await tb.settle()
+    assert out["out"] == [max(v, 0) for v in ext] and out["overflow"] == 0, f"ReLU of the extremes: {out}"
+
+    # hi + 1 in lane 0 only
+    await tb.cycle(acc=1, first=1, addr=1, data=[hi] + [0] * (col - 1))
+    await tb.cycle(acc=1, addr=1, data=[1] + [0] * (col - 1))
+    out = await tb.settle()
+    if tb.acc_bw == tb.psum_bw:
+        assert out["overflow"] == 1, f"{hi} + 1 does not fit {tb.acc_bw} bits: overflow expected"
+    else:
+        assert out["overflow"] == 0, f"{hi} + 1 fits acc_bw={tb.acc_bw}: no overflow yet"
+        await tb.cycle(emit=1, relu=1, addr=1)
+        out = await tb.settle()
+        assert out["overflow"] == 1, f"emitting {hi + 1} into {tb.psum_bw} bits must raise overflow"
+    flag_after_hi = out["overflow"]
+    await tb.cycle(reset=1)
+    out = await tb.settle()
+    assert out["overflow"] == 0 and out["out_valid"] == 0, f"reset must clear the flag: {out}"
+    assert flag_after_hi == 1
+
+    # lo - 1 in the last lane
+    await tb.cycle(acc=1, first=1, addr=0, data=[0] * (col - 1) + [lo])
+    await tb.cycle(acc=1, addr=0, data=[0] * (col - 1) + [-1])
+    out = await tb.settle()
+    assert out["overflow"] == int(tb.acc_bw == tb.psum_bw), f"{lo} - 1 at acc_bw={tb.acc_bw}: flag {out['overflow']}"
+    if tb.acc_bw > tb.psum_bw:
+        await tb.cycle(emit=1, relu=1, addr=0)        # ReLU clips it to 0: fits
+        out = await tb.settle()
+        assert out["out"][-1] == 0 and out["overflow"] == 0, f"ReLU(lo - 1) = 0 fits: {out}"
+        await tb.cycle(emit=1, relu=0, addr=0)        # without ReLU it does not fit
+        out = await tb.settle()
+        assert out["overflow"] == 1, f"emitting {lo - 1} without ReLU must raise overflow"
+        await tb.cycle(reset=1)
+        # a wide accumulator absorbs an intermediate excursion: hi + hi - hi - hi + 5 = 5
+        await tb.cycle(acc=1, first=1, addr=1, data=[hi] * col)
+        for term in ([hi] * col, [-hi] * col, [-hi] * col, [5] * col):
+            await tb.cycle(acc=1, addr=1, data=term)
+        await tb.cycle(emit=1, addr=1)
+        out = await tb.settle()
+        assert out["out"] == [5] * col and out["overflow"] == 0, f"wide accumulation of an excursion: {out}"
+
+
+async def random_ops(tb: TB, rng, cycles: int, wild: bool) -> None:
+    written: set[int] = set()
+    for _ in range(cycles):
+        addr = rng.randrange(tb.depth)
+        first = int(addr not in written or rng.random() < 0.1)
+        acc = int(rng.random() < 0.8 or (first and rng.random() < 0.5))
+        emit = int(rng.random() < 0.3)
+        if wild:
+            data = [rng.choice([tb.pmin, tb.pmax, rng.randint(tb.pmin, tb.pmax)]) for _ in range(tb.col)]
+        else:
+            data = [rng.randint(-1500, 1500) for _ in range(tb.col)]
+        written.add(addr) if (acc or first) else None
+        if not (acc or first) and addr not in written:
+            emit = 0
+        await tb.cycle(acc=acc, first=first, emit=emit, relu=rng.getrandbits(1), addr=addr, data=data,
+                       reset=int(wild and tb.model.overflow and rng.random() < 0.3))
+
+
+@cocotb.test()
+async def test_random(dut):
+    """Random accumulate/emit/ReLU against the model: first with values that cannot
+    overflow (the flag must stay low), then with extremes (the flag rises exactly when the
+    model says, and reset clears it)."""
+    tb = TB(dut)
+    rng = seeded_rng(dut)
+    await tb.start()
+    await random_ops(tb, rng, 600, wild=False)
+    out = await tb.settle()
+    assert out["overflow"] == 0, "no overflow possible with these values, but the flag is set"
+    await random_ops(tb, rng, 900, wild=True)
+    # a long run of extreme terms into one entry walks the sum out of acc_bw in any build
+    await tb.cycle(reset=1)
+    sign = rng.choice([1, -1])
+    addr = rng.randrange(tb.depth)
+    await tb.cycle(acc=1, first=1, addr=addr, data=[rng.randint(0, tb.pmax) * sign for _ in range(tb.col)])
+    for _ in range((1 << (tb.acc_bw - tb.psum_bw)) + 2):
+        await tb.cycle(acc=1, addr=addr, data=[(tb.pmax if sign > 0 else tb.pmin)] * tb.col)
+    out = await tb.settle()  # no emit in the run: only the accumulation can have raised the flag
+    assert out["overflow"] == 1, f"{(1 << (tb.acc_bw - tb.psum_bw)) + 3} extreme terms must overflow acc_bw={tb.acc_bw}"
+    dut._log.info("coverage over %d edges: %s", tb.edges, dict(tb.cover))
+    for what in ("emit", "emit_relu", "relu_clipped", "acc_overflow"):
+        assert tb.cover[what] > 0, f"random stimulus never hit {what}: {dict(tb.cover)}"
+    if tb.acc_bw > tb.psum_bw:
+        assert tb.cover["out_overflow"] > 0, f"random stimulus never overflowed an emitted value: {dict(tb.cover)}"
+
+
+@pytest.mark.parametrize("col,psum_bw,acc_bw,depth", [
+    (8, 16, 16, 16),
+    (8, 16, 24, 16),
+    (4, 16, 24, 4),
+    (3, 16, 16, 2),
+])
+def test_sfp(col, psum_bw, acc_bw, depth):
+    runner.run("sfp", "test_sfp", parameters={"col": col, "psum_bw": psum_bw, "acc_bw": acc_bw, "depth": depth},
+               name="sfp")
