@@ -20,21 +20,33 @@ module ofifo #(
 );
     wire [col-1:0] empty;
     wire [col-1:0] lane_full;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire           lane_underflow;  // never set: the bank only sees reads of a complete vector
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg            refused_rd;
 
     fifo_bank #(.width(psum_bw), .lanes(col), .depth(depth), .skew_rd(0)) u_bank (
         .clk(clk),
         .reset(reset),
         .wr(wr),
         .wr_data(wr_data),
-        .rd(rd),
+        .rd(rd & valid),
         .rd_data(rd_data),
         .empty(empty),
         .full(lane_full),
         .overflow(overflow),
-        .underflow(underflow)
+        .underflow(lane_underflow)
     );
+
+    always @(posedge clk) begin
+        if (reset)
+            refused_rd <= 1'b0;
+        else if (rd & ~valid)
+            refused_rd <= 1'b1;
+    end
 
     assign valid = ~|empty;
     assign full = |lane_full;
+    assign underflow = refused_rd;
 endmodule
 `default_nettype wire

@@ -94,17 +94,20 @@ def run(
         "WAVES_PATH": str(folder / f"{toplevel}.fst") if waves else "",
     }
     env.update(extra_env or {})
-    results = runner.test(
-        test_module=test_module,
-        hdl_toplevel=toplevel,
-        parameters=parameters,
-        build_dir=folder,
-        test_dir=folder,
-        extra_env=env,
-        waves=waves,
-        testcase=testcase,
-        timescale=("1ns", "1ps"),
-    )
+    try:
+        results = runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            parameters=parameters,
+            build_dir=folder,
+            test_dir=folder,
+            extra_env=env,
+            waves=waves,
+            testcase=testcase,
+            timescale=("1ns", "1ps"),
+        )
+    except SystemExit as exc:  # cocotb_tools exits the process when a cocotb test fails
+        raise AssertionError(f"{test_module}: cocotb test failed (log above; build {folder})") from exc
     total, failed = get_results(results)
     if waves:
         print(f"waveform: {folder / (toplevel + '.fst')}")

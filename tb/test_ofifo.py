@@ -1,6 +1,7 @@
 """ofifo: one psum FIFO per column, written column by column (each column of the array
 finishes at its own skewed cycle); valid only when every column holds data; rd pops all
-columns together; full is any column full; overflow / underflow are sticky (OR of columns).
+columns together, and only when valid (a read before that is refused whole and raises
+underflow); full is any column full; overflow / underflow are sticky.
 
 Driver: writes wr/wr_data/rd (and reset) on the falling edge. Monitor: at each rising edge
 the inputs that edge takes, then in ReadOnly the outputs it made. Model: a deque per
@@ -36,17 +37,18 @@ class OfifoModel:
             self.reset()
             ev["reset"] += 1
             return ev
-        ev["rd_valid"] += i["rd"] and all(self.q)
-        ev["rd_not_valid"] += i["rd"] and not all(self.q)
+        valid = all(self.q)
+        ev["rd_valid"] += i["rd"] and valid
+        ev["rd_not_valid"] += i["rd"] and not valid
+        if i["rd"] and not valid:
+            self.underflow = 1          # refused whole: no column pops
         for c, q in enumerate(self.q):
             wr = i["wr"] >> c & 1
-            do_rd = bool(i["rd"] and q)
+            do_rd = bool(i["rd"] and valid)
             do_wr = bool(wr and (len(q) < self.depth or do_rd))
             if wr and not do_wr:
                 self.overflow = 1
                 ev["refused_wr"] += 1
-            if i["rd"] and not do_rd:
-                self.underflow = 1
             if do_rd:
                 q.popleft()
             if do_wr:
