@@ -41,7 +41,7 @@ def _read_layout(path: Path = INST_HEADER) -> tuple[dict[str, tuple[int, int]], 
     defines = dict(re.findall(r"^`define\s+(\w+)\s+(\d+)", path.read_text(), re.M))
     defines = {k: int(v) for k, v in defines.items()}
     widths = {"A_XMEM": defines["ADDR_BITS"], "A_PMEM": defines["ADDR_BITS"],
-              "WCOL": defines["WCOL_BITS"], "ACC_ADDR": defines["ADDR_BITS"],
+              "WCOL": defines["WCOL_BITS"], "ACC_ADDR": defines["ACC_BITS"],
               "ABUF_WADDR": defines["ABUF_BITS"], "ABUF_RADDR": defines["ABUF_BITS"]}
     fields = {}
     for name, offset in defines.items():
@@ -295,7 +295,7 @@ def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
 class _Position:
     """One activation vector of the fast schedule, in the order the array takes them."""
 
-    tile: int               # index of the (oct, ict, kij) weight tile
+    tile: int               # index of the (pass, oct, ict, kij) weight tile
     oct: int
     ict: int
     kij: int
@@ -308,46 +308,57 @@ class _ActivationSource:
     """Where the L0 gets each non-padding activation word from, cycle by cycle.
 
     With reuse (the input map of one ic tile fits the activation buffer) each word is read
-    from xmem once into its buffer entry, then pushed from there for every kij; two
-    consecutive ic-tile visits use the two halves of the buffer when they fit. Without
-    reuse each push takes the word straight from xmem Q, read the cycle before.
+    from xmem once per (oc tile, ic tile) visit into its buffer entry, then pushed from
+    there for every kij; consecutive visits use the two halves of the buffer when they
+    fit. Without reuse each push takes the word straight from xmem Q, which holds the
+    last word read until the next read.
     """
 
     def __init__(self, geo: LayerGeometry, positions: list[_Position], abuf_depth: int):
         self.geo = geo
-        interior = geo.n_onij
-        self.reuse = interior <= abuf_depth
-        self.halves = self.reuse and 2 * interior <= abuf_depth
+        self.reuse = geo.n_onij <= abuf_depth
+        self.halves = self.reuse and 2 * geo.n_onij <= abuf_depth
         self.uses: dict[tuple, int] = {}
-        self.order: list[tuple] = []          # words in order of first use
+        self.order: list[tuple] = []           # words in order of first use
         for pos in positions:
             if pos.word is not None:
                 if pos.word not in self.uses:
                     self.order.append(pos.word)
                     self.uses[pos.word] = 0
                 self.uses[pos.word] += 1
-        self.requested: dict[tuple, int] = {}  # word -> cycle its xmem read was issued
-        self.owner: dict[int, tuple] = {}      # buffer entry -> word in it (or being loaded)
+        self.requested: dict[tuple, int] = {}  # reuse: word -> cycle of its xmem read
+        self.owner: dict[int, tuple] = {}      # reuse: buffer entry -> word in it
         self.next_fetch = 0
+        self.on_q: tuple | None = None         # direct: word on xmem Q, and since when
+        self.on_q_since = 0
+
+    def interior_index(self, nij: int) -> int:
+        y, x = divmod(nij, self.geo.wp)
+        return (y - 1) * self.geo.w + (x - 1)
 
     def slot(self, word: tuple) -> int:
         visit, nij = word
-        y, x = divmod(nij, self.geo.wp)
-        index = (y - 1) * self.geo.w + (x - 1)
-        return index + (visit % 2) * self.geo.n_onij if self.halves else index
+        return self.interior_index(nij) + ((visit % 2) * self.geo.n_onij if self.halves else 0)
 
     def ready(self, word: tuple, t: int) -> bool:
         """Can the word be pushed into the L0 at cycle t?"""
-        read = self.requested.get(word)
-        if read is None:
-            return False
-        return read + 2 <= t if self.reuse else read == t - 1
+        if self.reuse:
+            read = self.requested.get(word)
+            return read is not None and read + 2 <= t
+        return self.on_q == word and self.on_q_since < t
+
+    def needs_fetch(self, word: tuple) -> bool:
+        return word not in self.requested if self.reuse else self.on_q != word
 
     def pushed(self, word: tuple) -> None:
         self.uses[word] -= 1
 
+    def other_read(self) -> None:
+        """xmem Q now holds something else (a weight)."""
+        self.on_q = None
+
     def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> bool:
-        """Issue the xmem read of `word` at t if its buffer entry is free; True if issued."""
+        """Issue the xmem read of `word` at t (reuse: if its buffer entry is free)."""
         if self.reuse:
             slot = self.slot(word)
             holder = self.owner.get(slot)
@@ -355,58 +366,115 @@ class _ActivationSource:
                 return False
             self.owner[slot] = word
             tl.at(t + 1, abuf_wr=1, abuf_waddr=slot)
+            self.requested[word] = t
+        else:
+            self.on_q, self.on_q_since = word, t
         tl.xmem_read(t, addr)
-        self.requested[word] = t
         return True
 
 
+def plan_passes(geo: LayerGeometry) -> list[list[int]]:
+    """Group the ic tiles into passes whose operands fit xmem at once: the interior
+    activation words of each ic tile in xmem[0:1024], the weights of every oc tile for
+    those ic tiles in xmem[1024:2048]."""
+    act_words = geo.n_onij
+    weight_words = geo.n_oct * KIJ * geo.array_size
+    per_pass = min(WEIGHT_BASE // act_words, (XMEM_DEPTH - WEIGHT_BASE) // weight_words)
+    if per_pass == 0:
+        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w} cannot run: one ic tile needs "
+                         f"{act_words} activation and {weight_words} weight words, xmem holds "
+                         f"{WEIGHT_BASE} of each")
+    return [list(range(i, min(i + per_pass, geo.n_ict))) for i in range(0, geo.n_ict, per_pass)]
+
+
 def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4,
-            l0_depth: int = 64, sfp_depth: int = 1024, abuf_depth: int = 64) -> Program:
+            l0_depth: int = 64, sfp_depth: int = 8192, abuf_depth: int = 64) -> Program:
     """Weight-stationary, streaming only the output-aligned positions of each kij.
 
     - Per (oc tile, ic tile, kij) only the Ho*Wo positions that feed an output enter the
       array; padding positions are pushed into the L0 as zeros (L0_ZERO), costing no
-      xmem read.
-    - Activation words are read from xmem once per ic-tile visit into the activation
+      xmem read. xmem holds interior words only.
+    - Activation words are read from xmem once per (oc tile, ic tile) into the activation
       buffer and pushed from there for every kij (when the map fits the buffer), so the
       single xmem port is free to stage weights.
     - The next tile's weights are staged column by column while the current tile
       computes: column c may be overwritten once the current tile's start token has
       passed PE(row-1, c), and must be staged before the next start reaches PE(0, c).
-    - Psums are accumulated on the fly in the SFP bank (entry = output pixel) as they
-      leave the OFIFO, and also written to pmem so they can be checked; the last
-      contribution emits the ReLU output.
+    - Psums are accumulated on the fly in the SFP bank (entry oct * Ho*Wo + o_nij) as
+      they leave the OFIFO, across kij and ic tiles, and are also written to pmem so they
+      can be checked; the last contribution emits the ReLU output.
+    - A layer whose operands do not fit xmem runs in passes of ic tiles (plan_passes);
+      the next pass's words are written once the current pass has read its last word.
+      Single-pass programs are measured from 'data in xmem'; multi-pass programs from
+      cycle 0, every load included.
     The builder simulates the xmem port, the L0 write port and the array cycle by cycle.
     """
     geo = geometry(x_int, w_int, array_size)
     n = array_size
-    if geo.n_onij > sfp_depth:
-        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {geo.n_onij} output pixels "
-                         f"do not fit the SFP bank ({sfp_depth} entries)")
-    whole_layer_in_pmem = geo.n_oct * geo.n_ict * KIJ * geo.n_nij <= PMEM_DEPTH
-    _check_fits(geo, 0)
+    if geo.n_oct * geo.n_onij > sfp_depth:
+        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w} cannot run: {geo.n_oct * geo.n_onij} "
+                         f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
+    passes = plan_passes(geo)
     a_pad, w = _padded_operands(geo, x_int, w_int)
-    tl = Timeline()
-    start = _preload_xmem(tl, geo, a_pad, w, bw)
-    program = Program("ws", "fast", n, [], [], compute_start=start)
-
-    tiles = [(oct, ict, kij) for oct in range(geo.n_oct) for ict in range(geo.n_ict)
-             for kij in range(KIJ)]
+    whole_layer_in_pmem = geo.n_oct * geo.n_ict * KIJ * geo.n_nij <= PMEM_DEPTH
     hp, wp = geo.h + 2, geo.w + 2
-    positions = []
-    for g, (oct, ict, kij) in enumerate(tiles):
-        visit = oct * geo.n_ict + ict
-        for o_nij in range(geo.n_onij):
-            nij = geo.input_nij(o_nij, kij)
-            y, x = divmod(nij, wp)
-            padding = y in (0, hp - 1) or x in (0, wp - 1)
-            positions.append(_Position(g, oct, ict, kij, o_nij, nij, None if padding else (visit, nij)))
+
+    tiles, positions, pass_of_tile = [], [], []
+    for p, icts in enumerate(passes):
+        for oct in range(geo.n_oct):
+            for ict in icts:
+                visit = oct * geo.n_ict + ict
+                for kij in range(KIJ):
+                    g = len(tiles)
+                    tiles.append((oct, ict, kij))
+                    pass_of_tile.append(p)
+                    for o_nij in range(geo.n_onij):
+                        nij = geo.input_nij(o_nij, kij)
+                        y, x = divmod(nij, wp)
+                        padding = y in (0, hp - 1) or x in (0, wp - 1)
+                        positions.append(_Position(g, oct, ict, kij, o_nij, nij,
+                                                   None if padding else (visit, nij)))
     source = _ActivationSource(geo, positions, abuf_depth)
+
+    def local(ict):                                     # slot of an ic tile within its pass
+        return next(icts.index(ict) for icts in passes if ict in icts)
 
     def word_addr(word):
         visit, nij = word
-        return geo.act_addr(visit % geo.n_ict, nij)
+        return local(visit % geo.n_ict) * geo.n_onij + source.interior_index(nij)
 
+    def weight_addr(oct, ict, kij, c):
+        icts = next(icts for icts in passes if ict in icts)
+        return WEIGHT_BASE + ((oct * len(icts) + icts.index(ict)) * KIJ + kij) * n + c
+
+    def pass_words(icts):
+        words = []
+        for ict in icts:
+            for y in range(1, hp - 1):
+                for x in range(1, wp - 1):
+                    nij = y * wp + x
+                    words.append((word_addr((ict, nij)), pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], bw)))
+        for oct in range(geo.n_oct):
+            for ict in icts:
+                for kij in range(KIJ):
+                    for c in range(n):
+                        lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
+                        words.append((weight_addr(oct, ict, kij, c), pack_lanes(lanes, bw)))
+        return words
+
+    tl = Timeline()
+    tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
+    first = pass_words(passes[0])
+    for t, (addr, data) in enumerate(first):
+        tl.xmem_write(t, addr, data)
+    start = len(first)
+    program = Program("ws", "fast", n, [], [], compute_start=start if len(passes) == 1 else 0)
+
+    # the last position and weight tile of each pass, to know when its xmem words are dead
+    last_position = {pass_of_tile[pos.tile]: i for i, pos in enumerate(positions) if pos.word is not None}
+    last_tile = {p: g for g, p in enumerate(pass_of_tile)}
+    pending_writes: list[tuple[int, int]] = []
+    loading_pass = 0                # the pass whose words are (being) written
     tile_start = {}                 # tile -> cycle its first vector executes at row 0
     loaded = {}                     # tile -> cycle of each column's LOAD
     next_push = 0                   # next position to push into the L0
@@ -415,8 +483,16 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
     weight_tile, weight_col = 0, 0  # next weight column to stage
     t = start
     while next_exec < len(positions):
-        # L0 write port: push the next position, in order.
-        if next_push < len(positions) and next_push - next_exec < l0_depth - 2:
+        # xmem writes of the next pass, once this pass has read its last activation and weight
+        if (not pending_writes and loading_pass + 1 < len(passes)
+                and next_push > last_position.get(loading_pass, -1)
+                and weight_tile > last_tile[loading_pass]):
+            loading_pass += 1
+            pending_writes = pass_words(passes[loading_pass])
+        writing = bool(pending_writes)
+        # L0 write port: push the next position, in order. Row r pops r cycles after row 0,
+        # so the deepest row holds n - 1 more than the vectors not yet executed.
+        if next_push < len(positions) and next_push - next_exec < l0_depth - n - 1:
             pos = positions[next_push]
             if pos.word is None:
                 tl.at(t, l0_wr=1, l0_zero=1)
@@ -429,16 +505,25 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
             if pos.word is None or tl.busy(t, "l0_wr"):
                 pushed_at[next_push] = t
                 next_push += 1
-        # xmem port, by urgency: the word the L0 needs next, a weight column whose window
-        # is open, then (with reuse) words ahead of their first use.
-        head = positions[next_push].word if next_push < len(positions) else None
-        if head is not None and head not in source.requested and (
-                source.reuse or next_push - next_exec < l0_depth - 3):
-            source.fetch(tl, t, head, word_addr(head))
-        if not tl.busy(t, "cen_xmem") and weight_tile < len(tiles):
+        # xmem port, by urgency: the next pass's words (nothing of this pass is left to
+        # read), the word the L0 needs next, a weight column whose window is open, then
+        # words ahead of their first use.
+        if writing:
+            addr, data = pending_writes.pop(0)
+            tl.xmem_write(t, addr, data)
+        # (direct: look past a run of zeros, Q holds the word until the next read)
+        ahead = 1 if source.reuse else 8
+        head = next((p for p in positions[next_push:next_push + ahead] if p.word is not None), None)
+        if (not writing and head is not None and pass_of_tile[head.tile] <= loading_pass
+                and source.needs_fetch(head.word)
+                and (source.reuse or next_push - next_exec < l0_depth - n - 2)):
+            source.fetch(tl, t, head.word, word_addr(head.word))
+        if not tl.busy(t, "cen_xmem") and weight_tile < len(tiles) and pass_of_tile[weight_tile] <= loading_pass \
+                and not (pass_of_tile[weight_tile] == loading_pass and pending_writes):
             prev = weight_tile - 1
             if prev < 0 or (prev in tile_start and t + 1 >= tile_start[prev] + n - 1 + weight_col):
-                tl.xmem_read(t, geo.weight_addr(*tiles[weight_tile], weight_col))
+                tl.xmem_read(t, weight_addr(*tiles[weight_tile], weight_col))
+                source.other_read()
                 tl.at(t + 1, load=1, wcol=weight_col)
                 loaded.setdefault(weight_tile, []).append(t + 1)
                 weight_col += 1
@@ -449,7 +534,10 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
                 source.next_fetch += 1
             if source.next_fetch < len(source.order):
                 word = source.order[source.next_fetch]
-                source.fetch(tl, t, word, word_addr(word))
+                visit, _ = word
+                if next(pass_of_tile[g] for g, (o, i, _k) in enumerate(tiles)
+                        if o * geo.n_ict + i == visit) <= loading_pass and not pending_writes:
+                    source.fetch(tl, t, word, word_addr(word))
         # Array: execute the next pushed position; a tile's first needs all its columns
         # staged before its start token reaches them.
         if next_exec < next_push and pushed_at[next_exec] < t:
@@ -479,7 +567,8 @@ def _pop_into_sfp(tl: Timeline, program: Program, geo: LayerGeometry, pos: _Posi
     first = pos.ict == 0 and pos.kij == 0
     last = pos.ict == geo.n_ict - 1 and pos.kij == KIJ - 1
     tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
-          acc_first=int(first), emit=int(last), relu=int(last), acc_addr=pos.o_nij)
+          acc_first=int(first), emit=int(last), relu=int(last),
+          acc_addr=pos.oct * geo.n_onij + pos.o_nij)
     program.psum_writes.append((addr, (pos.ict, pos.oct, pos.kij, pos.nij)))
     program.executes += 1
     if last:

@@ -10,11 +10,11 @@
 module core #(
     parameter bw = 4,
     parameter psum_bw = 16,
-    parameter acc_bw = 16,
+    parameter acc_bw = 20,
     parameter row = 8,
     parameter col = 8,
     parameter fifo_depth = 64,
-    parameter sfp_depth = 1024,
+    parameter sfp_depth = 8192,
     parameter abuf_depth = 64,
     parameter xmem_depth = 2048,
     parameter pmem_depth = 2048

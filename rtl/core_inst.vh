@@ -18,25 +18,26 @@
 `define INST_WEN_PMEM 31  // active low: write the OFIFO head into pmem
 `define INST_CEN_PMEM 32  // active low: pmem enabled
 `define INST_ACC 33  // SFP accumulates: pmem Q (read by this instruction) or the OFIFO head
-`define INST_OS 34  // dataflow: 0 weight-stationary, 1 output-stationary
-`define INST_START 35  // first activation of a tile: WS takes the staged weights, OS restarts sums
-`define INST_DRAIN 36  // OS: shift the held psums one row south into the OFIFO (column skew)
-`define INST_ACC_SRC 37  // SFP source: 0 pmem Q, 1 the OFIFO head popped by this instruction
-`define INST_ACC_FIRST 38  // SFP: start a new sum in bank entry ACC_ADDR
-`define INST_EMIT 39  // SFP: put the sum on sfp_out (sfp_valid pulses)
-`define INST_RELU 40  // SFP: apply ReLU when emitting
-`define INST_L0_ZERO 41  // with L0_WR: push zeros (padding) instead of xmem Q
-`define INST_WCOL 42  // 4 bits: column for LOAD
-`define INST_ACC_ADDR 46  // 11 bits: SFP bank entry
-`define INST_ABUF_WR 57   // xmem Q -> activation buffer entry ABUF_WADDR
-`define INST_L0_ABUF 58   // with L0_WR: push activation buffer entry ABUF_RADDR instead of xmem Q
-`define INST_ABUF_WADDR 59   // 6 bits
-`define INST_ABUF_RADDR 65   // 6 bits
-`define INST_FLUSH 71   // empty the FIFOs and clear the array/SFP pipelines and error flags (not SRAMs, SFP bank, counters)
-`define INST_WIDTH 72
+`define INST_OS 34   // dataflow: 0 weight-stationary, 1 output-stationary
+`define INST_START 35   // first activation of a tile: WS takes the staged weights, OS restarts sums
+`define INST_DRAIN 36   // OS: shift the held psums one row south into the OFIFO (column skew)
+`define INST_ACC_SRC 37   // SFP source: 0 pmem Q, 1 the OFIFO head popped by this instruction
+`define INST_ACC_FIRST 38   // SFP: start a new sum in bank entry ACC_ADDR
+`define INST_EMIT 39   // SFP: put the sum on sfp_out (sfp_valid pulses)
+`define INST_RELU 40   // SFP: apply ReLU when emitting
+`define INST_L0_ZERO 41   // with L0_WR: push zeros (padding) instead of xmem Q
+`define INST_ABUF_WR 42   // xmem Q -> activation buffer entry ABUF_WADDR
+`define INST_L0_ABUF 43   // with L0_WR: push activation buffer entry ABUF_RADDR instead of xmem Q
+`define INST_FLUSH 44   // empty the FIFOs, clear the array/SFP pipelines and error flags (not SRAMs, SFP bank, counters)
+`define INST_WCOL 45   // WCOL_BITS: column for LOAD
+`define INST_ABUF_WADDR 49   // ABUF_BITS
+`define INST_ABUF_RADDR 55   // ABUF_BITS
+`define INST_ACC_ADDR 61   // ACC_BITS: SFP bank entry
+`define INST_WIDTH 74
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4
 `define ABUF_BITS 6
+`define ACC_BITS 13
 
 `endif
