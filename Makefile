@@ -6,7 +6,7 @@
 #   make classic         pure-Verilog testbench on the exported text vectors (WS and OS)
 #   make waves TEST=...  one test with WAVES=1, then the FST path (and GTKWave if a display)
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
-#   make bench           reference-tiling timing
+#   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
 #   make clean
 #
 # The virtual environment (.venv) is created and filled from requirements.txt on demand.
@@ -66,8 +66,9 @@ lint: $(STAMP)
 	cd rtl && iverilog -g2005 -Wall -I. -o /dev/null -s core *.v
 	@echo "lint clean"
 
-bench: $(STAMP)
+bench: $(STAMP) check-sim
 	$(PY) -m model bench
+	$(TOOLS) $(PY) tb/bench.py --out $(BUILD)/bench
 
 clean:
 	rm -rf sim_build $(BUILD) .pytest_cache

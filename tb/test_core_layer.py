@@ -82,8 +82,10 @@ async def run_layer(dut):
         Path(result).write_text(json.dumps(summaries, indent=2))
 
 
-def run_case(case: dict, schedule: str, name: str, parameters: dict | None = None) -> list[dict]:
-    """Write the case, simulate it, return one summary per checked program."""
+def run_case(case: dict, schedule: str, name: str, parameters: dict | None = None,
+             log_file: Path | None = None) -> list[dict]:
+    """Write the case, simulate it, return one summary per checked program (the simulator
+    output goes to log_file when given)."""
     import runner
     from layer_cases import save_case
 
@@ -92,7 +94,8 @@ def run_case(case: dict, schedule: str, name: str, parameters: dict | None = Non
     result_path = folder / "result.json"
     result_path.unlink(missing_ok=True)
     runner.run("core", "test_core_layer", parameters=parameters, name=name,
-               extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)})
+               extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)},
+               log_file=log_file)
     return json.loads(result_path.read_text())
 
 
