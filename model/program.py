@@ -373,18 +373,22 @@ class _ActivationSource:
         return True
 
 
-def plan_passes(geo: LayerGeometry) -> list[list[int]]:
-    """Group the ic tiles into passes whose operands fit xmem at once: the interior
-    activation words of each ic tile in xmem[0:1024], the weights of every oc tile for
-    those ic tiles in xmem[1024:2048]."""
+def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
+    """Split the layer into passes (oc tiles, ic tiles) whose operands fit xmem at once:
+    the interior activation words of the ic tiles in xmem[0:1024], the weights of those
+    (oc tile, ic tile) pairs in xmem[1024:2048]. Oc-tile groups are as large as the weight
+    half allows, so each ic tile's activations are loaded once per group."""
     act_words = geo.n_onij
-    weight_words = geo.n_oct * KIJ * geo.array_size
-    per_pass = min(WEIGHT_BASE // act_words, (XMEM_DEPTH - WEIGHT_BASE) // weight_words)
-    if per_pass == 0:
+    tile_weights = KIJ * geo.array_size
+    half = XMEM_DEPTH - WEIGHT_BASE
+    if act_words > WEIGHT_BASE:
         raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w} cannot run: one ic tile needs "
-                         f"{act_words} activation and {weight_words} weight words, xmem holds "
-                         f"{WEIGHT_BASE} of each")
-    return [list(range(i, min(i + per_pass, geo.n_ict))) for i in range(0, geo.n_ict, per_pass)]
+                         f"{act_words} activation words, xmem holds {WEIGHT_BASE}")
+    oct_group = min(geo.n_oct, half // tile_weights)
+    ict_group = min(geo.n_ict, WEIGHT_BASE // act_words, half // (oct_group * tile_weights))
+    octs = [list(range(i, min(i + oct_group, geo.n_oct))) for i in range(0, geo.n_oct, oct_group)]
+    icts = [list(range(i, min(i + ict_group, geo.n_ict))) for i in range(0, geo.n_ict, ict_group)]
+    return [(og, ig) for og in octs for ig in icts]
 
 
 def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4,
@@ -420,8 +424,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
     hp, wp = geo.h + 2, geo.w + 2
 
     tiles, positions, pass_of_tile = [], [], []
-    for p, icts in enumerate(passes):
-        for oct in range(geo.n_oct):
+    for p, (octs, icts) in enumerate(passes):
+        for oct in octs:
             for ict in icts:
                 visit = oct * geo.n_ict + ict
                 for kij in range(KIJ):
@@ -435,26 +439,28 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
                         positions.append(_Position(g, oct, ict, kij, o_nij, nij,
                                                    None if padding else (visit, nij)))
     source = _ActivationSource(geo, positions, abuf_depth)
+    pass_of_visit = {oct * geo.n_ict + ict: p for p, (octs, icts) in enumerate(passes)
+                     for oct in octs for ict in icts}
 
-    def local(ict):                                     # slot of an ic tile within its pass
-        return next(icts.index(ict) for icts in passes if ict in icts)
+    ict_slot = {ict: icts.index(ict) for _, icts in passes for ict in icts}
+    oct_slot = {oct: octs.index(oct) for octs, _ in passes for oct in octs}
+    group_size = len(passes[0][1])
 
     def word_addr(word):
         visit, nij = word
-        return local(visit % geo.n_ict) * geo.n_onij + source.interior_index(nij)
+        return ict_slot[visit % geo.n_ict] * geo.n_onij + source.interior_index(nij)
 
     def weight_addr(oct, ict, kij, c):
-        icts = next(icts for icts in passes if ict in icts)
-        return WEIGHT_BASE + ((oct * len(icts) + icts.index(ict)) * KIJ + kij) * n + c
+        return WEIGHT_BASE + ((oct_slot[oct] * group_size + ict_slot[ict]) * KIJ + kij) * n + c
 
-    def pass_words(icts):
+    def pass_words(octs, icts):
         words = []
         for ict in icts:
             for y in range(1, hp - 1):
                 for x in range(1, wp - 1):
                     nij = y * wp + x
                     words.append((word_addr((ict, nij)), pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], bw)))
-        for oct in range(geo.n_oct):
+        for oct in octs:
             for ict in icts:
                 for kij in range(KIJ):
                     for c in range(n):
@@ -464,7 +470,7 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
 
     tl = Timeline()
     tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
-    first = pass_words(passes[0])
+    first = pass_words(*passes[0])
     for t, (addr, data) in enumerate(first):
         tl.xmem_write(t, addr, data)
     start = len(first)
@@ -488,7 +494,7 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
                 and next_push > last_position.get(loading_pass, -1)
                 and weight_tile > last_tile[loading_pass]):
             loading_pass += 1
-            pending_writes = pass_words(passes[loading_pass])
+            pending_writes = pass_words(*passes[loading_pass])
         writing = bool(pending_writes)
         # L0 write port: push the next position, in order. Row r pops r cycles after row 0,
         # so the deepest row holds n - 1 more than the vectors not yet executed.
@@ -534,9 +540,7 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
                 source.next_fetch += 1
             if source.next_fetch < len(source.order):
                 word = source.order[source.next_fetch]
-                visit, _ = word
-                if next(pass_of_tile[g] for g, (o, i, _k) in enumerate(tiles)
-                        if o * geo.n_ict + i == visit) <= loading_pass and not pending_writes:
+                if pass_of_visit[word[0]] <= loading_pass and not pending_writes:
                     source.fetch(tl, t, word, word_addr(word))
         # Array: execute the next pushed position; a tile's first needs all its columns
         # staged before its start token reaches them.
@@ -584,63 +588,79 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
     from xmem, so a step costs two xmem reads. After the last step the held psums drain
     down the columns into the OFIFO (bottom row first) and through the SFP (ReLU).
 
-    xmem: activation word of (group, step) at group * steps + step, weight word of
-    (oc tile, step) at 1024 + oct * steps + step, step = ic * 9 + kij.
+    xmem (step = ic * 9 + kij): when every operand fits, activation word (group, step) at
+    group * steps + step and weight word (oc tile, step) at 1024 + oct * steps + step,
+    written once before the measurement starts. Otherwise the part that does not fit is
+    written per (oc tile, group) in chunks of steps (the PEs hold their sums meanwhile), and
+    the measurement starts at cycle 0 with every load included.
     Keys: psum_writes and emits hold (group, oct, row) for output pixel group*8 + row.
     """
     geo = geometry(x_int, w_int, array_size)
     n = array_size
-    ref_act, ref_w = _os_operands(geo, x_int, w_int)
-    n_groups, steps = ref_act.shape[0], ref_act.shape[1]
-    if n_groups * steps > WEIGHT_BASE or geo.n_oct * steps > XMEM_DEPTH - WEIGHT_BASE:
-        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: output-stationary operands "
-                         f"({n_groups * steps} activation, {geo.n_oct * steps} weight words) do not fit xmem")
+    act, wt = _os_operands(geo, x_int, w_int)
+    n_groups, steps = act.shape[0], act.shape[1]
+    half = XMEM_DEPTH - WEIGHT_BASE
+    act_resident = n_groups * steps <= WEIGHT_BASE
+    w_resident = geo.n_oct * steps <= half
+    chunk = min(steps, WEIGHT_BASE, half)
+
+    def act_word(g, s):
+        return (g * steps + s if act_resident else s % chunk), pack_lanes(act[g, s], bw)
+
+    def weight_word(o, s):
+        return WEIGHT_BASE + (o * steps + s if w_resident else s % chunk), pack_lanes(wt[o, s], bw)
+
     tl = Timeline()
     tl.at(0, flush=1)
-    words = [(g * steps + s, pack_lanes(ref_act[g, s], bw)) for g in range(n_groups) for s in range(steps)]
-    words += [(WEIGHT_BASE + o * steps + s, pack_lanes(ref_w[o, s], bw))
-              for o in range(geo.n_oct) for s in range(steps)]
-    for t, (addr, data) in enumerate(words):
+    resident = [act_word(g, s) for g in range(n_groups) for s in range(steps)] if act_resident else []
+    resident += [weight_word(o, s) for o in range(geo.n_oct) for s in range(steps)] if w_resident else []
+    for t, (addr, data) in enumerate(resident):
         tl.xmem_write(t, addr, data)
-    t = len(words)
-    program = Program("os", "os", n, [], [], compute_start=t)
-    passes = [(oct, g) for oct in range(geo.n_oct) for g in range(n_groups)]
-    earliest_start = t
-    for oct, g in passes:
-        # fill: activation then weight per step, two xmem reads, pushes one cycle later;
-        # execute a step as soon as both its words are in (bubbles keep the pairs aligned)
-        pushed = []
-        for s in range(steps):
-            tl.xmem_read(t, g * steps + s)
-            tl.at(t + 1, l0_wr=1)
-            tl.xmem_read(t + 1, WEIGHT_BASE + oct * steps + s)
-            tl.at(t + 2, ififo_wr=1)
-            pushed.append(t + 2)
-            t += 2
-        execute = max(earliest_start, pushed[0] + 1)
-        for s in range(steps):
-            execute = max(execute, pushed[s] + 1)
-            waiting = sum(1 for p in pushed if p < execute) - s
-            assert waiting < fifo_depth, f"OS schedule overfills the {fifo_depth}-deep FIFOs"
-            tl.at(execute, l0_rd=1, ififo_rd=1, execute=1, start=int(s == 0))
-            program.executes += 1
-            execute += 1
-        last = execute - 1
-        drain = last + n                       # PE(row-1, c) has its last product by then
-        for k in range(n):
-            tl.at(drain + k, drain=1)
-        for k in range(n):                     # vector k is row n-1-k, complete after column n-1 wrote it
-            pop = drain + n + k
-            row = n - 1 - k
-            key = (g, oct, row)
-            addr = (len(program.psum_writes)) % PMEM_DEPTH
-            tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
-                  acc_first=1, emit=1, relu=1, acc_addr=0)
-            program.psum_writes.append((addr, key))
-            program.emits.append(key)
-        program.last_emit = drain + 2 * n - 1 + 2
-        earliest_start = drain + n             # the next group may only start once drained
-        t = max(t, earliest_start - 2 * steps)  # its fill may overlap this drain
+    t = len(resident)
+    program = Program("os", "os", n, [], [], compute_start=t if act_resident and w_resident else 0)
+    earliest_start = t          # a group may start once the previous one has drained
+    execute = t
+    for oct in range(geo.n_oct):
+        for g in range(n_groups):
+            for c0 in range(0, steps, chunk):
+                rng = range(c0, min(c0 + chunk, steps))
+                writes = [] if act_resident else [act_word(g, s) for s in rng]
+                writes += [] if w_resident else [weight_word(oct, s) for s in rng]
+                for addr, data in writes:
+                    tl.xmem_write(t, addr, data)
+                    t += 1
+                # fill: activation then weight per step (two xmem reads), pushes a cycle later;
+                # each step executes once both its words are in (bubbles keep the pairs aligned)
+                pushed = []
+                for s in rng:
+                    tl.xmem_read(t, act_word(g, s)[0])
+                    tl.at(t + 1, l0_wr=1)
+                    tl.xmem_read(t + 1, weight_word(oct, s)[0])
+                    tl.at(t + 2, ififo_wr=1)
+                    pushed.append(t + 2)
+                    t += 2
+                if c0 == 0:
+                    execute = max(execute, earliest_start)
+                for i, s in enumerate(rng):
+                    execute = max(execute, pushed[i] + 1)
+                    waiting = sum(1 for p in pushed if p < execute) - i
+                    assert waiting + n < fifo_depth, f"OS schedule overfills the {fifo_depth}-deep FIFOs"
+                    tl.at(execute, l0_rd=1, ififo_rd=1, execute=1, start=int(s == 0))
+                    program.executes += 1
+                    execute += 1
+            drain = execute - 1 + n            # PE(row-1, c) has its last product by then
+            for k in range(n):
+                tl.at(drain + k, drain=1)
+            for k in range(n):                 # vector k is row n-1-k, complete once column n-1 wrote it
+                row = n - 1 - k
+                key = (g, oct, row)
+                addr = len(program.psum_writes) % PMEM_DEPTH
+                tl.at(drain + n + k, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1,
+                      acc_src=1, acc_first=1, emit=1, relu=1, acc_addr=0)
+                program.psum_writes.append((addr, key))
+                program.emits.append(key)
+            program.last_emit = drain + 2 * n - 1 + 2
+            earliest_start = drain + n
     tl.at(program.last_emit + 1)
     for k in range(program.compute_start, len(tl.cycles)):
         tl.at(k, os=1)                         # the OS weight chain shifts every cycle

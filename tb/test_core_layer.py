@@ -140,3 +140,17 @@ def test_os_activations_above_7():
     case = random_case(8, 8, 4, 4, seed=9)
     case["x_int"] = (case["x_int"] % 8 + 8).astype(np.uint8)     # every activation in 8..15
     run_case(case, "os", "core_layer-os-high")
+
+
+@pytest.mark.parametrize("ic,oc,size,schedules", [
+    (16, 16, 8, "fast,os"),          # 2 ic tiles x 2 oc tiles
+    (3, 16, 4, "fast,classic,os"),   # input channels padded to a tile (the first VGG layer's case)
+    (24, 16, 4, "fast,classic"),     # 3 ic tiles x 2 oc tiles
+    (64, 16, 8, "fast"),             # operands do not fit xmem at once: two passes
+])
+def test_multi_tile_layer(ic, oc, size, schedules):
+    from layer_cases import random_case
+
+    runs = run_case(random_case(ic, oc, size, size, seed=ic * oc), schedules,
+                    f"core_layer-{ic}x{oc}x{size}")
+    assert [r["schedule"] for r in runs] == schedules.split(",")
