@@ -37,9 +37,16 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
+# Icarus comes from the system: installed here when we are root, else one line says how.
 check-sim:
-	@if [ "$(SIM)" = icarus ] && ! command -v iverilog >/dev/null; then \
-	  echo "error: iverilog not found: run 'sudo apt-get install -y iverilog' (Debian/Ubuntu)"; exit 1; fi
+	@if ! command -v iverilog >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing iverilog (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	  else \
+	    echo "error: iverilog not found: run 'sudo apt-get install -y iverilog' (Debian/Ubuntu)"; exit 1; \
+	  fi; \
+	fi
 
 test: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m pytest -n $(JOBS)
@@ -61,7 +68,7 @@ waves: $(STAMP) check-sim
 	WAVES=1 $(TOOLS) $(PY) -m pytest -p no:xdist -s "$(TEST)" | grep -E "^waveform:|passed|failed" | sort -u
 	@echo "open with: gtkwave <waveform.fst> tb/core.gtkw"
 
-lint: $(STAMP)
+lint: $(STAMP) check-sim
 	cd rtl && $(TOOLS) verilator --lint-only -Wall -I. --top-module core *.v
 	cd rtl && iverilog -g2005 -Wall -I. -o /dev/null -s core *.v
 	@echo "lint clean"
