@@ -189,8 +189,13 @@ class LayerGeometry:
 def geometry(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8) -> LayerGeometry:
     if x_int.ndim != 3:
         raise LayerError(f"x_int must be [IC, H, W], got shape {tuple(x_int.shape)}")
-    if w_int.ndim != 4 or w_int.shape[2:] != (3, 3):
+    if w_int.ndim != 4:
         raise LayerError(f"w_int must be [OC, IC, 3, 3], got shape {tuple(w_int.shape)}")
+    if w_int.shape[2:] != (3, 3):
+        raise LayerError(f"{w_int.shape[2]}x{w_int.shape[3]} kernels are not supported: the array runs "
+                         f"3x3 convolutions with stride 1 and padding 1")
+    if x_int.shape[1] > 32 or x_int.shape[2] > 32:
+        raise LayerError(f"a {x_int.shape[1]}x{x_int.shape[2]} input map is not supported: at most 32x32")
     if w_int.shape[1] != x_int.shape[0]:
         raise LayerError(f"w_int has {w_int.shape[1]} input channels, x_int has {x_int.shape[0]}")
     return LayerGeometry(x_int.shape[0], w_int.shape[0], x_int.shape[1], x_int.shape[2], array_size)
