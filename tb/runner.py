@@ -43,9 +43,23 @@ def waves_enabled() -> bool:
     return os.environ.get("WAVES", "0") not in ("", "0")
 
 
-def sources(toplevel: str) -> list[Path]:
+def sources(toplevel: str, rtl_dir: Path = RTL) -> list[Path]:
     names = list(dict.fromkeys(DEPENDS[toplevel]))
-    return [RTL / f"{name}.v" for name in names]
+    return [Path(rtl_dir) / f"{name}.v" for name in names]
+
+
+def _build_state(hdl_sources: list[Path], includes: list[Path], waves: bool) -> str:
+    """What a build depends on beyond the sources' dates, which is all the cocotb runner
+    compares with the simulator binary: the WAVES setting (a build without the FST dump
+    would be reused), the include files (a stale core_inst.vh would be) and the source
+    paths. run() rebuilds when this differs from the last build's (build.stamp)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"waves={int(waves)};{[str(s) for s in hdl_sources]}".encode())
+    for include in includes:
+        for header in sorted(Path(include).glob("*.vh")):
+            digest.update(header.name.encode() + header.read_bytes())
+    return digest.hexdigest()
 
 
 def _slug(parameters: dict) -> str:
@@ -57,6 +71,12 @@ def build_dir(name: str, parameters: dict) -> Path:
     return SIM_BUILD / f"{name}-{_slug(parameters)}-{simulator()}"
 
 
+def waves_path(folder: Path, toplevel: str) -> Path:
+    """Where WAVES=1 leaves the FST in a build folder: the cocotb Icarus runner dumps
+    <toplevel>.fst, a Verilator build with --trace-fst writes dump.fst."""
+    return Path(folder) / ("dump.fst" if simulator() == "verilator" else f"{toplevel}.fst")
+
+
 def run(
     toplevel: str,
     test_module: str,
@@ -65,8 +85,14 @@ def run(
     extra_env: dict | None = None,
     testcase: str | None = None,
     hdl_sources: list[Path] | None = None,
+    rtl_dir: Path | None = None,
+    log_file: Path | None = None,
 ) -> Path:
     """Build `toplevel` with `parameters` and run the cocotb tests in `test_module`.
+
+    rtl_dir: where the RTL sources and core_inst.vh come from (default rtl/; the
+    mutation tests pass a mutated copy). log_file: the simulator's output goes there
+    instead of the terminal.
 
     Fails (AssertionError) when any cocotb test fails. Returns the build folder, where
     the FST lies when WAVES=1.
@@ -79,19 +105,26 @@ def run(
     build_args = []
     if sim == "verilator":
         build_args = ["-Wno-fatal", "--trace-fst", "--trace-structs"] if waves else ["-Wno-fatal"]
+    rtl_dir = Path(rtl_dir) if rtl_dir is not None else RTL
+    hdl_sources = list(hdl_sources or sources(toplevel, rtl_dir))
+    includes = [rtl_dir]
+    stamp = folder / "build.stamp"
+    state = _build_state(hdl_sources, includes, waves)
     runner.build(
-        sources=hdl_sources or sources(toplevel),
+        sources=hdl_sources,
         hdl_toplevel=toplevel,
-        includes=[RTL],
+        includes=includes,
+        always=not stamp.is_file() or stamp.read_text() != state,
         parameters=parameters,
         build_dir=folder,
         build_args=build_args,
         waves=waves,
         timescale=("1ns", "1ps"),
     )
+    stamp.write_text(state)
     env = {
         "PYTHONPATH": os.pathsep.join([str(TB), str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "WAVES_PATH": str(folder / f"{toplevel}.fst") if waves else "",
+        "WAVES_PATH": str(waves_path(folder, toplevel)) if waves else "",
     }
     env.update(extra_env or {})
     try:
@@ -105,12 +138,13 @@ def run(
             waves=waves,
             testcase=testcase,
             timescale=("1ns", "1ps"),
+            log_file=log_file,
         )
     except SystemExit as exc:  # cocotb_tools exits the process when a cocotb test fails
-        raise AssertionError(f"{test_module}: cocotb test failed (log above; build {folder})") from exc
+        raise AssertionError(f"{test_module}: cocotb test failed ({f'log {log_file}' if log_file else 'log above'}; build {folder})") from exc
     total, failed = get_results(results)
     if waves:
-        print(f"waveform: {folder / (toplevel + '.fst')}")
+        print(f"waveform: {waves_path(folder, toplevel)}")
     assert total > 0, f"{test_module}: no cocotb test ran"
     assert failed == 0, f"{test_module}: {failed} of {total} cocotb tests failed (log above; build {folder})"
     return folder
