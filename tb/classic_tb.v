@@ -6,7 +6,9 @@
 //                                               acc_address.txt, out.txt
 //   output-stationary:    +DIR=<dir> +OS        activation_os.txt, weight_os.txt, out_os.txt
 //
-// Ends with "PASS: n of n outputs match" or "FAIL: ..." and $finish.
+// WS also checks every psum vector as it is written to pmem against psum_kij*.txt.
+// Ends with "PASS: n of n outputs match" or "FAIL: ..." and $finish; a watchdog ends a
+// run that waits for data that never comes.
 `timescale 1ns/1ps
 `include "core_inst.vh"
 module classic_tb;
@@ -38,10 +40,18 @@ module classic_tb;
 
     always #5 clk = ~clk;
 
+    localparam watchdog_cycles = 20000;
+    initial begin
+        #(watchdog_cycles * 10);
+        $display("FAIL: timeout after %0d cycles (a vector never arrived)", watchdog_cycles);
+        $finish;
+    end
+
     reg [1023:0] dir;
     reg [1023:0] path;
     reg [8*64-1:0] header;
-    integer fd, status, i, k, t, n_match, outputs;
+    integer fd, psum_fd, status, i, k, t, n_match, outputs, psum_errors, psums_checked;
+    reg [col*psum_bw-1:0] expected_psum;
     reg [col*psum_bw-1:0] expected;
     reg [10:0] acc_addr;
 
@@ -115,8 +125,14 @@ module classic_tb;
         begin
             if (errors != 0)
                 $display("FAIL: core error flags %b", errors);
+            else if (psum_errors != 0)
+                $display("FAIL: %0d psum vectors differ", psum_errors);
             else if (n_match == outputs && outputs > 0)
-                $display("PASS: %0d of %0d outputs match (%0d cycles since reset)", n_match, outputs, cycles);
+                if (psums_checked > 0)
+                    $display("PASS: %0d of %0d outputs match, %0d psum vectors match (%0d cycles since reset)",
+                             n_match, outputs, psums_checked, cycles);
+                else
+                    $display("PASS: %0d of %0d outputs match (%0d cycles since reset)", n_match, outputs, cycles);
             else
                 $display("FAIL: %0d of %0d outputs match", n_match, outputs);
             $finish;
@@ -165,11 +181,26 @@ module classic_tb;
                     end
                     tick;
                 end
-                // psums: pop each vector as it is ready, store at kij*36 + nij
+                // psums: pop each vector as it is ready, store at kij*36 + nij, compare with psum_kij<i>.txt
+                $sformat(path, "%0s/psum_kij%0d.txt", dir, i);
+                psum_fd = $fopen(path, "r");
+                if (psum_fd == 0) begin
+                    $display("FAIL: cannot open %0s", path);
+                    $finish;
+                end
+                for (k = 0; k < 3; k = k + 1)
+                    status = $fscanf(psum_fd, "%s", header);
                 t = 0;
                 while (t < len_nij) begin
                     inst = idle(0);
                     if (ofifo_valid) begin
+                        status = $fscanf(psum_fd, "%128b", expected_psum);
+                        psums_checked = psums_checked + 1;
+                        if (u_core.u_corelet.ofifo_data !== expected_psum) begin
+                            psum_errors = psum_errors + 1;
+                            $display("psum kij %0d nij %0d MISMATCH: got %b expected %b", i, t,
+                                     u_core.u_corelet.ofifo_data, expected_psum);
+                        end
                         inst[`INST_OFIFO_RD] = 1'b1;
                         inst[`INST_CEN_PMEM] = 1'b0;
                         inst[`INST_WEN_PMEM] = 1'b0;
@@ -178,6 +209,7 @@ module classic_tb;
                     end
                     tick;
                 end
+                $fclose(psum_fd);
             end
 
             // accumulation pass, addresses from acc_address.txt, outputs against out.txt
@@ -321,6 +353,8 @@ module classic_tb;
         inst = idle(0);
         n_match = 0;
         outputs = 0;
+        psum_errors = 0;
+        psums_checked = 0;
         if (!$value$plusargs("DIR=%s", dir)) begin
             $display("FAIL: give the folder of the exported files with +DIR=<dir>");
             $finish;
