@@ -49,6 +49,7 @@ module classic_tb;
 
     reg [1023:0] dir;
     reg [1023:0] path;
+    reg [1023:0] name;
     reg [8*64-1:0] header;
     integer fd, psum_fd, status, i, k, t, n_match, outputs, psum_errors, psums_checked;
     reg [col*psum_bw-1:0] expected_psum;
@@ -74,18 +75,21 @@ module classic_tb;
         end
     endtask
 
-    task open_vectors(input [1023:0] name);
+    // Open <dir>/<name> and skip its header lines; a missing file ends the run.
+    function integer open_vectors(input [1023:0] name, input integer headers);
+        integer f, h, scanned;
         begin
             $sformat(path, "%0s/%0s", dir, name);
-            fd = $fopen(path, "r");
-            if (fd == 0) begin
+            f = $fopen(path, "r");
+            if (f == 0) begin
                 $display("FAIL: cannot open %0s", path);
                 $finish;
             end
-            for (k = 0; k < 3; k = k + 1)
-                status = $fscanf(fd, "%s", header);   // the three comment lines
+            for (h = 0; h < headers; h = h + 1)
+                scanned = $fscanf(f, "%s", header);
+            open_vectors = f;
         end
-    endtask
+    endfunction
 
     task xmem_write(input [10:0] addr, input [row*bw-1:0] data);
         begin
@@ -142,15 +146,15 @@ module classic_tb;
     // ---- weight-stationary: load per kij, 36 positions, psums to pmem, accumulation pass ----
     task run_ws;
         begin
-            open_vectors("activation_tile0.txt");
+            fd = open_vectors("activation_tile0.txt", 3);
             for (t = 0; t < len_nij; t = t + 1) begin
                 status = $fscanf(fd, "%32b", D_xmem);
                 xmem_write(t, D_xmem);
             end
             $fclose(fd);
             for (i = 0; i < len_kij; i = i + 1) begin
-                $sformat(header, "weight_itile0_otile0_kij%0d.txt", i);
-                open_vectors(header);
+                $sformat(name, "weight_itile0_otile0_kij%0d.txt", i);
+                fd = open_vectors(name, 3);
                 for (t = 0; t < col; t = t + 1) begin
                     status = $fscanf(fd, "%32b", D_xmem);
                     xmem_write(weight_base + i * col + t, D_xmem);
@@ -182,14 +186,8 @@ module classic_tb;
                     tick;
                 end
                 // psums: pop each vector as it is ready, store at kij*36 + nij, compare with psum_kij<i>.txt
-                $sformat(path, "%0s/psum_kij%0d.txt", dir, i);
-                psum_fd = $fopen(path, "r");
-                if (psum_fd == 0) begin
-                    $display("FAIL: cannot open %0s", path);
-                    $finish;
-                end
-                for (k = 0; k < 3; k = k + 1)
-                    status = $fscanf(psum_fd, "%s", header);
+                $sformat(name, "psum_kij%0d.txt", i);
+                psum_fd = open_vectors(name, 3);
                 t = 0;
                 while (t < len_nij) begin
                     inst = idle(0);
@@ -213,22 +211,10 @@ module classic_tb;
             end
 
             // accumulation pass, addresses from acc_address.txt, outputs against out.txt
-            $sformat(path, "%0s/acc_address.txt", dir);
-            fd = $fopen(path, "r");
-            if (fd == 0) begin
-                $display("FAIL: cannot open %0s", path);
-                $finish;
-            end
+            fd = open_vectors("acc_address.txt", 0);
             begin : accumulate
                 integer out_fd, o;
-                $sformat(path, "%0s/out.txt", dir);
-                out_fd = $fopen(path, "r");
-                if (out_fd == 0) begin
-                    $display("FAIL: cannot open %0s", path);
-                    $finish;
-                end
-                for (k = 0; k < 3; k = k + 1)
-                    status = $fscanf(out_fd, "%s", header);
+                out_fd = open_vectors("out.txt", 3);
                 for (o = 0; o < len_onij; o = o + 1) begin
                     for (i = 0; i < len_kij; i = i + 1) begin
                         status = $fscanf(fd, "%11b", acc_addr);
@@ -287,13 +273,13 @@ module classic_tb;
     task run_os;
         begin : os
             integer out_fd;
-            open_vectors("activation_os.txt");
+            fd = open_vectors("activation_os.txt", 3);
             for (t = 0; t < len_os_steps; t = t + 1) begin
                 status = $fscanf(fd, "%32b", D_xmem);
                 xmem_write(t, D_xmem);
             end
             $fclose(fd);
-            open_vectors("weight_os.txt");
+            fd = open_vectors("weight_os.txt", 3);
             for (t = 0; t < len_os_steps; t = t + 1) begin
                 status = $fscanf(fd, "%32b", D_xmem);
                 xmem_write(weight_base + t, D_xmem);
@@ -320,14 +306,7 @@ module classic_tb;
             inst[`INST_OS] = 1'b1;
             for (t = 0; t < col; t = t + 1) tick;
             // pop each drained vector (row 7 first) into the SFP with ReLU, compare with out_os.txt
-            $sformat(path, "%0s/out_os.txt", dir);
-            out_fd = $fopen(path, "r");
-            if (out_fd == 0) begin
-                $display("FAIL: cannot open %0s", path);
-                $finish;
-            end
-            for (k = 0; k < 3; k = k + 1)
-                status = $fscanf(out_fd, "%s", header);
+            out_fd = open_vectors("out_os.txt", 3);
             begin : outputs_os
                 reg [col*psum_bw-1:0] want [0:row-1];
                 for (i = 0; i < row; i = i + 1)
