@@ -80,13 +80,20 @@ class Player:
                             "-Wno-style", "-CFLAGS", "-std=c++20 -fcoroutines -O2", "-I" + str(REPO / "rtl"),
                             "--top-module", "core_player", "-Mdir", str(self.build), "-j", "2", *sources],
                            check=True, stdout=subprocess.DEVNULL)
-            self.cmd = [str(self.build / "Vcore_player")]
+            self.cmd = [str(self.build / "Vcore_player"), "+verilator+quiet"]
 
     def run(self, program: programs.Program, folder: Path) -> tuple[dict, np.ndarray, list, float]:
         program.save_hex(folder)
         t0 = time.perf_counter()
-        subprocess.run(self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={len(program.inst)}",
-                                   f"+START={program.compute_start}"], check=True, stdout=subprocess.DEVNULL)
+        args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={len(program.inst)}", f"+START={program.compute_start}"]
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
+            output = []
+            for line in sim.stdout:
+                output.append(line)
+                if line.startswith("core_player:"):       # progress of long programs, every 10%
+                    print("    " + line.rstrip(), flush=True)
+        if sim.returncode:
+            raise SystemExit(f"bench: the player failed:\n{''.join(output[-10:])}")
         wall = time.perf_counter() - t0
         summary = dict(line.split() for line in (folder / "summary.txt").read_text().splitlines())
         summary = {k: int(v) for k, v in summary.items()}

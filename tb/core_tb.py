@@ -172,6 +172,7 @@ class CoreTB:
     def __init__(self, dut):
         self.dut = dut
         self.psum_bw = int(dut.psum_bw.value)
+        self.acc_bw = int(dut.acc_bw.value)
         self.col = int(dut.col.value)
         self.row = int(dut.row.value)
         self.driver = ProgramDriver(dut)
@@ -213,11 +214,11 @@ class Expectation:
     Output-stationary keys: (group, oct, row) for output pixel group*8 + row, psum
     before and output after ReLU."""
 
-    def __init__(self, x_int, w_int, program: Program, psum_bw: int):
+    def __init__(self, x_int, w_int, program: Program, psum_bw: int, acc_bw: int):
         self.program = program
         self.n = program.array_size
         if program.dataflow == "ws":
-            self.ref = ws_reference(x_int, w_int, array_size=self.n, psum_bw=psum_bw)
+            self.ref = ws_reference(x_int, w_int, array_size=self.n, psum_bw=psum_bw, acc_bw=acc_bw)
             self.out_tiles = self.ref.out_tiles(relu=True)
         else:
             self.ref = os_reference(x_int, w_int, array_size=self.n, psum_bw=psum_bw)

@@ -31,7 +31,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
 
     x_int, w_int = case["x_int"], case["w_int"]
     program = SCHEDULES[name](x_int, w_int, array_size=tb.row)
-    expected = Expectation(x_int, w_int, program, tb.psum_bw)
+    expected = Expectation(x_int, w_int, program, tb.psum_bw, tb.acc_bw)
     scoreboard = LayerScoreboard(program, expected)
     dut._log.info("layer %s: %s schedule, %d instructions", str(case["layer"]), name, len(program.inst))
     await tb.play(program, scoreboard)
