@@ -649,7 +649,8 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
                 for i, s in enumerate(rng):
                     execute = max(execute, pushed[i] + 1)
                     waiting = sum(1 for p in pushed if p < execute) - i
-                    assert waiting + n < fifo_depth, f"OS schedule overfills the {fifo_depth}-deep FIFOs"
+                    if waiting + n >= fifo_depth:   # a builder invariant: row n-1 pops n-1 cycles late
+                        raise ModelError(f"output-stationary schedule would overfill the {fifo_depth}-deep FIFOs")
                     tl.at(execute, l0_rd=1, ififo_rd=1, execute=1, start=int(s == 0))
                     program.executes += 1
                     execute += 1

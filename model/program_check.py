@@ -1,0 +1,553 @@
+"""Cycle-level replay of a core program (model/program.py) against the reference tiling.
+
+``check_program(program, x_int, w_int)`` plays ``program.inst`` / ``program.d_xmem`` one
+word per cycle through a behavioural model of rtl/core.v that follows the RTL's cycle
+semantics register by register:
+
+* xmem / pmem: single port, active-low CEN/WEN; a read puts mem[A] on Q at the end of the
+  cycle and Q holds until the next read (writes leave Q alone); Q starts at 0, memory
+  starts unknown (X). pmem write data is the OFIFO head of that cycle.
+* activation buffer: ABUF_WR stores xmem Q at the end of the cycle, the read is
+  combinational. L0 write data: zeros (L0_ZERO), abuf[ABUF_RADDR] (L0_ABUF) or xmem Q.
+* L0 (one FIFO per row) and IFIFO (one per column): first-word fall-through, lane i pops
+  i cycles after the RD instruction; a push into a full lane or a pop of an empty lane,
+  which the RTL refuses (raising a sticky flag), is an error here.
+* the array, PE by PE (rtl/mac_tile.v): west control (valid, start, os) skewed per row
+  and registered per column, column control (OS weight shift, drain) skewed per column,
+  staged / active weights, psums north to south, the bottom row's valid into the OFIFO.
+* OFIFO: one FIFO per column; OFIFO_RD pops a whole vector, only when every column holds
+  one (a refused read is an error).
+* SFP: one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR
+  registered, the OFIFO head registered), bank of ``sfp_depth`` sums at ``acc_bw`` bits;
+  a sum that leaves ``acc_bw`` or an output that leaves ``psum_bw`` is an error. The
+  output of an EMIT at cycle e is on sfp_out during cycle e + 2.
+* FLUSH resets the FIFOs, the array and the SFP pipeline in its cycle (not the SRAMs, the
+  activation buffer or the SFP bank).
+
+Every pmem write is compared, as it happens, with the reference psum named by
+``program.psum_writes`` and every SFP output with the reference output named by
+``program.emits``; the last output must land at ``program.last_emit``. The first problem
+raises :class:`ProgramError` with a one-line message that starts with its cycle.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model.errors import ModelError
+from model.program import FIELDS, INST_WIDTH, Program, decode, encode
+from model.tiling import os_reference, ws_reference
+
+__all__ = ["ProgramError", "CheckReport", "check_program"]
+
+BW = 4            # activation / weight width (bits)
+
+
+class ProgramError(ModelError):
+    """A program does not do on the core what it claims; str(e) names the cycle."""
+
+
+@dataclass
+class CheckReport:
+    """What the replayed core did. Arrays are int64; lanes are column 0 first."""
+
+    psum_addr: np.ndarray              # [writes] pmem address of each pmem write
+    psum_lanes: np.ndarray             # [writes, col] the vector written
+    psum_cycles: np.ndarray            # [writes] cycle of each pmem write
+    output_lanes: np.ndarray           # [outputs, col] each SFP output
+    output_cycles: np.ndarray          # [outputs] cycle in which it is on sfp_out
+    executes: int                      # instructions with EXECUTE
+    last_output: int                   # cycle of the last output on sfp_out (-1: none)
+    cycles: int                        # instruction words replayed
+    busy_cycles: int = 0               # = executes (the RTL's busy counter)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def pmem_writes(self) -> list[tuple[int, tuple[int, ...]]]:
+        """(address, lanes) of every pmem write, in order."""
+        return [(int(a), tuple(int(v) for v in row)) for a, row in zip(self.psum_addr, self.psum_lanes)]
+
+    @property
+    def outputs(self) -> list[tuple[tuple[int, ...], int]]:
+        """(lanes, cycle) of every SFP output, in order."""
+        return [(tuple(int(v) for v in row), int(c)) for row, c in zip(self.output_lanes, self.output_cycles)]
+
+
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
+def _signed(nibble: int) -> int:
+    return nibble - 16 if nibble >= 8 else nibble
+
+
+class _SkewFifoBank:
+    """L0 / IFIFO: `lanes` FIFOs written together (lane i = nibble i of the word), read with
+    the skew (lane i pops i cycles after the RD instruction)."""
+
+    def __init__(self, name: str, lane_name: str, lanes: int, depth: int):
+        self.name, self.lane_name, self.lanes, self.depth = name, lane_name, lanes, depth
+        self.full_mask = (1 << lanes) - 1
+        self.reset()
+
+    def reset(self) -> None:
+        self.words: list[int] = []     # every word pushed since the last trim
+        self.base = 0                  # absolute index of words[0]
+        self.rd = [0] * self.lanes     # absolute index of each lane's head
+        self.rd_skew = 0               # bit i: lane i pops this cycle
+
+    def heads(self) -> list[int]:
+        end = self.base + len(self.words)
+        out = []
+        for i, r in enumerate(self.rd):
+            out.append((self.words[r - self.base] >> (BW * i)) & 15 if r < end else 0)
+        return out
+
+    def count(self, lane: int) -> int:
+        return self.base + len(self.words) - self.rd[lane]
+
+    def empty(self) -> bool:
+        end = self.base + len(self.words)
+        return all(r == end for r in self.rd)
+
+    def step(self, t: int, rd: int, wr: int, data: int) -> None:
+        """One clock edge: the skewed pops, then the push (FIFO semantics of rtl/fifo.v)."""
+        self.rd_skew = ((self.rd_skew << 1) | rd) & self.full_mask
+        pops = self.rd_skew
+        if not pops and not wr:
+            return
+        end = self.base + len(self.words)
+        if pops:
+            for i in range(self.lanes):
+                if pops >> i & 1 and self.rd[i] == end:
+                    raise ProgramError(f"cycle {t}: {self.name} {self.lane_name} {i} pops an empty FIFO "
+                                       f"(the {self.name}_RD of cycle {t - i}; lane {i} pops {i} cycles later)")
+        if wr:
+            for i in range(self.lanes):
+                if end - self.rd[i] >= self.depth and not pops >> i & 1:
+                    raise ProgramError(f"cycle {t}: {self.name}_WR into a full {self.name} {self.lane_name} {i} "
+                                       f"({self.depth} entries)")
+            self.words.append(data)
+        if pops:
+            for i in range(self.lanes):
+                if pops >> i & 1:
+                    self.rd[i] += 1
+            low = min(self.rd)
+            if low - self.base > 4096:
+                del self.words[:low - self.base]
+                self.base = low
+
+
+class _Array:
+    """The row x col array, register by register (rtl/mac_array.v, mac_row.v, mac_tile.v)."""
+
+    def __init__(self, n: int, psum_bw: int):
+        self.n, self.psum_bw = n, psum_bw
+        self.mask = (1 << n) - 1
+        self.bits = np.array([[(m >> i) & 1 for i in range(n)] for m in range(1 << n)], dtype=bool) \
+            if n <= 12 else None
+        self.reset()
+
+    def mask_vec(self, m: int) -> np.ndarray:
+        if self.bits is not None:
+            return self.bits[m]
+        return np.array([(m >> i) & 1 for i in range(self.n)], dtype=bool)
+
+    def reset(self) -> None:
+        n = self.n
+        # [r, c] is what enters PE(r, c) from the west this cycle; [r, c + 1] is PE(r, c)'s register
+        self.a = np.zeros((n, n + 1), dtype=np.int64)
+        self.v = np.zeros((n, n + 1), dtype=bool)
+        self.s = np.zeros((n, n + 1), dtype=bool)
+        self.o = np.zeros((n, n + 1), dtype=bool)
+        # [r, c] enters PE(r, c) from the north; [r + 1, c] is PE(r, c)'s register
+        self.w = np.zeros((n + 1, n), dtype=np.int64)      # OS chain / WS staged (w_q), signed
+        self.p = np.zeros((n + 1, n), dtype=np.int64)      # psum_q, row 0 is the zero input
+        self.w_active = np.zeros((n, n), dtype=np.int64)
+        self.row_skew = [0, 0, 0]                         # valid, start, os: bit r = row r
+        self.col_skew = [0, 0]                            # shift, drain: bit c = column c
+        self.live_until = -1                              # last cycle a valid may still move
+        self.bottom_ws = 0           # bit c: PE(row-1, c) registered a WS product (valid & ~os)
+        self.last_valid = self.last_os = self.last_start = -(1 << 40)  # cycles they entered row 0..
+
+    def outputs(self, drain: int) -> tuple[list[int], int]:
+        """South edge this cycle: psum of each column and the valid mask (WS valid | drain).
+        drain: this cycle's DRAIN bit (column 0 sees it at once, column c c cycles later)."""
+        n = self.n
+        mask = self.bottom_ws | (((self.col_skew[1] << 1) | drain) & self.mask)
+        if not mask:
+            return [], 0
+        return self.p[n].tolist(), mask
+
+    def step(self, t: int, valid: int, start: int, os: int, shift: int, drain: int,
+             load_col: int, load_word: int, heads_a, heads_w) -> None:
+        """One clock edge. heads_a / heads_w: callables giving the L0 / IFIFO heads."""
+        n, m = self.n, self.mask
+        rs = self.row_skew
+        rs[0] = ((rs[0] << 1) | valid) & m
+        rs[1] = ((rs[1] << 1) | start) & m
+        rs[2] = ((rs[2] << 1) | os) & m
+        cs = self.col_skew
+        cs[0] = ((cs[0] << 1) | shift) & m
+        cs[1] = ((cs[1] << 1) | drain) & m
+        entering = rs[0] & ~rs[2]
+        self.bottom_ws = ((self.bottom_ws << 1) | (entering >> (n - 1) & 1)) & m
+        if rs[0]:
+            self.live_until = t + 2 * n
+            self.last_valid = t
+            if rs[0] & rs[2]:
+                self.last_os = t
+            if entering & rs[1]:
+                self.last_start = t
+        if t > self.live_until and load_col < 0 and not cs[0] and not cs[1]:
+            return                                       # nothing in the array can change
+        a, v, s, o, w, p = self.a, self.v, self.s, self.o, self.w, self.p
+        a[:, 0] = heads_a()
+        v[:, 0] = self.mask_vec(rs[0])
+        s[:, 0] = self.mask_vec(rs[1])
+        o[:, 0] = self.mask_vec(rs[2])
+        a_in, v_in, s_in, o_in = a[:, :n], v[:, :n], s[:, :n], o[:, :n]
+        w_q = w[1:]
+        psum_q = p[1:]
+        if cs[0]:
+            w[0] = heads_w()
+        new_p = None
+        if t - self.last_valid < n:                       # a valid is at some PE's input
+            ws_w = np.where(s_in, w_q, self.w_active)
+            if t - self.last_os < n:
+                os_op = v_in & o_in
+                mac_w = np.where(os_op, w[:n], ws_w)
+                mac_c = np.where(os_op, np.where(s_in, 0, psum_q), p[:n])
+            else:
+                mac_w, mac_c = ws_w, p[:n]
+            mac = _wrap(mac_c + a_in * mac_w, self.psum_bw)
+            new_p = np.where(v_in, mac, psum_q)
+            if t - self.last_start < n:
+                take = v_in & ~o_in & s_in
+                self.w_active = np.where(take, w_q, self.w_active)
+        if cs[1]:
+            drain_c = self.mask_vec(cs[1])
+            new_p = np.where(drain_c[None, :], p[:n], psum_q if new_p is None else new_p)
+        if cs[0] or load_col >= 0:
+            new_w = np.where(self.mask_vec(cs[0])[None, :], w[:n], w_q) if cs[0] else w_q.copy()
+            if load_col >= 0:
+                new_w[:, load_col] = [_signed((load_word >> (BW * r)) & 15) for r in range(n)]
+            w[1:] = new_w
+        if new_p is not None:
+            p[1:] = new_p
+        # west-east registers (a, valid, start, os) move one column east
+        a[:, 1:] = a[:, :n]                               # (numpy buffers overlapping copies)
+        v[:, 1:] = v[:, :n]
+        s[:, 1:] = s[:, :n]
+        o[:, 1:] = o[:, :n]
+
+
+class _Recorder:
+    """Rows of `width` ints with a cycle (and an address), in a growing int64 array."""
+
+    def __init__(self, capacity: int, width: int):
+        self.lanes = np.zeros((max(capacity, 16), width), np.int64)
+        self.cycles = np.zeros(len(self.lanes), np.int64)
+        self.addr = np.zeros(len(self.lanes), np.int64)
+        self.count = 0
+
+    def add(self, lanes, cycle: int, addr: int = 0) -> None:
+        if self.count == len(self.lanes):
+            self.lanes = np.concatenate([self.lanes, np.zeros_like(self.lanes)])
+            self.cycles = np.concatenate([self.cycles, np.zeros_like(self.cycles)])
+            self.addr = np.concatenate([self.addr, np.zeros_like(self.addr)])
+        self.lanes[self.count] = lanes
+        self.cycles[self.count] = cycle
+        self.addr[self.count] = addr
+        self.count += 1
+
+    def arrays(self):
+        k = self.count
+        return self.lanes[:k].copy(), self.cycles[:k].copy(), self.addr[:k].copy()
+
+
+def _expected(program: Program, x_int, w_int, n: int, psum_bw: int, acc_bw: int):
+    """Reference psum of every pmem write and reference output of every emit, int64."""
+    if not program.psum_writes and not program.emits:
+        return np.zeros((0, n), np.int64), np.zeros((0, n), np.int64)
+    if program.dataflow == "ws":
+        ref = ws_reference(x_int, w_int, array_size=n, psum_bw=psum_bw, acc_bw=acc_bw)
+        keys = np.array([key for _, key in program.psum_writes], dtype=np.int64).reshape(-1, 4)
+        psums = ref.psum[keys[:, 0], keys[:, 1], :, keys[:, 3], keys[:, 2]]
+        emits = np.array(program.emits, dtype=np.int64).reshape(-1, 2)
+        outs = ref.out_tiles(relu=True)[emits[:, 0], :, emits[:, 1]]
+    elif program.dataflow == "os":
+        ref = os_reference(x_int, w_int, array_size=n, psum_bw=psum_bw)
+        keys = np.array([key for _, key in program.psum_writes], dtype=np.int64).reshape(-1, 3)
+        psums = ref.out[keys[:, 0], keys[:, 1], keys[:, 2]]
+        emits = np.array(program.emits, dtype=np.int64).reshape(-1, 3)
+        outs = ref.out_relu[emits[:, 0], emits[:, 1], emits[:, 2]]
+    else:
+        raise ProgramError(f"program dataflow {program.dataflow!r} is neither 'ws' nor 'os'")
+    return np.ascontiguousarray(psums, dtype=np.int64), np.ascontiguousarray(outs, dtype=np.int64)
+
+
+def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_depth: int = 64,
+                  abuf_depth: int = 64, sfp_depth: int = 8192, acc_bw: int = 20,
+                  psum_bw: int = 16, xmem_depth: int = 2048, pmem_depth: int = 2048,
+                  verify: bool = True) -> CheckReport:
+    """Replay ``program`` cycle by cycle and check every pmem write and SFP output against the
+    reference of (x_int, w_int). Raises ProgramError (message: 'cycle N: what') on the first
+    problem; returns a CheckReport when everything matches.
+
+    verify=False only replays: FIFO, SFP-overflow and unknown-data errors still raise, but
+    the results are not compared with the reference or with what the program lists (x_int
+    and w_int are not used); the report then says what the core would do."""
+    n = array_size
+    if not 1 <= n <= (1 << FIELDS["wcol"][1]):
+        raise ProgramError(f"array_size {n} does not fit the {FIELDS['wcol'][1]}-bit WCOL field")
+    if program.array_size != n:
+        raise ProgramError(f"program is built for a {program.array_size}x{program.array_size} array, "
+                           f"checked on {n}x{n}")
+    if len(program.d_xmem) != len(program.inst):
+        raise ProgramError(f"program has {len(program.inst)} instruction words but "
+                           f"{len(program.d_xmem)} D_xmem words")
+    if verify:
+        exp_psum, exp_out = _expected(program, x_int, w_int, n, psum_bw, acc_bw)
+    n_writes, n_emits = len(program.psum_writes), len(program.emits)
+    want_addr = [a for a, _ in program.psum_writes]
+
+    xmask = (1 << (n * BW)) - 1
+    x_aw, p_aw = (xmem_depth - 1).bit_length(), (pmem_depth - 1).bit_length()
+    abuf_aw = max(1, (abuf_depth - 1).bit_length())
+    sfp_aw = max(1, (sfp_depth - 1).bit_length())
+    acc_lo, acc_hi = -(1 << (acc_bw - 1)), (1 << (acc_bw - 1)) - 1
+    out_lo, out_hi = -(1 << (psum_bw - 1)), (1 << (psum_bw - 1)) - 1
+    zero_vec = [0] * n
+
+    xmem: list[int | None] = [None] * (1 << x_aw)
+    pmem: list[list[int] | None] = [None] * (1 << p_aw)
+    abuf: list[int | None] = [None] * (1 << abuf_aw)
+    bank: dict[int, list[int]] = {}
+    xq, xq_from = 0, None              # xmem Q and the address it was read from (None: reset value)
+    pq: list[int] | None = list(zero_vec)
+    pq_from = None
+    l0 = _SkewFifoBank("L0", "row", n, fifo_depth)
+    ififo = _SkewFifoBank("IFIFO", "column", n, fifo_depth)
+    array = _Array(n, psum_bw)
+    ofifo = [deque() for _ in range(n)]
+    sfp_reg = None                     # SFP controls registered from the previous instruction
+    head_q = list(zero_vec)            # OFIFO head registered from the previous cycle
+
+    psum_rec = _Recorder(n_writes, n)
+    out_rec = _Recorder(n_emits, n)
+    writes = outputs = executes = 0
+
+    def x_value(t: int, what: str) -> int:
+        if xq is None:
+            raise ProgramError(f"cycle {t}: {what} takes xmem Q, which is unknown "
+                               f"(xmem[{xq_from}] was read before it was ever written)")
+        return xq
+
+    def key_text(i: int) -> str:
+        key = program.psum_writes[i][1]
+        names = ("ict", "oct", "kij", "nij") if program.dataflow == "ws" else ("group", "oct", "row")
+        return ", ".join(f"{k}={v}" for k, v in zip(names, key))
+
+    def emit_text(i: int) -> str:
+        key = program.emits[i]
+        names = ("oct", "o_nij") if program.dataflow == "ws" else ("group", "oct", "row")
+        return ", ".join(f"{k}={v}" for k, v in zip(names, key))
+
+    idle = encode({})
+    words = program.inst
+    d_words = program.d_xmem
+    total = len(words)
+    drain_tail = 2 * n + 4             # idle cycles after the program so the pipelines settle
+    for t in range(total + drain_tail):
+        word = words[t] if t < total else idle
+        if word >> INST_WIDTH:
+            raise ProgramError(f"cycle {t}: instruction word {word:#x} is wider than {INST_WIDTH} bits")
+        f = decode(word)
+        flush = f["flush"]
+
+        # ---- combinational values of this cycle (state at the start of the cycle) ----
+        o_valid = all(ofifo)
+        o_heads = [q[0] if q else 0 for q in ofifo]
+        south, south_mask = array.outputs(f["drain"])
+
+        # ---- SFP: the previous instruction's operation ----
+        if sfp_reg is not None and not flush:
+            acc, first, emit, relu, src, addr, issued = sfp_reg
+            if acc or first or emit:
+                if acc:
+                    if src:
+                        data = head_q
+                    else:
+                        if pq is None:
+                            raise ProgramError(f"cycle {issued}: ACC from pmem Q, which is unknown "
+                                               f"(pmem[{pq_from}] was read before it was ever written)")
+                        data = pq
+                else:
+                    data = zero_vec
+                if addr >= sfp_depth:
+                    raise ProgramError(f"cycle {issued}: ACC_ADDR {addr} is outside the SFP bank "
+                                       f"({sfp_depth} entries)")
+                if first:
+                    base = zero_vec
+                else:
+                    base = bank.get(addr)
+                    if base is None:
+                        raise ProgramError(f"cycle {issued}: SFP bank entry {addr} is used before an "
+                                           f"ACC_FIRST ever wrote it")
+                total_sum = [b + d for b, d in zip(base, data)]
+                if acc:
+                    for c, v in enumerate(total_sum):
+                        if not acc_lo <= v <= acc_hi:
+                            raise ProgramError(f"cycle {issued}: SFP bank entry {addr} column {c} overflows "
+                                               f"{acc_bw} bits ({v})")
+                if acc or first:
+                    bank[addr] = total_sum
+                if emit:
+                    lanes = [max(v, 0) for v in total_sum] if relu else total_sum
+                    for c, v in enumerate(lanes):
+                        if not out_lo <= v <= out_hi:
+                            raise ProgramError(f"cycle {issued}: SFP output of entry {addr} column {c} = {v} "
+                                               f"does not fit {psum_bw} bits")
+                    if verify and outputs >= n_emits:
+                        raise ProgramError(f"cycle {issued}: EMIT number {outputs + 1}, but the program "
+                                           f"lists {n_emits} outputs")
+                    want = exp_out[outputs].tolist() if verify else lanes
+                    if lanes != want:
+                        c = next(k for k in range(n) if lanes[k] != want[k])
+                        raise ProgramError(f"cycle {issued}: output #{outputs} ({emit_text(outputs)}) column {c}: "
+                                           f"expected {want[c]}, got {lanes[c]} (on sfp_out in cycle {t + 1})")
+                    out_rec.add(lanes, t + 1)
+                    outputs += 1
+
+        if not flush:
+            # ---- L0 push data ----
+            l0_wr = f["l0_wr"]
+            l0_data = 0
+            if l0_wr:
+                if f["l0_zero"]:
+                    l0_data = 0
+                elif f["l0_abuf"]:
+                    ra = f["abuf_raddr"] & ((1 << abuf_aw) - 1)
+                    if ra >= abuf_depth or abuf[ra] is None:
+                        raise ProgramError(f"cycle {t}: L0_WR from activation buffer entry {ra}, which "
+                                           f"was never written (or holds unknown data)")
+                    l0_data = abuf[ra]
+                else:
+                    l0_data = x_value(t, "L0_WR")
+            ififo_wr = f["ififo_wr"]
+            ififo_data = x_value(t, "IFIFO_WR") if ififo_wr else 0
+            load_col, load_word = -1, 0
+            if f["load"]:
+                load_col = f["wcol"]
+                if load_col >= n:
+                    raise ProgramError(f"cycle {t}: LOAD into column {load_col} of a {n}-column array")
+                load_word = x_value(t, "LOAD")
+            # ---- the array (its inputs are the FIFO heads before this edge) ----
+            array.step(t, f["execute"], f["start"], f["os"], f["os"], f["drain"], load_col, load_word,
+                       l0.heads, lambda: [_signed(v) for v in ififo.heads()])
+            if f["execute"]:
+                executes += 1
+            # ---- L0, IFIFO ----
+            l0.step(t, f["l0_rd"], l0_wr, l0_data)
+            ififo.step(t, f["ififo_rd"], ififo_wr, ififo_data)
+            # ---- OFIFO ----
+            pop = f["ofifo_rd"]
+            if pop and not o_valid:
+                c = next(k for k in range(n) if not ofifo[k])
+                raise ProgramError(f"cycle {t}: OFIFO_RD while column {c} of the OFIFO is empty "
+                                   f"(the RTL refuses the read)")
+            if south_mask:
+                for c in range(n):
+                    if south_mask >> c & 1:
+                        if len(ofifo[c]) >= fifo_depth and not pop:
+                            raise ProgramError(f"cycle {t}: OFIFO column {c} is full ({fifo_depth} entries), "
+                                               f"its psum is lost")
+                        ofifo[c].append(south[c])
+            if pop:
+                for q in ofifo:
+                    q.popleft()
+
+        # ---- activation buffer (never reset): stores xmem Q of the start of the cycle ----
+        if f["abuf_wr"]:
+            wa = f["abuf_waddr"] & ((1 << abuf_aw) - 1)
+            if wa >= abuf_depth:
+                raise ProgramError(f"cycle {t}: ABUF_WADDR {wa} is outside the activation buffer "
+                                   f"({abuf_depth} entries)")
+            abuf[wa] = xq                      # unknown (None) stays unknown until used
+        # ---- SRAMs (never reset) ----
+        if not f["cen_xmem"]:
+            a = f["a_xmem"] & ((1 << x_aw) - 1)
+            if a >= xmem_depth:
+                raise ProgramError(f"cycle {t}: xmem address {a} is outside xmem ({xmem_depth} words)")
+            if not f["wen_xmem"]:
+                xmem[a] = (d_words[t] if t < total else 0) & xmask
+            else:
+                xq, xq_from = xmem[a], a
+        if not f["cen_pmem"]:
+            a = f["a_pmem"] & ((1 << p_aw) - 1)
+            if a >= pmem_depth:
+                raise ProgramError(f"cycle {t}: pmem address {a} is outside pmem ({pmem_depth} words)")
+            if not f["wen_pmem"]:
+                if verify and writes >= n_writes:
+                    raise ProgramError(f"cycle {t}: pmem write number {writes + 1}, but the program "
+                                       f"lists {n_writes} psum writes")
+                if verify and a != want_addr[writes]:
+                    raise ProgramError(f"cycle {t}: pmem write #{writes} ({key_text(writes)}) goes to "
+                                       f"address {a}, the program lists {want_addr[writes]}")
+                want = exp_psum[writes].tolist() if verify else o_heads
+                if o_heads != want:
+                    c = next(k for k in range(n) if o_heads[k] != want[k])
+                    empty = " (that OFIFO column is empty)" if not ofifo[c] else ""
+                    raise ProgramError(f"cycle {t}: pmem write #{writes} ({key_text(writes)}) column {c}: "
+                                       f"expected {want[c]}, got {o_heads[c]}{empty}")
+                pmem[a] = o_heads
+                psum_rec.add(o_heads, t, a)
+                writes += 1
+            else:
+                pq, pq_from = pmem[a], a
+        # ---- registers of the SFP stage ----
+        if flush:
+            sfp_reg = None
+            head_q = list(zero_vec)
+            l0.reset()
+            ififo.reset()
+            array.reset()
+            for q in ofifo:
+                q.clear()
+        else:
+            if f["acc"] or f["acc_first"] or f["emit"]:
+                sfp_reg = (f["acc"], f["acc_first"], f["emit"], f["relu"], f["acc_src"],
+                           f["acc_addr"] & ((1 << sfp_aw) - 1), t)
+            else:
+                sfp_reg = None
+            head_q = o_heads
+
+    # ---- the whole program against what it claims ----
+    psum_lanes, psum_cycles, psum_addr = psum_rec.arrays()
+    out_lanes, out_cycles, _ = out_rec.arrays()
+    last = int(out_cycles[-1]) if outputs else -1
+    if verify:
+        if writes != n_writes:
+            raise ProgramError(f"cycle {total}: the program made {writes} pmem writes, it lists {n_writes}")
+        if outputs != n_emits:
+            raise ProgramError(f"cycle {total}: the program produced {outputs} outputs, it lists {n_emits}")
+        if executes != program.executes:
+            raise ProgramError(f"cycle {total}: the program executes {executes} vectors, program.executes "
+                               f"says {program.executes}")
+        if outputs and last != program.last_emit:
+            raise ProgramError(f"cycle {last}: the last output is on sfp_out in cycle {last}, "
+                               f"program.last_emit says {program.last_emit}")
+    left = [(name, k) for name, k in (("L0", max(l0.count(i) for i in range(n))),
+                                      ("IFIFO", max(ififo.count(i) for i in range(n))),
+                                      ("OFIFO", max(len(q) for q in ofifo))) if k]
+    if left and verify:
+        raise ProgramError(f"cycle {total}: the program ends with " +
+                           ", ".join(f"{k} entries left in the {name}" for name, k in left))
+    return CheckReport(psum_addr=psum_addr, psum_lanes=psum_lanes, psum_cycles=psum_cycles,
+                       output_lanes=out_lanes, output_cycles=out_cycles, executes=executes,
+                       last_output=last, cycles=total, busy_cycles=executes,
+                       notes=[f"{k} entries left in the {name} at the end" for name, k in left])

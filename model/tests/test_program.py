@@ -1,0 +1,285 @@
+"""model.program builders, replayed cycle by cycle by model.program_check against the reference.
+
+check_program models the core register by register (SRAM Q latency, abuf, skewed L0/IFIFO,
+PE array, OFIFO, SFP one cycle behind); it was cross-checked bit for bit (psums, outputs,
+output cycles, refused FIFO operations) against the Icarus RTL player on 153 programs,
+mutants included. Here: every builder on many shapes passes, corrupted programs are caught
+with the cycle named, refusals are one line, and the SCALE-Sim figures of tb/bench.py.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import program as P
+from model.errors import LayerError
+from model.program import FIELDS, Program, Timeline, decode, geometry, plan_passes
+from model.program_check import CheckReport, ProgramError, check_program
+
+REPO = Path(__file__).resolve().parents[2]
+BUILDERS = {"classic": P.ws_classic, "fast": P.ws_fast, "os": P.os_program}
+
+
+def layer(ic, oc, h, w, seed=0):
+    rng = np.random.default_rng([ic, oc, h, w, seed])
+    return rng.integers(0, 16, (ic, h, w)), rng.integers(-7, 8, (oc, ic, 3, 3))
+
+
+def build_and_check(schedule, x, w, **kw) -> tuple[Program, CheckReport]:
+    program = BUILDERS[schedule](x, w, **kw)
+    report = check_program(program, x, w, **kw)
+    assert report.psum_lanes.shape == (len(program.psum_writes), program.array_size)
+    assert report.output_lanes.shape == (len(program.emits), program.array_size)
+    assert report.last_output == program.last_emit
+    assert report.executes == program.executes
+    return program, report
+
+
+# (ic, oc, h, w): which schedules; ws_classic keeps every psum in pmem, so only small layers
+SHAPES = [
+    ((8, 8, 4, 4), "classic fast os"),
+    ((16, 16, 8, 8), "fast os"),
+    ((3, 16, 4, 4), "classic fast os"),
+    ((24, 16, 4, 4), "classic fast os"),
+    ((64, 16, 8, 8), "fast os"),          # ws_fast: 2 passes; OS: operands in chunks
+    ((8, 128, 4, 4), "fast os"),
+    ((5, 11, 6, 6), "classic fast os"),
+    ((1, 1, 3, 3), "classic fast os"),
+    ((9, 3, 5, 7), "classic fast os"),    # not square
+    ((8, 8, 16, 16), "fast os"),          # OS activations do not fit xmem at once
+]
+CASES = [(shape, s) for shape, schedules in SHAPES for s in schedules.split()]
+
+
+@pytest.mark.parametrize("shape,schedule", CASES, ids=[f"{'x'.join(map(str, s))}-{k}" for s, k in CASES])
+def test_builder_passes_the_cycle_check(shape, schedule):
+    build_and_check(schedule, *layer(*shape))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("schedule", ["classic", "fast", "os"])
+def test_random_seeds(seed, schedule):
+    build_and_check(schedule, *layer(8, 8, 4, 4, seed))
+    build_and_check(schedule, *layer(5, 11, 3, 5, seed))
+
+
+@pytest.mark.parametrize("n", [4, 16])
+@pytest.mark.parametrize("schedule", ["classic", "fast", "os"])
+def test_other_array_sizes(n, schedule):
+    build_and_check(schedule, *layer(8, 8, 4, 4), array_size=n)
+
+
+def test_fast_8x8_layer_cycles():
+    x, w = layer(8, 8, 4, 4)
+    program, report = build_and_check("fast", x, w)
+    assert program.cycles <= 200
+    assert report.last_output - program.compute_start == program.cycles
+
+
+def test_two_pass_layer():
+    x, w = layer(64, 16, 8, 8)
+    assert len(plan_passes(geometry(x, w))) == 2
+    program, report = build_and_check("fast", x, w)
+    assert program.compute_start == 0          # multi-pass: measured with every load
+    assert len(report.psum_lanes) == 2 * 8 * 9 * 64
+
+
+def test_report_contents():
+    x, w = layer(8, 8, 4, 4)
+    program, report = build_and_check("classic", x, w)
+    writes = report.pmem_writes
+    assert [a for a, _ in writes] == [a for a, _ in program.psum_writes]
+    assert all(len(lanes) == 8 for _, lanes in writes)
+    outs = report.outputs
+    assert len(outs) == len(program.emits) == 16 and outs[-1][1] == program.last_emit
+    assert all(min(lanes) >= 0 for lanes, _ in outs)            # ReLU
+    assert report.executes == 9 * 36 and report.cycles == len(program.inst)
+    again = check_program(program, None, None, verify=False)    # replay only, no reference
+    np.testing.assert_array_equal(again.psum_lanes, report.psum_lanes)
+    np.testing.assert_array_equal(again.output_cycles, report.output_cycles)
+
+
+# ---- corrupted programs: caught, with the cycle named ----
+def set_field(word: int, name: str, value: int) -> int:
+    off, width = FIELDS[name]
+    return (word & ~(((1 << width) - 1) << off)) | (value << off)
+
+
+def cycles_with(program, name, cond=lambda d: True):
+    return [t for t, word in enumerate(program.inst)
+            if t >= program.compute_start and (d := decode(word))[name] and cond(d)]
+
+
+def corrupt(program, changes):
+    inst = list(program.inst)
+    for t, name, value in changes:
+        inst[t] = set_field(inst[t], name, value)
+    program.inst = inst
+    return program
+
+
+def expect_caught(program, x, w, at: int):
+    with pytest.raises(ProgramError) as info:
+        check_program(program, x, w)
+    msg = str(info.value)
+    assert "\n" not in msg
+    m = re.match(r"cycle (\d+): ", msg)
+    assert m, msg
+    assert at <= int(m.group(1)) <= at + 64, msg
+    return msg
+
+
+def middle(cycles):
+    return cycles[len(cycles) // 2]
+
+
+@pytest.mark.parametrize("schedule", ["fast", "classic"])
+def test_dropped_load_is_caught(schedule):
+    x, w = layer(8, 8, 4, 4)
+    program = BUILDERS[schedule](x, w)
+    t = middle(cycles_with(program, "load"))
+    msg = expect_caught(corrupt(program, [(t, "load", 0)]), x, w, t)
+    assert "pmem write" in msg and "expected" in msg
+
+
+@pytest.mark.parametrize("schedule", ["fast", "classic"])
+def test_start_one_cycle_early_is_caught(schedule):
+    x, w = layer(8, 8, 4, 4)
+    program = BUILDERS[schedule](x, w)
+    t = middle(cycles_with(program, "start"))
+    expect_caught(corrupt(program, [(t, "start", 0), (t - 1, "start", 1)]), x, w, t - 1)
+
+
+@pytest.mark.parametrize("schedule", ["fast", "classic", "os"])
+def test_dropped_ofifo_read_is_caught(schedule):
+    x, w = layer(8, 8, 4, 4)
+    program = BUILDERS[schedule](x, w)
+    t = middle(cycles_with(program, "ofifo_rd"))
+    expect_caught(corrupt(program, [(t, "ofifo_rd", 0)]), x, w, t)
+
+
+def test_dropped_last_ofifo_read_leaves_the_ofifo_non_empty():
+    x, w = layer(8, 8, 4, 4)
+    program = P.ws_fast(x, w)
+    t = cycles_with(program, "ofifo_rd")[-1]
+    with pytest.raises(ProgramError, match=r"entries left in the OFIFO"):
+        check_program(corrupt(program, [(t, "ofifo_rd", 0)]), x, w)
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_flipped_l0_zero_is_caught(on):
+    x, w = layer(8, 8, 4, 4)
+    program = P.ws_fast(x, w)
+    t = middle(cycles_with(program, "l0_wr", lambda d: d["l0_zero"] != on))
+    expect_caught(corrupt(program, [(t, "l0_zero", int(on))]), x, w, t)
+
+
+def test_dropped_execute_is_a_refused_ofifo_read():
+    x, w = layer(8, 8, 4, 4)
+    program = P.ws_fast(x, w)
+    t = middle(cycles_with(program, "execute"))
+    msg = expect_caught(corrupt(program, [(t, "execute", 0)]), x, w, t)
+    assert "OFIFO_RD while column" in msg
+
+
+def test_sfp_overflow_is_caught():
+    x, w = layer(8, 8, 4, 4)
+    program = P.ws_fast(x, w)
+    with pytest.raises(ProgramError, match=r"^cycle \d+: SFP bank entry \d+ column \d overflows 9 bits"):
+        check_program(program, x, w, acc_bw=9)
+
+
+# ---- hand-made programs: FIFO refusals, unknown data ----
+def hand_program(tl: Timeline, n: int = 8) -> Program:
+    tl.at(len(tl.cycles) + 2)
+    inst, data = tl.words()
+    return Program("ws", "test", n, inst, data, compute_start=0)
+
+
+def test_l0_pop_of_an_empty_lane():
+    tl = Timeline()
+    tl.xmem_write(0, 0, 0x12345678)
+    tl.xmem_read(1, 0)
+    tl.at(2, l0_wr=1)
+    tl.at(3, l0_rd=1)
+    tl.at(4, l0_rd=1)
+    with pytest.raises(ProgramError, match=r"^cycle 4: L0 row 0 pops an empty FIFO \(the L0_RD of cycle 4"):
+        check_program(hand_program(tl), None, None)
+
+
+def test_l0_push_into_a_full_lane_names_the_lane():
+    tl = Timeline()
+    tl.xmem_write(0, 0, 0x12345678)
+    tl.xmem_read(1, 0)
+    for t in range(2, 66):          # 64 pushes fill every lane
+        tl.at(t, l0_wr=1)
+    tl.at(66, l0_wr=1, l0_rd=1)     # row 0 pops now and takes the push; row 1 pops next cycle
+    with pytest.raises(ProgramError, match=r"^cycle 66: L0_WR into a full L0 row 1 \(64 entries\)"):
+        check_program(hand_program(tl), None, None)
+
+
+def test_ififo_and_ofifo_refusals():
+    tl = Timeline()
+    tl.at(3, ififo_rd=1)
+    with pytest.raises(ProgramError, match=r"^cycle 3: IFIFO column 0 pops an empty FIFO"):
+        check_program(hand_program(tl), None, None)
+    tl = Timeline()
+    tl.at(5, ofifo_rd=1)
+    with pytest.raises(ProgramError, match=r"^cycle 5: OFIFO_RD while column 0 of the OFIFO is empty"):
+        check_program(hand_program(tl), None, None)
+
+
+def test_unknown_data_is_caught():
+    tl = Timeline()
+    tl.xmem_read(1, 7)              # never written
+    tl.at(2, load=1, wcol=3)
+    with pytest.raises(ProgramError, match=r"^cycle 2: LOAD takes xmem Q, which is unknown \(xmem\[7\]"):
+        check_program(hand_program(tl), None, None)
+    tl = Timeline()
+    tl.at(4, emit=1, acc_addr=5)
+    with pytest.raises(ProgramError, match=r"^cycle 4: SFP bank entry 5 is used before an ACC_FIRST"):
+        check_program(hand_program(tl), None, None)
+
+
+# ---- refusals: one-line LayerErrors ----
+def one_line_refusal(builder, x, w, pattern):
+    with pytest.raises(LayerError, match=pattern) as info:
+        builder(x, w)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("schedule", ["classic", "fast", "os"])
+def test_refusals(schedule):
+    b = BUILDERS[schedule]
+    x, _ = layer(8, 8, 8, 8)
+    one_line_refusal(b, x, np.zeros((8, 8, 5, 5), int), r"5x5 kernels are not supported")
+    one_line_refusal(b, np.zeros((8, 33, 33), int), np.zeros((8, 8, 3, 3), int), r"33x33 input map")
+    one_line_refusal(b, np.zeros((8, 8), int), np.zeros((8, 8, 3, 3), int), r"x_int must be \[IC, H, W\]")
+    one_line_refusal(b, x, np.zeros((8, 8, 9), int), r"w_int must be \[OC, IC, 3, 3\]")
+    one_line_refusal(b, x, np.zeros((8, 4, 3, 3), int), r"w_int has 4 input channels, x_int has 8")
+
+
+def test_fast_refuses_a_layer_whose_sums_do_not_fit_the_sfp_bank():
+    one_line_refusal(P.ws_fast, np.zeros((1, 32, 32), int), np.zeros((72, 1, 3, 3), int),
+                     r"9216 output vectors do not fit the SFP bank")
+
+
+def test_classic_refuses_what_does_not_fit_pmem():
+    one_line_refusal(P.ws_classic, *layer(16, 16, 8, 8), r"3600 psum vectors do not fit pmem")
+
+
+# ---- SCALE-Sim analytic figures (tb/bench.py) ----
+def test_scalesim_formula(monkeypatch):
+    spec = importlib.util.spec_from_file_location("tb_bench", REPO / "tb" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setattr(sys, "path", list(sys.path))          # bench.py prepends tb/ and the repo
+    monkeypatch.setitem(sys.modules, "tb_bench", bench)        # its dataclasses look themselves up
+    spec.loader.exec_module(bench)
+    assert bench.scalesim_cycles(8, 8, 4, 4, "ws") == 341
+    assert bench.scalesim_cycles(8, 8, 4, 4, "os") == 171
+    assert bench.scalesim_cycles(64, 64, 32, 32, "ws") == 602495
