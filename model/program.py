@@ -1,18 +1,19 @@
 """Instruction programs: a conv layer, cycle by cycle, for the core (rtl/core.v).
 
 A program is one instruction word (and one D_xmem word) per cycle, plus what the
-checker needs to name each result: which (ic tile, oc tile, kij, nij) every pmem write
-holds and which (oc tile, output pixel) every SFP output is. The field layout comes from
-rtl/core_inst.vh, the single definition shared with the RTL.
+checker needs to name each result: the key of every pmem write and of every SFP output
+(see Program). The field layout comes from rtl/core_inst.vh, the single definition
+shared with the RTL. Three schedules: ws_classic, ws_fast, os_program.
 
-Memory map (a contract with the classic files and testbench):
+Classic memory map (a contract with the classic files and testbench):
   xmem[ict * n_nij + nij]                         activation word: lane r = a_pad[ict*8 + r, nij]
   xmem[1024 + ((oct * n_ict + ict) * 9 + kij) * 8 + c]
                                                   weight word: lane r = w[oct*8 + c, ict*8 + r, kij]
   pmem[((oct * n_ict + ict) * 9 + kij) * n_nij + nij]
                                                   psum vector of that nij (lane c = column c)
-For one tile that is the classic layout: activations at 0..35, weights at 1024 + kij*8 + c,
-psum(kij, nij) at kij*36 + nij (acc_address.txt).
+For one tile: activations at 0..35, weights at 1024 + kij*8 + c, psum(kij, nij) at
+kij*36 + nij (acc_address.txt). ws_fast keeps only the interior words of each pass
+(plan_passes), os_program its own operand words (see their docstrings).
 """
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ WEIGHT_BASE = 1024
 XMEM_DEPTH = 2048
 PMEM_DEPTH = 2048
 KIJ = 9
-# Cycles from the instruction that executes an activation vector at row 0 until its psum
-# vector can be popped from the OFIFO: row + col - 1 PE hops, the bottom register, the
-# OFIFO write.
+
+
 def ofifo_latency(array_size: int) -> int:
+    """Cycles from the instruction that executes an activation vector at row 0 until its
+    psum vector can be popped from the OFIFO: row + col - 1 PE hops, the bottom register,
+    the OFIFO write."""
     return 2 * array_size
 
 
@@ -113,22 +116,27 @@ class Timeline:
 
 @dataclass
 class Program:
-    """One layer on the core. Cycle indices count from the first instruction."""
+    """One layer on the core. Cycle indices count from the first instruction.
+
+    Keys name what each pmem write / SFP output holds. Weight-stationary: psum writes
+    (ict, oct, kij, nij), outputs (oct, o_nij). Output-stationary: both (group, oct, row)
+    for output pixel group * array_size + row."""
 
     dataflow: str
     schedule: str
     array_size: int
     inst: list[int]
     d_xmem: list[int]
-    compute_start: int                 # first cycle after the xmem preload
-    psum_writes: list[tuple[int, tuple[int, int, int, int]]] = field(default_factory=list)
-    emits: list[tuple[int, int]] = field(default_factory=list)   # (oc tile, output pixel)
+    compute_start: int                 # where the measurement starts: after the xmem
+                                       # preload, or 0 when the layer runs in passes
+    psum_writes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (pmem addr, key)
+    emits: list[tuple[int, ...]] = field(default_factory=list)                     # keys
     executes: int = 0                  # activation vectors sent into the array
     last_emit: int = 0                 # cycle in which the last output is on sfp_out
 
     @property
     def cycles(self) -> int:
-        """Cycles from 'data in xmem' to 'last output on sfp_out'."""
+        """Cycles from compute_start to the last output on sfp_out."""
         return self.last_emit - self.compute_start
 
     def save_hex(self, folder: Path) -> tuple[Path, Path]:
