@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.errors import ModelError
-from model.program import FIELDS, INST_WIDTH, Program, decode, encode
-from model.tiling import os_reference, ws_reference
+from model.program import FIELDS, INST_WIDTH, Program, decode, encode, reference_results
 
 __all__ = ["ProgramError", "CheckReport", "check_program"]
 
@@ -269,27 +268,6 @@ class _Recorder:
         return self.lanes[:k].copy(), self.cycles[:k].copy(), self.addr[:k].copy()
 
 
-def _expected(program: Program, x_int, w_int, n: int, psum_bw: int, acc_bw: int):
-    """Reference psum of every pmem write and reference output of every emit, int64."""
-    if not program.psum_writes and not program.emits:
-        return np.zeros((0, n), np.int64), np.zeros((0, n), np.int64)
-    if program.dataflow == "ws":
-        ref = ws_reference(x_int, w_int, array_size=n, psum_bw=psum_bw, acc_bw=acc_bw)
-        keys = np.array([key for _, key in program.psum_writes], dtype=np.int64).reshape(-1, 4)
-        psums = ref.psum[keys[:, 0], keys[:, 1], :, keys[:, 3], keys[:, 2]]
-        emits = np.array(program.emits, dtype=np.int64).reshape(-1, 2)
-        outs = ref.out_tiles(relu=True)[emits[:, 0], :, emits[:, 1]]
-    elif program.dataflow == "os":
-        ref = os_reference(x_int, w_int, array_size=n, psum_bw=psum_bw)
-        keys = np.array([key for _, key in program.psum_writes], dtype=np.int64).reshape(-1, 3)
-        psums = ref.out[keys[:, 0], keys[:, 1], keys[:, 2]]
-        emits = np.array(program.emits, dtype=np.int64).reshape(-1, 3)
-        outs = ref.out_relu[emits[:, 0], emits[:, 1], emits[:, 2]]
-    else:
-        raise ProgramError(f"program dataflow {program.dataflow!r} is neither 'ws' nor 'os'")
-    return np.ascontiguousarray(psums, dtype=np.int64), np.ascontiguousarray(outs, dtype=np.int64)
-
-
 def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_depth: int = 64,
                   abuf_depth: int = 64, sfp_depth: int = 8192, acc_bw: int = 20,
                   psum_bw: int = 16, xmem_depth: int = 2048, pmem_depth: int = 2048,
@@ -310,8 +288,9 @@ def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_dept
     if len(program.d_xmem) != len(program.inst):
         raise ProgramError(f"program has {len(program.inst)} instruction words but "
                            f"{len(program.d_xmem)} D_xmem words")
-    if verify:
-        exp_psum, exp_out = _expected(program, x_int, w_int, n, psum_bw, acc_bw)
+    if verify and (program.psum_writes or program.emits):   # hand-made programs may have no results
+        expected = reference_results(program, x_int, w_int, psum_bw=psum_bw, acc_bw=acc_bw, check_widths=False)
+        exp_psum, exp_out = expected.psums, expected.outputs
     n_writes, n_emits = len(program.psum_writes), len(program.emits)
     want_addr = [a for a, _ in program.psum_writes]
 
@@ -346,16 +325,6 @@ def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_dept
             raise ProgramError(f"cycle {t}: {what} takes xmem Q, which is unknown "
                                f"(xmem[{xq_from}] was read before it was ever written)")
         return xq
-
-    def key_text(i: int) -> str:
-        key = program.psum_writes[i][1]
-        names = ("ict", "oct", "kij", "nij") if program.dataflow == "ws" else ("group", "oct", "row")
-        return ", ".join(f"{k}={v}" for k, v in zip(names, key))
-
-    def emit_text(i: int) -> str:
-        key = program.emits[i]
-        names = ("oct", "o_nij") if program.dataflow == "ws" else ("group", "oct", "row")
-        return ", ".join(f"{k}={v}" for k, v in zip(names, key))
 
     idle = encode({})
     words = program.inst
@@ -418,7 +387,7 @@ def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_dept
                     want = exp_out[outputs].tolist() if verify else lanes
                     if lanes != want:
                         c = next(k for k in range(n) if lanes[k] != want[k])
-                        raise ProgramError(f"cycle {issued}: output #{outputs} ({emit_text(outputs)}) column {c}: "
+                        raise ProgramError(f"cycle {issued}: output #{outputs} ({expected.describe_output(outputs)}) column {c}: "
                                            f"expected {want[c]}, got {lanes[c]} (on sfp_out in cycle {t + 1})")
                     out_rec.add(lanes, t + 1)
                     outputs += 1
@@ -496,13 +465,13 @@ def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_dept
                     raise ProgramError(f"cycle {t}: pmem write number {writes + 1}, but the program "
                                        f"lists {n_writes} psum writes")
                 if verify and a != want_addr[writes]:
-                    raise ProgramError(f"cycle {t}: pmem write #{writes} ({key_text(writes)}) goes to "
+                    raise ProgramError(f"cycle {t}: pmem write #{writes} ({expected.describe_psum(writes)}) goes to "
                                        f"address {a}, the program lists {want_addr[writes]}")
                 want = exp_psum[writes].tolist() if verify else o_heads
                 if o_heads != want:
                     c = next(k for k in range(n) if o_heads[k] != want[k])
                     empty = " (that OFIFO column is empty)" if not ofifo[c] else ""
-                    raise ProgramError(f"cycle {t}: pmem write #{writes} ({key_text(writes)}) column {c}: "
+                    raise ProgramError(f"cycle {t}: pmem write #{writes} ({expected.describe_psum(writes)}) column {c}: "
                                        f"expected {want[c]}, got {o_heads[c]}{empty}")
                 pmem[a] = o_heads
                 psum_rec.add(o_heads, t, a)

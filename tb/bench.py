@@ -34,7 +34,6 @@ sys.path[:0] = [str(HERE), str(REPO)]
 
 from model import program as programs  # noqa: E402
 from model.errors import ModelError  # noqa: E402
-from model.tiling import os_reference, ws_reference  # noqa: E402
 
 ARRAY = 8
 SCHEDULES = {"classic": programs.ws_classic, "fast": programs.ws_fast, "os": programs.os_program}
@@ -108,25 +107,6 @@ class Player:
         return summary, psums, outputs, wall
 
 
-def expected_arrays(program: programs.Program, x_int, w_int):
-    """The reference psum of every pmem write and the reference output of every emit."""
-    if program.dataflow == "ws":
-        ref = ws_reference(x_int, w_int, array_size=ARRAY, acc_bw=20)
-        keys = np.array([key for _, key in program.psum_writes])          # ict, oct, kij, nij
-        psums = ref.psum[keys[:, 0], keys[:, 1], :, keys[:, 3], keys[:, 2]]
-        emits = np.array(program.emits)                                    # oct, o_nij
-        outs = ref.out_tiles(relu=True)[emits[:, 0], :, emits[:, 1]]
-    else:
-        ref = os_reference(x_int, w_int, array_size=ARRAY)
-        keys = np.array([key for _, key in program.psum_writes])          # group, oct, row
-        psums = ref.out[keys[:, 0], keys[:, 1], keys[:, 2]]
-        emits = np.array(program.emits)
-        outs = ref.out_relu[emits[:, 0], emits[:, 1], emits[:, 2]]
-    if ref.overflows:
-        raise ModelError(f"reference overflows the hardware widths: {ref.overflows[0]}")
-    return psums, outs
-
-
 def first_difference(got: np.ndarray, want: np.ndarray, what: str, describe) -> str | None:
     if got.shape != want.shape:
         return f"{what}: core produced {len(got)}, expected {len(want)}"
@@ -150,10 +130,10 @@ def bench_row(player: Player, name: str, x_int, w_int, schedule: str, out: Path)
         return Row(**base, cycles=None, utilization=None, sim_cycles_per_s=None, wall_s=None,
                    psums_checked=0, outputs_checked=0, note=f"refused: {exc}")
     summary, psums, outputs, wall = player.run(program, out / f"{name.replace(' ', '_')}-{schedule}")
-    want_psums, want_outs = expected_arrays(program, x_int, w_int)
+    expected = programs.reference_results(program, x_int, w_int)
     got_outs = np.array([lanes for lanes, _ in outputs]).reshape(-1, ARRAY)
-    problems = [first_difference(psums, want_psums, "psum write", lambda i: program.psum_writes[i][1]),
-                first_difference(got_outs, want_outs, "output", lambda i: program.emits[i])]
+    problems = [first_difference(psums, expected.psums, "psum write", expected.describe_psum),
+                first_difference(got_outs, expected.outputs, "output", expected.describe_output)]
     if summary["errors"]:
         problems.append(f"core error flags {summary['errors']:07b}")
     problems = [p for p in problems if p]

@@ -10,15 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotb.utils import get_sim_time
 from cocotb_bus.drivers import Driver
 from cocotb_bus.monitors import Monitor
 
-from model.program import Program, encode
-from model.tiling import os_reference, ws_reference
+from model.program import Program, ProgramReference, encode
 
 IDLE_WORD = encode({})  # active-low SRAM enables: an all-zero word would write both SRAMs
 from tbutil import unpack
@@ -111,9 +109,8 @@ class SfpOutputMonitor(Monitor):
 class LayerScoreboard:
     """Compares what the monitors saw with the reference tiling, value by value."""
 
-    def __init__(self, program: Program, expected):
-        """expected: an Expectation for the program's keys (see expected_from_reference)."""
-        self.program = program
+    def __init__(self, expected: ProgramReference):
+        self.program = expected.program
         self.expected = expected
         self.psums: list[PsumWrite] = []
         self.outputs: list[SfpOutput] = []
@@ -126,12 +123,12 @@ class LayerScoreboard:
         if i >= len(self.program.psum_writes):
             self.psum_errors.append(f"unexpected pmem write #{i} at addr {write.addr} at {write.time_ns} ns")
             return
-        addr, key = self.program.psum_writes[i]
-        where = self.expected.describe_psum(key)
+        addr, _ = self.program.psum_writes[i]
+        where = self.expected.describe_psum(i)
         if write.addr != addr:
             self.psum_errors.append(f"psum write #{i} went to pmem addr {write.addr}, expected {addr} "
                                     f"({where}) at {write.time_ns} ns")
-        for c, (e, g) in enumerate(zip(self.expected.psum(key), write.lanes)):
+        for c, (e, g) in enumerate(zip(self.expected.psums[i].tolist(), write.lanes)):
             if e != g:
                 self.psum_errors.append(
                     f"psum mismatch: {where} column={c} (pmem addr {write.addr}): expected {e}, "
@@ -144,11 +141,10 @@ class LayerScoreboard:
         if i >= len(self.program.emits):
             self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
             return
-        key = self.program.emits[i]
-        for c, (e, g) in enumerate(zip(self.expected.out(key), out.lanes)):
+        for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), out.lanes)):
             if e != g:
                 self.output_errors.append(
-                    f"output mismatch: {self.expected.describe_out(key)} column={c}: expected {e}, "
+                    f"output mismatch: {self.expected.describe_output(i)} column={c}: expected {e}, "
                     f"got {g} at {out.time_ns} ns")
                 break
 
@@ -205,72 +201,3 @@ class CoreTB:
     def errors(self) -> list[str]:
         bits = int(self.dut.errors.value)
         return [name for i, name in enumerate(ERROR_NAMES) if bits >> i & 1]
-
-
-class Expectation:
-    """What the reference tiling says each program key should hold.
-
-    Weight-stationary keys: psum (ict, oct, kij, nij), output (oct, o_nij).
-    Output-stationary keys: (group, oct, row) for output pixel group*8 + row, psum
-    before and output after ReLU."""
-
-    def __init__(self, x_int, w_int, program: Program, psum_bw: int, acc_bw: int):
-        self.program = program
-        self.n = program.array_size
-        if program.dataflow == "ws":
-            self.ref = ws_reference(x_int, w_int, array_size=self.n, psum_bw=psum_bw, acc_bw=acc_bw)
-            self.out_tiles = self.ref.out_tiles(relu=True)
-        else:
-            self.ref = os_reference(x_int, w_int, array_size=self.n, psum_bw=psum_bw)
-        assert not self.ref.overflows, f"the reference overflows the hardware widths: {self.ref.overflows[0]}"
-
-    def psum(self, key) -> list[int]:
-        if self.program.dataflow == "ws":
-            ict, oct, kij, nij = key
-            return [int(v) for v in self.ref.psum[ict, oct, :, nij, kij]]
-        g, oct, row = key
-        return [int(v) for v in self.ref.out[g, oct, row]]
-
-    def out(self, key) -> list[int]:
-        if self.program.dataflow == "ws":
-            oct, o_nij = key
-            return [int(v) for v in self.out_tiles[oct, :, o_nij]]
-        g, oct, row = key
-        return [int(v) for v in self.ref.out_relu[g, oct, row]]
-
-    def describe_psum(self, key) -> str:
-        if self.program.dataflow == "ws":
-            ict, oct, kij, nij = key
-            return f"kij={kij} nij={nij} (ic_tile={ict} oc_tile={oct})"
-        g, oct, row = key
-        return f"output pixel {g * self.n + row} (group={g} row={row} oc_tile={oct})"
-
-    def describe_out(self, key) -> str:
-        if self.program.dataflow == "ws":
-            oct, o_nij = key
-            return f"o_nij={o_nij} (oc_tile={oct})"
-        return self.describe_psum(key)
-
-    def output_pixel(self, key) -> tuple[int, int]:
-        """(oc tile, output pixel) of an emit key."""
-        if self.program.dataflow == "ws":
-            return key
-        g, oct, row = key
-        return oct, g * self.n + row
-
-    @property
-    def useful_macs(self) -> int:
-        r = self.ref
-        return r.n_ic_tiles * r.n_oc_tiles * self.n * self.n * 9 * r.Ho * r.Wo
-
-
-def hardware_outputs(expected: Expectation, scoreboard: LayerScoreboard, oc: int, n_onij: int) -> np.ndarray:
-    """The SFP outputs arranged as [OC, n_onij]."""
-    n = expected.n
-    n_oct = -(-oc // n)
-    out = np.zeros((n_oct * n, n_onij), dtype=np.int64)
-    for key, seen in zip(expected.program.emits, scoreboard.outputs):
-        oct, o_nij = expected.output_pixel(key)
-        if o_nij < n_onij:
-            out[oct * n:(oct + 1) * n, o_nij] = seen.lanes
-    return out[:oc]

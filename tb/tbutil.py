@@ -1,12 +1,15 @@
-"""Small shared pieces of the cocotb benches: clock and reset, parameters, packing."""
+"""Small shared pieces of the cocotb benches: clock and reset, parameters, packing, and
+the lockstep model-vs-DUT machinery (LockstepTB)."""
 from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 
 def param(dut, name: str) -> int:
@@ -73,3 +76,113 @@ def unpack(word: int, bits: int, lanes: int, signed: bool) -> list[int]:
             v -= 1 << bits
         out.append(v)
     return out
+
+
+class LockstepTB:
+    """Driver, monitor and checker of a bench that runs a Python model in lockstep with
+    the DUT, one step per rising edge.
+
+    Driver: set() writes the inputs; cycle() does so on the next falling edge, so the
+    following rising edge takes them (and a test can first look at the outputs there).
+    Monitor: at each rising edge samples the inputs that edge takes, steps the model with
+    them, then in ReadOnly reads the outputs the edge made. Checker: every output against
+    the model's after every edge; an error names the output, lane, expected, got, edge and
+    time, and the inputs the edge took.
+
+    A subclass says only what differs:
+      INPUTS, OUTPUTS  port names (reset among the inputs); the model's clock() takes, and
+                       its outputs() returns, dicts keyed by these names.
+      packed           port -> (bits, lanes) for a bus that carries one value per lane:
+                       set() takes, and the monitor and outputs() give, a list for it.
+      LANE             what a lane is called in messages ("lane", "column").
+      POP_EVENT        the model event meaning "the DUT handed out the head (rd_data) it
+                       showed before the edge"; the monitor appends that head to self.popped.
+      model_state()    a line on the model's state for failure messages.
+    The model: reset(), clock(inputs) -> Counter of events (coverage), outputs() -> dict.
+    """
+
+    INPUTS: tuple[str, ...] = ()
+    OUTPUTS: tuple[str, ...] = ()
+    LANE = "lane"
+    POP_EVENT: str | None = None
+
+    def __init__(self, dut, model, packed: dict[str, tuple[int, int]] | None = None):
+        self.dut = dut
+        self.model = model
+        self.packed = dict(packed or {})
+        self.edges = 0
+        self.cover = Counter()
+        self.popped: list = []   # what the DUT handed out, in order (for stream checks)
+
+    async def start(self):
+        """Idle inputs, clock, reset, then the monitor (it never sees the reset edges,
+        which the model's initial state stands for)."""
+        self.set()
+        await start_clock_and_reset(self.dut)
+        cocotb.start_soon(self._monitor())
+
+    def set(self, **inputs) -> None:
+        """Write every input now: the ones named, the others 0 (a packed one as a list)."""
+        unknown = set(inputs) - set(self.INPUTS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.set(): no input {sorted(unknown)} (inputs {self.INPUTS})")
+        for port in self.INPUTS:
+            value = inputs.get(port, 0)
+            if port in self.packed:
+                bits, lanes = self.packed[port]
+                values = value or [0] * lanes
+                assert len(values) == lanes, f"{port}: {len(values)} values for {lanes} lanes"
+                value = pack(values, bits)
+            getattr(self.dut, port).value = value
+
+    async def cycle(self, **inputs) -> None:
+        """On the next falling edge present `inputs` (others 0) for the following rising edge."""
+        await FallingEdge(self.dut.clk)
+        self.set(**inputs)
+
+    def _read(self, ports) -> dict:
+        """Unsigned port values, a packed one as a list; an X or Z fails here, by name."""
+        values = {}
+        for port in ports:
+            handle = getattr(self.dut, port)
+            assert handle.value.is_resolvable, f"{get_sim_time('ns'):.0f} ns: {port} is {handle.value} (X/Z)"
+            values[port] = uint(handle)
+            if port in self.packed:
+                bits, lanes = self.packed[port]
+                values[port] = unpack(values[port], bits, lanes, signed=False)
+        return values
+
+    def outputs(self) -> dict:
+        """The DUT's outputs as they are now (call between edges)."""
+        return self._read(self.OUTPUTS)
+
+    def model_state(self) -> str:
+        """What the model holds, for failure messages (a subclass says)."""
+        return ""
+
+    async def _monitor(self):
+        while True:
+            await RisingEdge(self.dut.clk)
+            i = self._read(self.INPUTS)
+            before = self.model.outputs()
+            event = self.model.clock(i)
+            if self.POP_EVENT and event[self.POP_EVENT]:
+                self.popped.append(before["rd_data"])
+            self.cover.update(event)
+            await ReadOnly()
+            self.edges += 1
+            self._check(i)
+
+    def _check(self, i: dict) -> None:
+        """Every output against the model, lane by lane for a packed one."""
+        got, want = self.outputs(), self.model.outputs()
+        assert want.keys() == got.keys(), f"the model gives {sorted(want)}, the DUT {sorted(got)}: bench bug"
+        where = f"edge {self.edges} ({get_sim_time('ns'):.0f} ns)"
+        context = f"inputs at that edge {i}; model: {self.model_state()} (all outputs expected {want}, got {got})"
+        for name in self.OUTPUTS:
+            if isinstance(want[name], list):
+                assert len(got[name]) == len(want[name]), f"{where}: {name} has {len(got[name])} lanes, model {len(want[name])}"
+                for lane, (g, w) in enumerate(zip(got[name], want[name])):
+                    assert g == w, f"{where}: {self.LANE} {lane} {name} expected {w:#x}, got {g:#x}; {context}"
+            else:
+                assert got[name] == want[name], f"{where}: {name} expected {want[name]:#x}, got {got[name]:#x}; {context}"

@@ -13,6 +13,7 @@ Schedules: "classic" (the notebooks' WS flow), "fast" (WS, output-aligned stream
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -27,12 +28,12 @@ SCHEDULES = {"classic": programs.ws_classic, "fast": programs.ws_fast, "os": pro
 
 
 async def check_program(dut, tb, case, name: str) -> dict:
-    from core_tb import Expectation, LayerScoreboard, hardware_outputs
+    from core_tb import LayerScoreboard
 
     x_int, w_int = case["x_int"], case["w_int"]
     program = SCHEDULES[name](x_int, w_int, array_size=tb.row)
-    expected = Expectation(x_int, w_int, program, tb.psum_bw, tb.acc_bw)
-    scoreboard = LayerScoreboard(program, expected)
+    expected = programs.reference_results(program, x_int, w_int, psum_bw=tb.psum_bw, acc_bw=tb.acc_bw)
+    scoreboard = LayerScoreboard(expected)
     dut._log.info("layer %s: %s schedule, %d instructions", str(case["layer"]), name, len(program.inst))
     await tb.play(program, scoreboard)
 
@@ -49,8 +50,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "utilization": macs / (tb.row * tb.col * rtl_cycles),
     }
     if "out_float" in case:
-        ref = expected.ref
-        hw = hardware_outputs(expected, scoreboard, ref.OC, ref.Ho * ref.Wo)
+        hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
         recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
         error = float(np.abs(recovered - np.maximum(case["out_float"], 0)).mean())
         assert error < 1e-5, f"recovered float output differs from the model's: mean error {error:.3g}"
@@ -71,8 +71,8 @@ async def run_layer(dut):
     for name in str(case["schedule"]).split(","):
         if name.startswith("abort:"):
             program = SCHEDULES[name[len("abort:"):]](case["x_int"], case["w_int"], array_size=tb.row)
-            cut = programs.Program(**{**program.__dict__, "inst": program.inst[: len(program.inst) // 2],
-                                      "d_xmem": program.d_xmem[: len(program.inst) // 2]})
+            half = len(program.inst) // 2
+            cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half])
             dut._log.info("playing half of the %s program, unchecked", name)
             await tb.play(cut, None)
             continue

@@ -8,6 +8,7 @@ Driver: decides and writes wr/wr_data/rd (and reset) on the falling edge, from t
 it sees there (so a producer can respect `full`). Monitor: at each rising edge samples the
 inputs that edge takes, then in ReadOnly the outputs it made. Model: a deque. Checker:
 every output after every edge.
+Driver, monitor and checker are tbutil.LockstepTB; this file gives the ports and the model.
 """
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ from collections import Counter, deque
 
 import cocotb
 import pytest
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge
 
 import runner
-from tbutil import param, seeded_rng, start_clock_and_reset, uint
+from tbutil import LockstepTB, param, seeded_rng
 
 
 class FifoModel:
@@ -32,11 +32,11 @@ class FifoModel:
         self.overflow = 0
         self.underflow = 0
 
-    def clock(self, i: dict) -> dict:
+    def clock(self, i: dict) -> Counter:
         """One rising edge; returns what happened (for coverage)."""
         if i["reset"]:
             self.reset()
-            return {"reset": 1}
+            return Counter(reset=1)
         do_rd = bool(i["rd"] and self.q)
         do_wr = bool(i["wr"] and (len(self.q) < self.depth or do_rd))
         event = {
@@ -54,7 +54,7 @@ class FifoModel:
             self.q.append(i["wr_data"])
         event["full"] = len(self.q) == self.depth
         event["empty"] = not self.q
-        return event
+        return Counter(k for k, v in event.items() if v)
 
     def outputs(self) -> dict:
         return {
@@ -66,61 +66,19 @@ class FifoModel:
         }
 
 
-OUTPUTS = ("rd_data", "empty", "full", "overflow", "underflow")
+class TB(LockstepTB):
+    INPUTS = ("reset", "wr", "rd", "wr_data")
+    OUTPUTS = ("rd_data", "empty", "full", "overflow", "underflow")
+    POP_EVENT = "read"
 
-
-class TB:
     def __init__(self, dut):
-        self.dut = dut
         self.width = param(dut, "width")
         self.depth = param(dut, "depth")
-        self.model = FifoModel(self.depth)
-        self.edges = 0
-        self.cover = Counter()
-        self.popped: list[int] = []   # what the DUT handed out, in order (for stream checks)
+        super().__init__(dut, FifoModel(self.depth))
         dut._log.info("fifo width=%d depth=%d", self.width, self.depth)
 
-    async def start(self):
-        self.set(wr=0, rd=0, wr_data=0)
-        await start_clock_and_reset(self.dut)
-        cocotb.start_soon(self._monitor())
-
-    def set(self, wr: int = 0, rd: int = 0, wr_data: int = 0, reset: int = 0) -> None:
-        self.dut.wr.value = wr
-        self.dut.rd.value = rd
-        self.dut.wr_data.value = wr_data
-        self.dut.reset.value = reset
-
-    async def cycle(self, **inputs) -> None:
-        """On the next falling edge present `inputs` (others 0) for the following rising edge."""
-        await FallingEdge(self.dut.clk)
-        self.set(**inputs)
-
-    def outputs(self) -> dict:
-        """The DUT's outputs as they are now (call between edges)."""
-        dut = self.dut
-        assert dut.rd_data.value.is_resolvable, f"{get_sim_time('ns'):.0f} ns: rd_data is {dut.rd_data.value} (X/Z)"
-        return {name: uint(getattr(dut, name)) for name in OUTPUTS}
-
-    async def _monitor(self):
-        dut = self.dut
-        while True:
-            await RisingEdge(dut.clk)
-            i = {"reset": uint(dut.reset), "wr": uint(dut.wr), "rd": uint(dut.rd), "wr_data": uint(dut.wr_data)}
-            head = self.model.outputs()["rd_data"]
-            event = self.model.clock(i)
-            if event.get("read"):
-                self.popped.append(head)
-            self.cover.update(k for k, v in event.items() if v)
-            await ReadOnly()
-            self.edges += 1
-            got, want = self.outputs(), self.model.outputs()
-            for name in OUTPUTS:
-                assert got[name] == want[name], (
-                    f"edge {self.edges} ({get_sim_time('ns'):.0f} ns): {name} expected {want[name]:#x}, "
-                    f"got {got[name]:#x}; inputs at that edge {i}, model holds {len(self.model.q)} entries "
-                    f"(all outputs expected {want}, got {got})"
-                )
+    def model_state(self) -> str:
+        return f"holds {len(self.model.q)} entries"
 
 
 @cocotb.test()

@@ -7,6 +7,7 @@ Driver: writes wr/wr_data/rd (and reset) on the falling edge. Monitor: at each r
 the inputs that edge takes, then in ReadOnly the outputs it made. Model: one deque per lane
 behind a read-skew shift register. Checker: every output after every edge. The directed
 tests also check, lane by lane, which word each lane presents at which edge.
+Driver, monitor and checker are tbutil.LockstepTB; this file gives the ports and the model.
 """
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from collections import Counter, deque
 
 import cocotb
 import pytest
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge
 
 import runner
-from tbutil import pack, param, seeded_rng, start_clock_and_reset, uint, unpack
+from tbutil import LockstepTB, param, seeded_rng
 
 
 class BankModel:
@@ -57,7 +57,7 @@ class BankModel:
                 q.popleft()
                 ev["read"] += 1
             if do_wr:
-                q.append(i["data"][n])
+                q.append(i["wr_data"][n])
                 ev["write"] += 1
             ev["full"] += len(q) == self.depth
         if self.lanes > 1:
@@ -74,71 +74,27 @@ class BankModel:
         }
 
 
-class TB:
+class TB(LockstepTB):
+    """wr: lane mask; wr_data: one value per lane (a whole word)."""
+    INPUTS = ("reset", "wr", "rd", "wr_data")
+    OUTPUTS = ("rd_data", "empty", "full", "overflow", "underflow")
+
     def __init__(self, dut):
-        self.dut = dut
         self.width = param(dut, "width")
         self.lanes = param(dut, "lanes")
         self.depth = param(dut, "depth")
         self.skew_rd = bool(param(dut, "skew_rd"))
-        self.model = BankModel(self.lanes, self.depth, self.skew_rd)
-        self.edges = 0
-        self.cover = Counter()
+        super().__init__(dut, BankModel(self.lanes, self.depth, self.skew_rd), packed={
+            "wr_data": (self.width, self.lanes), "rd_data": (self.width, self.lanes),
+            "empty": (1, self.lanes), "full": (1, self.lanes)})
         dut._log.info("fifo_bank width=%d lanes=%d depth=%d skew_rd=%d", self.width, self.lanes, self.depth, self.skew_rd)
 
     def delay(self, lane: int) -> int:
         """Cycles between a read and the pop of `lane`."""
         return lane if self.skew_rd else 0
 
-    async def start(self):
-        self.set()
-        await start_clock_and_reset(self.dut)
-        cocotb.start_soon(self._monitor())
-
-    def set(self, wr: int = 0, data=None, rd: int = 0, reset: int = 0) -> None:
-        """wr: lane mask; data: one value per lane (a whole word)."""
-        self.dut.wr.value = wr
-        self.dut.wr_data.value = pack(data or [0] * self.lanes, self.width)
-        self.dut.rd.value = rd
-        self.dut.reset.value = reset
-
-    async def cycle(self, **inputs) -> None:
-        await FallingEdge(self.dut.clk)
-        self.set(**inputs)
-
-    def outputs(self) -> dict:
-        dut = self.dut
-        assert dut.rd_data.value.is_resolvable, f"{get_sim_time('ns'):.0f} ns: rd_data is {dut.rd_data.value}"
-        return {
-            "rd_data": unpack(uint(dut.rd_data), self.width, self.lanes, signed=False),
-            "empty": unpack(uint(dut.empty), 1, self.lanes, signed=False),
-            "full": unpack(uint(dut.full), 1, self.lanes, signed=False),
-            "overflow": uint(dut.overflow),
-            "underflow": uint(dut.underflow),
-        }
-
-    async def _monitor(self):
-        dut = self.dut
-        while True:
-            await RisingEdge(dut.clk)
-            i = {"reset": uint(dut.reset), "wr": uint(dut.wr), "rd": uint(dut.rd),
-                 "data": unpack(uint(dut.wr_data), self.width, self.lanes, signed=False)}
-            self.cover.update(self.model.clock(i))
-            await ReadOnly()
-            self.edges += 1
-            got, want = self.outputs(), self.model.outputs()
-            for name in ("rd_data", "empty", "full"):
-                for lane in range(self.lanes):
-                    assert got[name][lane] == want[name][lane], (
-                        f"edge {self.edges} ({get_sim_time('ns'):.0f} ns): lane {lane} {name} expected "
-                        f"{want[name][lane]:#x}, got {got[name][lane]:#x}; inputs at that edge {i}; "
-                        f"lane {lane} holds {len(self.model.q[lane])} entries"
-                    )
-            for name in ("overflow", "underflow"):
-                assert got[name] == want[name], (
-                    f"edge {self.edges} ({get_sim_time('ns'):.0f} ns): {name} expected {want[name]}, got {got[name]}; "
-                    f"inputs at that edge {i}"
-                )
+    def model_state(self) -> str:
+        return f"lanes hold {[len(q) for q in self.model.q]} entries"
 
     def words(self, rng, n: int) -> list[list[int]]:
         return [[rng.getrandbits(self.width) for _ in range(self.lanes)] for _ in range(n)]
@@ -153,7 +109,7 @@ async def test_split(dut):
     words = tb.words(rng, min(3, tb.depth))
     all_lanes = (1 << tb.lanes) - 1
     for word in words:
-        await tb.cycle(wr=all_lanes, data=word)
+        await tb.cycle(wr=all_lanes, wr_data=word)
     await tb.cycle()
     out = tb.outputs()
     assert out["rd_data"] == words[0], f"heads {out['rd_data']}, first word's fields {words[0]}"
@@ -161,7 +117,7 @@ async def test_split(dut):
     # a per-lane write mask writes only those lanes
     await tb.cycle(reset=1)
     mask = rng.randrange(1, all_lanes + 1)
-    await tb.cycle(wr=mask, data=words[0])
+    await tb.cycle(wr=mask, wr_data=words[0])
     await tb.cycle()
     out = tb.outputs()
     for lane in range(tb.lanes):
@@ -182,7 +138,7 @@ async def test_read_timing(dut):
         n = rng.randint(1, tb.depth)
         words = tb.words(rng, n)
         for word in words:
-            await tb.cycle(wr=all_lanes, data=word)
+            await tb.cycle(wr=all_lanes, wr_data=word)
         await tb.cycle()
         seen = []   # what each edge j after the first read takes: (rd_data lanes, empty lanes)
         for j in range(n + tb.lanes + 1):
@@ -214,7 +170,7 @@ async def test_flags(dut):
     await tb.start()
     last = tb.lanes - 1
     word = tb.words(rng, 1)[0]
-    await tb.cycle(wr=((1 << tb.lanes) - 1) & ~(1 << last), data=word)  # every lane but the last
+    await tb.cycle(wr=((1 << tb.lanes) - 1) & ~(1 << last), wr_data=word)  # every lane but the last
     await tb.cycle(rd=1)
     flags = []
     for j in range(tb.lanes + 2):
@@ -229,11 +185,11 @@ async def test_flags(dut):
     assert tb.outputs()["underflow"] == 0, "reset must clear underflow"
     lane = rng.randrange(tb.lanes)
     for _ in range(tb.depth):
-        await tb.cycle(wr=1 << lane, data=word)
+        await tb.cycle(wr=1 << lane, wr_data=word)
     await tb.cycle()
     out = tb.outputs()
     assert out["full"] == [int(n == lane) for n in range(tb.lanes)] and out["overflow"] == 0, f"lane {lane} filled: {out}"
-    await tb.cycle(wr=1 << lane, data=word)
+    await tb.cycle(wr=1 << lane, wr_data=word)
     await tb.cycle()
     out = tb.outputs()
     assert out["overflow"] == 1, f"a write into full lane {lane} must raise overflow"
@@ -258,7 +214,7 @@ async def test_random(dut):
         length = rng.randint(3 * tb.depth + 10, 4 * tb.depth + 10) if p_wr - p_rd >= 0.5 else rng.randint(5, 2 * tb.depth + 10)
         for n in range(length):
             wr = (all_lanes if lane_mode == "all" else rng.getrandbits(tb.lanes)) if rng.random() < p_wr else 0
-            await tb.cycle(wr=wr, data=tb.words(rng, 1)[0], rd=int(rng.random() < p_rd), reset=int(n == reset_at))
+            await tb.cycle(wr=wr, wr_data=tb.words(rng, 1)[0], rd=int(rng.random() < p_rd), reset=int(n == reset_at))
     await tb.cycle()
     await tb.cycle()
     dut._log.info("coverage over %d edges: %s", tb.edges, dict(tb.cover))

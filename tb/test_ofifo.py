@@ -7,6 +7,7 @@ Driver: writes wr/wr_data/rd (and reset) on the falling edge. Monitor: at each r
 the inputs that edge takes, then in ReadOnly the outputs it made. Model: a deque per
 column. Checker: every output after every edge; the directed tests also check the exact
 edge at which valid rises.
+Driver, monitor and checker are tbutil.LockstepTB; this file gives the ports and the model.
 """
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from collections import Counter, deque
 
 import cocotb
 import pytest
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge
 
 import runner
-from tbutil import pack, param, seeded_rng, start_clock_and_reset, uint, unpack
+from tbutil import LockstepTB, param, seeded_rng
 
 
 class OfifoModel:
@@ -52,7 +52,7 @@ class OfifoModel:
             if do_rd:
                 q.popleft()
             if do_wr:
-                q.append(i["data"][c])
+                q.append(i["wr_data"][c])
         ev["full"] += any(len(q) == self.depth for q in self.q)
         return ev
 
@@ -66,63 +66,23 @@ class OfifoModel:
         }
 
 
-class TB:
+class TB(LockstepTB):
+    """wr: column mask; wr_data: one psum per column."""
+    INPUTS = ("reset", "wr", "rd", "wr_data")
+    OUTPUTS = ("rd_data", "valid", "full", "overflow", "underflow")
+    LANE = "column"
+    POP_EVENT = "rd_valid"   # rd while valid: the whole vector leaves
+
     def __init__(self, dut):
-        self.dut = dut
         self.psum_bw = param(dut, "psum_bw")
         self.col = param(dut, "col")
         self.depth = param(dut, "depth")
-        self.model = OfifoModel(self.col, self.depth)
-        self.edges = 0
-        self.cover = Counter()
-        self.popped: list[list[int]] = []  # vectors the DUT handed out on rd while valid
+        super().__init__(dut, OfifoModel(self.col, self.depth), packed={
+            "wr_data": (self.psum_bw, self.col), "rd_data": (self.psum_bw, self.col)})
         dut._log.info("ofifo psum_bw=%d col=%d depth=%d", self.psum_bw, self.col, self.depth)
 
-    async def start(self):
-        self.set()
-        await start_clock_and_reset(self.dut)
-        cocotb.start_soon(self._monitor())
-
-    def set(self, wr: int = 0, data=None, rd: int = 0, reset: int = 0) -> None:
-        self.dut.wr.value = wr
-        self.dut.wr_data.value = pack(data or [0] * self.col, self.psum_bw)
-        self.dut.rd.value = rd
-        self.dut.reset.value = reset
-
-    async def cycle(self, **inputs) -> None:
-        await FallingEdge(self.dut.clk)
-        self.set(**inputs)
-
-    def outputs(self) -> dict:
-        dut = self.dut
-        assert dut.rd_data.value.is_resolvable, f"{get_sim_time('ns'):.0f} ns: rd_data is {dut.rd_data.value}"
-        return {
-            "rd_data": unpack(uint(dut.rd_data), self.psum_bw, self.col, signed=False),
-            "valid": uint(dut.valid), "full": uint(dut.full),
-            "overflow": uint(dut.overflow), "underflow": uint(dut.underflow),
-        }
-
-    async def _monitor(self):
-        dut = self.dut
-        while True:
-            await RisingEdge(dut.clk)
-            i = {"reset": uint(dut.reset), "wr": uint(dut.wr), "rd": uint(dut.rd),
-                 "data": unpack(uint(dut.wr_data), self.psum_bw, self.col, signed=False)}
-            before = self.model.outputs()
-            if i["rd"] and before["valid"] and not i["reset"]:
-                self.popped.append(before["rd_data"])
-            self.cover.update(self.model.clock(i))
-            await ReadOnly()
-            self.edges += 1
-            got, want = self.outputs(), self.model.outputs()
-            for c in range(self.col):
-                assert got["rd_data"][c] == want["rd_data"][c], (
-                    f"edge {self.edges} ({get_sim_time('ns'):.0f} ns): column {c} head expected "
-                    f"{want['rd_data'][c]:#x}, got {got['rd_data'][c]:#x}; inputs at that edge {i}")
-            for name in ("valid", "full", "overflow", "underflow"):
-                assert got[name] == want[name], (
-                    f"edge {self.edges} ({get_sim_time('ns'):.0f} ns): {name} expected {want[name]}, got {got[name]}; "
-                    f"inputs at that edge {i}; column fill {[len(q) for q in self.model.q]}")
+    def model_state(self) -> str:
+        return f"columns hold {[len(q) for q in self.model.q]} entries"
 
     def vectors(self, rng, n: int) -> list[list[int]]:
         return [[rng.getrandbits(self.psum_bw) for _ in range(self.col)] for _ in range(n)]
@@ -145,7 +105,7 @@ async def test_valid_after_last_column(dut):
             for _ in range(rng.randint(0, 3)):
                 await tb.cycle()
                 assert tb.outputs()["valid"] == 0, f"round {rnd}: valid with only {n} of {tb.col} columns written"
-            await tb.cycle(wr=1 << c, data=vec)
+            await tb.cycle(wr=1 << c, wr_data=vec)
             await tb.cycle()
             want = int(n == tb.col - 1)
             assert tb.outputs()["valid"] == want, (
@@ -182,7 +142,7 @@ async def test_skewed_stream(dut):
             if 0 <= v < n:
                 wr |= 1 << c
                 data[c] = vecs[v][c]
-        tb.set(wr=wr, data=data, rd=out["valid"])
+        tb.set(wr=wr, wr_data=data, rd=out["valid"])
         k += 1
         assert k < 4 * (n + tb.col) + 20, f"stream stalled: popped {len(tb.popped)} of {n}"
     assert first_valid == tb.col, f"valid first seen {first_valid} edges into the stream, expected {tb.col} (after column {tb.col - 1} of vector 0)"
@@ -210,10 +170,10 @@ async def test_flags(dut):
     c = rng.randrange(tb.col)
     vec = tb.vectors(rng, 1)[0]
     for n in range(tb.depth):
-        await tb.cycle(wr=1 << c, data=vec)
+        await tb.cycle(wr=1 << c, wr_data=vec)
         await tb.cycle()
         assert tb.outputs()["full"] == int(n + 1 == tb.depth), f"column {c} after {n + 1} writes: full={tb.outputs()['full']}"
-    await tb.cycle(wr=1 << c, data=vec)
+    await tb.cycle(wr=1 << c, wr_data=vec)
     await tb.cycle()
     out = tb.outputs()
     assert out["overflow"] == 1 and out["underflow"] == 0, f"write into full column {c}: {out}"
@@ -238,7 +198,7 @@ async def test_random(dut):
         length = rng.randint(3 * tb.depth + 10, 4 * tb.depth + 10) if p_wr - p_rd >= 0.5 else rng.randint(5, 2 * tb.depth + 10)
         for n in range(length):
             wr = (all_cols if rng.random() < 0.5 else rng.getrandbits(tb.col)) if rng.random() < p_wr else 0
-            await tb.cycle(wr=wr, data=tb.vectors(rng, 1)[0], rd=int(rng.random() < p_rd), reset=int(n == reset_at))
+            await tb.cycle(wr=wr, wr_data=tb.vectors(rng, 1)[0], rd=int(rng.random() < p_rd), reset=int(n == reset_at))
     await tb.cycle()
     await tb.cycle()
     dut._log.info("coverage over %d edges: %s", tb.edges, dict(tb.cover))
