@@ -11,6 +11,8 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
+from model.program import pack_lanes as pack  # noqa: F401  (the one packer, shared with the program builder)
+
 
 def param(dut, name: str) -> int:
     """Read an HDL parameter back from the DUT, so the bench follows the build."""
@@ -58,16 +60,8 @@ async def start_clock_and_reset(dut, clk: str = "clk", reset: str | None = "rese
     await RisingEdge(getattr(dut, clk))
 
 
-def pack(values, bits: int) -> int:
-    """Lane i of the result holds values[i] (two's complement when negative)."""
-    mask = (1 << bits) - 1
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & mask) << (i * bits)
-    return word
-
-
 def unpack(word: int, bits: int, lanes: int, signed: bool) -> list[int]:
+    """The inverse of pack (model.program.pack_lanes): lane i of `word`, lane 0 in the low bits."""
     mask = (1 << bits) - 1
     out = []
     for i in range(lanes):
