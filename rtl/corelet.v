@@ -1,4 +1,4 @@
-// Everything between the SRAMs: L0 -> array <- IFIFO, array -> OFIFO -> SFP.
+// Everything between the SRAMs: abuf -> L0 -> array <- IFIFO, array -> OFIFO -> SFP.
 // Takes the instruction word and the SRAM read data; gives the OFIFO head (pmem write
 // data) and the SFP output.
 `include "core_inst.vh"

@@ -1,5 +1,7 @@
 // One multiply-accumulate: out = c + a * b.
-// a: unsigned activation (0 .. 2**bw-1), b: two's complement weight, c/out: two's complement psum.
+// a: unsigned activation (0 .. 2**bw-1), b: two's complement weight, c/out: two's complement psum,
+// wrapping modulo 2**psum_bw (the reference reports any real value that would). Needs
+// psum_bw > 2*bw + 1, the width of the product.
 `default_nettype none
 module mac #(
     parameter bw = 4,
