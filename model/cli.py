@@ -24,7 +24,7 @@ COMMANDS = {
     "train": "train the 4-bit VGG16 on CIFAR-10 (writes last.pt / best.pt)",
     "eval": "test accuracy of a checkpoint on CIFAR-10",
     "export": "capture a layer and write its tiling / vectors / program",
-    "bench": "cycle counts and MAC utilization of layers on the array",
+    "bench": "time the vectorized reference tiling against the notebook-style loops (RTL cycles: make bench)",
 }
 LAZY = ("export", "bench")
 
@@ -87,13 +87,24 @@ def build_parser(argv: list[str] | None = None) -> OneLineArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (never raises, never prints a traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = os.environ.get("MODEL_DEBUG", "") not in ("", "0")
-    try:
+
+    def body():
         parser = build_parser(argv)
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError(f"python -m model: a command is required ({', '.join(COMMANDS)}); see --help")
-        rc = args._run(args)
+        return args._run(args)
+
+    return run_cli(body)
+
+
+def run_cli(body) -> int:
+    """Run `body()` as a command: its int result is the exit status; a bad command line,
+    a ModelError or any other failure is one line on stderr, never a traceback (set
+    MODEL_DEBUG=1 for one). Shared by every command-line script of the project."""
+    debug = os.environ.get("MODEL_DEBUG", "") not in ("", "0")
+    try:
+        rc = body()
         return rc if isinstance(rc, int) else 0
     except UsageError as e:
         _one_line(f"error: {e}")

@@ -16,7 +16,6 @@ layers that run in passes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -33,6 +32,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
 from model import program as programs  # noqa: E402
+from model.cli import OneLineArgumentParser, run_cli  # noqa: E402
 from model.errors import ModelError  # noqa: E402
 
 ARRAY = 8
@@ -160,7 +160,7 @@ def layers(quick: bool):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sim", default=os.environ.get("BENCH_SIM", "verilator"), choices=["verilator", "icarus"],
                    help="simulator for the player (default verilator: Icarus runs ~400 cycles/s here)")
     p.add_argument("--out", default="build/bench", help="folder for programs, dumps and bench.json")
@@ -195,4 +195,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -9,7 +9,6 @@ output compared bit for bit against the reference tiling.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+from model.cli import OneLineArgumentParser, run_cli  # noqa: E402  (errors in one line)
+
 ANCHORS = [("typical course designs (classic flow)", "900-1,900"),
            ("best published course variant", "875"),
            ("SCALE-Sim v2 WS / OS", "341 / 171"),
@@ -25,7 +26,7 @@ ANCHORS = [("typical course designs (classic flow)", "900-1,900"),
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="build/demo", help="folder for the exported files")
     p.add_argument("--seed", type=int, default=0, help="seed of the model weights and synthetic image")
     p.add_argument("--checkpoint", help="trained checkpoint (default: seeded weights)")
@@ -78,4 +79,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))
