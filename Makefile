@@ -5,7 +5,7 @@
 #   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
 #   make test PYTEST_ARGS="tb/test_mac.py -k ..."   a subset
 #   make classic         pure-Verilog testbench on the exported text vectors (WS and OS)
-#   make waves TEST=...  one test with WAVES=1, then the FST path (and GTKWave if a display)
+#   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
 #   make clean
@@ -59,15 +59,17 @@ classic: $(STAMP) check-sim
 	$(PY) -m model export --out $(EXPORT)
 	$(PY) -m model export --dataflow os --out $(EXPORT_OS)
 	@mkdir -p $(BUILD)/classic
-	iverilog -g2005 -Wall -I rtl -o $(BUILD)/classic/classic_tb.vvp tb/classic_tb.v $(RTL)
+	iverilog -g2005 -Wall -Wno-timescale -I rtl -o $(BUILD)/classic/classic_tb.vvp tb/classic_tb.v $(RTL)
 	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT)) $(if $(WAVES),+WAVES) | tee ws.log | tail -n 1
 	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT_OS)) +OS | tee os.log | tail -n 1
 	@grep -q '^PASS' $(BUILD)/classic/ws.log && grep -q '^PASS' $(BUILD)/classic/os.log
 
 waves: $(STAMP) check-sim
 	@test -n "$(TEST)" || { echo "error: name a test, e.g. make waves TEST=tb/test_core_layer.py::test_random_layer"; exit 1; }
-	WAVES=1 $(TOOLS) $(PY) -m pytest -p no:xdist -s "$(TEST)" | grep -E "^waveform:|passed|failed" | sort -u
-	@echo "open with: gtkwave <waveform.fst> tb/core.gtkw"
+	@mkdir -p $(BUILD)
+	@WAVES=1 $(TOOLS) $(PY) -m pytest -p no:xdist -s "$(TEST)" > $(BUILD)/waves.log 2>&1; status=$$?; \
+	  grep -E "^waveform:|passed|failed|error" $(BUILD)/waves.log | uniq; \
+	  echo "open with: gtkwave <waveform.fst> tb/core.gtkw (full log: $(BUILD)/waves.log)"; exit $$status
 
 lint: $(STAMP) check-sim
 	cd rtl && $(TOOLS) verilator --lint-only -Wall -I. --top-module core *.v

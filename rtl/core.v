@@ -13,11 +13,7 @@ module core #(
     parameter acc_bw = 20,
     parameter row = 8,
     parameter col = 8,
-    parameter fifo_depth = 64,
-    parameter sfp_depth = 8192,
-    parameter abuf_depth = 64,
-    parameter xmem_depth = 2048,
-    parameter pmem_depth = 2048
+    parameter fifo_depth = 64
 ) (
     input  wire                   clk,
     input  wire                   reset,
@@ -32,6 +28,10 @@ module core #(
     output reg  [31:0]            busy
 );
 
+    // The SRAM depths follow from the instruction's address fields (core_inst.vh).
+    localparam xmem_depth = 1 << `ADDR_BITS;
+    localparam pmem_depth = 1 << `ADDR_BITS;
+
     wire [row*bw-1:0]      xmem_q;
     wire [col*psum_bw-1:0] pmem_q;
     wire [col*psum_bw-1:0] ofifo_data;
@@ -40,7 +40,7 @@ module core #(
         .CLK(clk),
         .CEN(inst[`INST_CEN_XMEM]),
         .WEN(inst[`INST_WEN_XMEM]),
-        .A(inst[`INST_A_XMEM +: $clog2(xmem_depth)]),
+        .A(inst[`INST_A_XMEM +: `ADDR_BITS]),
         .D(D_xmem),
         .Q(xmem_q)
     );
@@ -49,14 +49,14 @@ module core #(
         .CLK(clk),
         .CEN(inst[`INST_CEN_PMEM]),
         .WEN(inst[`INST_WEN_PMEM]),
-        .A(inst[`INST_A_PMEM +: $clog2(pmem_depth)]),
+        .A(inst[`INST_A_PMEM +: `ADDR_BITS]),
         .D(ofifo_data),
         .Q(pmem_q)
     );
 
     corelet #(
         .bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col),
-        .fifo_depth(fifo_depth), .sfp_depth(sfp_depth), .abuf_depth(abuf_depth)
+        .fifo_depth(fifo_depth)
     ) u_corelet (
         .clk(clk), .reset(reset),
         .inst(inst),

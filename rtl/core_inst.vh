@@ -6,7 +6,7 @@
 // "xmem Q" is the word read from xmem by the previous cycle's instruction.
 `define INST_LOAD 0   // WS: xmem Q -> staged weights of column WCOL (nibble r -> row r)
 `define INST_EXECUTE 1   // the L0 heads enter the array as valid activations (row skew)
-`define INST_L0_WR 2   // push xmem Q (or zeros, L0_ZERO) into the L0, nibble r -> row r
+`define INST_L0_WR 2   // push xmem Q (or zeros, L0_ZERO, or an abuf entry, L0_ABUF) into the L0, nibble r -> row r
 `define INST_L0_RD 3   // pop the L0 (row r pops r cycles later)
 `define INST_IFIFO_RD 4   // pop the IFIFO into the north edge (column c pops c cycles later)
 `define INST_IFIFO_WR 5   // push xmem Q into the IFIFO, nibble c -> column c
@@ -28,7 +28,7 @@
 `define INST_L0_ZERO 41   // with L0_WR: push zeros (padding) instead of xmem Q
 `define INST_ABUF_WR 42   // xmem Q -> activation buffer entry ABUF_WADDR
 `define INST_L0_ABUF 43   // with L0_WR: push activation buffer entry ABUF_RADDR instead of xmem Q
-`define INST_FLUSH 44   // empty the FIFOs, clear the array/SFP pipelines and error flags (not SRAMs, SFP bank, counters)
+`define INST_FLUSH 44   // empty the FIFOs, clear the array/SFP pipelines and error flags (not the SRAMs, abuf, SFP bank, counters)
 `define INST_WCOL 45   // WCOL_BITS: column for LOAD
 `define INST_ABUF_WADDR 49   // ABUF_BITS
 `define INST_ABUF_RADDR 55   // ABUF_BITS

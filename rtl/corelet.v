@@ -6,12 +6,10 @@
 module corelet #(
     parameter bw = 4,
     parameter psum_bw = 16,
-    parameter acc_bw = 16,
+    parameter acc_bw = 20,
     parameter row = 8,
     parameter col = 8,
-    parameter fifo_depth = 64,
-    parameter sfp_depth = 16,
-    parameter abuf_depth = 64
+    parameter fifo_depth = 64
 ) (
     input  wire                   clk,
     input  wire                   reset,
@@ -28,6 +26,10 @@ module corelet #(
     output wire [4:0]             fifo_flags // {ofifo full, ififo any full, ififo all empty, l0 any full, l0 all empty}
 );
 
+    // The activation buffer and the SFP bank are as deep as their instruction fields reach.
+    localparam abuf_depth = 1 << `ABUF_BITS;
+    localparam sfp_depth = 1 << `ACC_BITS;
+
     wire os = inst[`INST_OS];
     // A flush starts a layer from a clean datapath whatever the last one left in flight.
     wire clear = reset | inst[`INST_FLUSH];
@@ -37,9 +39,9 @@ module corelet #(
     abuf #(.width(row*bw), .depth(abuf_depth)) u_abuf (
         .clk(clk),
         .wr(inst[`INST_ABUF_WR]),
-        .waddr(inst[`INST_ABUF_WADDR +: $clog2(abuf_depth)]),
+        .waddr(inst[`INST_ABUF_WADDR +: `ABUF_BITS]),
         .wdata(xmem_q),
-        .raddr(inst[`INST_ABUF_RADDR +: $clog2(abuf_depth)]),
+        .raddr(inst[`INST_ABUF_RADDR +: `ABUF_BITS]),
         .rdata(abuf_out)
     );
     wire [row*bw-1:0] l0_in = inst[`INST_L0_ZERO] ? {row*bw{1'b0}}
@@ -106,7 +108,7 @@ module corelet #(
     );
 
     // ---- SFP: one cycle behind the instruction, when pmem Q (or the popped OFIFO head) is ready ----
-    localparam sfp_aw = $clog2(sfp_depth);
+    localparam sfp_aw = `ACC_BITS;
     reg                    sfp_acc, sfp_first, sfp_emit, sfp_relu, sfp_from_ofifo;
     reg [sfp_aw-1:0]       sfp_addr;
     reg [col*psum_bw-1:0]  ofifo_head_q;

@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
-from cocotb.utils import get_sim_time
+from cocotb.simtime import get_sim_time
 from cocotb_bus.drivers import Driver
 from cocotb_bus.monitors import Monitor
 
 from model.program import Program, ProgramReference, encode
 
 IDLE_WORD = encode({})  # active-low SRAM enables: an all-zero word would write both SRAMs
-from tbutil import unpack
+from tbutil import param, start_clock_and_reset, unpack
 
 ERROR_NAMES = ["L0 overflow", "L0 underflow", "IFIFO overflow", "IFIFO underflow",
                "OFIFO overflow", "OFIFO underflow", "SFP overflow"]
@@ -167,10 +166,10 @@ class CoreTB:
 
     def __init__(self, dut):
         self.dut = dut
-        self.psum_bw = int(dut.psum_bw.value)
-        self.acc_bw = int(dut.acc_bw.value)
-        self.col = int(dut.col.value)
-        self.row = int(dut.row.value)
+        self.psum_bw = param(dut, "psum_bw")
+        self.acc_bw = param(dut, "acc_bw")
+        self.col = param(dut, "col")
+        self.row = param(dut, "row")
         self.driver = ProgramDriver(dut)
         self.active: LayerScoreboard | None = None
         self.psum_monitor = PmemWriteMonitor(dut, self.psum_bw, self.col, self._on_psum)
@@ -185,12 +184,9 @@ class CoreTB:
             self.active.on_output(out)
 
     async def reset(self) -> None:
-        Clock(self.dut.clk, 10, unit="ns").start()
         self.dut.inst.value = IDLE_WORD
         self.dut.D_xmem.value = 0
-        self.dut.reset.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.reset.value = 0
+        await start_clock_and_reset(self.dut, cycles=3)
 
     async def play(self, program: Program, scoreboard: LayerScoreboard | None) -> None:
         self.active = scoreboard

@@ -83,8 +83,6 @@ def run(
     parameters: dict | None = None,
     name: str | None = None,
     extra_env: dict | None = None,
-    testcase: str | None = None,
-    hdl_sources: list[Path] | None = None,
     rtl_dir: Path | None = None,
     log_file: Path | None = None,
 ) -> Path:
@@ -111,7 +109,7 @@ def run(
             os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
         build_args = ["-Wno-fatal", "--trace-fst", "--trace-structs"] if waves else ["-Wno-fatal"]
     rtl_dir = Path(rtl_dir) if rtl_dir is not None else RTL
-    hdl_sources = list(hdl_sources or sources(toplevel, rtl_dir))
+    hdl_sources = sources(toplevel, rtl_dir)
     includes = [rtl_dir]
     stamp = folder / "build.stamp"
     state = _build_state(hdl_sources, includes, waves)
@@ -141,7 +139,6 @@ def run(
             test_dir=folder,
             extra_env=env,
             waves=waves,
-            testcase=testcase,
             timescale=("1ns", "1ps"),
             log_file=log_file,
         )

@@ -61,8 +61,8 @@ def simulate(vvp: Path, vectors: Path, dataflow: str) -> list[str]:
         done = subprocess.run(cmd, cwd=vvp.parent, capture_output=True, text=True, timeout=VVP_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        pytest.fail(f"vvp did not finish in {VVP_TIMEOUT_S} s: classic_tb.v waits for ofifo_valid / "
-                    f"sfp_valid without a watchdog, so a missing vector hangs it. Output so far:\n{tail(out)}")
+        pytest.fail(f"vvp did not finish in {VVP_TIMEOUT_S} s although classic_tb.v's own watchdog ends "
+                    f"a run that waits for a missing vector: the simulator itself stalled. Output so far:\n{tail(out)}")
     (vvp.parent / f"{dataflow}.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, f"vvp exited with {done.returncode}:\n{tail(done.stdout + done.stderr)}"
     # Icarus may add its own notes after $finish; the bench's verdict is its last line of its own

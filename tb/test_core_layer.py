@@ -82,20 +82,19 @@ async def run_layer(dut):
         Path(result).write_text(json.dumps(summaries, indent=2))
 
 
-def run_case(case: dict, schedule: str, name: str, parameters: dict | None = None,
-             log_file: Path | None = None) -> list[dict]:
+def run_case(case: dict, schedule: str, name: str, log_file: Path | None = None,
+             rtl_dir: Path | None = None) -> list[dict]:
     """Write the case, simulate it, return one summary per checked program (the simulator
-    output goes to log_file when given)."""
+    output goes to log_file when given; rtl_dir: RTL other than rtl/, for mutations)."""
     import runner
     from layer_cases import save_case
 
-    folder = runner.build_dir(name, parameters or {})
+    folder = runner.build_dir(name, {})
     case_path = save_case(folder / "case.npz", case, schedule)
     result_path = folder / "result.json"
     result_path.unlink(missing_ok=True)
-    runner.run("core", "test_core_layer", parameters=parameters, name=name,
-               extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)},
-               log_file=log_file)
+    runner.run("core", "test_core_layer", name=name, rtl_dir=rtl_dir, log_file=log_file,
+               extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)})
     return json.loads(result_path.read_text())
 
 

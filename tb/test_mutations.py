@@ -11,7 +11,6 @@ The unmutated copy must pass (the control), so a failure is the mutation's doing
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -79,16 +78,11 @@ def mutate(name: str | None, folder: Path) -> Path:
 
 
 def run_layer(name: str, rtl_dir: Path, log: Path) -> list[dict]:
-    """tb/test_core_layer.py's run_case on the RTL in rtl_dir, the simulator log to `log`."""
-    from layer_cases import random_case, save_case
+    """The layer test (fast schedule, a random 8->8 layer) on the RTL in rtl_dir."""
+    from layer_cases import random_case
+    from test_core_layer import run_case
 
-    build = runner.build_dir(name, {})
-    case_path = save_case(build / "case.npz", random_case(8, 8, 4, 4, seed=321), "fast")
-    result_path = build / "result.json"
-    result_path.unlink(missing_ok=True)
-    runner.run("core", "test_core_layer", name=name, rtl_dir=rtl_dir, log_file=log,
-               extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)})
-    return json.loads(result_path.read_text())
+    return run_case(random_case(8, 8, 4, 4, seed=321), "fast", name, log_file=log, rtl_dir=rtl_dir)
 
 
 def _folders(tag: str) -> tuple[str, Path, Path]:
