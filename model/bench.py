@@ -2,7 +2,7 @@
 
 Times :func:`model.tiling.ws_reference` (and ``os_reference``) on a random layer
 (default 64 -> 64 channels, 32x32; median of ``--repeats`` runs) and the seed-style
-loop implementation (``model/tests/seed_style.py``: an ``nn.Linear`` per position plus
+loop implementation (``model/seed_style.py``: an ``nn.Linear`` per position plus
 the SFP accumulation loop, on CPU) on small layers, checks that both agree, and
 extrapolates the loop time to the large layer from the measured per-position cost
 of the largest small layer.  The extrapolation is labelled as such.
@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .errors import ModelError
-from .tiling import N_KIJ, os_reference, ws_reference
+from .tiling import N_KIJ, os_reference, random_layer, ws_reference
 
 __all__ = ["add_arguments", "run", "parse_layer"]
 
@@ -43,14 +43,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
 
 
-def _random_layer(rng, ic, oc, hw):
-    x = rng.integers(0, 16, size=(ic, hw, hw), dtype=np.int64)
-    w = rng.integers(-7, 8, size=(oc, ic, 3, 3), dtype=np.int64)
-    return x, w
-
-
 def _tiles(n):
     return -(-n // 8)
+
+
+def loop_counts(ic: int, oc: int, hw: int) -> tuple[int, int]:
+    """(nn.Linear positions, accumulation steps) of the seed-style loops on an
+    ic -> oc, hw x hw layer: one position per (kij, ic tile, oc tile, padded nij), one
+    accumulation step per (output pixel, kij, ic tile, oc tile)."""
+    tiles = _tiles(ic) * _tiles(oc)
+    return N_KIJ * tiles * (hw + 2) ** 2, hw * hw * N_KIJ * tiles
 
 
 def _fmt_s(t: float) -> str:
@@ -71,14 +73,14 @@ def _median_time(fn, repeats):
 
 
 def run(args, echo=print) -> int:
-    from .tests import seed_style  # slow reference (torch), imported only when benchmarking
+    from . import seed_style  # slow reference (torch), imported only when benchmarking
 
     ic, oc, hw = parse_layer(args.layer)
     loop_layers = [parse_layer(s) for s in (args.loop_layer or ["8,8,6", "16,16,8"])]
     if args.repeats < 1:
         raise ModelError(f"--repeats must be >= 1, got {args.repeats}")
     rng = np.random.default_rng(args.seed)
-    x, w = _random_layer(rng, ic, oc, hw)
+    x, w = random_layer(rng, ic, oc, hw, hw)
     big = f"{ic}->{oc} {hw}x{hw}"
     # wide accumulators: random data may exceed 16 bits; the bench times, it does not judge
     ws_reference(x, w, acc_bw=64)                                   # warm-up
@@ -89,7 +91,7 @@ def run(args, echo=print) -> int:
             ("vectorized os_reference", big, _fmt_s(t_os), f"measured, median of {args.repeats}")]
     per_pos = per_acc = None
     for lic, loc, lhw in loop_layers:
-        lx, lw = _random_layer(rng, lic, loc, lhw)
+        lx, lw = random_layer(rng, lic, loc, lhw, lhw)
         t0 = time.perf_counter()
         psum = seed_style.seed_ws_psum(lx, lw)
         t1 = time.perf_counter()
@@ -100,15 +102,13 @@ def run(args, echo=print) -> int:
         if not ok:
             raise ModelError(f"seed-style loops and ws_reference disagree on {lic}->{loc} "
                              f"{lhw}x{lhw} (internal error)")
-        n_pos = N_KIJ * _tiles(lic) * _tiles(loc) * (lhw + 2) ** 2
-        n_acc = lhw * lhw * N_KIJ * _tiles(lic) * _tiles(loc)
+        n_pos, n_acc = loop_counts(lic, loc, lhw)
         per_pos, per_acc = (t1 - t0) / n_pos, (t2 - t1) / n_acc
         rows.append(("seed-style loops", f"{lic}->{loc} {lhw}x{lhw}", _fmt_s(t2 - t0),
                      f"measured; {n_pos:,} nn.Linear positions at {per_pos * 1e6:.0f} us, "
                      f"psums match ws_reference"))
     lic, loc, lhw = loop_layers[-1]
-    n_pos = N_KIJ * _tiles(ic) * _tiles(oc) * (hw + 2) ** 2
-    n_acc = hw * hw * N_KIJ * _tiles(ic) * _tiles(oc)
+    n_pos, n_acc = loop_counts(ic, oc, hw)
     t_loop = per_pos * n_pos + per_acc * n_acc
     rows.append(("seed-style loops", big, "~" + _fmt_s(t_loop),
                  f"EXTRAPOLATED from {lic}->{loc} {lhw}x{lhw}: per-position cost x "

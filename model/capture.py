@@ -4,7 +4,7 @@
 and returns, for one image, the unsigned activation integers ``x_int``, the
 signed weight integers ``w_int``, the integer convolution ``out_int`` (before
 ReLU) and the layer's own float output, with the check that
-``out_float == out_int * act_delta * w_delta`` (DESIGN.md section 3).
+``out_float == out_int * act_delta * w_delta`` (README section "Numerics").
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def capture_layer(model: nn.Module, layer_spec, images: torch.Tensor, index: int
 
     act_delta, w_delta = conv.act_delta, conv.w_delta
     a_max = 2 ** conv.a_bit - 1
-    w_max = 2 ** (conv.w_bit - 1) - 1
+    w_max = conv.weight_quant.levels
     x_int = _to_int((act_q / act_delta).double().cpu()[0], "x_int", name, 0, a_max)
     w_int = _to_int((weight_q / w_delta).double().cpu(), "w_int", name, -w_max, w_max)
     # float64 is exact here: |sum| <= IC*kh*kw*15*7, far below 2**53.

@@ -6,13 +6,12 @@ checkpoint, ...). No traceback unless ``MODEL_DEBUG=1`` is set.
 
 ``export`` and ``bench`` live in ``model/export.py`` and ``model/bench.py``;
 their options come from their ``add_arguments(parser)`` and they run with
-``run(args)``. They are imported only when their command is asked for.
+``run(args)`` (torch and the slow references are imported inside ``run``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
@@ -23,10 +22,9 @@ __all__ = ["main", "build_parser", "UsageError", "OneLineArgumentParser"]
 COMMANDS = {
     "train": "train the 4-bit VGG16 on CIFAR-10 (writes last.pt / best.pt)",
     "eval": "test accuracy of a checkpoint on CIFAR-10",
-    "export": "capture a layer and write its tiling / vectors / program",
+    "export": "capture a layer and write its classic text vectors and tensors.npz",
     "bench": "time the vectorized reference tiling against the notebook-style loops (RTL cycles: make bench)",
 }
-LAZY = ("export", "bench")
 
 
 class UsageError(Exception):
@@ -40,26 +38,10 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}" if self.prog else message)
 
 
-def _selected_command(argv: list[str]) -> str | None:
-    for tok in argv:
-        if tok == "--":
-            return None
-        if not tok.startswith("-"):
-            return tok
-    return None
-
-
-def _load_lazy(name: str):
-    try:
-        return importlib.import_module(f"model.{name}")
-    except ModuleNotFoundError as e:
-        if e.name in (f"model.{name}",):
-            raise ModelError(f"the {name} command is not available (model/{name}.py is missing)") from None
-        raise
-
-
-def build_parser(argv: list[str] | None = None) -> OneLineArgumentParser:
-    """The parser; ``export`` / ``bench`` get their options only when ``argv`` selects them."""
+def build_parser() -> OneLineArgumentParser:
+    """The parser of every command."""
+    from . import bench as bench_mod
+    from . import export as export_mod
     from . import train as train_mod
 
     parser = OneLineArgumentParser(
@@ -74,13 +56,10 @@ def build_parser(argv: list[str] | None = None) -> OneLineArgumentParser:
     train_mod.add_eval_arguments(p)
     p.set_defaults(_run=train_mod.run_eval)
 
-    selected = _selected_command(argv or [])
-    for name in LAZY:
+    for name, mod in (("export", export_mod), ("bench", bench_mod)):
         p = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
-        if name == selected:
-            mod = _load_lazy(name)
-            mod.add_arguments(p)
-            p.set_defaults(_run=mod.run)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
     return parser
 
 
@@ -89,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body():
-        parser = build_parser(argv)
+        parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError(f"python -m model: a command is required ({', '.join(COMMANDS)}); see --help")

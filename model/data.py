@@ -157,8 +157,10 @@ def load_cifar10(data=None, split: str = "train", limit: int | None = None) -> t
     """Load a split as (uint8 images [N, 3, 32, 32], int64 labels [N]) tensors.
 
     ``limit`` keeps only the first ``limit`` images (reading only as many files
-    as needed).
+    as needed); it must be at least 1.
     """
+    if limit is not None and limit < 1:
+        raise DataError(f"the {split} split: limit must be >= 1 image, got {limit}")
     folder = find_cifar_dir(data)
     if split == "train":
         files = TRAIN_FILES

@@ -1,7 +1,7 @@
 """``model export``: capture one layer, compute its reference tiling, write the classic files.
 
-Writes, into ``--out``, the classic text vectors of the chosen dataflow (DESIGN.md
-section 5, see :mod:`model.vectors` for the names) and ``tensors.npz``:
+Writes, into ``--out``, the classic text vectors of the chosen dataflow (README section
+"Classic text vectors", see :mod:`model.vectors` for the names) and ``tensors.npz``:
 
 * ``x_int`` uint8 [IC, H, W], ``w_int`` int8 [OC, IC, 3, 3], ``out_int`` int32
   [OC, Ho, Wo] (before ReLU), ``psum`` int32 [n_ic_tiles, n_oc_tiles, 8, Hp*Wp, 9]
@@ -17,9 +17,29 @@ import numpy as np
 
 from .errors import ModelError
 from .tiling import os_reference, ws_reference
-from .vectors import acc_address_fits, write_os_files, write_ws_files
+from .vectors import acc_address_fits, prepare_out_dir, write_os_files, write_ws_files
 
 __all__ = ["add_arguments", "run", "export_capture"]
+
+PSUM_BW_MIN, PSUM_BW_MAX = 2, 64
+
+
+def check_psum_bw(value) -> int:
+    """The --psum-bw value, or ModelError (one line) when it is not an integer in 2..64."""
+    if isinstance(value, bool) or not isinstance(value, int) or not PSUM_BW_MIN <= value <= PSUM_BW_MAX:
+        raise ModelError(f"--psum-bw must be an integer in {PSUM_BW_MIN}..{PSUM_BW_MAX}, got {value!r}")
+    return value
+
+
+def _psum_bw_arg(text: str) -> int:
+    """argparse type of --psum-bw: refused on the command line, before the slow capture."""
+    try:
+        return check_psum_bw(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in {PSUM_BW_MIN}..{PSUM_BW_MAX}, "
+                                         f"got {text!r}") from None
+    except ModelError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--psum-bw ")) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,24 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="image index (default: 0)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="seed of the model and synthetic images (default: 0)")
-    p.add_argument("--psum-bw", type=int, default=16, metavar="BITS",
+    p.add_argument("--psum-bw", type=_psum_bw_arg, default=16, metavar="BITS",
                    help="psum / accumulator width in bits (default: 16)")
-
-
-def _check_out_dir(out) -> Path:
-    d = Path(out)
-    if d.exists() and not d.is_dir():
-        raise ModelError(f"--out {d}: exists and is not a directory")
-    for parent in d.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ModelError(f"--out {d}: {parent} is not a directory")
-            break
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(f"--out {d}: cannot create directory: {exc.strerror or exc}") from None
-    return d
 
 
 def _rng(a) -> str:
@@ -67,9 +71,8 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = 16, echo=p
     """Reference + files + tensors.npz for a :class:`~model.capture.LayerCapture`."""
     if dataflow not in ("ws", "os"):
         raise ModelError(f"--dataflow must be ws or os, got {dataflow!r}")
-    if isinstance(psum_bw, bool) or not isinstance(psum_bw, int) or not 2 <= psum_bw <= 64:
-        raise ModelError(f"--psum-bw must be an integer in 2..64, got {psum_bw!r}")
-    d = _check_out_dir(out_dir)
+    psum_bw = check_psum_bw(psum_bw)
+    d = prepare_out_dir(out_dir, "--out")
     kw = dict(stride=cap.stride, padding=cap.padding, a_bit=cap.a_bit, w_bit=cap.w_bit)
     ref = ws_reference(cap.x_int, cap.w_int, 8, psum_bw, psum_bw, **kw)
     osref = os_reference(cap.x_int, cap.w_int, 8, psum_bw, **kw) if dataflow == "os" else None
@@ -101,7 +104,7 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = 16, echo=p
         echo(f"overflow     none ({psum_bw}-bit psums and accumulations)")
 
     if dataflow == "ws":
-        written = write_ws_files(d, ref, cap.x_int, cap.w_int)
+        written = write_ws_files(d, ref)
         if not acc_address_fits(ref.H, ref.W):
             echo(f"note         acc_address.txt not written: 9 x {ref.Hp}x{ref.Wp} psum "
                  f"addresses exceed the 11-bit pmem address")
@@ -124,7 +127,8 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = 16, echo=p
 
 
 def run(args) -> int:
-    _check_out_dir(args.out)                      # fail before the (slow) capture
+    check_psum_bw(args.psum_bw)                   # fail before the (slow) capture
+    prepare_out_dir(args.out, "--out")
     from .capture import default_capture
     cap = default_capture(model_name=args.model, layer=args.layer, checkpoint=args.checkpoint,
                           data=args.data, image=args.image, seed=args.seed)

@@ -17,13 +17,18 @@ kij*36 + nij (acc_address.txt). ws_fast keeps only the interior words of each pa
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from model.errors import LayerError, ModelError, PsumOverflowError
+from model.tiling import (A_BIT, W_BIT, _check_bits, check_layer, field_range, os_operands,
+                          os_reference, output_to_input_nij, padded_operands, psum_address,
+                          ws_reference)
 
 INST_HEADER = Path(__file__).resolve().parent.parent / "rtl" / "core_inst.vh"
 
@@ -31,6 +36,10 @@ WEIGHT_BASE = 1024
 XMEM_DEPTH = 2048
 PMEM_DEPTH = 2048
 KIJ = 9
+#: bits per lane of an xmem word (activation and weight lanes alike), as rtl/ and
+#: model.program_check assume
+LANE_BITS = A_BIT
+assert LANE_BITS == W_BIT
 
 
 def ofifo_latency(array_size: int) -> int:
@@ -73,12 +82,26 @@ def decode(word: int) -> dict[str, int]:
     return {name: (word >> off) & ((1 << w) - 1) for name, (off, w) in FIELDS.items()}
 
 
-def pack_lanes(values, bits: int) -> int:
-    """Lane i holds values[i] in two's complement (lane 0 in the low bits)."""
+def pack_lanes(values, bits: int, signed: bool | None = None) -> int:
+    """Lane i holds values[i] (lane 0 in the low bits), negative values in two's complement.
+
+    A value that does not fit its lane raises ModelError (nothing is masked silently):
+    signed=False accepts 0..2**bits-1, signed=True -2**(bits-1)..2**(bits-1)-1, and the
+    default (None) either, -2**(bits-1)..2**bits-1, for benches that drive raw lane
+    values as well as two's complement ones."""
+    if signed is None:
+        lo, hi = field_range(bits, True)[0], field_range(bits, False)[1]
+        kind = f"{bits}-bit"
+    else:
+        lo, hi = field_range(bits, signed)
+        kind = f"{bits}-bit {'signed' if signed else 'unsigned'}"
     mask = (1 << bits) - 1
     word = 0
     for i, v in enumerate(values):
-        word |= (int(v) & mask) << (i * bits)
+        v = int(v)
+        if not lo <= v <= hi:
+            raise ModelError(f"lane {i} value {v} does not fit a {kind} lane ({lo}..{hi})")
+        word |= (v & mask) << (i * bits)
     return word
 
 
@@ -180,9 +203,14 @@ class LayerGeometry:
     def n_onij(self) -> int:
         return self.h * self.w
 
+    @cached_property
+    def nij_table(self) -> np.ndarray:
+        """int64 [9, Ho*Wo]: model.tiling.output_to_input_nij of this layer."""
+        return output_to_input_nij(self.h, self.w)
+
     def input_nij(self, o_nij: int, kij: int) -> int:
         """Index in the padded map of the input under output pixel o_nij at offset kij."""
-        return (o_nij // self.w) * self.wp + o_nij % self.w + (kij // 3) * self.wp + kij % 3
+        return int(self.nij_table[kij, o_nij])
 
     def act_addr(self, ict: int, nij: int) -> int:
         return ict * self.n_nij + nij
@@ -191,48 +219,55 @@ class LayerGeometry:
         return WEIGHT_BASE + ((oct * self.n_ict + ict) * KIJ + kij) * self.array_size + c
 
     def psum_addr(self, oct: int, ict: int, kij: int, nij: int) -> int:
-        return ((oct * self.n_ict + ict) * KIJ + kij) * self.n_nij + nij
+        """pmem address of a psum vector: model.tiling.psum_address (the one layout)."""
+        return psum_address(kij, nij, self.n_nij, ict, oct, self.n_ict)
 
 
-def geometry(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8) -> LayerGeometry:
-    if x_int.ndim != 3:
-        raise LayerError(f"x_int must be [IC, H, W], got shape {tuple(x_int.shape)}")
-    if w_int.ndim != 4:
-        raise LayerError(f"w_int must be [OC, IC, 3, 3], got shape {tuple(w_int.shape)}")
-    if w_int.shape[2:] != (3, 3):
-        raise LayerError(f"{w_int.shape[2]}x{w_int.shape[3]} kernels are not supported: the array runs "
-                         f"3x3 convolutions with stride 1 and padding 1")
-    if x_int.shape[1] > 32 or x_int.shape[2] > 32:
-        raise LayerError(f"a {x_int.shape[1]}x{x_int.shape[2]} input map is not supported: at most 32x32")
-    if w_int.shape[1] != x_int.shape[0]:
-        raise LayerError(f"w_int has {w_int.shape[1]} input channels, x_int has {x_int.shape[0]}")
-    return LayerGeometry(x_int.shape[0], w_int.shape[0], x_int.shape[1], x_int.shape[2], array_size)
+def _layer(x_int, w_int, array_size: int) -> tuple[LayerGeometry, np.ndarray, np.ndarray]:
+    """Validate the layer (model.tiling.check_layer: shapes, value ranges, at most
+    MAX_HW x MAX_HW) and return its geometry and int64 x_int, w_int."""
+    n = _check_bits(array_size, "array_size")
+    x, w = check_layer(x_int, w_int)
+    return LayerGeometry(x.shape[0], w.shape[0], x.shape[1], x.shape[2], n), x, w
 
 
-def _padded_operands(geo: LayerGeometry, x_int: np.ndarray, w_int: np.ndarray):
-    """a_pad [ICp, n_nij] and w [OCp, ICp, 9], channels zero-padded to whole tiles."""
-    n = geo.array_size
-    a_pad = np.zeros((geo.n_ict * n, geo.h + 2, geo.w + 2), dtype=np.int64)
-    a_pad[: geo.ic, 1:-1, 1:-1] = x_int
-    w = np.zeros((geo.n_oct * n, geo.n_ict * n, KIJ), dtype=np.int64)
-    w[: geo.oc, : geo.ic] = w_int.reshape(geo.oc, geo.ic, KIJ)
-    return a_pad.reshape(geo.n_ict * n, geo.n_nij), w
+def geometry(x_int, w_int, array_size: int = 8) -> LayerGeometry:
+    """The tiling of a layer the array can run; refuses (LayerError / ModelError, one line)
+    what model.tiling.check_layer refuses."""
+    return _layer(x_int, w_int, array_size)[0]
 
 
-def _preload_xmem(tl: Timeline, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndarray,
-                  bw: int) -> int:
+def useful_macs(ic: int, oc: int, ho: int, wo: int) -> int:
+    """Multiply-accumulates a 3x3 layer needs (no padding channels or padding pixels)."""
+    return ic * oc * KIJ * ho * wo
+
+
+def scalesim_cycles(ic: int, oc: int, h: int, w: int, dataflow: str, n: int = 8) -> int:
+    """SCALE-Sim v2's analytic runtime of a 3x3, stride 1, padding 1 layer on an n x n array
+    (its paper's equations): WS ceil(9IC/n) * ceil(OC/n) * (2n + n + Ho*Wo - 2) - 1,
+    OS ceil(Ho*Wo/n) * ceil(OC/n) * (n + n + 9IC - 2) - 1."""
+    pixels, window = h * w, KIJ * ic
+    if dataflow == "ws":
+        return math.ceil(window / n) * math.ceil(oc / n) * (2 * n + n + pixels - 2) - 1
+    if dataflow == "os":
+        return math.ceil(pixels / n) * math.ceil(oc / n) * (n + n + window - 2) - 1
+    raise ModelError(f"dataflow must be ws or os, got {dataflow!r}")
+
+
+def _preload_xmem(tl: Timeline, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndarray) -> int:
     """Write every activation and weight word into xmem; returns the next free cycle."""
     n = geo.array_size
     words = []
     for ict in range(geo.n_ict):
         for nij in range(geo.n_nij):
-            words.append((geo.act_addr(ict, nij), pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], bw)))
+            words.append((geo.act_addr(ict, nij),
+                          pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
     for oct in range(geo.n_oct):
         for ict in range(geo.n_ict):
             for kij in range(KIJ):
                 for c in range(n):
                     lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
-                    words.append((geo.weight_addr(oct, ict, kij, c), pack_lanes(lanes, bw)))
+                    words.append((geo.weight_addr(oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
     tl.at(0, flush=1)  # a clean datapath, whatever the previous program left in flight
     for t, (addr, data) in enumerate(words):
         tl.xmem_write(t, addr, data)
@@ -253,17 +288,17 @@ def _check_fits(geo: LayerGeometry, pmem_words: int) -> None:
                          f"do not fit pmem ({PMEM_DEPTH} words)")
 
 
-def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4) -> Program:
+def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8) -> Program:
     """The notebooks' weight-stationary schedule: per (tile, kij) load the weights, stream
     all n_nij padded positions, store every psum vector in pmem; then a separate pass reads
     the psums of each output pixel back (acc_address order) and the SFP accumulates them
     and applies ReLU."""
-    geo = geometry(x_int, w_int, array_size)
-    n = array_size
+    geo, x, w = _layer(x_int, w_int, array_size)
+    n = geo.array_size
     _check_fits(geo, geo.n_oct * geo.n_ict * KIJ * geo.n_nij)
-    a_pad, w = _padded_operands(geo, x_int, w_int)
+    a_pad, w = padded_operands(x, w, n)
     tl = Timeline()
-    t = _preload_xmem(tl, geo, a_pad, w, bw)
+    t = _preload_xmem(tl, geo, a_pad, w)
     program = Program("ws", "classic", n, [], [], compute_start=t)
     last_write = t
     for oct in range(geo.n_oct):
@@ -291,8 +326,9 @@ def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
     for oct in range(geo.n_oct):
         for o_nij in range(geo.n_onij):
             reads = [(ict, kij) for ict in range(geo.n_ict) for kij in range(KIJ)]
+            nijs = geo.nij_table[:, o_nij].tolist()
             for i, (ict, kij) in enumerate(reads):
-                addr = geo.psum_addr(oct, ict, kij, geo.input_nij(o_nij, kij))
+                addr = geo.psum_addr(oct, ict, kij, nijs[kij])
                 last = i == len(reads) - 1
                 tl.at(t, cen_pmem=0, wen_pmem=1, a_pmem=addr, acc=1, acc_src=0,
                       acc_first=int(i == 0), emit=int(last), relu=int(last), acc_addr=0)
@@ -404,7 +440,7 @@ def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
     return [(og, ig) for og in octs for ig in icts]
 
 
-def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4,
+def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8,
             l0_depth: int = 64, sfp_depth: int = 8192, abuf_depth: int = 64) -> Program:
     """Weight-stationary, streaming only the output-aligned positions of each kij.
 
@@ -420,19 +456,20 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
     - Psums are accumulated on the fly in the SFP bank (entry oct * Ho*Wo + o_nij) as
       they leave the OFIFO, across kij and ic tiles, and are also written to pmem so they
       can be checked; the last contribution emits the ReLU output.
-    - A layer whose operands do not fit xmem runs in passes of ic tiles (plan_passes);
-      the next pass's words are written once the current pass has read its last word.
+    - A layer whose operands do not fit xmem runs in passes of (oc-tile group, ic-tile
+      group) (plan_passes); the next pass's words are written once the current pass has
+      read its last word.
       Single-pass programs are measured from 'data in xmem'; multi-pass programs from
       cycle 0, every load included.
     The builder simulates the xmem port, the L0 write port and the array cycle by cycle.
     """
-    geo = geometry(x_int, w_int, array_size)
-    n = array_size
+    geo, x, w = _layer(x_int, w_int, array_size)
+    n = geo.array_size
     if geo.n_oct * geo.n_onij > sfp_depth:
         raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w} cannot run: {geo.n_oct * geo.n_onij} "
                          f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
     passes = plan_passes(geo)
-    a_pad, w = _padded_operands(geo, x_int, w_int)
+    a_pad, w = padded_operands(x, w, n)
     whole_layer_in_pmem = geo.n_oct * geo.n_ict * KIJ * geo.n_nij <= PMEM_DEPTH
     hp, wp = geo.h + 2, geo.w + 2
 
@@ -445,10 +482,9 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
                     g = len(tiles)
                     tiles.append((oct, ict, kij))
                     pass_of_tile.append(p)
-                    for o_nij in range(geo.n_onij):
-                        nij = geo.input_nij(o_nij, kij)
-                        y, x = divmod(nij, wp)
-                        padding = y in (0, hp - 1) or x in (0, wp - 1)
+                    for o_nij, nij in enumerate(geo.nij_table[kij].tolist()):
+                        py, px = divmod(nij, wp)
+                        padding = py in (0, hp - 1) or px in (0, wp - 1)
                         positions.append(_Position(g, oct, ict, kij, o_nij, nij,
                                                    None if padding else (visit, nij)))
     source = _ActivationSource(geo, positions, abuf_depth)
@@ -469,16 +505,17 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int =
     def pass_words(octs, icts):
         words = []
         for ict in icts:
-            for y in range(1, hp - 1):
-                for x in range(1, wp - 1):
-                    nij = y * wp + x
-                    words.append((word_addr((ict, nij)), pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], bw)))
+            for py in range(1, hp - 1):
+                for px in range(1, wp - 1):
+                    nij = py * wp + px
+                    words.append((word_addr((ict, nij)),
+                                  pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
         for oct in octs:
             for ict in icts:
                 for kij in range(KIJ):
                     for c in range(n):
                         lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
-                        words.append((weight_addr(oct, ict, kij, c), pack_lanes(lanes, bw)))
+                        words.append((weight_addr(oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
         return words
 
     tl = Timeline()
@@ -592,7 +629,7 @@ def _pop_into_sfp(tl: Timeline, program: Program, geo: LayerGeometry, pos: _Posi
         program.emits.append((pos.oct, pos.o_nij))
 
 
-def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: int = 4,
+def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8,
                fifo_depth: int = 64) -> Program:
     """Output-stationary: row r of the array holds output pixel group*8 + r, column c output
     channel oct*8 + c; the reduction over (ic, kij) runs in time, one step per cycle at
@@ -608,9 +645,9 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
     the measurement starts at cycle 0 with every load included.
     Keys: psum_writes and emits hold (group, oct, row) for output pixel group*8 + row.
     """
-    geo = geometry(x_int, w_int, array_size)
-    n = array_size
-    act, wt = _os_operands(geo, x_int, w_int)
+    geo, x, w = _layer(x_int, w_int, array_size)
+    n = geo.array_size
+    act, wt = os_operands(x, w, n)
     n_groups, steps = act.shape[0], act.shape[1]
     half = XMEM_DEPTH - WEIGHT_BASE
     act_resident = n_groups * steps <= WEIGHT_BASE
@@ -618,10 +655,11 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
     chunk = min(steps, WEIGHT_BASE, half)
 
     def act_word(g, s):
-        return (g * steps + s if act_resident else s % chunk), pack_lanes(act[g, s], bw)
+        return (g * steps + s if act_resident else s % chunk), pack_lanes(act[g, s], LANE_BITS, signed=False)
 
     def weight_word(o, s):
-        return WEIGHT_BASE + (o * steps + s if w_resident else s % chunk), pack_lanes(wt[o, s], bw)
+        return (WEIGHT_BASE + (o * steps + s if w_resident else s % chunk),
+                pack_lanes(wt[o, s], LANE_BITS, signed=True))
 
     tl = Timeline()
     tl.at(0, flush=1)
@@ -682,21 +720,6 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8, bw: in
     return program
 
 
-def _os_operands(geo: LayerGeometry, x_int: np.ndarray, w_int: np.ndarray):
-    """act [groups, steps, lanes=pixels], w [oc tiles, steps, lanes=oc] (steps = ic*9 + kij)."""
-    n = geo.array_size
-    a_pad, w = _padded_operands(geo, x_int, w_int)          # [ICp, n_nij], [OCp, ICp, 9]
-    n_groups = -(-geo.n_onij // n)
-    pixels = np.arange(n_groups * n)
-    valid = pixels < geo.n_onij
-    kij = np.arange(KIJ)
-    nij = np.array([[geo.input_nij(p, k) if p < geo.n_onij else 0 for k in kij] for p in pixels])
-    act = a_pad[:, nij] * valid[None, :, None]             # [ICp, pixels, 9]
-    act = act.transpose(1, 0, 2).reshape(n_groups, n, -1).transpose(0, 2, 1)  # [g, steps, lanes]
-    wt = w.reshape(geo.n_oct, n, -1).transpose(0, 2, 1)   # [oct, steps (ic*9+kij), lanes]
-    return act, wt
-
-
 @dataclass
 class ProgramReference:
     """What the reference tiling says every pmem write and SFP output of a program holds.
@@ -747,7 +770,7 @@ class ProgramReference:
 
     @property
     def useful_macs(self) -> int:
-        return self.ref.IC * self.ref.OC * KIJ * self.ref.Ho * self.ref.Wo
+        return useful_macs(self.ref.IC, self.ref.OC, self.ref.Ho, self.ref.Wo)
 
 
 def reference_results(program: Program, x_int: np.ndarray, w_int: np.ndarray, psum_bw: int = 16,
@@ -755,8 +778,6 @@ def reference_results(program: Program, x_int: np.ndarray, w_int: np.ndarray, ps
     """The reference value of every result of `program`. With check_widths, a reference that
     does not fit the hardware widths raises (nothing is compared with wrapped values);
     without, the caller reports overflow itself (the program checker models the SFP)."""
-    from model.tiling import os_reference, ws_reference
-
     n = program.array_size
     psum_keys = np.array([key for _, key in program.psum_writes], dtype=np.int64)
     out_keys = np.array(program.emits, dtype=np.int64)

@@ -32,16 +32,17 @@ raises :class:`ProgramError` with a one-line message that starts with its cycle.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from model.errors import ModelError
-from model.program import FIELDS, INST_WIDTH, Program, decode, encode, reference_results
+from model.program import FIELDS, INST_WIDTH, LANE_BITS, Program, decode, encode, reference_results
+from model.tiling import field_range
 
 __all__ = ["ProgramError", "CheckReport", "check_program"]
 
-BW = 4            # activation / weight width (bits)
+BW = LANE_BITS    # activation / weight lane width of an xmem word (bits)
 
 
 class ProgramError(ModelError):
@@ -54,14 +55,11 @@ class CheckReport:
 
     psum_addr: np.ndarray              # [writes] pmem address of each pmem write
     psum_lanes: np.ndarray             # [writes, col] the vector written
-    psum_cycles: np.ndarray            # [writes] cycle of each pmem write
     output_lanes: np.ndarray           # [outputs, col] each SFP output
     output_cycles: np.ndarray          # [outputs] cycle in which it is on sfp_out
     executes: int                      # instructions with EXECUTE
     last_output: int                   # cycle of the last output on sfp_out (-1: none)
     cycles: int                        # instruction words replayed
-    busy_cycles: int = 0               # = executes (the RTL's busy counter)
-    notes: list[str] = field(default_factory=list)
 
     @property
     def pmem_writes(self) -> list[tuple[int, tuple[int, ...]]]:
@@ -107,10 +105,6 @@ class _SkewFifoBank:
 
     def count(self, lane: int) -> int:
         return self.base + len(self.words) - self.rd[lane]
-
-    def empty(self) -> bool:
-        end = self.base + len(self.words)
-        return all(r == end for r in self.rd)
 
     def step(self, t: int, rd: int, wr: int, data: int) -> None:
         """One clock edge: the skewed pops, then the push (FIFO semantics of rtl/fifo.v)."""
@@ -268,28 +262,34 @@ class _Recorder:
         return self.lanes[:k].copy(), self.cycles[:k].copy(), self.addr[:k].copy()
 
 
-def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_depth: int = 64,
+def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
                   abuf_depth: int = 64, sfp_depth: int = 8192, acc_bw: int = 20,
                   psum_bw: int = 16, xmem_depth: int = 2048, pmem_depth: int = 2048,
                   verify: bool = True) -> CheckReport:
     """Replay ``program`` cycle by cycle and check every pmem write and SFP output against the
-    reference of (x_int, w_int). Raises ProgramError (message: 'cycle N: what') on the first
-    problem; returns a CheckReport when everything matches.
+    reference of (x_int, w_int) on a program.array_size x program.array_size core. Raises
+    ProgramError (message: 'cycle N: what') on the first problem; returns a CheckReport
+    when everything matches. A reference whose psums do not fit psum_bw is refused up front
+    (ProgramError without a cycle: no schedule could produce it on this core); sums that
+    leave the SFP's acc_bw are caught where the modelled SFP overflows.
 
     verify=False only replays: FIFO, SFP-overflow and unknown-data errors still raise, but
     the results are not compared with the reference or with what the program lists (x_int
     and w_int are not used); the report then says what the core would do."""
-    n = array_size
+    n = program.array_size
     if not 1 <= n <= (1 << FIELDS["wcol"][1]):
         raise ProgramError(f"array_size {n} does not fit the {FIELDS['wcol'][1]}-bit WCOL field")
-    if program.array_size != n:
-        raise ProgramError(f"program is built for a {program.array_size}x{program.array_size} array, "
-                           f"checked on {n}x{n}")
     if len(program.d_xmem) != len(program.inst):
         raise ProgramError(f"program has {len(program.inst)} instruction words but "
                            f"{len(program.d_xmem)} D_xmem words")
     if verify and (program.psum_writes or program.emits):   # hand-made programs may have no results
         expected = reference_results(program, x_int, w_int, psum_bw=psum_bw, acc_bw=acc_bw, check_widths=False)
+        # psum[...] (WS PE sums) and os_acc / os_out (OS PE sums) lines are at psum_bw: the
+        # array itself cannot hold them. acc / out lines are the SFP's, modelled below.
+        too_wide = [line for line in expected.ref.overflows if line.startswith(("psum[", "os_"))]
+        if too_wide:
+            raise ProgramError(f"the reference does not fit the hardware psum width ({psum_bw} bits), "
+                               f"so no program can produce it: {too_wide[0]}")
         exp_psum, exp_out = expected.psums, expected.outputs
     n_writes, n_emits = len(program.psum_writes), len(program.emits)
     want_addr = [a for a, _ in program.psum_writes]
@@ -298,8 +298,8 @@ def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_dept
     x_aw, p_aw = (xmem_depth - 1).bit_length(), (pmem_depth - 1).bit_length()
     abuf_aw = max(1, (abuf_depth - 1).bit_length())
     sfp_aw = max(1, (sfp_depth - 1).bit_length())
-    acc_lo, acc_hi = -(1 << (acc_bw - 1)), (1 << (acc_bw - 1)) - 1
-    out_lo, out_hi = -(1 << (psum_bw - 1)), (1 << (psum_bw - 1)) - 1
+    acc_lo, acc_hi = field_range(acc_bw)
+    out_lo, out_hi = field_range(psum_bw)
     zero_vec = [0] * n
 
     xmem: list[int | None] = [None] * (1 << x_aw)
@@ -496,7 +496,7 @@ def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_dept
             head_q = o_heads
 
     # ---- the whole program against what it claims ----
-    psum_lanes, psum_cycles, psum_addr = psum_rec.arrays()
+    psum_lanes, _, psum_addr = psum_rec.arrays()
     out_lanes, out_cycles, _ = out_rec.arrays()
     last = int(out_cycles[-1]) if outputs else -1
     if verify:
@@ -516,7 +516,5 @@ def check_program(program: Program, x_int, w_int, array_size: int = 8, fifo_dept
     if left and verify:
         raise ProgramError(f"cycle {total}: the program ends with " +
                            ", ".join(f"{k} entries left in the {name}" for name, k in left))
-    return CheckReport(psum_addr=psum_addr, psum_lanes=psum_lanes, psum_cycles=psum_cycles,
-                       output_lanes=out_lanes, output_cycles=out_cycles, executes=executes,
-                       last_output=last, cycles=total, busy_cycles=executes,
-                       notes=[f"{k} entries left in the {name} at the end" for name, k in left])
+    return CheckReport(psum_addr=psum_addr, psum_lanes=psum_lanes, output_lanes=out_lanes,
+                       output_cycles=out_cycles, executes=executes, last_output=last, cycles=total)

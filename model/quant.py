@@ -1,6 +1,6 @@
 """Quantizers with learned clipping thresholds (PACT / APoT style) and QuantConv2d.
 
-Numerics (DESIGN.md section 3):
+Numerics (README section "Numerics"):
 
 * Weights: normalized per layer by their mean and standard deviation, divided by
   the learned ``wgt_alpha``, clipped to [-1, 1], and the magnitude rounded to
@@ -22,18 +22,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "uniform_quant",
     "act_quantization",
     "weight_quantization",
     "weight_quantize_fn",
     "QuantConv2d",
 ]
-
-
-def uniform_quant(x: torch.Tensor, b: int) -> torch.Tensor:
-    """Round ``x`` (expected in [0, 1]) to ``2**b - 1`` uniform steps, in [0, 1]."""
-    levels = 2 ** b - 1
-    return x.mul(levels).round().div(levels)
 
 
 def act_quantization(b: int):
@@ -179,7 +172,6 @@ class QuantConv2d(nn.Conv2d):
             groups=groups,
             bias=bias,
         )
-        self.layer_type = "QuantConv2d"
         self.w_bit = int(w_bit)
         self.a_bit = int(a_bit)
         self.weight_quant = weight_quantize_fn(w_bit=self.w_bit)
@@ -190,8 +182,8 @@ class QuantConv2d(nn.Conv2d):
     # -- integer steps ---------------------------------------------------------
     @property
     def w_delta(self) -> float:
-        """Weight step: ``wgt_alpha / (2**(w_bit-1) - 1)``."""
-        return float(self.weight_quant.wgt_alpha.detach()) / (2 ** (self.w_bit - 1) - 1)
+        """Weight step: ``wgt_alpha / levels`` with ``levels = 2**(w_bit-1) - 1``."""
+        return float(self.weight_quant.wgt_alpha.detach()) / self.weight_quant.levels
 
     @property
     def act_delta(self) -> float:

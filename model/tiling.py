@@ -2,7 +2,7 @@
 
 Everything here is vectorized integer numpy (int64); no per-position Python loops.
 
-Conventions (DESIGN.md sections 3 and 5):
+Conventions (README sections "Numerics" and "Classic text vectors"):
 
 * ``x_int`` is ``[IC, H, W]``, unsigned ``a_bit``-bit activations (0..15).
 * ``w_int`` is ``[OC, IC, 3, 3]``, symmetric ``w_bit``-bit weights (-7..7).
@@ -43,8 +43,8 @@ from .errors import LayerError, ModelError, PsumOverflowError
 __all__ = [
     "A_BIT", "W_BIT", "KERNEL", "PMEM_ADDR_BITS", "MAX_HW",
     "pad_flatten", "output_to_input_nij", "psum_address", "acc_addresses",
-    "WSReference", "OSReference", "ws_reference", "os_reference", "reference_output",
-    "check_layer",
+    "padded_operands", "os_operands", "field_range", "as_int_array", "random_layer",
+    "WSReference", "OSReference", "ws_reference", "os_reference", "check_layer",
 ]
 
 A_BIT = 4
@@ -112,7 +112,9 @@ def acc_addresses(H: int, W: int, padding: int = 1, kernel: int = KERNEL) -> np.
 # ----------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------
-def _as_int_array(a, name: str) -> np.ndarray:
+def as_int_array(a, name: str) -> np.ndarray:
+    """``a`` (numpy array, torch tensor, nested lists) as int64; refuses (ModelError, one
+    line naming ``name``) non-numeric data and floats that are not whole numbers."""
     if hasattr(a, "detach"):                                     # torch tensor
         a = a.detach().cpu().numpy()
     try:
@@ -159,8 +161,8 @@ def check_layer(x_int, w_int, *, stride: int = 1, padding: int = 1,
         raise LayerError(f"stride {stride} not supported: the array maps stride 1 only")
     if padding != 1:
         raise LayerError(f"padding {padding} not supported: the array maps padding 1 only")
-    x = _as_int_array(x_int, "x_int")
-    w = _as_int_array(w_int, "w_int")
+    x = as_int_array(x_int, "x_int")
+    w = as_int_array(w_int, "w_int")
     if x.ndim != 3:
         raise LayerError(f"x_int must be 3-D [IC, H, W], got shape {tuple(x.shape)}")
     if w.ndim != 4:
@@ -178,8 +180,8 @@ def check_layer(x_int, w_int, *, stride: int = 1, padding: int = 1,
                          f"(w_int {tuple(w.shape)}, x_int {tuple(x.shape)})")
     if h > MAX_HW or wd > MAX_HW:
         raise LayerError(f"feature map {h}x{wd} not supported: H and W must be <= {MAX_HW}")
-    _check_range(x, 0, 2 ** a_bit - 1, "x_int", f"{a_bit}-bit unsigned", "ic,h,w")
-    wmax = 2 ** (w_bit - 1) - 1
+    _check_range(x, *field_range(a_bit, signed=False), "x_int", f"{a_bit}-bit unsigned", "ic,h,w")
+    wmax = field_range(w_bit)[1]                       # symmetric: -wmax..wmax (-7..7)
     _check_range(w, -wmax, wmax, "w_int", f"{w_bit}-bit symmetric", "oc,ic,ki,kj")
     return x, w
 
@@ -193,8 +195,48 @@ def _pad_channels(a: np.ndarray, axis: int, n: int) -> np.ndarray:
     return np.pad(a, widths)
 
 
-def _range(bits: int) -> tuple[int, int]:
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+def field_range(bits: int, signed: bool = True) -> tuple[int, int]:
+    """``(lo, hi)`` of a ``bits``-bit field: two's complement, or unsigned."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def random_layer(rng: np.random.Generator, ic: int, oc: int, h: int, w: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A random layer over the full operand ranges: int64 ``x_int [ic, h, w]`` in
+    0..2**A_BIT-1 and ``w_int [oc, ic, 3, 3]`` in -(2**(W_BIT-1)-1)..2**(W_BIT-1)-1."""
+    a_lo, a_hi = field_range(A_BIT, signed=False)
+    w_max = field_range(W_BIT)[1]                       # symmetric: -7..7, never -8
+    x = rng.integers(a_lo, a_hi + 1, size=(ic, h, w), dtype=np.int64)
+    wt = rng.integers(-w_max, w_max + 1, size=(oc, ic, KERNEL, KERNEL), dtype=np.int64)
+    return x, wt
+
+
+def padded_operands(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The array's operands of a validated layer (``check_layer``'s int64 arrays):
+    ``a [ICp, Hp*Wp]`` (padded map, flattened) and ``w [OCp, ICp, 9]``, channel counts
+    zero-padded to multiples of ``n``."""
+    a = _pad_channels(pad_flatten(x, 1), 0, n)
+    oc, ic = w.shape[:2]
+    wk = _pad_channels(_pad_channels(w.reshape(oc, ic, N_KIJ), 0, n), 1, n)
+    return a, wk
+
+
+def os_operands(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output-stationary operand streams of a validated layer, step ``s = ic * 9 + kij``:
+    ``act [n_groups, steps, n]`` (lane l = output pixel ``group * n + l``, the input under
+    it at that step; zero past the last pixel) and ``wgt [n_oc_tiles, steps, n]`` (lane c =
+    ``w[oct * n + c, ic, kij]``)."""
+    a, wk = padded_operands(x, w, n)                               # [ICp, n_nij], [OCp, ICp, 9]
+    _, H, W = x.shape
+    steps = a.shape[0] * N_KIJ
+    n_groups = -(-(H * W) // n)
+    act = a[:, output_to_input_nij(H, W)]                          # [ICp, k, o_nij]
+    act = _pad_channels(act, 2, n)                                 # zero lanes past the end
+    act = np.ascontiguousarray(act.reshape(steps, n_groups, n).transpose(1, 0, 2))
+    wgt = np.ascontiguousarray(wk.reshape(wk.shape[0] // n, n, steps).transpose(0, 2, 1))
+    return act, wgt
 
 
 def _report(values: np.ndarray, bits: int, label: str, fmt) -> list[str]:
@@ -202,7 +244,7 @@ def _report(values: np.ndarray, bits: int, label: str, fmt) -> list[str]:
 
     ``fmt(index_tuple)`` renders the bracket contents for one offender.
     """
-    lo, hi = _range(bits)
+    lo, hi = field_range(bits)
     if values.size == 0:
         return []
     if values.min() >= lo and values.max() <= hi:
@@ -229,10 +271,14 @@ def _finish(overflows: list[str], strict: bool) -> None:
 class WSReference:
     """What the array computes in weight-stationary mode (all int64).
 
-    psum: ``[n_ic_tiles, n_oc_tiles, array_size (col), Hp*Wp (nij), 9 (kij)]``;
-    out / out_relu: ``[OC, Ho*Wo]`` accumulated over ic tiles and kij (before / after
-    ReLU).  ``OC``/``IC`` are the real channel counts; tiles are zero-padded.
+    activation: ``[n_ic_tiles, array_size (row), Hp*Wp (nij)]`` (the padded map per ic
+    tile); weight: ``[n_oc_tiles, n_ic_tiles, array_size (col), array_size (row), 9 (kij)]``
+    (read-only view); psum: ``[n_ic_tiles, n_oc_tiles, array_size (col), Hp*Wp (nij),
+    9 (kij)]``; out / out_relu: ``[OC, Ho*Wo]`` accumulated over ic tiles and kij (before /
+    after ReLU).  ``OC``/``IC`` are the real channel counts; tiles are zero-padded.
     """
+    activation: np.ndarray
+    weight: np.ndarray
     psum: np.ndarray
     out: np.ndarray
     out_relu: np.ndarray
@@ -285,8 +331,7 @@ def ws_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, acc_bw: i
     Ho, Wo = H, W
     n_nij = Hp * Wp
 
-    a = _pad_channels(pad_flatten(x, 1), 0, n)                    # [ICp, n_nij]
-    wk = _pad_channels(_pad_channels(w.reshape(OC, IC, N_KIJ), 0, n), 1, n)  # [OCp, ICp, 9]
+    a, wk = padded_operands(x, w, n)                               # [ICp, n_nij], [OCp, ICp, 9]
     nI, nO = a.shape[0] // n, wk.shape[0] // n
     a_t = a.reshape(nI, n, n_nij)                                  # [i, r, nij]
     w_t = wk.reshape(nO, n, nI, n, N_KIJ)                          # [o, c, i, r, k]
@@ -313,8 +358,8 @@ def ws_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, acc_bw: i
                                    f"ic_tile={t[3] // N_KIJ}, kij={t[3] % N_KIJ}")
     overflows += _report(out, acc_bw, "out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
     _finish(overflows, strict)
-    return WSReference(psum=psum, out=out, out_relu=np.maximum(out, 0), array_size=n,
-                       IC=IC, OC=OC, n_ic_tiles=nI, n_oc_tiles=nO, H=H, W=W, Hp=Hp,
+    return WSReference(activation=a_t, weight=w_t.transpose(0, 2, 1, 3, 4), psum=psum,
+                       out=out, out_relu=np.maximum(out, 0), array_size=n, IC=IC, OC=OC, n_ic_tiles=nI, n_oc_tiles=nO, H=H, W=W, Hp=Hp,
                        Wp=Wp, Ho=Ho, Wo=Wo, psum_bw=psum_bw, acc_bw=acc_bw,
                        overflows=overflows)
 
@@ -374,21 +419,10 @@ def os_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, strict: b
     IC, H, W = x.shape
     OC = w.shape[0]
     Hp, Wp, Ho, Wo = H + 2, W + 2, H, W
-    n_on = Ho * Wo
-    nG = -(-n_on // n)
-
-    a = _pad_channels(pad_flatten(x, 1), 0, n)                     # [ICp, n_nij]
-    ICp = a.shape[0]
-    S = ICp * N_KIJ
-    idx = output_to_input_nij(H, W)                                # [k, o_nij]
-    act = a[:, idx]                                                # [ICp, k, o_nij]
-    act = _pad_channels(act, 2, n)                                 # zero lanes past end
-    act = act.reshape(S, nG, n).transpose(1, 0, 2)                 # [g, s, lane]
-    act = np.ascontiguousarray(act)
-
-    wk = _pad_channels(_pad_channels(w.reshape(OC, IC, N_KIJ), 0, n), 1, n)
-    nO = wk.shape[0] // n
-    wgt = np.ascontiguousarray(wk.reshape(nO, n, S).transpose(0, 2, 1))  # [o, s, lane oc]
+    act, wgt = os_operands(x, w, n)                                # [g, s, lane], [o, s, lane oc]
+    nG, S, _ = act.shape
+    nO = wgt.shape[0]
+    ICp = S // N_KIJ
 
     A = act.transpose(0, 2, 1).reshape(nG * n, S)                  # [(g l), s]
     Wm = wgt.transpose(1, 0, 2).reshape(S, nO * n)                 # [s, (o c)]
@@ -414,7 +448,7 @@ def _os_prefix_report(act, wgt, A, Wm, bits: int, n: int) -> list[str]:
     the sum of the positive products; only (group, oc tile) blocks whose bounds leave
     the range are expanded (in chunks, to bound memory).
     """
-    lo, hi = _range(bits)
+    lo, hi = field_range(bits)
     nG, S, _ = act.shape
     nO = wgt.shape[0]
     pos = (A @ np.maximum(Wm, 0)).reshape(nG, n, nO, n).max(axis=(1, 3))
@@ -439,11 +473,3 @@ def _os_prefix_report(act, wgt, A, Wm, bits: int, n: int) -> list[str]:
         lines.append(f"... and {total - MAX_REPORT} more os_acc values do not fit "
                      f"{bits}-bit two's complement ({total} in total)")
     return lines
-
-
-def reference_output(ref, relu: bool = False) -> np.ndarray:
-    """int64 ``[OC, Ho, Wo]`` from a :class:`WSReference` or :class:`OSReference`."""
-    if not isinstance(ref, (WSReference, OSReference)):
-        raise ModelError(f"reference_output needs a WSReference or OSReference, "
-                         f"got {type(ref).__name__}")
-    return ref.output(relu)

@@ -101,8 +101,6 @@ def train(
         raise ModelError(f"--batch-size must be >= 1, got {batch_size}")
     if lr <= 0:
         raise ModelError(f"--lr must be > 0, got {lr}")
-    if limit is not None and limit < 1:
-        raise ModelError(f"--limit must be >= 1, got {limit}")
     dev = resolve_device(device)
     out = Path(out)
     if out.exists() and not out.is_dir():

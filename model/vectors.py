@@ -1,4 +1,4 @@
-"""Writers and readers for the classic text-vector files (DESIGN.md section 5).
+"""Writers and readers for the classic text-vector files (README section "Classic text vectors").
 
 Every file is built by one generic core: lines of ``k`` lanes, each lane a ``width``-bit
 binary field (MSB first), highest lane first (row7 .. row0 / col7 .. col0), no spaces,
@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import ModelError, PsumOverflowError, VectorFileError
 from .tiling import (N_KIJ, PMEM_ADDR_BITS, OSReference, WSReference, acc_addresses,
-                     check_layer, pad_flatten, psum_address)
+                     as_int_array, field_range, psum_address)
 
 __all__ = [
     "HEADERS", "KINDS", "FileKind", "header_lines", "encode_lanes", "write_lanes",
@@ -28,7 +28,7 @@ __all__ = [
     "write_psum", "read_psum", "write_out", "read_out", "write_acc_address",
     "read_acc_address", "write_activation_os", "read_activation_os", "write_weight_os",
     "read_weight_os", "write_out_os", "read_out_os", "ws_file_names", "os_file_names",
-    "write_ws_files", "write_os_files", "acc_address_fits", "psum_address",
+    "write_ws_files", "write_os_files", "acc_address_fits", "psum_address", "prepare_out_dir",
 ]
 
 # ----------------------------------------------------------------------------------
@@ -89,34 +89,17 @@ def header_lines(kind: str, lanes: int = 8) -> list[str] | None:
 # ----------------------------------------------------------------------------------
 # generic core
 # ----------------------------------------------------------------------------------
-def _field_range(width: int, signed: bool) -> tuple[int, int]:
-    if signed:
-        return -(1 << (width - 1)), (1 << (width - 1)) - 1
-    return 0, (1 << width) - 1
-
-
 def _field_name(width: int, signed: bool) -> str:
     return f"{width}-bit two's complement" if signed else f"{width}-bit unsigned"
 
 
 def _to_int2d(values, path, what: str) -> np.ndarray:
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    arr = np.asarray(values)
+    arr = as_int_array(values, f"{path}: {what}")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
         raise ModelError(f"{path}: {what} must be 2-D [lines, lanes], got shape {arr.shape}")
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
-        raise ModelError(f"{path}: {what} must be numeric, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
-            i, j = (int(v) for v in np.argwhere(bad)[0])
-            raise ModelError(f"{path}: {what} value {float(arr[i, j])} (entry {i}, lane {j}) "
-                             f"is not an integer; refusing to write")
-        arr = np.round(arr)
-    return arr.astype(np.int64)
+    return arr
 
 
 def encode_lanes(values, width: int, signed: bool, path="<values>", lane_name: str = "lane",
@@ -127,7 +110,7 @@ def encode_lanes(values, width: int, signed: bool, path="<values>", lane_name: s
     ``first_line`` is the file line number of entry 0 (for messages).
     """
     v = _to_int2d(values, path, "values")
-    lo, hi = _field_range(width, signed)
+    lo, hi = field_range(width, signed)
     bad = (v < lo) | (v > hi)
     if bad.any():
         i, j = (int(t) for t in np.argwhere(bad)[0])
@@ -365,45 +348,52 @@ def acc_address_fits(H: int, W: int) -> bool:
     return N_KIJ * (H + 2) * (W + 2) <= (1 << PMEM_ADDR_BITS)
 
 
-def _out_dir(out_dir) -> Path:
+def prepare_out_dir(out_dir, option: str | None = None) -> Path:
+    """Create ``out_dir`` (and its parents) if missing; refuse, with one line, a path that
+    is a file, lies under a file, or is not writable. ``option`` (e.g. ``"--out"``)
+    prefixes the messages."""
     d = Path(out_dir)
+    where = f"{option} {d}" if option else f"{d}"
     if d.exists() and not d.is_dir():
-        raise ModelError(f"{d}: exists and is not a directory")
+        raise ModelError(f"{where}: exists and is not a directory")
+    for parent in d.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ModelError(f"{where}: {parent} is not a directory")
+            break
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ModelError(f"{d}: cannot create directory: {exc.strerror or exc}") from None
+        raise ModelError(f"{where}: cannot create directory: {exc.strerror or exc}") from None
     if not os.access(d, os.W_OK):
-        raise ModelError(f"{d}: directory is not writable")
+        raise ModelError(f"{where}: directory is not writable")
     return d
 
 
-def write_ws_files(out_dir, ref: WSReference, x_int, w_int) -> list[Path]:
-    """Write every classic WS file of a layer; return the paths written.
+def _refuse_overflow(out_dir, ref) -> None:
+    """Nothing is written for a reference with values outside their hardware width."""
+    if ref.overflows:
+        raise PsumOverflowError(f"{out_dir}: not writing the layer's files: {ref.overflows[0]}; "
+                                f"nothing written")
+
+
+def write_ws_files(out_dir, ref: WSReference) -> list[Path]:
+    """Write every classic WS file of a layer from its reference; return the paths written.
 
     acc_address.txt is written only when all ``9 * Hp * Wp`` psum addresses fit the
     11-bit pmem address (see :func:`acc_address_fits`); otherwise it is left out.
-    Values that do not fit their field raise PsumOverflowError before that file is
-    written (no truncation).
+    A reference with any value outside its hardware width (``ref.overflows``) is refused
+    with PsumOverflowError before anything is written (no truncation, no partial set).
     """
-    x, w = check_layer(x_int, w_int)
-    if x.shape != (ref.IC, ref.H, ref.W) or w.shape[0] != ref.OC:
-        raise ModelError(f"x_int {x.shape} / w_int {w.shape} do not match the reference "
-                         f"(IC={ref.IC}, H={ref.H}, W={ref.W}, OC={ref.OC})")
-    d = _out_dir(out_dir)
-    n, nI, nO = ref.array_size, ref.n_ic_tiles, ref.n_oc_tiles
-    names = ws_file_names(nI, nO)
-    a = pad_flatten(x, 1)
-    a = np.pad(a, ((0, nI * n - a.shape[0]), (0, 0))).reshape(nI, n, -1)
-    wk = w.reshape(ref.OC, ref.IC, N_KIJ)
-    wk = np.pad(wk, ((0, nO * n - ref.OC), (0, nI * n - ref.IC), (0, 0)))
-    wt = wk.reshape(nO, n, nI, n, N_KIJ)                           # [o, c, i, r, k]
+    _refuse_overflow(out_dir, ref)
+    d = prepare_out_dir(out_dir)
+    names = ws_file_names(ref.n_ic_tiles, ref.n_oc_tiles)
     outs = ref.out_tiles(relu=True)                                # [o, c, o_nij]
     written: list[Path] = []
-    for i in range(nI):
-        written.append(write_activation(d / names["activation"][i], a[i]))
+    for i, name in enumerate(names["activation"]):
+        written.append(write_activation(d / name, ref.activation[i]))
     for (i, o, k), name in names["weight"].items():
-        written.append(write_weight(d / name, wt[o, :, i, :, k]))
+        written.append(write_weight(d / name, ref.weight[o, i, :, :, k]))
     for (i, o, k), name in names["psum"].items():
         written.append(write_psum(d / name, ref.psum[i, o, :, :, k], ref.psum_bw))
     for o, name in enumerate(names["out"]):
@@ -414,8 +404,10 @@ def write_ws_files(out_dir, ref: WSReference, x_int, w_int) -> list[Path]:
 
 
 def write_os_files(out_dir, osref: OSReference) -> list[Path]:
-    """Write every classic OS file of a layer; return the paths written."""
-    d = _out_dir(out_dir)
+    """Write every classic OS file of a layer; return the paths written. Like
+    :func:`write_ws_files`, refuses a reference with overflows before writing anything."""
+    _refuse_overflow(out_dir, osref)
+    d = prepare_out_dir(out_dir)
     names = os_file_names(osref.n_groups, osref.n_oc_tiles)
     written: list[Path] = []
     for g, name in enumerate(names["activation"]):

@@ -101,8 +101,8 @@ MODELS = {
 
 # The layer a capture/export uses when none is named.
 #  - project variant: the 8 -> 8 reference layer (4x4 output, 9,216 MACs).
-#  - classic VGG16: features.3, the 64 -> 64, 32x32 layer (DESIGN.md's "large
-#    layer"; its input is a ReLU output, so unsigned activations lose nothing,
+#  - classic VGG16: features.3, the 64 -> 64, 32x32 layer (the "large layer" of the
+#    README's benchmark table; its input is a ReLU output, so unsigned activations lose nothing,
 #    unlike features.0 whose input is the signed normalized image).
 DEFAULT_LAYER = {
     "vgg16_quant_project": "features.27",

@@ -8,16 +8,15 @@ core wrote to pmem and every SFP output bit for bit against the reference tiling
 reports the cycles counted by the core's own counter. Prints a table and writes it as
 JSON (path printed) so figures can be compared between commits.
 
-Columns: MACs = IC*OC*9*Ho*Wo; ideal = MACs / 64; utilization = MACs / (64 * cycles);
-SCALE-Sim = the SCALE-Sim v2 analytic model, WS: ceil(9IC/8)*ceil(OC/8)*(2*8+8+Ho*Wo-2)-1,
-OS: ceil(Ho*Wo/8)*ceil(OC/8)*(8+8+9IC-2)-1. Cycles run from 'operands in xmem' to the last
+Columns: MACs = IC*OC*9*Ho*Wo (model.program.useful_macs); ideal = MACs / 64; utilization =
+MACs / (64 * cycles); SCALE-Sim = the SCALE-Sim v2 analytic model (model.program.scalesim_cycles),
+WS: ceil(9IC/8)*ceil(OC/8)*(2*8+8+Ho*Wo-2)-1, OS: ceil(Ho*Wo/8)*ceil(OC/8)*(8+8+9IC-2)-1. Cycles run from 'operands in xmem' to the last
 ReLU output for single-pass layers, and from cycle 0 with every xmem load included for
 layers that run in passes.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -54,14 +53,6 @@ class Row:
     psums_checked: int
     outputs_checked: int
     note: str = ""
-
-
-def scalesim_cycles(ic: int, oc: int, h: int, w: int, dataflow: str, n: int = ARRAY) -> int:
-    """SCALE-Sim v2's analytic runtime (its paper, eq. for WS/OS), stride 1, 3x3, padding 1."""
-    pixels, window = h * w, 9 * ic
-    if dataflow == "ws":
-        return math.ceil(window / n) * math.ceil(oc / n) * (2 * n + n + pixels - 2) - 1
-    return math.ceil(pixels / n) * math.ceil(oc / n) * (n + n + window - 2) - 1
 
 
 class Player:
@@ -121,9 +112,9 @@ def bench_row(player: Player, name: str, x_int, w_int, schedule: str, out: Path)
     ic, h, w = x_int.shape
     oc = w_int.shape[0]
     dataflow = "os" if schedule == "os" else "ws"
-    macs = ic * oc * 9 * h * w
+    macs = programs.useful_macs(ic, oc, h, w)      # (a refused row has no ProgramReference)
     base = dict(layer=name, dataflow=dataflow, schedule=schedule, macs=macs, ideal=macs / ARRAY ** 2,
-                scalesim=scalesim_cycles(ic, oc, h, w, dataflow))
+                scalesim=programs.scalesim_cycles(ic, oc, h, w, dataflow, ARRAY))
     try:
         program = SCHEDULES[schedule](x_int, w_int, array_size=ARRAY)
     except ModelError as exc:
@@ -131,6 +122,7 @@ def bench_row(player: Player, name: str, x_int, w_int, schedule: str, out: Path)
                    psums_checked=0, outputs_checked=0, note=f"refused: {exc}")
     summary, psums, outputs, wall = player.run(program, out / f"{name.replace(' ', '_')}-{schedule}")
     expected = programs.reference_results(program, x_int, w_int)
+    macs = base["macs"] = expected.useful_macs
     got_outs = np.array([lanes for lanes, _ in outputs]).reshape(-1, ARRAY)
     problems = [first_difference(psums, expected.psums, "psum write", expected.describe_psum),
                 first_difference(got_outs, expected.outputs, "output", expected.describe_output)]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.tiling import random_layer
+
 
 def model_case(seed: int = 0, model_name: str = "vgg16_quant_project", layer: str | None = None,
                checkpoint: str | None = None, data: str | None = None, image: int = 0) -> dict:
@@ -22,9 +24,8 @@ def model_case(seed: int = 0, model_name: str = "vgg16_quant_project", layer: st
 
 
 def random_case(ic: int, oc: int, h: int, w: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    return {"x_int": rng.integers(0, 16, (ic, h, w), dtype=np.uint8),
-            "w_int": rng.integers(-7, 8, (oc, ic, 3, 3), dtype=np.int8),
+    x_int, w_int = random_layer(np.random.default_rng(seed), ic, oc, h, w)
+    return {"x_int": x_int.astype(np.uint8), "w_int": w_int.astype(np.int8),
             "layer": f"random {ic}->{oc} {h}x{w} seed {seed}"}
 
 

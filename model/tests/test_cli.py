@@ -1,6 +1,5 @@
 """CLI: every error is exactly one stderr line, exit 2 for usage, 1 otherwise."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -107,6 +106,14 @@ def test_runtime_errors(tmp_path, checkpoint, dataset, capsys, monkeypatch):
         (["eval", "--checkpoint", tmp_path / "no.pt", "--data", dataset], "not found"),
         (["eval", "--checkpoint", checkpoint, "--data", tmp_path / "nodata"], "does not exist"),
         (["eval", "--checkpoint", checkpoint, "--data", dataset, "--batch-size", "0"], "--batch-size"),
+        (["eval", "--checkpoint", checkpoint, "--data", dataset, "--limit", "0"],
+         "the test split: limit must be >= 1 image, got 0"),
+        (["train", "--data", dataset, "--epochs", "1", "--out", tmp_path / "o", "--limit", "0"],
+         "the train split: limit must be >= 1 image, got 0"),
+        (["train", "--data", dataset, "--epochs", "1", "--out", tmp_path / "o", "--limit", "4",
+          "--test-limit", "0"], "the test split: limit must be >= 1 image, got 0"),
+        (["train", "--data", dataset, "--epochs", "1", "--out", tmp_path / "o", "--test-limit", "-3"],
+         "limit must be >= 1 image, got -3"),
     ]
     for argv, needle in cases:
         rc, out, err = call(argv, capsys)
@@ -168,29 +175,25 @@ def test_internal_error_is_one_line(monkeypatch, capsys):
     assert rc == 1 and "RuntimeError: something broke" in one_line_error(err)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("model.export") is None, reason="model/export.py not there yet")
 def test_export_bad_layer(tmp_path, capsys):
     rc, out, err = call(["export", "--out", tmp_path / "x", "--layer", "features.28"], capsys)
     assert rc == 1
     assert "features.28" in one_line_error(err)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("model.export") is None, reason="model/export.py not there yet")
-def test_export_help(capsys):
+def test_export_and_bench_help(capsys):
     rc, out, _ = call(["export", "--help"], capsys)
-    assert rc == 0 and "--out" in out
+    assert rc == 0 and "--out" in out and "--psum-bw" in out
+    assert "classic text vectors" in out and "program" not in out      # export writes no program
+    rc, out, _ = call(["bench", "--help"], capsys)
+    assert rc == 0 and "--loop-layer" in out and "--repeats" in out
 
 
-def test_missing_lazy_module(monkeypatch, capsys):
-    import importlib as il
-
-    real = il.import_module
-
-    def fake(name, *a, **k):
-        if name == "model.bench":
-            raise ModuleNotFoundError("No module named 'model.bench'", name="model.bench")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr("model.cli.importlib.import_module", fake)
-    rc, _, err = call(["bench"], capsys)
-    assert rc == 1 and "bench command is not available" in one_line_error(err)
+def test_export_and_bench_errors(tmp_path, capsys):
+    for value in ("1", "99", "x"):
+        rc, _, err = call(["export", "--out", tmp_path / "x", "--psum-bw", value], capsys)
+        line = one_line_error(err)
+        assert rc == 2 and "--psum-bw" in line and "2..64" in line and f"got {value}" in line.replace("'", ""), line
+        assert not (tmp_path / "x").exists()                  # refused before the capture
+    rc, _, err = call(["bench", "--layer", "8x8"], capsys)
+    assert rc == 1 and "IC,OC,HW" in one_line_error(err)

@@ -128,6 +128,14 @@ def test_missing_dir_and_files(tmp_path, monkeypatch):
     assert len(cifar.load_cifar10(folder, "train", limit=40)[1]) == 40  # only 2 files needed
 
 
+def test_limit_below_one_is_refused(tmp_path):
+    folder = _write_dataset(tmp_path / "d")
+    for split, limit in (("train", 0), ("test", 0), ("test", -5)):
+        with pytest.raises(DataError, match=rf"^the {split} split: limit must be >= 1 image, got {limit}$"):
+            cifar.load_cifar10(folder, split, limit=limit)
+    assert len(cifar.load_cifar10(folder, "test", limit=1)[1]) == 1
+
+
 def test_normalize_and_augment():
     x = torch.full((4, 3, 32, 32), 128, dtype=torch.uint8)
     n = cifar.normalize(x)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import export
+from model import export, seed_style
 from model import vectors as V
 from model.errors import ModelError, PsumOverflowError
-from model.tests import seed_style
+from model.tiling import random_layer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,8 +83,7 @@ def test_export_default_end_to_end(exported, tmp_path):
 
 
 def test_export_os(tmp_path, rng):
-    x = rng.integers(0, 16, size=(8, 4, 4))
-    w = rng.integers(-7, 8, size=(8, 8, 3, 3))
+    x, w = random_layer(rng, 8, 8, 4, 4)
     lines = []
     written = export.export_capture(_capture(x, w), tmp_path / "os", "os", echo=lines.append)
     names = sorted(p.name for p in written)
@@ -103,6 +102,7 @@ def test_export_overflow_is_reported_then_refused(tmp_path):
     lines = []
     with pytest.raises(PsumOverflowError, match=r"does not fit 16-bit"):
         export.export_capture(_capture(x, w), tmp_path / "ov", echo=lines.append)
+    assert os.listdir(tmp_path / "ov") == []               # refused before any file is written
     text = "\n".join(lines)
     assert "overflow     values do not fit 16-bit" in text and "out[oc=0, o_nij=4] = 60480" in text
     lines = []
@@ -120,6 +120,19 @@ def test_export_bad_out(tmp_path):
     with pytest.raises(ModelError, match=r"--psum-bw"):
         export.export_capture(_capture(np.zeros((8, 2, 2), int), np.zeros((8, 8, 3, 3), int)),
                               tmp_path / "x", psum_bw=1)
+    args = _args("--out", str(tmp_path / "y"))
+    args.psum_bw = 65                                     # a Namespace built without argparse
+    with pytest.raises(ModelError, match=r"^--psum-bw must be an integer in 2..64, got 65$"):
+        export.run(args)
+    assert not (tmp_path / "y").exists()                  # refused before the capture and the mkdir
+
+
+def test_export_cli_bad_psum_bw_before_capture(tmp_path):
+    out = tmp_path / "never"
+    r = _cli("export", "--out", str(out), "--psum-bw", "65")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "--psum-bw" in r.stderr and "2..64" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
 
 
 def test_export_cli_bad_out_one_line(tmp_path):

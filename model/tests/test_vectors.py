@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from model import vectors as V
+from model import seed_style
 from model.errors import ModelError, PsumOverflowError, VectorFileError
-from model.tests import seed_style
-from model.tiling import acc_addresses, os_reference, ws_reference
+from model.tiling import acc_addresses, os_reference, random_layer, ws_reference
 
 NOTEBOOK_HEADERS = {
     "activation": ["#time0row7[msb-lsb],time0row6[msb-lst],....,time0row0[msb-lst]#",
@@ -78,8 +78,7 @@ def test_roundtrip_every_kind(tmp_path, rng):
 
 
 def _layer(rng, ic, oc, h, w=None):
-    w = h if w is None else w
-    return rng.integers(0, 16, size=(ic, h, w)), rng.integers(-7, 8, size=(oc, ic, 3, 3))
+    return random_layer(rng, ic, oc, h, h if w is None else w)
 
 
 def _same_dirs(a, b):
@@ -96,7 +95,7 @@ def test_ws_files_byte_identical_to_notebook_loops(tmp_path, rng, ic, oc, h, w):
     (tmp_path / "seed").mkdir()
     seed_style.write_ws(tmp_path / "seed", x, wt)
     ref = ws_reference(x, wt)
-    written = V.write_ws_files(tmp_path / "ours", ref, x, wt)
+    written = V.write_ws_files(tmp_path / "ours", ref)
     names = _same_dirs(tmp_path / "seed", tmp_path / "ours")
     assert sorted(p.name for p in written) == names
     if ic == 8 and oc == 8:
@@ -112,7 +111,7 @@ def test_ws_files_byte_identical_to_notebook_loops(tmp_path, rng, ic, oc, h, w):
 def test_ws_files_read_back(tmp_path, rng):
     x, wt = _layer(rng, 16, 12, 3, 4)
     ref = ws_reference(x, wt)
-    V.write_ws_files(tmp_path, ref, x, wt)
+    V.write_ws_files(tmp_path, ref)
     n_nij = 5 * 6
     for i in range(2):
         a = V.read_activation(tmp_path / f"activation_tile{i}.txt", n_lines=n_nij)
@@ -176,7 +175,7 @@ def test_default_file_names():
 
 def test_acc_address_skipped_when_it_does_not_fit(tmp_path, rng):
     x, wt = _layer(rng, 1, 1, 14)
-    names = [p.name for p in V.write_ws_files(tmp_path, ws_reference(x, wt), x, wt)]
+    names = [p.name for p in V.write_ws_files(tmp_path, ws_reference(x, wt))]
     assert "acc_address.txt" not in names and "out.txt" in names
 
 
@@ -256,24 +255,33 @@ def test_writers_refuse_out_of_range(tmp_path):
         assert str(p) in msg and f"value {shown} " in msg and field in msg, msg
         assert "\n" not in msg
         assert not p.exists()
-    with pytest.raises(ModelError, match="not an integer"):
+    with pytest.raises(ModelError, match=r"f\.txt: psum must hold integers, got 0.5"):
         V.write_psum(tmp_path / "f.txt", np.full((8, 2), 0.5))
     assert not (tmp_path / "f.txt").exists()
 
 
-def test_write_ws_files_refuses_overflowing_layer(tmp_path):
+def test_write_files_refuse_overflowing_layer_up_front(tmp_path):
     x, wt = np.full((64, 4, 4), 15), np.full((8, 64, 3, 3), 7)
     ref = ws_reference(x, wt)
-    with pytest.raises(PsumOverflowError, match=r"out_otile0\.txt: value 40320 at line 5"):
-        V.write_ws_files(tmp_path, ref, x, wt)
-    assert not (tmp_path / "out.txt").exists()
+    assert ref.overflows
+    with pytest.raises(PsumOverflowError) as info:
+        V.write_ws_files(tmp_path, ref)
+    msg = str(info.value)
+    assert msg.startswith(f"{tmp_path}: not writing") and ref.overflows[0] in msg, msg
+    assert "does not fit 16-bit" in msg and "nothing written" in msg and "\n" not in msg
+    assert os.listdir(tmp_path) == []                     # no file at all, whatever its name
+    with pytest.raises(PsumOverflowError, match=r"os: not writing the layer's files: os_"):
+        V.write_os_files(tmp_path / "os", os_reference(x, wt))
+    assert not (tmp_path / "os").exists()
+    # wide enough: written
+    assert V.write_ws_files(tmp_path / "wide", ws_reference(x, wt, acc_bw=17))
 
 
 def test_bad_out_dir(tmp_path, rng):
     x, wt = _layer(rng, 8, 8, 2)
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(ModelError, match="is not a directory"):
-        V.write_ws_files(f, ws_reference(x, wt), x, wt)
-    with pytest.raises(ModelError, match="do not match the reference"):
-        V.write_ws_files(tmp_path / "d", ws_reference(x, wt), x[:, :1], wt)
+    with pytest.raises(ModelError, match="exists and is not a directory"):
+        V.write_ws_files(f, ws_reference(x, wt))
+    with pytest.raises(ModelError, match=r"sub: .*file is not a directory"):
+        V.write_os_files(f / "sub", os_reference(x, wt))

@@ -3,13 +3,13 @@
 Used by the tests (as an independent oracle: tiling math and byte-exact files) and by
 ``model bench`` (to time the loop implementation).  The code follows the notebooks
 cell by cell: an ``nn.Linear`` per (kij, ic tile, oc tile, nij) position, the SFP
-accumulation loop, and the character-by-character writer loops.  Only the slips of
-DESIGN.md section 8 are fixed, plus what is needed to make a loop total:
+accumulation loop, and the character-by-character writer loops.  Only the notebooks'
+slips listed here are fixed, plus what is needed to make a loop total:
 
 * the OS golden decodes activations as unsigned (the notebook used ``dec_twos``);
 * the OS activation index is ``(oi + ki) * Wpad + (oj + kj)``;
 * header lines are written (notebook 003 had them commented out; notebook 000 and
-  DESIGN section 5 write them) with the canonical notebook strings;
+  the README section "Classic text vectors" write them) with the canonical notebook strings;
 * ``w_tile`` is indexed ``[oc_tile, ic_tile]`` (the notebook's flat index
   ``oc_tile * len(oc_tileg) + ic_tile`` collides when there are more ic than oc tiles);
 * channel counts are zero-padded to a multiple of the array size (the notebook's
@@ -200,7 +200,8 @@ def write_out(path, out):
 
 
 def write_acc_address(path, H, W):
-    """acc_address.txt as DESIGN section 5 describes it (no notebook cell exists):
+    """acc_address.txt as the README section "Classic text vectors" describes it (no
+    notebook cell exists):
     for o_nij, for kij: address of psum(kij, nij) = kij * n_nij + nij, 11 bits."""
     Wpad = W + 2
     n_nij = (H + 2) * Wpad
