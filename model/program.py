@@ -720,6 +720,10 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8,
     return program
 
 
+# The schedules by name, as the tests, the bench and the demo choose them.
+SCHEDULES = {"classic": ws_classic, "fast": ws_fast, "os": os_program}
+
+
 @dataclass
 class ProgramReference:
     """What the reference tiling says every pmem write and SFP output of a program holds.

@@ -35,7 +35,6 @@ from model.cli import OneLineArgumentParser, run_cli  # noqa: E402
 from model.errors import ModelError  # noqa: E402
 
 ARRAY = 8
-SCHEDULES = {"classic": programs.ws_classic, "fast": programs.ws_fast, "os": programs.os_program}
 
 
 @dataclass
@@ -61,16 +60,21 @@ class Player:
     def __init__(self, sim: str, build: Path):
         self.sim, self.build = sim, build / f"player-{sim}"
         self.build.mkdir(parents=True, exist_ok=True)
-        sources = [str(HERE / "core_player.v")] + sorted(str(p) for p in (REPO / "rtl").glob("*.v"))
+        sources = [HERE / "core_player.v"] + sorted((REPO / "rtl").glob("*.v"))
+        newest_source = max(p.stat().st_mtime for p in sources + list((REPO / "rtl").glob("*.vh")))
         if sim == "icarus":
-            self.cmd = ["vvp", "-n", str(self.build / "core_player.vvp")]
-            subprocess.run(["iverilog", "-g2005", "-I", str(REPO / "rtl"), "-o", self.cmd[-1], *sources], check=True)
+            binary = self.build / "core_player.vvp"
+            self.cmd = ["vvp", "-n", str(binary)]
+            build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), "-o", str(binary), *map(str, sources)]
         else:
-            subprocess.run(["verilator", "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint",
-                            "-Wno-style", "-CFLAGS", "-std=c++20 -fcoroutines -O2", "-I" + str(REPO / "rtl"),
-                            "--top-module", "core_player", "-Mdir", str(self.build), "-j", "2", *sources],
-                           check=True, stdout=subprocess.DEVNULL)
-            self.cmd = [str(self.build / "Vcore_player"), "+verilator+quiet"]
+            binary = self.build / "Vcore_player"
+            self.cmd = [str(binary), "+verilator+quiet"]
+            build = ["verilator", "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", "-I" + str(REPO / "rtl"),
+                     "--top-module", "core_player", "-Mdir", str(self.build), "-j", "2", *map(str, sources)]
+        if not binary.is_file() or binary.stat().st_mtime < newest_source:   # rebuild only when stale
+            print(f"building the program player ({sim}) ...", flush=True)
+            subprocess.run(build, check=True, stdout=subprocess.DEVNULL)
 
     def run(self, program: programs.Program, folder: Path) -> tuple[dict, np.ndarray, list, float]:
         program.save_hex(folder)
@@ -116,7 +120,7 @@ def bench_row(player: Player, name: str, x_int, w_int, schedule: str, out: Path)
     base = dict(layer=name, dataflow=dataflow, schedule=schedule, macs=macs, ideal=macs / ARRAY ** 2,
                 scalesim=programs.scalesim_cycles(ic, oc, h, w, dataflow, ARRAY))
     try:
-        program = SCHEDULES[schedule](x_int, w_int, array_size=ARRAY)
+        program = programs.SCHEDULES[schedule](x_int, w_int, array_size=ARRAY)
     except ModelError as exc:
         return Row(**base, cycles=None, utilization=None, sim_cycles_per_s=None, wall_s=None,
                    psums_checked=0, outputs_checked=0, note=f"refused: {exc}")
@@ -159,7 +163,6 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="skip the 64->64 32x32 layer")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
-    print(f"building the program player ({args.sim}) ...", flush=True)
     player = Player(args.sim, out)
     rows = []
     for name, x_int, w_int, schedules in layers(args.quick):

@@ -3,14 +3,14 @@ and report what was checked and how many cycles it took.
 
     python tb/demo.py [--out DIR] [--seed S] [--checkpoint PATH --data DIR --image N]
 
-Steps: `python -m model export` writes the classic text vectors and tensors.npz; the same
-layer then runs through the core in cocotb, once per schedule, with every psum and
-output compared bit for bit against the reference tiling.
+Steps: the layer is captured from the model once; its classic text vectors and tensors.npz
+are written as by `python -m model export`; the same tensors then run through one core in
+cocotb in every schedule, with every psum and output compared bit for bit against the
+reference tiling.
 """
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,20 +34,17 @@ def main(argv=None) -> int:
     p.add_argument("--image", type=int, default=0, help="test image index")
     args = p.parse_args(argv)
 
-    from layer_cases import model_case
-    from test_core_layer import SCHEDULES, run_case
+    import runner
+    from layer_cases import case_from_capture
+    from model.capture import default_capture
+    from model.export import export_capture
+    from model.program import SCHEDULES
+    from test_core_layer import run_case
 
-    export = [sys.executable, "-m", "model", "export", "--out", args.out, "--seed", str(args.seed),
-              "--image", str(args.image)]
-    for flag in ("checkpoint", "data"):
-        if getattr(args, flag):
-            export += [f"--{flag}", getattr(args, flag)]
-    print("== export:", " ".join(export[1:]))
-    done = subprocess.run(export)
-    if done.returncode:
-        return done.returncode
-
-    case = model_case(seed=args.seed, checkpoint=args.checkpoint, data=args.data, image=args.image)
+    print(f"== capture and export: features.27 of the project VGG16 (seed {args.seed}) -> {args.out}")
+    cap = default_capture(seed=args.seed, checkpoint=args.checkpoint, data=args.data, image=args.image)
+    export_capture(cap, args.out)
+    case = case_from_capture(cap)
     print(f"== RTL simulation ({os.environ.get('SIM', 'icarus')}): one core, the layer in every schedule, back to back")
     log = Path("sim_build") / "demo.log"
     log.parent.mkdir(exist_ok=True)
@@ -71,7 +68,8 @@ def main(argv=None) -> int:
           " counted by the core's own counter")
     print("anchors: " + "; ".join(f"{name} {value}" for name, value in ANCHORS))
     if os.environ.get("WAVES", "0") not in ("", "0"):
-        print("waveform: sim_build/demo-default-*/core.fst (open with: gtkwave <file> tb/core.gtkw)")
+        print(f"waveform: {runner.waves_path(runner.build_dir('demo', {}), 'core')} "
+              "(open with: gtkwave <file> tb/core.gtkw)")
     else:
         print("waveforms: rerun with WAVES=1 make demo")
     print(f"text vectors for the classic Verilog testbench: {args.out} (make classic)")

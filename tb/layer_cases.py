@@ -17,8 +17,12 @@ def model_case(seed: int = 0, model_name: str = "vgg16_quant_project", layer: st
                checkpoint: str | None = None, data: str | None = None, image: int = 0) -> dict:
     from model.capture import default_capture  # torch is imported only where a model is needed
 
-    cap = default_capture(model_name=model_name, layer=layer, checkpoint=checkpoint, data=data,
-                          image=image, seed=seed)
+    return case_from_capture(default_capture(model_name=model_name, layer=layer, checkpoint=checkpoint,
+                                             data=data, image=image, seed=seed))
+
+
+def case_from_capture(cap) -> dict:
+    """A case from a model.capture.LayerCapture."""
     return {"x_int": cap.x_int, "w_int": cap.w_int, "act_delta": cap.act_delta,
             "w_delta": cap.w_delta, "out_float": cap.out_float, "layer": cap.layer_name}
 

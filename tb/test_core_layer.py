@@ -24,7 +24,7 @@ import pytest
 
 from model import program as programs
 
-SCHEDULES = {"classic": programs.ws_classic, "fast": programs.ws_fast, "os": programs.os_program}
+SCHEDULES = programs.SCHEDULES
 
 
 async def check_program(dut, tb, case, name: str) -> dict:

@@ -20,7 +20,7 @@ from model.program import FIELDS, Program, Timeline, decode, geometry, pack_lane
 from model.program_check import CheckReport, ProgramError, check_program
 from model.tiling import psum_address, random_layer
 
-BUILDERS = {"classic": P.ws_classic, "fast": P.ws_fast, "os": P.os_program}
+BUILDERS = P.SCHEDULES
 
 
 def layer(ic, oc, h, w, seed=0):
