@@ -88,7 +88,6 @@ module corelet #(
         .wload_en(wload_en),
         .wload_data(xmem_q),
         .w_in(ififo_out),
-        .os_shift(os),
         .drain(inst[`INST_DRAIN]),
         .psum_out(array_psum),
         .psum_valid(array_valid)

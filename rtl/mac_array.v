@@ -3,7 +3,8 @@
 //
 // The west control (valid, start, os) is given once, for row 0; row r sees it r cycles
 // later, in step with the L0, which pops row r r cycles after row 0. Likewise the column
-// control (OS weight shift, drain) reaches column c c cycles later, in step with the IFIFO.
+// control (os, which also shifts the OS weights south, and drain) reaches column c c
+// cycles later, in step with the IFIFO.
 // The south edge presents each column's psum with its own valid strobe.
 `default_nettype none
 module mac_array #(
@@ -22,9 +23,8 @@ module mac_array #(
     // WS weight staging: column one-hot, nibble r of the word for row r
     input  wire [col-1:0]         wload_en,
     input  wire [row*bw-1:0]      wload_data,
-    // north edge: OS weights per column (already skewed), control for column 0
+    // north edge: OS weights per column (already skewed), drain for column 0
     input  wire [col*bw-1:0]      w_in,
-    input  wire                   os_shift,
     input  wire                   drain,
     // south edge
     output wire [col*psum_bw-1:0] psum_out,
@@ -37,7 +37,7 @@ module mac_array #(
         .clk(clk), .reset(reset), .in({os, start, valid}), .out(west_ctl)
     );
     skew #(.width(2), .lanes(col)) u_col_skew (
-        .clk(clk), .reset(reset), .in({drain, os_shift}), .out(col_ctl)
+        .clk(clk), .reset(reset), .in({drain, os}), .out(col_ctl)
     );
 
     wire [col-1:0] w_shift_c;

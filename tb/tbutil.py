@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
+from typing import Iterator, NamedTuple
 
 import cocotb
 from cocotb.clock import Clock
@@ -60,16 +61,47 @@ async def start_clock_and_reset(dut, clk: str = "clk", reset: str | None = "rese
     await RisingEdge(getattr(dut, clk))
 
 
+def signed(value, bits: int):
+    """The low `bits` bits of `value` read as two's complement (so wrapped to `bits` bits).
+
+    Works on a Python int and, lane by lane, on a numpy integer array.
+    """
+    half = 1 << (bits - 1)
+    return ((value + half) & ((1 << bits) - 1)) - half
+
+
+_signed = signed  # unpack's `signed` flag hides the name there
+
+
 def unpack(word: int, bits: int, lanes: int, signed: bool) -> list[int]:
     """The inverse of pack (model.program.pack_lanes): lane i of `word`, lane 0 in the low bits."""
     mask = (1 << bits) - 1
-    out = []
-    for i in range(lanes):
-        v = (int(word) >> (i * bits)) & mask
-        if signed and v >> (bits - 1):
-            v -= 1 << bits
-        out.append(v)
-    return out
+    values = [(int(word) >> (i * bits)) & mask for i in range(lanes)]
+    return [_signed(v, bits) for v in values] if signed else values
+
+
+class Phase(NamedTuple):
+    """One phase of a random FIFO run: write and read probabilities, the cycle of the phase
+    that carries a reset (None: none), and how many cycles it lasts."""
+    p_wr: float
+    p_rd: float
+    reset_at: int | None
+    length: int
+
+
+def fifo_phases(rng: random.Random, mixes, phases: int, depth: int, longest: int) -> Iterator[Phase]:
+    """The phases of a random FIFO run, cycling through `mixes` ((P(wr), P(rd)) pairs: fill,
+    drain, balanced, ...). Every 7th phase carries a reset in one of its first 5 cycles. A
+    fill-heavy phase (P(wr) - P(rd) >= 0.5) lasts 3 to 4 depths + 10 cycles, so it always
+    fills up and pushes against full; any other lasts 5 to `longest` cycles."""
+    for phase in range(phases):
+        p_wr, p_rd = mixes[phase % len(mixes)]
+        reset_at = rng.randrange(5) if phase % 7 == 6 else None
+        if p_wr - p_rd >= 0.5:
+            length = rng.randint(3 * depth + 10, 4 * depth + 10)
+        else:
+            length = rng.randint(5, longest)
+        yield Phase(p_wr, p_rd, reset_at, length)
 
 
 class LockstepTB:
@@ -88,6 +120,9 @@ class LockstepTB:
                        its outputs() returns, dicts keyed by these names.
       packed           port -> (bits, lanes) for a bus that carries one value per lane:
                        set() takes, and the monitor and outputs() give, a list for it.
+      SIGNED           ports that carry two's complement (a packed one lane by lane): set()
+                       takes signed values for them (a scalar one raw bits too), and the
+                       monitor and outputs() give signed values (so does the model there).
       LANE             what a lane is called in messages ("lane", "column").
       POP_EVENT        the model event meaning "the DUT handed out the head (rd_data) it
                        showed before the edge"; the monitor appends that head to self.popped.
@@ -97,6 +132,7 @@ class LockstepTB:
 
     INPUTS: tuple[str, ...] = ()
     OUTPUTS: tuple[str, ...] = ()
+    SIGNED: tuple[str, ...] = ()
     LANE = "lane"
     POP_EVENT: str | None = None
 
@@ -122,12 +158,15 @@ class LockstepTB:
             raise TypeError(f"{type(self).__name__}.set(): no input {sorted(unknown)} (inputs {self.INPUTS})")
         for port in self.INPUTS:
             value = inputs.get(port, 0)
+            handle = getattr(self.dut, port)
             if port in self.packed:
                 bits, lanes = self.packed[port]
                 values = value or [0] * lanes
                 assert len(values) == lanes, f"{port}: {len(values)} values for {lanes} lanes"
-                value = pack(values, bits)
-            getattr(self.dut, port).value = value
+                value = pack(values, bits, signed=port in self.SIGNED)
+            elif port in self.SIGNED:
+                value = pack([value], len(handle))  # two's complement or raw bits; out of range raises
+            handle.value = value
 
     async def cycle(self, **inputs) -> None:
         """On the next falling edge present `inputs` (others 0) for the following rising edge."""
@@ -135,7 +174,8 @@ class LockstepTB:
         self.set(**inputs)
 
     def _read(self, ports) -> dict:
-        """Unsigned port values, a packed one as a list; an X or Z fails here, by name."""
+        """Port values (unsigned, or signed for SIGNED), a packed one as a list; an X or Z
+        fails here, by name."""
         values = {}
         for port in ports:
             handle = getattr(self.dut, port)
@@ -143,12 +183,20 @@ class LockstepTB:
             values[port] = uint(handle)
             if port in self.packed:
                 bits, lanes = self.packed[port]
-                values[port] = unpack(values[port], bits, lanes, signed=False)
+                values[port] = unpack(values[port], bits, lanes, signed=port in self.SIGNED)
+            elif port in self.SIGNED:
+                values[port] = signed(values[port], len(handle))
         return values
 
     def outputs(self) -> dict:
         """The DUT's outputs as they are now (call between edges)."""
         return self._read(self.OUTPUTS)
+
+    def assert_covered(self, *events: str) -> None:
+        """Log the coverage so far; each of `events` must have happened at least once."""
+        self.dut._log.info("coverage over %d edges: %s", self.edges, dict(self.cover))
+        for what in events:
+            assert self.cover[what] > 0, f"random stimulus never hit {what}: {dict(self.cover)}"
 
     def model_state(self) -> str:
         """What the model holds, for failure messages (a subclass says)."""
@@ -168,15 +216,23 @@ class LockstepTB:
             self._check(i)
 
     def _check(self, i: dict) -> None:
-        """Every output against the model, lane by lane for a packed one."""
+        """Every output against the model (a packed one as a whole: every lane)."""
         got, want = self.outputs(), self.model.outputs()
         assert want.keys() == got.keys(), f"the model gives {sorted(want)}, the DUT {sorted(got)}: bench bug"
+        for name in self.OUTPUTS:
+            if got[name] != want[name]:
+                raise AssertionError(self._mismatch(name, got, want, i))
+
+    def _mismatch(self, name: str, got: dict, want: dict, i: dict) -> str:
+        """The failure message for output `name` (built only on a failure): the first lane
+        that differs, the edge and time, the inputs it took and the model's state."""
         where = f"edge {self.edges} ({get_sim_time('ns'):.0f} ns)"
         context = f"inputs at that edge {i}; model: {self.model_state()} (all outputs expected {want}, got {got})"
-        for name in self.OUTPUTS:
-            if isinstance(want[name], list):
-                assert len(got[name]) == len(want[name]), f"{where}: {name} has {len(got[name])} lanes, model {len(want[name])}"
-                for lane, (g, w) in enumerate(zip(got[name], want[name])):
-                    assert g == w, f"{where}: {self.LANE} {lane} {name} expected {w:#x}, got {g:#x}; {context}"
-            else:
-                assert got[name] == want[name], f"{where}: {name} expected {want[name]:#x}, got {got[name]:#x}; {context}"
+        form = "d" if name in self.SIGNED else "#x"
+        g, w = got[name], want[name]
+        if isinstance(w, list):
+            if len(g) != len(w):
+                return f"{where}: {name} has {len(g)} lanes, model {len(w)}"
+            lane = next(n for n, (a, b) in enumerate(zip(g, w)) if a != b)
+            return f"{where}: {self.LANE} {lane} {name} expected {w[lane]:{form}}, got {g[lane]:{form}}; {context}"
+        return f"{where}: {name} expected {w:{form}}, got {g:{form}}; {context}"

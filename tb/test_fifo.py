@@ -19,7 +19,7 @@ import pytest
 from cocotb.triggers import FallingEdge
 
 import runner
-from tbutil import LockstepTB, param, seeded_rng
+from tbutil import LockstepTB, fifo_phases, param, seeded_rng
 
 
 class FifoModel:
@@ -214,20 +214,14 @@ async def test_random(dut):
     tb = TB(dut)
     rng = seeded_rng(dut)
     await tb.start()
-    MIXES = [(0.8, 0.2), (0.2, 0.8), (0.5, 0.5), (0.9, 0.9), (1.0, 0.0), (0.0, 1.0)]  # (P(wr), P(rd)) per phase
-    for phase in range(60):
-        p_wr, p_rd = MIXES[phase % len(MIXES)]  # fill, drain, balanced, ...
-        reset_at = rng.randrange(5) if phase % 7 == 6 else None  # a reset mid-phase, now and then
-        # a fill-heavy phase always runs long enough to fill up and push against full
-        length = rng.randint(3 * tb.depth + 10, 4 * tb.depth + 10) if p_wr - p_rd >= 0.5 else rng.randint(5, 4 * tb.depth + 10)
+    mixes = [(0.8, 0.2), (0.2, 0.8), (0.5, 0.5), (0.9, 0.9), (1.0, 0.0), (0.0, 1.0)]  # (P(wr), P(rd)) per phase
+    for p_wr, p_rd, reset_at, length in fifo_phases(rng, mixes, 60, tb.depth, longest=4 * tb.depth + 10):
         for n in range(length):
             await tb.cycle(wr=int(rng.random() < p_wr), rd=int(rng.random() < p_rd), wr_data=rng.getrandbits(tb.width),
                            reset=int(n == reset_at))
     await tb.cycle()
     await tb.cycle()
-    dut._log.info("coverage: %s", dict(tb.cover))
-    for what in ("refused_wr", "refused_rd", "rd_wr_full", "rd_wr_empty", "full", "empty", "reset", "read", "write"):
-        assert tb.cover[what] > 0, f"random stimulus never hit {what}: {dict(tb.cover)}"
+    tb.assert_covered("refused_wr", "refused_rd", "rd_wr_full", "rd_wr_empty", "full", "empty", "reset", "read", "write")
 
 
 @pytest.mark.parametrize("width,depth", [(4, 4), (16, 64), (8, 5), (4, 1)])

@@ -18,7 +18,7 @@ import pytest
 from cocotb.triggers import FallingEdge
 
 import runner
-from tbutil import LockstepTB, param, seeded_rng
+from tbutil import LockstepTB, fifo_phases, param, seeded_rng
 
 
 class BankModel:
@@ -205,21 +205,15 @@ async def test_random(dut):
     rng = seeded_rng(dut)
     await tb.start()
     all_lanes = (1 << tb.lanes) - 1
-    MIXES = [(0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (0.9, 0.9)]  # (P(wr), P(rd)) per phase
-    for phase in range(40):
-        p_wr, p_rd = MIXES[phase % len(MIXES)]  # fill, drain, balanced, ...
-        reset_at = rng.randrange(5) if phase % 7 == 6 else None  # a reset mid-phase, now and then
+    mixes = [(0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (0.9, 0.9)]  # (P(wr), P(rd)) per phase
+    for p_wr, p_rd, reset_at, length in fifo_phases(rng, mixes, 40, tb.depth, longest=2 * tb.depth + 10):
         lane_mode = rng.choice(["all", "random"])
-        # a fill-heavy phase always runs long enough to fill up and push against full
-        length = rng.randint(3 * tb.depth + 10, 4 * tb.depth + 10) if p_wr - p_rd >= 0.5 else rng.randint(5, 2 * tb.depth + 10)
         for n in range(length):
             wr = (all_lanes if lane_mode == "all" else rng.getrandbits(tb.lanes)) if rng.random() < p_wr else 0
             await tb.cycle(wr=wr, wr_data=tb.words(rng, 1)[0], rd=int(rng.random() < p_rd), reset=int(n == reset_at))
     await tb.cycle()
     await tb.cycle()
-    dut._log.info("coverage over %d edges: %s", tb.edges, dict(tb.cover))
-    for what in ("refused_wr", "refused_rd", "read", "write", "full", "reset"):
-        assert tb.cover[what] > 0, f"random stimulus never hit {what}: {dict(tb.cover)}"
+    tb.assert_covered("refused_wr", "refused_rd", "read", "write", "full", "reset")
 
 
 @pytest.mark.parametrize("width,lanes,depth,skew_rd", [

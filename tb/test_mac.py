@@ -11,17 +11,11 @@ import pytest
 from cocotb.triggers import Timer
 
 import runner
-from tbutil import param, seeded_rng
-
-
-def wrap(value: int, bits: int) -> int:
-    """value as a bits-wide two's complement number."""
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
+from tbutil import param, seeded_rng, signed
 
 
 def mac_model(a: int, b: int, c: int, psum_bw: int) -> int:
-    return wrap(c + a * b, psum_bw)
+    return signed(c + a * b, psum_bw)
 
 
 class TB:

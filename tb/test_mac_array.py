@@ -4,8 +4,9 @@ Weight-stationary: column c's weights are staged with wload_en[c] (nibble r of w
 for row r); the vector that carries `start` switches every PE to the staged tile. Vector v
 enters row 0 at cycle s_v and row r at s_v + r (the bench applies the data skew, the array
 skews the control); column c's psum for it shows at the south edge with psum_valid[c].
-Output-stationary: os = os_shift = 1, column c's weight for step t at cycle t + c, row r's
-activation at t + r, start on step 0; after the last product, drain for `row` cycles and
+Output-stationary: os = 1 (it also shifts the OS weights down the columns, reaching column c
+c cycles later), column c's weight for step t at cycle t + c, row r's activation at t + r,
+start on step 0; after the last product, drain for `row` cycles and
 the held psums leave at the south edge, bottom row first.
 
 Driver: plays a per-cycle program (every bus written once per cycle; lanes that carry no
@@ -26,12 +27,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import ReadOnly, RisingEdge
 
 import runner
-from tbutil import pack, param, seeded_rng, start_clock_and_reset, uint, unpack
-
-
-def wrap(values, bits: int):
-    values = np.asarray(values, dtype=np.int64) & ((1 << bits) - 1)
-    return np.where(values >> (bits - 1), values - (1 << bits), values)
+from tbutil import pack, param, seeded_rng, signed, start_clock_and_reset, uint, unpack
 
 
 # ----------------------------------------------------------------------------- program
@@ -45,7 +41,6 @@ class Cycle:
     valid: int = 0
     start: int = 0
     os: int = 0
-    os_shift: int = 0
     drain: int = 0
     wload_en: int = 0
 
@@ -91,7 +86,6 @@ class Program:
     def os_region(self, first: int, last: int) -> None:
         for k in range(first, last + 1):
             self.at(k).os = 1
-            self.at(k).os_shift = 1
 
 
 def build_ws(prog: Program, rng, tiles, k0: int, gap_prob: float = 0.0, load: str = "random") -> int:
@@ -169,19 +163,19 @@ class ArrayModel:
         self.row, self.col, self.bw, self.psum_bw = row, col, bw, psum_bw
 
     def w(self, raw: int) -> int:
-        return int(wrap(raw, self.bw))
+        return signed(raw, self.bw)
 
     def run(self, hist: list[dict]) -> tuple[list[list[Expect]], Rebuilt]:
         row, col = self.row, self.col
         n = len(hist)
         out = [[] for _ in range(col)]
         rebuilt = Rebuilt()
-        # what writes w_q of column c: a load (wload_en) or, when none, an OS shift (os_shift
+        # what writes w_q of column c: a load (wload_en) or, when none, an OS shift (os
         # reaches column c c cycles later)
         writes = [dict() for _ in range(col)]
         for k, h in enumerate(hist):
             for c in range(col):
-                if h["os_shift"] and k + c < n:
+                if h["os"] and k + c < n:
                     writes[c][k + c] = None  # shifted in: not a staged tile
             for c in range(col):
                 if h["wload_en"] >> c & 1:
@@ -211,7 +205,7 @@ class ArrayModel:
             a = np.array([hist[k + r]["a"][r] for r in range(row)], dtype=np.int64)
             if h["os"]:
                 for r in range(1, row):
-                    assert hist[k + r - 1]["os_shift"], f"bench: os_shift low in cycle {k + r - 1} during the OS step of cycle {k}"
+                    assert hist[k + r - 1]["os"], f"bench: os low in cycle {k + r - 1} during the OS step of cycle {k}"
                 w = np.array([self.w(hist[k + c]["w"][c]) for c in range(col)], dtype=np.int64)
                 if h["start"]:
                     rebuilt.os_groups.append(([], []))
@@ -226,7 +220,7 @@ class ArrayModel:
                     rebuilt.ws_tiles.append((active.copy(), []))
                 assert rebuilt.ws_tiles, f"bench: WS vector at cycle {k} before any start"
                 rebuilt.ws_tiles[-1][1].append(a)
-                psums = wrap(a @ active, self.psum_bw)
+                psums = signed(a @ active, self.psum_bw)
                 t, v = len(rebuilt.ws_tiles) - 1, len(rebuilt.ws_tiles[-1][1]) - 1
                 for c in range(col):
                     out[c].append(Expect(k + row + c, int(psums[c]), f"WS tile {t} vector {v} (row 0 in cycle {k})"))
@@ -244,7 +238,7 @@ class ArrayModel:
                 if any(e[2] == "drain" for e in same):
                     bottom = held[row - 1][c]
                     assert bottom is not None, f"bench: drain in cycle {cyc} of column {c} outputs a WS psum"
-                    out[c].append(Expect(cyc, int(wrap(bottom, self.psum_bw)),
+                    out[c].append(Expect(cyc, int(signed(bottom, self.psum_bw)),
                                          f"OS drain {drains_done} (row {row - 1 - drains_done % row} of the group)"))
                     drains_done += 1
                     for r in range(row - 1, 0, -1):
@@ -294,7 +288,6 @@ class TB:
         dut.valid.value = cyc.valid
         dut.start.value = cyc.start
         dut.os.value = cyc.os
-        dut.os_shift.value = cyc.os_shift
         dut.drain.value = cyc.drain
 
     async def start(self):
@@ -313,7 +306,7 @@ class TB:
                 "wload": unpack(uint(dut.wload_data), bw, row, signed=False),
                 "wload_en": uint(dut.wload_en),
                 "valid": uint(dut.valid), "start": uint(dut.start), "os": uint(dut.os),
-                "os_shift": uint(dut.os_shift), "drain": uint(dut.drain),
+                "drain": uint(dut.drain),
             })
             await RisingEdge(dut.clk)
 
@@ -384,12 +377,12 @@ class TB:
 
 def ws_numpy(W, A, psum_bw):
     """Column c of the result for vector v: sum over rows r of A[v, r] * W[r, c]."""
-    return wrap(A @ W, psum_bw)
+    return signed(A @ W, psum_bw)
 
 
 def os_numpy(A, W, psum_bw):
     """PE (r, c) holds sum over steps t of A[t, r] * W[t, c]."""
-    return wrap(A.T @ W, psum_bw)
+    return signed(A.T @ W, psum_bw)
 
 
 @cocotb.test()

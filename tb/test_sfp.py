@@ -9,6 +9,7 @@ not fit psum_bw, raises the sticky overflow flag (until reset) instead of wrappi
 Driver: writes the controls and in_data on the falling edge. Monitor: at each rising edge
 the inputs that edge takes, then in ReadOnly out/out_valid/overflow. Model: the bank as
 Python integers with the exact widths. Checker: every output after every edge.
+Driver, monitor and checker are tbutil.LockstepTB; this file gives the ports and the model.
 """
 from __future__ import annotations
 
@@ -16,26 +17,20 @@ from collections import Counter
 
 import cocotb
 import pytest
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 import runner
-from tbutil import pack, param, seeded_rng, start_clock_and_reset, uint, unpack
+from tbutil import LockstepTB, param, seeded_rng, signed
 
 
 def fits(value: int, bits: int) -> bool:
     return -(1 << (bits - 1)) <= value < (1 << (bits - 1))
 
 
-def wrap(value: int, bits: int) -> int:
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
-
-
 class SfpModel:
     def __init__(self, col: int, psum_bw: int, acc_bw: int, depth: int):
         self.col, self.psum_bw, self.acc_bw, self.depth = col, psum_bw, acc_bw, depth
         self.bank: dict[int, list[int]] = {}  # entries never written are unknown
+        self.addr = 0                          # the entry the last edge addressed
         self.reset()
 
     def reset(self):
@@ -43,11 +38,15 @@ class SfpModel:
         self.out_valid = 0
         self.overflow = 0
 
+    def outputs(self) -> dict:
+        return {"out": list(self.out), "out_valid": self.out_valid, "overflow": self.overflow}
+
     def clock(self, i: dict) -> Counter:
         ev = Counter()
         if i["reset"]:
             self.reset()          # the bank itself is not reset
             return ev
+        self.addr = i["addr"]
         if not (i["acc"] or i["first"] or i["emit"]):
             self.out_valid = 0
             return ev
@@ -56,9 +55,9 @@ class SfpModel:
         else:
             assert i["addr"] in self.bank, f"bench: entry {i['addr']} used before a `first`"
             base = self.bank[i["addr"]]
-        addend = i["data"] if i["acc"] else [0] * self.col
+        addend = i["in_data"] if i["acc"] else [0] * self.col
         wide = [b + a for b, a in zip(base, addend)]
-        sums = [wrap(w, self.acc_bw) for w in wide]
+        sums = [signed(w, self.acc_bw) for w in wide]
         acts = [0 if i["relu"] and s < 0 else s for s in sums]
         acc_ovf = bool(i["acc"]) and any(not fits(w, self.acc_bw) for w in wide)
         out_ovf = bool(i["emit"]) and any(not fits(a, self.psum_bw) for a in acts)
@@ -66,7 +65,7 @@ class SfpModel:
             self.bank[i["addr"]] = sums
         self.out_valid = i["emit"]
         if i["emit"]:
-            self.out = [wrap(a, self.psum_bw) for a in acts]
+            self.out = [signed(a, self.psum_bw) for a in acts]
             ev["emit_relu" if i["relu"] else "emit"] += 1
             ev["relu_clipped"] += i["relu"] and any(s < 0 for s in sums)
         ev["acc_overflow"] += acc_ovf
@@ -76,72 +75,37 @@ class SfpModel:
         return ev
 
 
-class TB:
+class TB(LockstepTB):
+    """in_data and out: one signed psum per lane."""
+    INPUTS = ("reset", "acc", "first", "emit", "relu", "addr", "in_data")
+    OUTPUTS = ("out", "out_valid", "overflow")
+    SIGNED = ("in_data", "out")
+
     def __init__(self, dut):
-        self.dut = dut
         self.col = param(dut, "col")
         self.psum_bw = param(dut, "psum_bw")
         self.acc_bw = param(dut, "acc_bw")
         self.depth = param(dut, "depth")
-        self.model = SfpModel(self.col, self.psum_bw, self.acc_bw, self.depth)
-        self.edges = 0
-        self.cover = Counter()
-        self.emitted: list[list[int]] = []
+        super().__init__(dut, SfpModel(self.col, self.psum_bw, self.acc_bw, self.depth), packed={
+            "in_data": (self.psum_bw, self.col), "out": (self.psum_bw, self.col)})
+        self.emitted: list[list[int]] = []   # what the DUT emitted (out while out_valid), in order
         self.pmin, self.pmax = -(1 << (self.psum_bw - 1)), (1 << (self.psum_bw - 1)) - 1
         dut._log.info("sfp col=%d psum_bw=%d acc_bw=%d depth=%d", self.col, self.psum_bw, self.acc_bw, self.depth)
 
-    async def start(self):
-        self.set()
-        await start_clock_and_reset(self.dut)
-        cocotb.start_soon(self._monitor())
+    def model_state(self) -> str:
+        return f"bank[{self.model.addr}] now {self.model.bank.get(self.model.addr)}"
 
-    def set(self, acc=0, first=0, emit=0, relu=0, addr=0, data=None, reset=0) -> None:
-        dut = self.dut
-        dut.acc.value = acc
-        dut.first.value = first
-        dut.emit.value = emit
-        dut.relu.value = relu
-        dut.addr.value = addr
-        dut.in_data.value = pack(data if data is not None else [0] * self.col, self.psum_bw)
-        dut.reset.value = reset
-
-    async def cycle(self, **inputs) -> None:
-        await FallingEdge(self.dut.clk)
-        self.set(**inputs)
+    def _check(self, i: dict) -> None:
+        super()._check(i)
+        got = self.outputs()
+        if got["out_valid"]:
+            self.emitted.append(got["out"])
 
     async def settle(self) -> dict:
         """Idle from the next falling edge on and return the outputs there, i.e. after the
         edge that took the inputs given last."""
         await self.cycle()
         return self.outputs()
-
-    def outputs(self) -> dict:
-        dut = self.dut
-        assert dut.out.value.is_resolvable, f"{get_sim_time('ns'):.0f} ns: out is {dut.out.value}"
-        return {"out": unpack(uint(dut.out), self.psum_bw, self.col, signed=True),
-                "out_valid": uint(dut.out_valid), "overflow": uint(dut.overflow)}
-
-    async def _monitor(self):
-        dut = self.dut
-        while True:
-            await RisingEdge(dut.clk)
-            i = {name: uint(getattr(dut, name)) for name in ("reset", "acc", "first", "emit", "relu", "addr")}
-            i["data"] = unpack(uint(dut.in_data), self.psum_bw, self.col, signed=True)
-            self.cover.update(self.model.clock(i))
-            await ReadOnly()
-            self.edges += 1
-            got, m = self.outputs(), self.model
-            if got["out_valid"]:
-                self.emitted.append(got["out"])
-            where = f"edge {self.edges} ({get_sim_time('ns'):.0f} ns)"
-            assert got["out_valid"] == m.out_valid, f"{where}: out_valid expected {m.out_valid}, got {got['out_valid']}; inputs {i}"
-            for c in range(self.col):
-                assert got["out"][c] == m.out[c], (
-                    f"{where}: lane {c} out expected {m.out[c]}, got {got['out'][c]}; inputs {i}; "
-                    f"bank[{i['addr']}] now {m.bank.get(i['addr'])}")
-            assert got["overflow"] == m.overflow, (
-                f"{where}: overflow expected {m.overflow}, got {got['overflow']}; inputs {i}; "
-                f"bank[{i['addr']}] now {m.bank.get(i['addr'])}")
 
 
 @cocotb.test()
@@ -158,7 +122,7 @@ async def test_accumulate_entries(dut):
     rng.shuffle(schedule)
     schedule.sort(key=lambda en: en[1])
     for e, n in schedule:
-        await tb.cycle(acc=1, first=int(n == 0), addr=e, data=terms[e][n])
+        await tb.cycle(acc=1, first=int(n == 0), addr=e, in_data=terms[e][n])
     expected = []
     for k, e in enumerate(entries):
         relu = k % 2
@@ -185,16 +149,16 @@ async def test_accumulate_and_emit_same_cycle(dut):
     await tb.start()
     a = [rng.randint(-100, 100) for _ in range(tb.col)]
     b = [rng.randint(-100, 100) for _ in range(tb.col)]
-    await tb.cycle(acc=1, first=1, addr=0, data=a)
-    await tb.cycle(acc=1, emit=1, addr=0, data=b)
+    await tb.cycle(acc=1, first=1, addr=0, in_data=a)
+    await tb.cycle(acc=1, emit=1, addr=0, in_data=b)
     out = await tb.settle()
     assert out["out"] == [x + y for x, y in zip(a, b)], f"acc+emit: {out['out']}, expected a+b"
-    await tb.cycle(emit=1, addr=0, data=b)         # acc low: in_data ignored, bank unchanged
+    await tb.cycle(emit=1, addr=0, in_data=b)         # acc low: in_data ignored, bank unchanged
     await tb.cycle(emit=1, relu=1, addr=0)
     out = await tb.settle()
     assert tb.emitted[-2] == [x + y for x, y in zip(a, b)], f"emit without acc changed the sum: {tb.emitted[-2]}"
     assert tb.emitted[-1] == [max(x + y, 0) for x, y in zip(a, b)], f"ReLU emit: {tb.emitted[-1]}"
-    await tb.cycle(acc=1, first=1, emit=1, addr=0, data=b)
+    await tb.cycle(acc=1, first=1, emit=1, addr=0, in_data=b)
     await tb.settle()
     assert tb.emitted[-1] == b, f"first+acc+emit must emit just the new term: {tb.emitted[-1]}, expected {b}"
 
@@ -207,7 +171,7 @@ async def test_extremes_and_overflow(dut):
     await tb.start()
     lo, hi, col = tb.pmin, tb.pmax, tb.col
     ext = [lo if c % 2 else hi for c in range(col)]
-    await tb.cycle(acc=1, first=1, emit=1, addr=0, data=ext)
+    await tb.cycle(acc=1, first=1, emit=1, addr=0, in_data=ext)
     out = await tb.settle()
     assert out["out"] == ext and out["overflow"] == 0, f"extremes must pass unchanged: {out}"
     await tb.cycle(emit=1, relu=1, addr=0)
@@ -215,8 +179,8 @@ async def test_extremes_and_overflow(dut):
     assert out["out"] == [max(v, 0) for v in ext] and out["overflow"] == 0, f"ReLU of the extremes: {out}"
 
     # hi + 1 in lane 0 only
-    await tb.cycle(acc=1, first=1, addr=1, data=[hi] + [0] * (col - 1))
-    await tb.cycle(acc=1, addr=1, data=[1] + [0] * (col - 1))
+    await tb.cycle(acc=1, first=1, addr=1, in_data=[hi] + [0] * (col - 1))
+    await tb.cycle(acc=1, addr=1, in_data=[1] + [0] * (col - 1))
     out = await tb.settle()
     if tb.acc_bw == tb.psum_bw:
         assert out["overflow"] == 1, f"{hi} + 1 does not fit {tb.acc_bw} bits: overflow expected"
@@ -232,8 +196,8 @@ async def test_extremes_and_overflow(dut):
     assert flag_after_hi == 1
 
     # lo - 1 in the last lane
-    await tb.cycle(acc=1, first=1, addr=0, data=[0] * (col - 1) + [lo])
-    await tb.cycle(acc=1, addr=0, data=[0] * (col - 1) + [-1])
+    await tb.cycle(acc=1, first=1, addr=0, in_data=[0] * (col - 1) + [lo])
+    await tb.cycle(acc=1, addr=0, in_data=[0] * (col - 1) + [-1])
     out = await tb.settle()
     assert out["overflow"] == int(tb.acc_bw == tb.psum_bw), f"{lo} - 1 at acc_bw={tb.acc_bw}: flag {out['overflow']}"
     if tb.acc_bw > tb.psum_bw:
@@ -245,9 +209,9 @@ async def test_extremes_and_overflow(dut):
         assert out["overflow"] == 1, f"emitting {lo - 1} without ReLU must raise overflow"
         await tb.cycle(reset=1)
         # a wide accumulator absorbs an intermediate excursion: hi + hi - hi - hi + 5 = 5
-        await tb.cycle(acc=1, first=1, addr=1, data=[hi] * col)
+        await tb.cycle(acc=1, first=1, addr=1, in_data=[hi] * col)
         for term in ([hi] * col, [-hi] * col, [-hi] * col, [5] * col):
-            await tb.cycle(acc=1, addr=1, data=term)
+            await tb.cycle(acc=1, addr=1, in_data=term)
         await tb.cycle(emit=1, addr=1)
         out = await tb.settle()
         assert out["out"] == [5] * col and out["overflow"] == 0, f"wide accumulation of an excursion: {out}"
@@ -267,7 +231,7 @@ async def random_ops(tb: TB, rng, cycles: int, wild: bool) -> None:
         written.add(addr) if (acc or first) else None
         if not (acc or first) and addr not in written:
             emit = 0
-        await tb.cycle(acc=acc, first=first, emit=emit, relu=rng.getrandbits(1), addr=addr, data=data,
+        await tb.cycle(acc=acc, first=first, emit=emit, relu=rng.getrandbits(1), addr=addr, in_data=data,
                        reset=int(wild and tb.model.overflow and rng.random() < 0.3))
 
 
@@ -287,14 +251,12 @@ async def test_random(dut):
     await tb.cycle(reset=1)
     sign = rng.choice([1, -1])
     addr = rng.randrange(tb.depth)
-    await tb.cycle(acc=1, first=1, addr=addr, data=[rng.randint(0, tb.pmax) * sign for _ in range(tb.col)])
+    await tb.cycle(acc=1, first=1, addr=addr, in_data=[rng.randint(0, tb.pmax) * sign for _ in range(tb.col)])
     for _ in range((1 << (tb.acc_bw - tb.psum_bw)) + 2):
-        await tb.cycle(acc=1, addr=addr, data=[(tb.pmax if sign > 0 else tb.pmin)] * tb.col)
+        await tb.cycle(acc=1, addr=addr, in_data=[(tb.pmax if sign > 0 else tb.pmin)] * tb.col)
     out = await tb.settle()  # no emit in the run: only the accumulation can have raised the flag
     assert out["overflow"] == 1, f"{(1 << (tb.acc_bw - tb.psum_bw)) + 3} extreme terms must overflow acc_bw={tb.acc_bw}"
-    dut._log.info("coverage over %d edges: %s", tb.edges, dict(tb.cover))
-    for what in ("emit", "emit_relu", "relu_clipped", "acc_overflow"):
-        assert tb.cover[what] > 0, f"random stimulus never hit {what}: {dict(tb.cover)}"
+    tb.assert_covered("emit", "emit_relu", "relu_clipped", "acc_overflow")
     if tb.acc_bw > tb.psum_bw:
         assert tb.cover["out_overflow"] > 0, f"random stimulus never overflowed an emitted value: {dict(tb.cover)}"
 
