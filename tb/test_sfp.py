@@ -217,6 +217,27 @@ async def test_extremes_and_overflow(dut):
         assert out["out"] == [5] * col and out["overflow"] == 0, f"wide accumulation of an excursion: {out}"
 
 
+@cocotb.test()
+async def test_relu_reads_the_sign_bit(dut):
+    """A large positive sum, 2**(acc_bw-2) + 5, survives ReLU: a ReLU that tested any bit
+    but the sign bit would zero it. When it does not fit psum_bw the lane carries its low
+    bits and the overflow flag is raised, as for any emitted value that does not fit."""
+    tb = TB(dut)
+    await tb.start()
+    target = (1 << (tb.acc_bw - 2)) + 5
+    full_terms, rest = divmod(target, tb.pmax)
+    await tb.cycle(acc=1, first=1, addr=0, in_data=[rest] * tb.col)
+    for _ in range(full_terms):
+        await tb.cycle(acc=1, addr=0, in_data=[tb.pmax] * tb.col)
+    await tb.cycle(emit=1, relu=1, addr=0)
+    out = await tb.settle()
+    fits = target <= tb.pmax
+    want = signed(target & ((1 << tb.psum_bw) - 1), tb.psum_bw)
+    assert out["out"] == [want] * tb.col and out["overflow"] == int(not fits), (
+        f"ReLU({target}) at acc_bw={tb.acc_bw}: got {out['out'][0]} (overflow {out['overflow']}), "
+        f"expected {want} (overflow {int(not fits)})")
+
+
 async def random_ops(tb: TB, rng, cycles: int, wild: bool) -> None:
     written: set[int] = set()
     for _ in range(cycles):
