@@ -10,6 +10,7 @@ Accepted layouts:
     ``*.weight_q`` entries, which QuantConv2d re-creates on every forward, and a
     ``module.`` prefix from nn.DataParallel are dropped)
   * a bare ``state_dict``.
+  * a packed deployable file (``model.packed``: 4-bit weight levels, two per byte).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def _torch_load(path: Path):
         raise CheckpointError(f"{path}: checkpoint not found")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
+    from .packed import is_packed, read_packed  # the deployable 4-bit format, told by its magic
+    if is_packed(path):
+        return read_packed(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

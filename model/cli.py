@@ -1,4 +1,4 @@
-"""Command line: ``python -m model {train,eval,export,bench} ...``.
+"""Command line: ``python -m model {train,eval,export,pack,bench} ...``.
 
 Every error is one line on stderr, ``error: ...``: exit status 2 for a usage
 error (bad or missing option), 1 for anything else (bad path, bad layer, bad
@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "train the 4-bit VGG16 on CIFAR-10 (writes last.pt / best.pt)",
     "eval": "test accuracy of a checkpoint on CIFAR-10",
     "export": "capture a layer and write its classic text vectors and tensors.npz",
+    "pack": "write a checkpoint as a packed deployable file (4-bit weights two per byte) and check its logits",
     "bench": "time the vectorized reference tiling against the notebook-style loops (RTL cycles: make bench)",
 }
 
@@ -51,7 +52,13 @@ def build_parser() -> OneLineArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     p = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
     train_mod.add_train_arguments(p)
-    p.set_defaults(_run=train_mod.run_train)
+    # --fast GPU path and the pack verb (model/fast_train.py, model/packed.py)
+    from . import fast_train, packed
+    fast_train.add_fast_arguments(p)
+    p.set_defaults(_run=fast_train.run_train_command)
+    p = sub.add_parser("pack", help=COMMANDS["pack"], description=COMMANDS["pack"])
+    packed.add_arguments(p)
+    p.set_defaults(_run=packed.run)
     p = sub.add_parser("eval", help=COMMANDS["eval"], description=COMMANDS["eval"])
     train_mod.add_eval_arguments(p)
     p.set_defaults(_run=train_mod.run_eval)
