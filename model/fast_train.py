@@ -13,9 +13,10 @@ What makes it fast, against ``model.train``:
   ``act_delta * w_delta`` in float32. The forward equals the model's up to that rounding, and
   the gradients reach weights and alphas through the quantizers' straight-through rules.
 * A large batch (default 512) with SGD (Nesterov momentum 0.9), weight decay on conv and
-  linear weights only (not BatchNorm, biases or alphas), OneCycle learning rate per step
-  (linear warm-up from lr/10 to lr over ``--warmup-epochs``, cosine down to lr/1000),
-  optional label smoothing.
+  linear weights only (not BatchNorm, biases or alphas), the learning rate set per step
+  (``lr_factor``: linear warm-up from lr/10 to lr over ``--warmup-epochs``, then cosine
+  down to lr/1000), label smoothing (default 0.1), and ``--time-budget`` to fit the number
+  of epochs to a device-time budget.
 
 Every epoch prints its time, images/s, loss and train / test accuracy (test accuracy with the
 bf16 forward). At the end the model is evaluated once more with its own float32 forward
@@ -46,7 +47,7 @@ from .errors import DataError, ModelError
 from .quant import QuantConv2d
 from .vgg import build_model
 
-__all__ = ["CLASSES", "FAST_DEFAULTS", "load_split", "as_nchw", "levels_forward", "train_fast",
+__all__ = ["CLASSES", "FAST_DEFAULTS", "load_split", "as_nchw", "levels_forward", "lr_factor", "train_fast",
            "evaluate_checkpoint", "add_fast_arguments", "run_train_command"]
 
 # Folder names of the JPG archive, in label order 0..9.
@@ -160,23 +161,35 @@ def _accuracy(model, images, labels, batch_size, dev, amp, fp32: bool) -> float:
     return 100.0 * correct / total
 
 
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning rate / peak at ``step``: linear 0.1 -> 1 over ``warmup_steps``, then half a
+    cosine down to 0.001 at ``total_steps``."""
+    if step < warmup_steps:
+        return 0.1 + 0.9 * step / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.001 + 0.999 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: str = "vgg16_quant_project",
                device: str | None = None, batch_size: int = 512, lr: float = 0.1, weight_decay: float = 5e-4,
                warmup_epochs: float = 2.0, label_smoothing: float = 0.1, amp: bool | None = None, seed: int = 0,
-               print_freq: int = 0, log=print) -> dict:
+               time_budget: float | None = None, print_freq: int = 0, log=print) -> dict:
     """Train ``model_name`` from its seeded initialization; returns the summary dict
     (also written to ``out/summary.json``) with the measured figures.
 
     ``train_x`` / ``test_x``: uint8 [N, 3, 32, 32] or [N, 32, 32, 3]; ``*_y``: int64 [N].
-    ``amp`` (default: on for CUDA) turns on the bf16 path. ``print_freq`` > 0 adds a
-    progress line every that many batches.
+    ``amp`` (default: on for CUDA) turns on the bf16 path. ``time_budget`` (seconds of
+    training and per-epoch evaluation) makes ``epochs`` a maximum: the number of epochs is
+    planned from the measured epoch times while the warm-up lasts (at least one epoch after
+    it). ``print_freq`` > 0 adds a progress line every that many batches.
     """
     from .train import resolve_device
 
     for name, value, ok in (("--epochs", epochs, epochs >= 1), ("--batch-size", batch_size, batch_size >= 1),
                             ("--lr", lr, lr > 0), ("--weight-decay", weight_decay, weight_decay >= 0),
                             ("--warmup-epochs", warmup_epochs, 0 <= warmup_epochs < epochs),
-                            ("--label-smoothing", label_smoothing, 0 <= label_smoothing < 1)):
+                            ("--label-smoothing", label_smoothing, 0 <= label_smoothing < 1),
+                            ("--time-budget", time_budget, time_budget is None or time_budget > 0)):
         if not ok:
             raise ModelError(f"{name} out of range: {value}")
     dev = resolve_device(device)
@@ -198,9 +211,10 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
     n = len(train_y)
     steps = math.ceil(n / batch_size)
     optimizer = torch.optim.SGD(_param_groups(model, weight_decay), lr=lr, momentum=0.9, nesterov=True)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=epochs * steps, pct_start=max(warmup_epochs / epochs, 1e-6),
-        anneal_strategy="cos", cycle_momentum=False, div_factor=10.0, final_div_factor=100.0)
+    warmup_steps = round(warmup_epochs * steps)
+    plan = {"epochs": epochs}
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup_steps, plan["epochs"] * steps))
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     gen = torch.Generator().manual_seed(seed)
     log(f"=> fast training {model_name} on {dev} ({'bf16 autocast' if amp else 'float32'}, channels-last): "
@@ -208,8 +222,9 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
         f"lr {lr:g} (warm-up {warmup_epochs:g} epochs, cosine), label smoothing {label_smoothing:g}")
 
     history = []
-    t_train = 0.0
-    for epoch in range(epochs):
+    t_train, walls = 0.0, []                 # walls: seconds of each epoch, evaluation included
+    epoch = 0
+    while epoch < plan["epochs"]:
         model.train()
         _sync(dev)
         t0 = time.time()
@@ -241,7 +256,16 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
                "lr": optimizer.param_groups[0]["lr"], "loss": loss_sum.item() / n,
                "train_acc": 100.0 * correct.item() / n, "test_acc_bf16" if amp else "test_acc": test_acc}
         history.append(row)
-        log(f"epoch {epoch + 1}/{epochs}: {seconds:.2f}s ({row['images_per_s']:.0f} images/s), "
+        epoch += 1
+        walls.append(time.time() - t0)
+        if time_budget is not None and epoch * steps <= max(warmup_steps, steps):
+            # Still warming up, so a new length leaves the schedule continuous. Epoch 1
+            # carries cuDNN's autotuning: later epochs are timed without it.
+            per_epoch = sum(walls[1:]) / (epoch - 1) if epoch > 1 else walls[0]
+            fit = epoch + int((time_budget - sum(walls)) // per_epoch)
+            plan["epochs"] = min(epochs, max(math.ceil(warmup_epochs) + 1, epoch + 1, fit))
+            log(f"=> time budget {time_budget:g}s: {per_epoch:.2f}s per epoch, planning {plan['epochs']} epochs")
+        log(f"epoch {epoch}/{plan['epochs']}: {seconds:.2f}s ({row['images_per_s']:.0f} images/s), "
             f"loss {row['loss']:.4f}, train acc {row['train_acc']:.2f}%, "
             f"test acc {test_acc:.2f}%{' (bf16 forward)' if amp else ''}, total {t_train:.1f}s")
 
@@ -253,8 +277,10 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     model = model.to(memory_format=torch.contiguous_format)
+    epochs = plan["epochs"]
     last = save_checkpoint(out / "last.pt", model, model_name, epochs, final_acc)
     summary = {"model": model_name, "device": str(dev), "amp_bf16": amp, "epochs": epochs,
+               "time_budget": time_budget,
                "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs,
                "label_smoothing": label_smoothing, "seed": seed, "train_images": n, "test_images": len(test_y),
                "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
@@ -287,11 +313,13 @@ def add_fast_arguments(p) -> None:
     g = p.add_argument_group("fast GPU path (--fast)")
     g.add_argument("--fast", action="store_true",
                    help="data and augmentation on the device, bf16 autocast with exact quantizers, "
-                        "channels-last, OneCycle schedule; defaults then: " +
+                        "channels-last, warm-up + cosine schedule; defaults then: " +
                         ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in FAST_DEFAULTS.items()))
     g.add_argument("--warmup-epochs", type=float, default=2.0, help="linear warm-up epochs (default 2)")
     g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default 0.1)")
     g.add_argument("--amp", choices=("on", "off"), default=None, help="bf16 autocast (default: on for cuda)")
+    g.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="seconds of training: --epochs becomes a maximum, planned from the warm-up epochs' times")
     classic = {k: p.get_default(k) for k in FAST_DEFAULTS}
     p.set_defaults(**{k: None for k in FAST_DEFAULTS}, _classic_defaults=classic)
 
@@ -314,5 +342,5 @@ def run_train_command(args) -> int:
                model_name=args.model or "vgg16_quant_project", device=args.device, batch_size=args.batch_size,
                lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                label_smoothing=args.label_smoothing, amp=None if args.amp is None else args.amp == "on",
-               seed=args.seed, print_freq=args.print_freq)
+               seed=args.seed, time_budget=args.time_budget, print_freq=args.print_freq)
     return 0
