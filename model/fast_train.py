@@ -336,8 +336,10 @@ def run_train_command(args) -> int:
         return run_train(args)
     if args.resume is not None:
         raise ModelError("--resume is not supported with --fast (it trains one schedule from the start)")
+    t0 = time.time()
     train_x, train_y = load_split(args.data, "train", args.limit)
     test_x, test_y = load_split(args.data, "test", args.test_limit)
+    print(f"=> read {len(train_y)} train and {len(test_y)} test images in {time.time() - t0:.1f}s", flush=True)
     train_fast(train_x, train_y, test_x, test_y, epochs=args.epochs, out=args.out,
                model_name=args.model or "vgg16_quant_project", device=args.device, batch_size=args.batch_size,
                lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
