@@ -152,11 +152,7 @@ def _sync(dev: torch.device) -> None:
 def _accuracy(model, images, labels, batch_size, dev, amp, fp32: bool) -> float:
     from .train import evaluate
 
-    if fp32:
-        ctx = contextlib.nullcontext()
-    else:
-        ctx = levels_forward(model, amp)
-    with ctx:
+    with contextlib.nullcontext() if fp32 else levels_forward(model, amp):
         correct, total, _ = evaluate(model, images, labels, batch_size, dev)
     return 100.0 * correct / total
 

@@ -3,8 +3,8 @@
 A packed file holds what inference needs and nothing else: for every QuantConv2d the
 integer weight levels ``w_int`` (-7..7, two's complement nibbles, two per byte), its
 ``wgt_alpha`` and ``act_alpha``; every BatchNorm tensor and the classifier in float32
-(``num_batches_tracked`` as int64). About 4.6 MB for the project VGG16 (15.0 MB of
-weights as float32 in a full checkpoint, plus its optimizer state).
+(``num_batches_tracked`` as int64): 4.51 MB for the project VGG16, whose full checkpoint
+holds 35.5 MB of float32 weights.
 
 Layout (little-endian)::
 
@@ -291,8 +291,10 @@ def pack_checkpoint(src, dst, model_name: str | None = None, check_images: int =
     from .data import synthetic_images
 
     src, dst = Path(src), Path(dst)
-    if dst.exists() and dst.is_dir():
+    if dst.is_dir():
         raise CheckpointError(f"{dst}: --out is a directory, expected a file path")
+    if dst.exists() and src.exists() and dst.samefile(src):
+        raise CheckpointError(f"{dst}: --out is the checkpoint itself; pack into another file")
     model, ckpt, name = model_from_checkpoint(src, model_name)
     write_packed(dst, model.state_dict(), name, ckpt.get("epoch", 0), ckpt.get("best_prec", 0.0))
     packed_model, _, _ = model_from_checkpoint(dst, name)

@@ -9,15 +9,15 @@
 # What comes back in $OUT: train.log, summary.json (per-epoch figures), model.q4 (the
 # packed checkpoint, about 4.5 MB) and figures.json (accuracies, times, sizes).
 #
-# Settings (environment): BUDGET seconds of training (default 420), EPOCHS maximum
-# (default 100), BATCH (512), LR (0.1), SEED (0), PYTHON (python3), ARCHIVE; for a dry run
+# Settings (environment): BUDGET seconds of training (default 360), EPOCHS maximum
+# (default 200), BATCH (512), LR (0.1), SEED (0), PYTHON (python3), ARCHIVE; for a dry run
 # on the CPU: DEVICE=cpu and LIMIT=N (the first N train and test images).
 set -euo pipefail
 : "${OUT:?set OUT to the folder that comes back}"
 PYTHON=${PYTHON:-python3}
 ARCHIVE=${ARCHIVE:-data/cifar10-jpg.tar.gz}
-BUDGET=${BUDGET:-420}
-EPOCHS=${EPOCHS:-100}
+BUDGET=${BUDGET:-360}
+EPOCHS=${EPOCHS:-200}
 BATCH=${BATCH:-512}
 LR=${LR:-0.1}
 SEED=${SEED:-0}

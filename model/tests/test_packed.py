@@ -12,7 +12,7 @@ from model import packed
 from model.capture import default_capture
 from model.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from model.cli import main
-from model.data import synthetic_images
+from model.data import synthetic_images, write_synthetic_cifar
 from model.errors import CheckpointError
 from model.vgg import build_model
 
@@ -100,6 +100,15 @@ def test_logits_bit_identical_and_size(full_and_packed):
     assert small.stat().st_size < 4.6e6 and full.stat().st_size > 7 * small.stat().st_size
 
 
+def test_eval_cli_same_result(full_and_packed, tmp_path, capsys):
+    data = write_synthetic_cifar(tmp_path, n_train=2, n_test=6, seed=5, train_files=1)
+    lines = []
+    for path in full_and_packed:
+        assert main(["eval", "--checkpoint", str(path), "--data", str(data), "--device", "cpu"]) == 0
+        lines.append(capsys.readouterr().out)
+    assert lines[0] == lines[1] and lines[0].startswith("Test set: Accuracy: ") and "/6 (" in lines[0]
+
+
 def test_export_capture_identical(full_and_packed):
     full, small = full_and_packed
     caps = [default_capture(checkpoint=p, image=2) for p in (full, small)]
@@ -111,9 +120,13 @@ def test_export_capture_identical(full_and_packed):
 def test_pack_cli(full_and_packed, tmp_path, capsys):
     full, small = full_and_packed
     assert packed.is_packed(small) and not packed.is_packed(full)
-    assert main(["pack", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.q4")]) == 1
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "checkpoint not found" in err[0]
+    for argv, needle in (([str(tmp_path / "none.pt"), str(tmp_path / "x.q4")], "checkpoint not found"),
+                         ([str(full), str(full)], "is the checkpoint itself"),
+                         ([str(full), str(tmp_path)], "is a directory")):
+        assert main(["pack", "--checkpoint", argv[0], "--out", argv[1]]) == 1
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and needle in err[0], err
+    assert packed.is_packed(small) and not packed.is_packed(full)          # untouched
 
 
 def _corrupt(src, dst, edit):
