@@ -7,7 +7,8 @@
 # Then one device call from the repository root:
 #     run(command="bash tools/device_train.sh", carry=["data"], timeout_s=590)
 # What comes back in $OUT: train.log, summary.json (per-epoch figures), model.q4 (the
-# packed checkpoint, about 4.5 MB) and figures.json (accuracies, times, sizes).
+# packed checkpoint, about 4.5 MB) and figures.json (accuracies, times, sizes, and the
+# recovery error and level ranges of the 8->8 layer features.27 with the trained weights).
 #
 # Settings (environment): BUDGET seconds of training (default 360), EPOCHS maximum
 # (default 200), BATCH (512), LR (0.1), SEED (0), PYTHON (python3), ARCHIVE; for a dry run
@@ -40,7 +41,7 @@ cp "$WORK/run/summary.json" "$OUT/summary.json"
 "$PYTHON" - "$WORK" "$OUT" "$DEVICE" "$LIMIT" <<'PY' 2>&1 | tee -a "$OUT/train.log"
 import json, os, sys, time
 import torch
-from model.fast_train import evaluate_checkpoint
+from model.fast_train import evaluate_checkpoint, load_split
 
 work, out, device, limit = sys.argv[1:]
 summary = json.load(open(os.path.join(out, "summary.json")))
@@ -56,6 +57,17 @@ for key, path in (("full", os.path.join(work, "run", "last.pt")), ("packed", os.
     figures[f"{key}_eval"] = {"correct": r["correct"], "total": r["total"], "accuracy": r["accuracy"],
                               "bytes": os.path.getsize(path), "seconds": round(time.time() - t, 2)}
     print(f"{key} checkpoint: {r['correct']}/{r['total']} ({r['accuracy']:.2f}%), {os.path.getsize(path):,} bytes")
+# The accelerator's reference layer with the trained weights, on JPG test image 0 of class 0.
+from model.capture import capture_layer
+from model.checkpoint import model_from_checkpoint
+from model.data import normalize
+model, _, _ = model_from_checkpoint(os.path.join(out, "model.q4"))
+x, _ = load_split(work, "test", limit=1)
+cap = capture_layer(model, "features.27", normalize(x), index=0)
+figures["features.27"] = {"recovery_error": float(cap.recovery_error), "w_int": [int(cap.w_int.min()), int(cap.w_int.max())],
+                          "x_int": [int(cap.x_int.min()), int(cap.x_int.max())], "act_delta": cap.act_delta,
+                          "w_delta": cap.w_delta}
+print("features.27 (8->8):", figures["features.27"])
 json.dump(figures, open(os.path.join(out, "figures.json"), "w"), indent=1)
 print("wrote", os.path.join(out, "figures.json"))
 PY
