@@ -214,7 +214,8 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     gen = torch.Generator().manual_seed(seed)
     log(f"=> fast training {model_name} on {dev} ({'bf16 autocast' if amp else 'float32'}, channels-last): "
-        f"{n} train / {len(test_y)} test images on the device, {steps} batches of {batch_size}, {epochs} epochs, "
+        f"{n} train / {len(test_y)} test images on the device, {steps} batches of {batch_size}, "
+        f"{'at most ' if time_budget else ''}{epochs} epochs, "
         f"lr {lr:g} (warm-up {warmup_epochs:g} epochs, cosine), label smoothing {label_smoothing:g}")
 
     history = []
@@ -280,6 +281,7 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
                "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs,
                "label_smoothing": label_smoothing, "seed": seed, "train_images": n, "test_images": len(test_y),
                "load_seconds": round(t_load, 3), "train_seconds": round(t_train, 3),
+               "epoch_seconds_with_eval": round(sum(walls), 3),
                "final_test_acc_fp32": final_acc, "final_eval_seconds": round(time.time() - t0, 3),
                "checkpoint": str(last), "history": history}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

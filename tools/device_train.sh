@@ -45,8 +45,8 @@ from model.fast_train import evaluate_checkpoint, load_split
 
 work, out, device, limit = sys.argv[1:]
 summary = json.load(open(os.path.join(out, "summary.json")))
-figures = {k: summary[k] for k in ("model", "epochs", "batch_size", "lr", "train_seconds", "load_seconds",
-                                   "final_test_acc_fp32", "time_budget")}
+figures = {k: summary[k] for k in ("model", "epochs", "batch_size", "lr", "train_seconds", "epoch_seconds_with_eval",
+                                   "load_seconds", "final_test_acc_fp32", "time_budget")}
 figures["device"] = torch.cuda.get_device_name(0) if device == "cuda" else device
 figures["torch"] = torch.__version__
 figures["data"] = "cifar10-jpg.tar.gz (JPEG copies of CIFAR-10, not the original pixels), test split"

@@ -125,12 +125,13 @@ def test_fast_cli_one_epoch(jpg_data, tmp_path, capsys):
                "--out", str(out), "--device", "cpu"])
     text, err = capsys.readouterr()
     assert rc == 0, err
-    assert "float32, channels-last" in text and "planning 2 epochs" in text and "images/s" in text
+    assert "float32, channels-last" in text and "at most 5 epochs" in text and "planning 2 epochs" in text and "images/s" in text
     assert "epoch 2/2: " in text and "epoch 3" not in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs"] == 2 and summary["batch_size"] == 8 and not summary["amp_bf16"]
     assert summary["train_images"] == 8 and summary["test_images"] == 4
     assert [row["epoch"] for row in summary["history"]] == [1, 2]
+    assert summary["epoch_seconds_with_eval"] >= summary["train_seconds"] > 0
     assert summary["history"][0]["lr"] > summary["history"][1]["lr"]       # cosine after the warm-up
     model, ckpt, _ = model_from_checkpoint(out / "last.pt")
     x, y = fast_train.load_split(jpg_data, "test", limit=4)
