@@ -118,7 +118,7 @@ def test_missing_dir_and_files(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="does not exist"):
         cifar.load_cifar10(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no CIFAR-10 batches"):
+    with pytest.raises(DataError, match="no CIFAR-10 here"):
         cifar.load_cifar10(tmp_path / "empty")
     folder = _write_dataset(tmp_path / "d")
     (folder / "data_batch_3").unlink()
