@@ -253,7 +253,7 @@ def default_capture(
     layer defaults to ``default_layer(model)``.
     """
     from .checkpoint import model_from_checkpoint
-    from .data import load_test_image, normalize, synthetic_images
+    from .data import CLASSES, load_test_image, normalize, synthetic_images
 
     if image < 0:
         raise ModelError(f"image index must be >= 0, got {image}")
@@ -270,7 +270,7 @@ def default_capture(
     if data is not None:
         x_u8, label, source = load_test_image(data, image)
         if echo is not None:
-            echo(f"image        test image {image}: {source} (label {label})")
+            echo(f"image        test image {image}: {source} (label {label}, {CLASSES[label]})")
         x = normalize(x_u8.unsqueeze(0))
     else:
         x, _ = synthetic_images(image + 1, seed=seed)

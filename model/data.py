@@ -139,6 +139,12 @@ class _Files:
             return []
         return sorted(str(PurePosixPath(p.relative_to(self.root))) for p in base.rglob("*") if p.is_file())
 
+    def has_dir(self, prefix: str) -> bool:
+        """Whether a folder ``prefix`` (ending in /) holds anything."""
+        if self._tar is not None:
+            return any(n.startswith(prefix) for n in self._members)
+        return (self.root / prefix).is_dir()
+
     def top_dirs(self) -> list[str]:
         if self._tar is not None:
             return sorted({n.split("/", 1)[0] + "/" for n in self._members if "/" in n})
@@ -244,7 +250,7 @@ def open_cifar10(data: str | os.PathLike | None = None) -> CifarSource:
         if files.exists(prefix + TEST_FILE) or files.exists(prefix + TRAIN_FILES[0]):
             return CifarSource(files, prefix, BATCHES)
     for prefix in ("", *tops):
-        if any(files.listing(f"{prefix}{split}/") for split in ("train", "test")):
+        if any(files.has_dir(f"{prefix}{split}/") for split in ("train", "test")):
             return CifarSource(files, prefix, IMAGE_FOLDERS)
     raise DataError(f"{root}: no CIFAR-10 here (expected {TEST_FILE} and data_batch_1..5, {SUBDIR}/, "
                     f"or train/<class>/ and test/<class>/ image folders)")
