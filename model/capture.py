@@ -248,8 +248,8 @@ def default_capture(
     exercised). With ``checkpoint``: loads it into ``model_name`` when given, else into the
     model the checkpoint shows. ``act_quant``: the activation quantizer (default: the
     checkpoint's, else ``"course"``).
-    The image is test image ``image`` of CIFAR-10 in ``data`` when given (``echo`` gets one
-    line naming it), else synthetic image ``image`` (``synthetic_images(seed=seed)``). The
+    ``echo`` (e.g. print) gets one line naming the model and its quantizer, and one naming
+    the image. The image is test image ``image`` of CIFAR-10 in ``data`` when given, else synthetic image ``image`` (``synthetic_images(seed=seed)``). The
     layer defaults to ``default_layer(model)``.
     """
     from .checkpoint import model_from_checkpoint
@@ -264,6 +264,8 @@ def default_capture(
     if layer is None:
         layer = default_layer(model)
     resolve_layer(model, layer)  # fail early, with the list of layers
+    if echo is not None:
+        echo(f"model        {model.layout.label}, activation quantizer {model.act_quant}")
     if checkpoint is None:
         calib, _ = synthetic_images(calib_images, seed=seed + 1000)
         calibrate_act_alphas(model, calib, percentile)

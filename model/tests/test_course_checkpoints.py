@@ -96,6 +96,7 @@ def test_eval_resume_export_of_a_course_checkpoint(dataset, tmp_path, capsys):
     rc, out, err = call(["export", "--checkpoint", path, "--out", out_dir, "--data", dataset, "--image", "2"], capsys)
     assert rc == 0, err
     assert "layer        features.27  (8 -> 8 channels" in out and "test image 2:" in out
+    assert "model        vgg16_quant_project_part1, activation quantizer course" in out
     assert (out_dir / "tensors.npz").is_file()
 
 
