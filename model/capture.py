@@ -5,6 +5,11 @@ and returns, for one image, the unsigned activation integers ``x_int``, the
 signed weight integers ``w_int``, the integer convolution ``out_int`` (before
 ReLU) and the layer's own float output, with the check that
 ``out_float == out_int * act_delta * w_delta`` (README section "Numerics").
+
+The array takes unsigned activations. With the course quantizer (the default) a layer
+whose input can be negative (features.0: the normalized image) gets negative levels;
+such a capture is refused with one line, unless the model runs the unsigned quantizer
+(``--act-quant unsigned``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch.nn.functional as F
 
 from .errors import LayerError, ModelError
 from .quant import QuantConv2d
-from .vgg import DEFAULT_LAYER, build_model, conv_layers, resolve_layer
+from .vgg import build_model, conv_layers, default_layer, resolve_layer
 
 __all__ = ["LayerCapture", "capture_layer", "calibrate_act_alphas", "default_capture", "exact_fp32", "INTEGRAL_TOL"]
 
@@ -135,7 +140,13 @@ def capture_layer(model: nn.Module, layer_spec, images: torch.Tensor, index: int
     act_delta, w_delta = conv.act_delta, conv.w_delta
     a_max = 2 ** conv.a_bit - 1
     w_max = conv.weight_quant.levels
-    x_int = _to_int((act_q / act_delta).double().cpu()[0], "x_int", name, 0, a_max)
+    x_levels = (act_q / act_delta).double().cpu()[0]
+    x_min = int(x_levels.round().min().item()) if x_levels.numel() else 0
+    if x_min < 0:
+        raise LayerError(f"{name}: its input activations are signed (levels {x_min}..{int(x_levels.round().max())}, "
+                         f"{conv.act_quant} quantizer) and the array takes unsigned 0..{a_max}: capture another "
+                         f"layer, or run the unsigned quantizer (--act-quant unsigned)")
+    x_int = _to_int(x_levels, "x_int", name, 0, a_max)
     w_int = _to_int((weight_q / w_delta).double().cpu(), "w_int", name, -w_max, w_max)
     # float64 is exact here: |sum| <= IC*kh*kw*15*7, far below 2**53.
     out_int = F.conv2d(x_int.unsqueeze(0), w_int, None, stride, padding)[0].round()
@@ -217,7 +228,7 @@ def calibrate_act_alphas(model: nn.Module, images: torch.Tensor, percentile: flo
 
 
 def default_capture(
-    model_name: str = "vgg16_quant_project",
+    model_name=None,
     layer=None,
     checkpoint=None,
     data=None,
@@ -225,38 +236,44 @@ def default_capture(
     seed: int = 0,
     calib_images: int = 16,
     percentile: float = 99.0,
+    act_quant: str | None = None,
+    echo=None,
 ) -> LayerCapture:
     """Capture a layer with sensible defaults.
 
-    Builds ``model_name`` (seeded), loads ``checkpoint`` if given (its model
-    name wins), else calibrates the activation thresholds (and BatchNorm
-    statistics) on ``calib_images`` synthetic images at ``percentile`` (99.0:
-    for the default 8 -> 8 layer this fills x_int up to the top levels, so the
-    unsigned values 8..15 are exercised).
-    The image is test image ``image`` of CIFAR-10 in ``data`` when given, else
-    synthetic image ``image`` (``synthetic_images(seed=seed)``). The layer
-    defaults to ``DEFAULT_LAYER[model_name]``.
+    Without ``checkpoint``: builds ``model_name`` (a MODELS name or layout config; default
+    ``vgg16_quant_project``), seeded, and calibrates the activation thresholds (and BatchNorm
+    statistics) on ``calib_images`` synthetic images at ``percentile`` (99.0: for the default
+    8 -> 8 layer this fills x_int up to the top levels, so the unsigned values 8..15 are
+    exercised). With ``checkpoint``: loads it into ``model_name`` when given, else into the
+    model the checkpoint shows. ``act_quant``: the activation quantizer (default: the
+    checkpoint's, else ``"course"``).
+    ``echo`` (e.g. print) gets one line naming the model and its quantizer, and one naming
+    the image. The image is test image ``image`` of CIFAR-10 in ``data`` when given, else synthetic image ``image`` (``synthetic_images(seed=seed)``). The
+    layer defaults to ``default_layer(model)``.
     """
     from .checkpoint import model_from_checkpoint
-    from .data import load_cifar10, normalize, synthetic_images
+    from .data import CLASSES, load_test_image, normalize, synthetic_images
 
     if image < 0:
         raise ModelError(f"image index must be >= 0, got {image}")
     if checkpoint is not None:
-        model, _, model_name = model_from_checkpoint(checkpoint, None)
+        model, _, model_name = model_from_checkpoint(checkpoint, model_name, act_quant)
     else:
-        model = build_model(model_name, seed=seed)
+        model = build_model(model_name or "vgg16_quant_project", seed=seed, act_quant=act_quant or "course")
     if layer is None:
-        layer = DEFAULT_LAYER[model_name]
+        layer = default_layer(model)
     resolve_layer(model, layer)  # fail early, with the list of layers
+    if echo is not None:
+        echo(f"model        {model.layout.label}, activation quantizer {model.act_quant}")
     if checkpoint is None:
         calib, _ = synthetic_images(calib_images, seed=seed + 1000)
         calibrate_act_alphas(model, calib, percentile)
     if data is not None:
-        x_u8, _ = load_cifar10(data, "test", limit=image + 1)
-        if image >= len(x_u8):
-            raise ModelError(f"image index {image} out of range: the test set has {len(x_u8)} images")
-        x = normalize(x_u8[image : image + 1])
+        x_u8, label, source = load_test_image(data, image)
+        if echo is not None:
+            echo(f"image        test image {image}: {source} (label {label}, {CLASSES[label]})")
+        x = normalize(x_u8.unsqueeze(0))
     else:
         x, _ = synthetic_images(image + 1, seed=seed)
         x = x[image : image + 1]

@@ -1,42 +1,70 @@
-"""Safe checkpoint save / load.
+"""Safe checkpoint save / load, for our checkpoints and the course notebooks' as people have them.
 
-A checkpoint is loaded only with ``torch.load(weights_only=True)``: plain
-tensors, numbers, strings, lists and dicts. A file that needs pickle code (a
-custom class, a ``__reduce__`` payload) is refused before anything runs.
+A checkpoint is loaded only with ``torch.load(weights_only=True)``: tensors, numbers,
+strings, lists and dicts, plus exactly the numpy globals a numpy scalar needs
+(``numpy.dtype``, ``numpy[._]core.multiarray.scalar`` and the numeric dtype classes),
+because course checkpoints often hold ``best_prec`` as ``np.float64``. A file that needs
+any other pickle code (a custom class, a ``__reduce__`` payload) is refused before
+anything runs. Tensors saved on CUDA load onto the CPU.
 
 Accepted layouts:
-  * ours: ``{"state_dict", "epoch", "best_prec", "model", "optimizer"}``
-  * the course notebooks': ``{"state_dict": ..., "epoch": ..., ...}`` (its
-    ``*.weight_q`` entries, which QuantConv2d re-creates on every forward, and a
-    ``module.`` prefix from nn.DataParallel are dropped)
-  * a bare ``state_dict``.
-  * a packed deployable file (``model.packed``: 4-bit weight levels, two per byte).
+  * ours: ``{"state_dict", "epoch", "best_prec", "model", "act_quant", "optimizer"}``
+  * the course notebooks': ``{"epoch", "state_dict", "best_prec", "optimizer"}``
+    (``checkpoint.pth``, ``model_best.pth.tar``), with the ``*.weight_q`` entries the
+    course's QuantConv2d registers as parameters (dropped: QuantConv2d recomputes them);
+  * a bare ``state_dict``;
+  * a packed deployable file (``model.packed``: 4-bit weight levels, two per byte);
+each with keys prefixed by ``module.`` (nn.DataParallel) and/or ``_orig_mod.``
+(torch.compile), which are stripped. Non-finite weights are refused.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ModelError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_state_dict", "infer_model_name", "model_from_checkpoint"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_state_dict",
+    "infer_model_name",
+    "model_from_checkpoint",
+    "describe_foreign",
+    "map_optimizer_state",
+    "SAFE_NUMPY_GLOBALS",
+]
+
+_PREFIXES = ("module.", "_orig_mod.")
+_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+_SCALAR = np._core.multiarray.scalar
+# What weights_only needs to rebuild a numpy scalar, under numpy 2's and numpy 1's module names.
+SAFE_NUMPY_GLOBALS = [np.dtype, _SCALAR, (_SCALAR, "numpy.core.multiarray.scalar")] + [
+    getattr(np.dtypes, f"{kind}DType") for kind in
+    ("Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+     "Float16", "Float32", "Float64")
+]
 
 
 def save_checkpoint(path, model: nn.Module, model_name: str, epoch: int, best_prec: float,
-                    optimizer: torch.optim.Optimizer | None = None) -> Path:
-    """Write our checkpoint format (loadable with weights_only=True)."""
+                    optimizer: torch.optim.Optimizer | None = None, act_quant: str = "course") -> Path:
+    """Write our checkpoint format (loadable with weights_only=True); ``model_name`` is a
+    MODELS name or a layout config string."""
     path = Path(path)
     state = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "epoch": int(epoch),
         "best_prec": float(best_prec),
         "model": str(model_name),
+        "act_quant": str(act_quant),
         "optimizer": optimizer.state_dict() if optimizer is not None else {},
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -49,7 +77,7 @@ def _refusal(path, err: Exception) -> CheckpointError:
     text = str(err)
     m = re.search(r"unsupported GLOBAL ([\w.]+)", text, re.IGNORECASE) or re.search(
         r"Unsupported global: GLOBAL ([\w.]+)", text
-    )
+    ) or re.search(r"got <class '([\w.]+)'>", text)
     if m:
         return CheckpointError(f"{path}: refused: needs pickle code to load (unsafe checkpoint; global {m.group(1)})")
     m = re.search(r"Unsupported operand (\d+)", text)
@@ -67,7 +95,8 @@ def _torch_load(path: Path):
     if is_packed(path):
         return read_packed(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
             raise _refusal(path, e) from None
@@ -90,22 +119,40 @@ def _is_state_dict(obj) -> bool:
     )
 
 
-def _clean_state_dict(sd: dict) -> dict:
-    out = {}
-    for k, v in sd.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
-        if k.endswith(".weight_q"):  # course QuantConv2d registered it as a parameter
-            continue
-        out[k] = v
-    return out
+def _strip(key: str) -> str:
+    """Drop leading ``module.`` / ``_orig_mod.`` prefixes, in any order and number."""
+    while key.startswith(_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def _number(path, ckpt: dict, key: str, kind):
+    value = ckpt.get(key, 0)
+    try:
+        number = kind(value.item() if isinstance(value, (torch.Tensor, np.generic)) else value)
+    except (TypeError, ValueError, RuntimeError):
+        raise CheckpointError(f"{path}: {key!r} is not a number ({type(value).__name__})") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise CheckpointError(f"{path}: {key!r} is {number}")
+    return number
+
+
+def _check_finite(path, state_dict: dict) -> None:
+    for key, t in state_dict.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+            raise CheckpointError(f"{path}: refused: {key!r} holds non-finite values ({nan} NaN, {inf} inf "
+                                  f"of {t.numel()}); the training that wrote it diverged")
 
 
 def load_checkpoint(path, model: nn.Module | None = None) -> dict:
     """Load a checkpoint safely; with ``model``, load its weights (strict).
 
-    Returns a dict with at least ``state_dict`` (cleaned), ``epoch``,
-    ``best_prec``, ``model`` (name or None) and ``optimizer`` (maybe empty).
+    Returns a dict with at least ``state_dict`` (prefixes stripped, ``weight_q`` dropped,
+    every value finite), ``param_names`` (the saved parameters in saved order, ``weight_q``
+    included: the order of the saved optimizer's indices), ``weight_q`` (how many were
+    dropped), ``epoch`` (int), ``best_prec`` (float), ``model`` (name, config or None),
+    ``act_quant`` (or None) and ``optimizer`` (maybe empty).
     """
     path = Path(path)
     obj = _torch_load(path)
@@ -119,57 +166,134 @@ def load_checkpoint(path, model: nn.Module | None = None) -> dict:
         ckpt = {}
     else:
         raise CheckpointError(f"{path}: not a model checkpoint (expected a state_dict or a dict with 'state_dict')")
-    ckpt["state_dict"] = _clean_state_dict(sd)
-    ckpt.setdefault("epoch", 0)
-    ckpt.setdefault("best_prec", 0.0)
-    ckpt.setdefault("optimizer", {})
-    name = ckpt.get("model")
-    ckpt["model"] = name if isinstance(name, str) else None
+    names = [_strip(k) for k in sd]
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"{path}: keys collide once the module./_orig_mod. prefixes are stripped")
+    clean = {n: v for n, v in zip(names, sd.values()) if not n.endswith(".weight_q")}
+    _check_finite(path, clean)
+    ckpt["state_dict"] = clean
+    ckpt["param_names"] = [n for n in names if n.rsplit(".", 1)[-1] not in _BN_BUFFERS]
+    ckpt["weight_q"] = len(names) - len(clean)
+    ckpt["epoch"] = _number(path, ckpt, "epoch", int)
+    ckpt["best_prec"] = _number(path, ckpt, "best_prec", float)
+    if not isinstance(ckpt.get("optimizer"), dict):
+        ckpt["optimizer"] = {}
+    for key in ("model", "act_quant"):
+        ckpt[key] = ckpt[key] if isinstance(ckpt.get(key), str) else None
     if model is not None:
         load_state_dict(model, ckpt["state_dict"], source=path)
     return ckpt
 
 
-def load_state_dict(model: nn.Module, state_dict: dict, source="checkpoint") -> None:
-    """Strict load that names the first bad key in a one-line CheckpointError."""
+def load_state_dict(model: nn.Module, state_dict: dict, source="checkpoint", hint: str = "") -> None:
+    """Strict load that names the first bad key in a one-line CheckpointError (``hint`` appended)."""
     expected = model.state_dict()
+
+    def wrong(reason):
+        return CheckpointError(f"{source}: wrong architecture: {reason}{hint}")
+
     for key, tensor in expected.items():
         if key not in state_dict:
-            raise CheckpointError(f"{source}: wrong architecture: missing key {key!r}")
+            raise wrong(f"missing key {key!r}")
         got = state_dict[key]
         if tuple(got.shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"{source}: wrong architecture: {key!r} has shape {tuple(got.shape)}, model expects {tuple(tensor.shape)}"
-            )
+            raise wrong(f"{key!r} has shape {tuple(got.shape)}, model expects {tuple(tensor.shape)}")
     for key in state_dict:
         if key not in expected:
-            raise CheckpointError(f"{source}: wrong architecture: unexpected key {key!r}")
+            raise wrong(f"unexpected key {key!r}")
     model.load_state_dict(state_dict, strict=True)
 
 
+def describe_foreign(state_dict: dict) -> str:
+    """What a checkpoint that is no VGG_quant seems to be, in a few words."""
+    stages = {}
+    for key in state_dict:
+        m = re.match(r"layer(\d+)\.(\d+)\.conv(\d+)\.weight$", key)
+        if m:
+            stages.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+            stages.setdefault("convs", set()).add(int(m.group(3)))
+    if stages:
+        per_block = max(stages.pop("convs"))
+        blocks = [len(stages[s]) for s in sorted(stages)]
+        depth = per_block * sum(blocks) + 2
+        kind = "bottleneck" if per_block == 3 else "basic"
+        return (f"looks like a ResNet-{depth} ({len(blocks)} stages of {'/'.join(map(str, blocks))} {kind} "
+                f"blocks), not a VGG16_quant")
+    keys = list(state_dict)
+    return f"not a VGG16_quant checkpoint (keys {', '.join(repr(k) for k in keys[:3])}{', ...' if len(keys) > 3 else ''})"
+
+
 def infer_model_name(state_dict: dict) -> str | None:
-    """The MODELS entry whose parameter names and shapes match ``state_dict``, if any."""
-    from .vgg import MODELS
+    """The layout (MODELS name or config string) that ``state_dict`` was saved from, or None."""
+    from .vgg import layout_from_state_dict
 
-    with torch.device("meta"):
-        for name, ctor in MODELS.items():
-            expected = ctor().state_dict()
-            if set(expected) == set(state_dict) and all(
-                tuple(expected[k].shape) == tuple(state_dict[k].shape) for k in expected
-            ):
-                return name
-    return None
+    try:
+        return layout_from_state_dict(state_dict).label
+    except ModelError:
+        return None
 
 
-def model_from_checkpoint(path, model_name: str | None = None):
-    """Build the right model for a checkpoint and load it: (model, ckpt dict, name)."""
-    from .vgg import build_model
+def model_from_checkpoint(path, model_name=None, act_quant: str | None = None):
+    """Build the right model for a checkpoint and load it: (model, ckpt dict, model label).
+
+    The layout is ``model_name`` (a MODELS name or config string) when given, else the one
+    the checkpoint names, else the one its keys and shapes show. ``act_quant`` (default: the
+    checkpoint's, else ``"course"``) chooses the activation quantizer.
+    """
+    from .vgg import build_model, layout_from_state_dict, resolve_model
 
     ckpt = load_checkpoint(path)
-    name = model_name or ckpt.get("model") or infer_model_name(ckpt["state_dict"])
-    if name is None:
-        raise CheckpointError(f"{path}: cannot tell which model this checkpoint is for; pass --model")
-    model = build_model(name)
-    load_state_dict(model, ckpt["state_dict"], source=path)
-    ckpt["model"] = name
-    return model, ckpt, name
+    sd = ckpt["state_dict"]
+    try:
+        detected = layout_from_state_dict(sd)
+    except ModelError as e:
+        if any(k.startswith("features.") for k in sd):
+            raise CheckpointError(f"{path}: not a VGG16_quant layout this tool can read: {e}") from None
+        raise CheckpointError(f"{path}: {describe_foreign(sd)}; this tool runs VGG16_quant layouts only") from None
+    spec = model_name or ckpt["model"] or detected
+    layout = resolve_model(spec)
+    model = build_model(layout, act_quant=act_quant or ckpt["act_quant"] or "course")
+    hint = "" if layout.same_network(detected) else f" (its keys and shapes are those of {detected.label})"
+    load_state_dict(model, sd, source=path, hint=hint)
+    ckpt["model"] = layout.label
+    return model, ckpt, layout.label
+
+
+def map_optimizer_state(ckpt: dict, model: nn.Module) -> tuple[dict | None, str]:
+    """The checkpoint's SGD state re-indexed for ``model``'s parameters, or (None, why not).
+
+    A course optimizer was built over the course model's parameters, ``weight_q`` included
+    (the course never gives them gradients, so they hold no momentum); its indices follow
+    the saved state_dict's parameter order (``ckpt["param_names"]``). Entries of
+    ``weight_q`` are dropped, the others move to the index of the same name here.
+    """
+    saved = ckpt.get("optimizer") or {}
+    groups, state = saved.get("param_groups"), saved.get("state")
+    if not groups or not isinstance(state, dict):
+        return None, "the checkpoint holds no optimizer state"
+    if len(groups) != 1 or not isinstance(groups[0], dict) or "params" not in groups[0]:
+        return None, f"the saved optimizer has {len(groups)} parameter groups, not one"
+    ids, names = list(groups[0]["params"]), ckpt["param_names"]
+    if len(ids) != len(names):
+        return None, f"the saved optimizer covers {len(ids)} parameters, the saved model has {len(names)}"
+    params = dict(model.named_parameters())
+    index = {name: j for j, name in enumerate(params)}
+    name_of = dict(zip(ids, names))
+    missing = [n for n in params if n not in name_of.values()]
+    if missing:
+        return None, f"the saved optimizer has no entry for {missing[0]!r}"
+    mapped = {}
+    for pid, entry in state.items():
+        name = name_of.get(pid)
+        if name is None or (name not in index and not name.endswith(".weight_q")):
+            return None, f"the saved optimizer holds state for {name or pid!r}, which this model has not"
+        if name not in index:
+            continue
+        buf = entry.get("momentum_buffer") if isinstance(entry, dict) else None
+        if buf is not None and tuple(buf.shape) != tuple(params[name].shape):
+            return None, f"the momentum of {name!r} has shape {tuple(buf.shape)}, the parameter {tuple(params[name].shape)}"
+        mapped[index[name]] = entry
+    group = dict(groups[0], params=list(range(len(params))))
+    dropped = len(names) - len(params)
+    note = f" ({dropped} weight_q entries dropped)" if dropped else ""
+    return {"state": mapped, "param_groups": [group]}, f"momentum of {len(mapped)} parameters restored{note}"

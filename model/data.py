@@ -1,49 +1,68 @@
-"""CIFAR-10 from its own python batches, augmentation on tensors, synthetic images.
+"""CIFAR-10 as people have it, augmentation on tensors, synthetic images.
 
-The data directory is ``--data DIR`` or the environment variable ``CIFAR10_DIR``;
-it may be the ``cifar-10-batches-py`` folder itself or a parent holding it.
-Batches are pickles (``data_batch_1`` .. ``data_batch_5``, ``test_batch``) of a
-dict with ``b"data"`` (uint8 [N, 3072]) and ``b"labels"`` (N ints). They are read
-with a restricted unpickler that only allows the numpy globals a real batch needs,
-so a batch file cannot run code.
+``--data`` (or the environment variable ``CIFAR10_DIR``) may be any of:
+
+* the python batches folder ``cifar-10-batches-py`` (``data_batch_1`` .. ``data_batch_5``,
+  ``test_batch``), or torchvision's root holding it;
+* the ``cifar-10-python.tar.gz`` archive, read in place (nothing is unpacked);
+* an image-folder tree ``train/<class>/*.png|jpg`` and ``test/<class>/...`` (``<class>`` one
+  of CLASSES, label = its position), or a ``.tar.gz`` of one. Images are decoded with
+  Pillow and must be 32x32; a split's order is class by class, files sorted by name
+  (torchvision's ImageFolder order), so ``--limit`` takes whole classes first.
+
+Batches are pickles of a dict with ``b"data"`` (uint8 [N, 3072]) and ``b"labels"`` (N
+ints). They are read with a restricted unpickler that allows only the numpy globals a
+real batch needs and ``_codecs.encode`` (which Python-2-protocol pickles written by
+Python 3 use for bytes), so a batch file cannot run code.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
-from pathlib import Path
+import re
+import tarfile
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .errors import DataError
 
 __all__ = [
     "MEAN",
     "STD",
+    "CLASSES",
     "TRAIN_FILES",
     "TEST_FILE",
     "find_cifar_dir",
+    "open_cifar10",
     "read_batch",
     "write_batch",
     "load_cifar10",
+    "load_test_image",
     "normalize",
     "augment",
     "batches",
     "synthetic_uint8",
     "synthetic_images",
     "write_synthetic_cifar",
+    "write_image_folders",
 ]
 
 MEAN = (0.491, 0.482, 0.447)
 STD = (0.247, 0.243, 0.262)
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 SUBDIR = "cifar-10-batches-py"
 ENV_VAR = "CIFAR10_DIR"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+BATCHES, IMAGE_FOLDERS = "python batches", "image folders"
 
 
 # --------------------------------------------------------------------------- reading
@@ -60,7 +79,8 @@ def _frombuffer(*args):
 
 
 # (module, name) -> object. Old pickles (the real CIFAR-10 files, written by
-# Python 2) name numpy.core; numpy 2 writes numpy._core.
+# Python 2) name numpy.core; numpy 2 writes numpy._core. Protocol-2 pickles written
+# by Python 3 encode bytes with _codecs.encode.
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
@@ -68,6 +88,7 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,
 }
 
 
@@ -82,8 +103,138 @@ class _BatchUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not allowed in a CIFAR-10 batch")
 
 
-def find_cifar_dir(data: str | os.PathLike | None = None) -> Path:
-    """The folder holding the batch files, from ``data`` or ``$CIFAR10_DIR``."""
+class _Files:
+    """The files of a folder or of a .tar(.gz) archive, by POSIX relative path."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._tar = None
+        if root.is_file():
+            try:
+                self._tar = tarfile.open(root)  # noqa: SIM115 - kept open while the dataset is read
+                self._members = {str(PurePosixPath(m.name)): m for m in self._tar.getmembers() if m.isfile()}
+            except (tarfile.TarError, OSError, EOFError) as e:
+                raise DataError(f"{root}: not a readable .tar/.tar.gz archive ({e})") from None
+
+    def where(self, rel: str) -> str:
+        return f"{self.root}:{rel}" if self._tar is not None else str(self.root / rel)
+
+    def exists(self, rel: str) -> bool:
+        return rel in self._members if self._tar is not None else (self.root / rel).is_file()
+
+    def read(self, rel: str) -> bytes:
+        try:
+            if self._tar is not None:
+                return self._tar.extractfile(self._members[rel]).read()
+            return (self.root / rel).read_bytes()
+        except (OSError, tarfile.TarError, EOFError, KeyError) as e:
+            raise DataError(f"{self.where(rel)}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+
+    def listing(self, prefix: str) -> list[str]:
+        """Every file under ``prefix`` (a folder path ending in / or empty), relative to the root."""
+        if self._tar is not None:
+            return sorted(n for n in self._members if n.startswith(prefix))
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        return sorted(str(PurePosixPath(p.relative_to(self.root))) for p in base.rglob("*") if p.is_file())
+
+    def has_dir(self, prefix: str) -> bool:
+        """Whether a folder ``prefix`` (ending in /) holds anything."""
+        if self._tar is not None:
+            return any(n.startswith(prefix) for n in self._members)
+        return (self.root / prefix).is_dir()
+
+    def top_dirs(self) -> list[str]:
+        if self._tar is not None:
+            return sorted({n.split("/", 1)[0] + "/" for n in self._members if "/" in n})
+        return sorted(p.name + "/" for p in self.root.iterdir() if p.is_dir())
+
+
+class CifarSource:
+    """One CIFAR-10 copy: ``split(name, limit)`` -> (uint8 [N, 3, 32, 32], int64 [N])."""
+
+    def __init__(self, files: _Files, prefix: str, kind: str):
+        self.files, self.prefix, self.kind = files, prefix, kind
+
+    def describe(self) -> str:
+        return f"{self.files.where(self.prefix)} ({self.kind})"
+
+    def split(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if split not in ("train", "test"):
+            raise DataError(f"unknown split {split!r} (train or test)")
+        if limit is not None and limit < 1:
+            raise DataError(f"the {split} split: limit must be >= 1 image, got {limit}")
+        if self.kind == BATCHES:
+            x, y = self._batches(split, limit)
+        else:
+            entries = self._images(split)[:limit]
+            x = np.stack([self._decode(rel) for rel, _ in tqdm(
+                entries, desc=f"decode {split}", unit="img", leave=False, disable=len(entries) < 2000)]) \
+                if entries else np.zeros((0, 3, 32, 32), np.uint8)
+            y = np.array([label for _, label in entries], dtype=np.int64)
+        if len(y) == 0:
+            raise DataError(f"{self.describe()}: the {split} split holds no images")
+        return torch.from_numpy(x).contiguous(), torch.from_numpy(y).contiguous()
+
+    def image(self, split: str, index: int) -> tuple[torch.Tensor, int, str]:
+        """One image: (uint8 [3, 32, 32], label, where it came from)."""
+        if self.kind == BATCHES:
+            x, y = self.split(split, index + 1)
+            if index >= len(y):
+                raise DataError(f"image index {index} out of range: the {split} set has {len(y)} images")
+            return x[index], int(y[index]), f"{self.files.where(self.prefix)} {split} image {index}"
+        entries = self._images(split)
+        if index >= len(entries):
+            raise DataError(f"image index {index} out of range: the {split} set has {len(entries)} images")
+        rel, label = entries[index]
+        return torch.from_numpy(self._decode(rel)), label, self.files.where(rel)
+
+    def _batches(self, split, limit):
+        names = TRAIN_FILES if split == "train" else (TEST_FILE,)
+        xs, ys, count = [], [], 0
+        for name in names:
+            if limit is not None and count >= limit:
+                break
+            rel = self.prefix + name
+            if not self.files.exists(rel):
+                raise DataError(f"{self.files.where(rel)}: missing CIFAR-10 batch file")
+            x, y = _parse_batch(self.files.read(rel), self.files.where(rel))
+            xs.append(x)
+            ys.append(y)
+            count += len(y)
+        return np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
+
+    def _images(self, split) -> list[tuple[str, int]]:
+        base = f"{self.prefix}{split}/"
+        entries = []
+        for rel in self.files.listing(base):
+            parts = rel[len(base):].split("/")
+            if len(parts) != 2 or not parts[1].lower().endswith(IMAGE_SUFFIXES):
+                continue
+            if parts[0] not in CLASSES:
+                raise DataError(f"{self.files.where(base + parts[0])}: unknown class folder "
+                                f"(expected one of {', '.join(CLASSES)})")
+            entries.append((rel, CLASSES.index(parts[0])))
+        entries.sort(key=lambda e: (e[1], e[0]))
+        return entries
+
+    def _decode(self, rel: str) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        where = self.files.where(rel)
+        try:
+            with Image.open(io.BytesIO(self.files.read(rel))) as img:
+                if img.size != (32, 32):
+                    raise DataError(f"{where}: image is {img.size[0]}x{img.size[1]}, CIFAR-10 images are 32x32")
+                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+            raise DataError(f"{where}: not a readable image ({e})") from None
+        return rgb.transpose(2, 0, 1).copy()
+
+
+def open_cifar10(data: str | os.PathLike | None = None) -> CifarSource:
+    """Find CIFAR-10 in ``data`` (or ``$CIFAR10_DIR``): batches, archive or image folders."""
     if data is None or str(data) == "":
         data = os.environ.get(ENV_VAR)
         if not data:
@@ -91,12 +242,26 @@ def find_cifar_dir(data: str | os.PathLike | None = None) -> Path:
     root = Path(data).expanduser()
     if not root.exists():
         raise DataError(f"{root}: CIFAR-10 directory does not exist")
-    if not root.is_dir():
-        raise DataError(f"{root}: not a directory")
-    for cand in (root, root / SUBDIR):
-        if (cand / TEST_FILE).exists() or (cand / TRAIN_FILES[0]).exists():
-            return cand
-    raise DataError(f"{root}: no CIFAR-10 batches here (expected {TEST_FILE}, data_batch_1..5 or {SUBDIR}/)")
+    if not root.is_dir() and not re.search(r"\.(tar|tar\.gz|tgz)$", root.name):
+        raise DataError(f"{root}: not a directory or a .tar.gz archive")
+    files = _Files(root)
+    tops = files.top_dirs()
+    for prefix in ("", SUBDIR + "/", *tops):
+        if files.exists(prefix + TEST_FILE) or files.exists(prefix + TRAIN_FILES[0]):
+            return CifarSource(files, prefix, BATCHES)
+    for prefix in ("", *tops):
+        if any(files.has_dir(f"{prefix}{split}/") for split in ("train", "test")):
+            return CifarSource(files, prefix, IMAGE_FOLDERS)
+    raise DataError(f"{root}: no CIFAR-10 here (expected {TEST_FILE} and data_batch_1..5, {SUBDIR}/, "
+                    f"or train/<class>/ and test/<class>/ image folders)")
+
+
+def find_cifar_dir(data: str | os.PathLike | None = None) -> Path:
+    """The folder holding the batch files, from ``data`` or ``$CIFAR10_DIR``."""
+    source = open_cifar10(data)
+    if source.kind != BATCHES or not source.files.root.is_dir():
+        raise DataError(f"{source.describe()}: not a folder of python batches")
+    return source.files.root / source.prefix
 
 
 def _get(d: dict, key: str):
@@ -114,6 +279,10 @@ def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    return _parse_batch(raw, path)
+
+
+def _parse_batch(raw: bytes, path) -> tuple[np.ndarray, np.ndarray]:
     try:
         obj = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as e:
@@ -141,7 +310,7 @@ def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def write_batch(path: str | os.PathLike, images: np.ndarray, labels) -> None:
+def write_batch(path: str | os.PathLike, images: np.ndarray, labels, protocol: int = 3) -> None:
     """Write a batch in CIFAR-10's pickle layout (dict of bytes keys, uint8 [N, 3072])."""
     images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(labels), 3072)
     payload = {
@@ -150,39 +319,25 @@ def write_batch(path: str | os.PathLike, images: np.ndarray, labels) -> None:
         b"data": images,
         b"filenames": [f"img_{i:05d}.png".encode() for i in range(len(labels))],
     }
-    Path(path).write_bytes(pickle.dumps(payload, protocol=3))
+    Path(path).write_bytes(pickle.dumps(payload, protocol=protocol))
 
 
 def load_cifar10(data=None, split: str = "train", limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a split as (uint8 images [N, 3, 32, 32], int64 labels [N]) tensors.
 
-    ``limit`` keeps only the first ``limit`` images (reading only as many files
-    as needed); it must be at least 1.
+    ``limit`` keeps only the first ``limit`` images (reading only as many batch files
+    or image files as needed); it must be at least 1.
     """
     if limit is not None and limit < 1:
         raise DataError(f"the {split} split: limit must be >= 1 image, got {limit}")
-    folder = find_cifar_dir(data)
-    if split == "train":
-        files = TRAIN_FILES
-    elif split == "test":
-        files = (TEST_FILE,)
-    else:
-        raise DataError(f"unknown split {split!r} (train or test)")
-    xs, ys, count = [], [], 0
-    for name in files:
-        if limit is not None and count >= limit:
-            break
-        x, y = read_batch(folder / name)
-        xs.append(x)
-        ys.append(y)
-        count += len(y)
-    images = torch.from_numpy(np.concatenate(xs))
-    labels = torch.from_numpy(np.concatenate(ys))
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    if len(labels) == 0:
-        raise DataError(f"{folder}: the {split} split holds no images")
-    return images.contiguous(), labels.contiguous()
+    return open_cifar10(data).split(split, limit)
+
+
+def load_test_image(data, index: int) -> tuple[torch.Tensor, int, str]:
+    """Test image ``index``: (uint8 [3, 32, 32], label, the file or batch it came from)."""
+    if index < 0:
+        raise DataError(f"image index must be >= 0, got {index}")
+    return open_cifar10(data).image("test", index)
 
 
 # --------------------------------------------------------------------------- transforms
@@ -301,3 +456,17 @@ def write_synthetic_cifar(folder: str | os.PathLike, n_train: int = 100, n_test:
     xt, yt = synthetic_uint8(n_test, seed + 1)
     write_batch(folder / TEST_FILE, xt.numpy(), yt.tolist())
     return folder
+
+
+def write_image_folders(root: str | os.PathLike, images, labels, split: str = "test", suffix: str = ".png") -> Path:
+    """Write uint8 [N, 3, 32, 32] images as ``root/split/<class>/NNNN<suffix>`` (numbered per class)."""
+    from PIL import Image
+
+    root = Path(root)
+    counts = [0] * len(CLASSES)
+    for img, label in zip(np.asarray(images, dtype=np.uint8), np.asarray(labels)):
+        folder = root / split / CLASSES[int(label)]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.transpose(1, 2, 0)).save(folder / f"{counts[int(label)]:04d}{suffix}")
+        counts[int(label)] += 1
+    return root

@@ -47,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output directory (created if missing)")
     p.add_argument("--dataflow", choices=("ws", "os"), default="ws",
                    help="which classic files to write (default: ws)")
-    p.add_argument("--model", default="vgg16_quant_project", metavar="NAME",
-                   help="model name (default: vgg16_quant_project)")
+    from .train import add_model_arguments
+    add_model_arguments(p, "the checkpoint's, else vgg16_quant_project")
     p.add_argument("--layer", default=None, metavar="NAME",
                    help="conv layer (name or index; default: the model's demo layer)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -131,6 +131,6 @@ def run(args) -> int:
     prepare_out_dir(args.out, "--out")
     from .capture import default_capture
     cap = default_capture(model_name=args.model, layer=args.layer, checkpoint=args.checkpoint,
-                          data=args.data, image=args.image, seed=args.seed)
+                          data=args.data, image=args.image, seed=args.seed, act_quant=args.act_quant, echo=print)
     export_capture(cap, args.out, args.dataflow, args.psum_bw)
     return 0

@@ -7,9 +7,14 @@ Numerics (README section "Numerics"):
   ``2**(w_bit-1) - 1`` uniform levels (sign kept), then multiplied by
   ``wgt_alpha``. For ``w_bit = 4`` the levels are -7..+7 with step
   ``w_delta = wgt_alpha / 7``.
-* Activations: divided by the learned ``act_alpha``, clipped to [0, 1], rounded
-  to ``2**a_bit - 1`` uniform levels, multiplied by ``act_alpha``. For
-  ``a_bit = 4`` the levels are 0..15 with step ``act_delta = act_alpha / 15``.
+* Activations (the course notebooks' quantizer, ``act_quant="course"``, the
+  default): divided by the learned ``act_alpha``, clamped at 1 only (``clamp(x /
+  alpha, max=1)``), rounded to steps of ``1 / (2**a_bit - 1)``, multiplied by
+  ``act_alpha``. For ``a_bit = 4`` every input that follows a ReLU gets levels
+  0..15 with step ``act_delta = act_alpha / 15``; the first layer's input (the
+  normalized image) also gets negative levels, as a course checkpoint expects.
+  ``act_quant="unsigned"`` also clips at 0 (levels 0..15 only): the unsigned
+  activations of the array, on every layer.
 
 Both use a straight-through estimator for the rounding, and give the clipping
 threshold (alpha) its PACT gradient.
@@ -26,41 +31,49 @@ __all__ = [
     "weight_quantization",
     "weight_quantize_fn",
     "QuantConv2d",
+    "ACT_QUANT_MODES",
+    "set_act_quant",
 ]
 
 
-def act_quantization(b: int):
+ACT_QUANT_MODES = ("course", "unsigned")
+
+
+def act_quantization(b: int, unsigned: bool = False):
     """Return the activation quantizer ``f(x, alpha)`` for ``b``-bit activations.
 
-    ``f(x, alpha) = alpha * round(clip(x / alpha, 0, 1) * (2**b - 1)) / (2**b - 1)``
+    ``f(x, alpha) = alpha * round(clamp(x / alpha, max=1) * (2**b - 1)) / (2**b - 1)``,
+    the course notebooks' quantizer: only the maximum is clamped, so a negative
+    input gives a negative level (unbounded below). With ``unsigned`` the clamp is
+    two-sided, ``clamp(x / alpha, 0, 1)``: levels 0 .. 2**b - 1 only.
 
-    The clip is two-sided: values below 0 go to level 0. The course code clipped
-    only the maximum (negative inputs produced negative levels); the hardware has
-    no negative activations (unsigned ``b``-bit), so this quantizer is unsigned.
-
-    Gradients (straight-through): ``d/dx`` is ``grad`` where ``0 <= x/alpha <= 1``
-    and 0 outside; ``d/dalpha`` is ``grad`` above the range, ``q - x/alpha``
-    inside (the rounding residual), and 0 below.
+    Gradients (straight-through, as in the course code): ``d/dx`` is ``grad`` where
+    ``x/alpha <= 1`` (and, when unsigned, ``>= 0``), else 0; ``d/dalpha`` is ``grad``
+    above the range and ``grad * (q - x/alpha)`` (the rounding residual) elsewhere
+    (when unsigned, 0 below the range).
     """
     if b < 1:
         raise ValueError(f"activation bit width must be >= 1, got {b}")
 
     levels = 2 ** b - 1
+    low = 0.0 if unsigned else None
 
     class _ActQuant(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, alpha):
             u = x / alpha
-            q = u.clamp(0.0, 1.0).mul_(levels).round_().div_(levels)
+            q = u.clamp(low, 1.0).mul_(levels).round_().div_(levels)
             ctx.save_for_backward(u, q)
             return q * alpha
 
         @staticmethod
         def backward(ctx, grad_out):
             u, q = ctx.saved_tensors
-            inside = (u >= 0.0) & (u <= 1.0)
+            inside = u <= 1.0
+            if unsigned:
+                inside &= u >= 0.0
             grad_x = grad_out.masked_fill(~inside, 0.0)
-            # d/dalpha: 1 above the range (q == 1 there), q - u inside, 0 below (q == 0).
+            # d/dalpha: 1 above the range (q == 1 there), q - u inside, 0 below when unsigned (q == 0).
             term = torch.where(inside, q - u, q)
             grad_alpha = (grad_out * term).sum()
             return grad_x, grad_alpha
@@ -142,6 +155,8 @@ class weight_quantize_fn(nn.Module):  # noqa: N801 - name kept from the course c
 class QuantConv2d(nn.Conv2d):
     """A Conv2d whose input activations and weights are quantized on every forward.
 
+    ``act_quant`` is ``"course"`` (the notebooks' activation quantizer, clamps only
+    the maximum) or ``"unsigned"`` (clips at 0 too); see :func:`act_quantization`.
     ``act_alpha`` (init 8.0) is the learned activation threshold; the weight
     threshold is ``weight_quant.wgt_alpha``. After each forward, ``weight_q``
     holds a detached copy of the quantized float weight (``None`` before the
@@ -161,6 +176,7 @@ class QuantConv2d(nn.Conv2d):
         bias: bool = False,
         w_bit: int = 4,
         a_bit: int = 4,
+        act_quant: str = "course",
     ):
         super().__init__(
             in_channels,
@@ -175,9 +191,16 @@ class QuantConv2d(nn.Conv2d):
         self.w_bit = int(w_bit)
         self.a_bit = int(a_bit)
         self.weight_quant = weight_quantize_fn(w_bit=self.w_bit)
-        self.act_alq = act_quantization(self.a_bit)
+        self.set_act_quant(act_quant)
         self.act_alpha = nn.Parameter(torch.tensor(8.0))
         self.weight_q: torch.Tensor | None = None
+
+    def set_act_quant(self, mode: str) -> None:
+        """Choose the activation quantizer: ``"course"`` or ``"unsigned"``."""
+        if mode not in ACT_QUANT_MODES:
+            raise ValueError(f"activation quantizer must be one of {', '.join(ACT_QUANT_MODES)}, got {mode!r}")
+        self.act_quant = mode
+        self.act_alq = act_quantization(self.a_bit, unsigned=mode == "unsigned")
 
     # -- integer steps ---------------------------------------------------------
     @property
@@ -211,4 +234,11 @@ class QuantConv2d(nn.Conv2d):
         print("clipping threshold weight alpha: %f, activation alpha: %f" % (wgt_alpha, act_alpha))
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", w_bit={self.w_bit}, a_bit={self.a_bit}"
+        return super().extra_repr() + f", w_bit={self.w_bit}, a_bit={self.a_bit}, act_quant={self.act_quant}"
+
+
+def set_act_quant(model: nn.Module, mode: str) -> None:
+    """Set the activation quantizer of every QuantConv2d in ``model`` (see ACT_QUANT_MODES)."""
+    for m in model.modules():
+        if isinstance(m, QuantConv2d):
+            m.set_act_quant(mode)

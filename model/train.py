@@ -3,10 +3,13 @@
 ``python -m model train --data DIR --epochs N --out DIR`` trains with SGD
 (momentum 0.9, weight decay 4e-4), a step schedule (lr x0.1 at 50% and 75% of
 the epochs), random-crop + flip augmentation, and writes ``last.pt`` every
-epoch and ``best.pt`` when the test accuracy improves. ``--resume PATH``
-continues from a ``last.pt``.
+epoch and ``best.pt`` only when the test accuracy beats the best so far (the
+checkpoint's, when resuming). ``--resume PATH`` continues from a ``last.pt`` or a
+course checkpoint (``checkpoint.pth``, ``model_best.pth.tar``): the model is read
+from the file as ``eval`` does, and the saved optimizer state is mapped onto the
+model's parameters, or a fresh optimizer starts (one line says which).
 
-``python -m model eval --checkpoint PATH --data DIR`` prints
+``python -m model eval --checkpoint PATH --data DIR`` shows a progress bar and prints
 ``Test set: Accuracy: X/N (P%)``.
 """
 
@@ -14,16 +17,19 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 from . import data as cifar
-from .checkpoint import load_checkpoint, load_state_dict, model_from_checkpoint, save_checkpoint
+from .checkpoint import map_optimizer_state, model_from_checkpoint, save_checkpoint
 from .errors import ModelError
-from .vgg import MODELS, build_model
+from .quant import ACT_QUANT_MODES
+from .vgg import MODELS, build_model, resolve_model
 
 __all__ = [
     "resolve_device",
@@ -34,6 +40,7 @@ __all__ = [
     "run_train",
     "add_eval_arguments",
     "run_eval",
+    "add_model_arguments",
 ]
 
 DEFAULT_MODEL = "vgg16_quant_project"
@@ -65,16 +72,19 @@ def lr_at(epoch: int, epochs: int, base_lr: float) -> float:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
-             device="cpu") -> tuple[int, int, float]:
-    """(correct, total, mean loss) of ``model`` on uint8 images."""
+             device="cpu", progress: bool = False) -> tuple[int, int, float]:
+    """(correct, total, mean loss) of ``model`` on uint8 images; ``progress`` shows a bar on stderr."""
     model.eval()
     criterion = nn.CrossEntropyLoss(reduction="sum")
     correct, total, loss = 0, 0, 0.0
-    for x, y in cifar.batches(images, labels, batch_size, device=device):
-        out = model(x)
-        loss += criterion(out, y).item()
-        correct += (out.argmax(1) == y).sum().item()
-        total += y.numel()
+    with tqdm(total=len(labels), unit="img", desc="eval", disable=not progress, leave=False) as bar:
+        for x, y in cifar.batches(images, labels, batch_size, device=device):
+            out = model(x)
+            loss += criterion(out, y).item()
+            correct += (out.argmax(1) == y).sum().item()
+            total += y.numel()
+            bar.update(y.numel())
+            bar.set_postfix(acc=f"{100.0 * correct / total:.2f}%")
     return correct, total, loss / max(total, 1)
 
 
@@ -92,6 +102,7 @@ def train(
     test_limit: int | None = None,
     seed: int = 0,
     print_freq: int = 100,
+    act_quant: str | None = None,
     log=print,
 ) -> dict:
     """Train a model; returns {"best_prec", "epoch", "last", "best", "model"}."""
@@ -111,14 +122,12 @@ def train(
 
     ckpt = None
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        if model_name and ckpt.get("model") and ckpt["model"] != model_name:
-            raise ModelError(f"{resume}: checkpoint is for {ckpt['model']!r}, not --model {model_name!r}")
-        model_name = model_name or ckpt.get("model")
-    model_name = model_name or DEFAULT_MODEL
-    model = build_model(model_name, seed=seed)
-    if ckpt is not None:
-        load_state_dict(model, ckpt["state_dict"], source=resume)
+        model, ckpt, model_name = model_from_checkpoint(resume, model_name, act_quant)
+        act_quant = model.act_quant
+    else:
+        act_quant = act_quant or "course"
+        model_name = resolve_model(model_name or DEFAULT_MODEL).label
+        model = build_model(model_name, seed=seed, act_quant=act_quant)
     model.to(dev)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -129,15 +138,13 @@ def train(
 
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    start_epoch, best_prec = 0, 0.0
+    # A fresh run's first epoch is an improvement whatever its accuracy; a resumed run
+    # must beat the checkpoint's best.
+    start_epoch, best_prec = 0, -1.0
     if ckpt is not None:
-        if ckpt.get("optimizer"):
-            try:
-                optimizer.load_state_dict(ckpt["optimizer"])
-            except (ValueError, KeyError) as e:
-                raise ModelError(f"{resume}: optimizer state does not match the model ({e})") from None
-        start_epoch = int(ckpt.get("epoch", 0))
-        best_prec = float(ckpt.get("best_prec", 0.0))
+        _resume_optimizer(optimizer, ckpt, model, resume, log)
+        start_epoch = ckpt["epoch"]
+        best_prec = ckpt["best_prec"]
         log(f"=> resumed {model_name} from {resume} at epoch {start_epoch} (best {best_prec:.2f}%)")
     if start_epoch >= epochs:
         log(f"=> {resume} is already at epoch {start_epoch} of {epochs}: nothing to train")
@@ -178,15 +185,31 @@ def train(
         train_time = time.time() - t0
         correct, total, test_loss = evaluate(model, test_x, test_y, max(batch_size, 256), dev)
         prec = 100.0 * correct / total
-        is_best = prec > best_prec or epoch == start_epoch and not best_path.exists()
+        is_best = prec > best_prec
         best_prec = max(prec, best_prec)
-        save_checkpoint(last_path, model, model_name, epoch + 1, best_prec, optimizer)
+        save_checkpoint(last_path, model, model_name, epoch + 1, best_prec, optimizer, act_quant)
         if is_best:
             shutil.copyfile(last_path, best_path)
         log(f"epoch {epoch + 1}/{epochs}: {n_batches} batches, lr {cur_lr:g}, loss {tr_loss:.4f}, "
             f"train acc {tr_acc:.2f}%, test loss {test_loss:.4f}, test acc {prec:.2f}% ({correct}/{total}), "
             f"best {best_prec:.2f}%, time {train_time:.1f}s + eval {time.time() - t0 - train_time:.1f}s")
+    if not best_path.exists():
+        log(f"=> no {best_path}: no epoch beat the best accuracy so far ({best_prec:.2f}%)")
     return {"best_prec": best_prec, "epoch": epochs, "last": last_path, "best": best_path, "model": model_name}
+
+
+def _resume_optimizer(optimizer, ckpt: dict, model: nn.Module, resume, log) -> None:
+    """Load the checkpoint's optimizer state mapped onto ``model``, or keep the fresh one; one line says which."""
+    state, why = map_optimizer_state(ckpt, model)
+    if state is not None:
+        try:
+            optimizer.load_state_dict(state)
+        except (ValueError, KeyError, RuntimeError) as e:
+            state, why = None, f"it does not load ({type(e).__name__}: {e})"
+    if state is None:
+        log(f"=> {resume}: optimizer state not used ({why}); starting a fresh SGD optimizer")
+    else:
+        log(f"=> {resume}: optimizer state mapped: {why}")
 
 
 # --------------------------------------------------------------------------- CLI glue
@@ -196,7 +219,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="result", help="folder for last.pt / best.pt (default ./result)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint (last.pt)")
-    p.add_argument("--model", default=None, choices=sorted(MODELS), help=f"model (default {DEFAULT_MODEL})")
+    add_model_arguments(p, f"{DEFAULT_MODEL}, or the --resume checkpoint's")
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     p.add_argument("--lr", type=float, default=1e-2, help="initial learning rate (default 0.01)")
     p.add_argument("--weight-decay", type=float, default=4e-4, help="weight decay (default 4e-4)")
@@ -221,6 +244,7 @@ def run_train(args) -> int:
         test_limit=args.test_limit,
         seed=args.seed,
         print_freq=args.print_freq,
+        act_quant=args.act_quant,
     )
     return 0
 
@@ -229,7 +253,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint to evaluate")
     p.add_argument("--data", default=None, help="CIFAR-10 python batches folder (default: $CIFAR10_DIR)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument("--model", default=None, choices=sorted(MODELS), help="model (default: from the checkpoint)")
+    add_model_arguments(p, "read from the checkpoint")
     p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N test images")
 
@@ -238,9 +262,29 @@ def run_eval(args) -> int:
     if args.batch_size < 1:
         raise ModelError(f"--batch-size must be >= 1, got {args.batch_size}")
     dev = resolve_device(args.device)
-    model, _, name = model_from_checkpoint(args.checkpoint, args.model)
+    model, _, name = model_from_checkpoint(args.checkpoint, args.model, args.act_quant)
     test_x, test_y = cifar.load_cifar10(args.data, "test", limit=args.limit)
     model.to(dev)
-    correct, total, _ = evaluate(model, test_x, test_y, args.batch_size, dev)
+    print(f"model {name}, activation quantizer {model.act_quant}", file=sys.stderr)
+    correct, total, _ = evaluate(model, test_x, test_y, args.batch_size, dev, progress=True)
     print(f"Test set: Accuracy: {correct}/{total} ({100.0 * correct / total:.2f}%)")
     return 0
+
+
+def _model_arg(text: str) -> str:
+    """argparse type of --model: a MODELS name or a layout config string, refused early."""
+    try:
+        return resolve_model(text).label
+    except ModelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_model_arguments(p: argparse.ArgumentParser, model_default: str) -> None:
+    """--model and --act-quant, shared by train, eval and export."""
+    p.add_argument("--model", default=None, type=_model_arg, metavar="NAME|LAYOUT",
+                   help=f"{', '.join(MODELS)}, or a layout config like "
+                        f"'64,64,M,...,8,8n,512,M,512,512,512,M;a_bit=4' (default: {model_default})")
+    p.add_argument("--act-quant", default=None, choices=ACT_QUANT_MODES,
+                   help="activation quantizer: course (the notebooks': clamps only the maximum, so the first "
+                        "layer sees signed levels) or unsigned (clips at 0 too, as the array's unsigned "
+                        "activations) (default: the checkpoint's, else course)")

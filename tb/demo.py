@@ -1,7 +1,7 @@
 """The main job: take the 8->8 layer from the quantized VGG16, run it through the RTL core
 and report what was checked and how many cycles it took.
 
-    python tb/demo.py [--out DIR] [--seed S] [--checkpoint PATH --data DIR --image N]
+    python tb/demo.py [--out DIR] [--seed S] [--checkpoint PATH --data DIR --image N] [--model NAME|LAYOUT]
 
 Steps: the layer is captured from the model once; its classic text vectors and tensors.npz
 are written as by `python -m model export`; the same tensors then run through one core in
@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", help="trained checkpoint (default: seeded weights)")
     p.add_argument("--data", help="CIFAR-10 folder, to use a real test image")
     p.add_argument("--image", type=int, default=0, help="test image index")
+    from model.train import add_model_arguments
+    add_model_arguments(p, "the checkpoint's, else vgg16_quant_project")
     args = p.parse_args(argv)
 
     import runner
@@ -41,8 +43,9 @@ def main(argv=None) -> int:
     from model.program import SCHEDULES
     from test_core_layer import run_case
 
-    print(f"== capture and export: features.27 of the project VGG16 (seed {args.seed}) -> {args.out}")
-    cap = default_capture(seed=args.seed, checkpoint=args.checkpoint, data=args.data, image=args.image)
+    print(f"== capture and export: the demo layer of {args.model or 'the project VGG16'} (seed {args.seed}) -> {args.out}")
+    cap = default_capture(model_name=args.model, seed=args.seed, checkpoint=args.checkpoint, data=args.data,
+                          image=args.image, act_quant=args.act_quant, echo=print)
     export_capture(cap, args.out)
     case = case_from_capture(cap)
     print(f"== RTL simulation ({os.environ.get('SIM', 'icarus')}): one core, the layer in every schedule, back to back")
@@ -57,7 +60,9 @@ def main(argv=None) -> int:
         return 1
 
     print()
-    print(f"layer     {rows[0]['layer']}  (8 -> 8 channels, 4x4 output, 3x3, padding 1)")
+    out_h, out_w = cap.out_int.shape[1:]
+    print(f"layer     {rows[0]['layer']}  ({cap.in_channels} -> {cap.out_channels} channels, {out_h}x{out_w} output, "
+          f"3x3, padding {cap.padding})")
     print(f"float     ReLU outputs from the RTL x act_delta x w_delta vs the model's own layer output: "
           f"mean |diff| = {rows[0]['recovery_error']:.2e}")
     print(f"{'dataflow':<9}{'schedule':<10}{'psums':>7}{'outputs':>9}{'cycles':>8}{'MAC util':>10}  result")

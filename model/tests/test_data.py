@@ -118,7 +118,7 @@ def test_missing_dir_and_files(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="does not exist"):
         cifar.load_cifar10(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no CIFAR-10 batches"):
+    with pytest.raises(DataError, match="no CIFAR-10 here"):
         cifar.load_cifar10(tmp_path / "empty")
     folder = _write_dataset(tmp_path / "d")
     (folder / "data_batch_3").unlink()
@@ -191,3 +191,82 @@ def test_write_synthetic_cifar(tmp_path):
     assert x.shape == (30, 3, 32, 32)
     xs, ys = cifar.synthetic_uint8(30, seed=2)
     assert torch.equal(x, xs) and torch.equal(y, ys)
+
+
+# --------------------------------------------------------------------------- CIFAR-10 as people have it
+def test_tar_gz_read_in_place(tmp_path):
+    import tarfile
+
+    folder = cifar.write_synthetic_cifar(tmp_path / "cifar-10-batches-py", n_train=10, n_test=6, seed=3)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    x, y = cifar.load_cifar10(archive, "test")
+    ref_x, ref_y = cifar.load_cifar10(folder, "test")
+    assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
+    assert cifar.load_cifar10(archive, "train")[0].shape == (10, 3, 32, 32)
+    (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b not really")
+    with pytest.raises(DataError, match="broken.tar.gz: not a readable .tar/.tar.gz archive"):
+        cifar.load_cifar10(tmp_path / "broken.tar.gz", "test")
+
+
+def test_python2_protocol_batch_needs_only_codecs(tmp_path):
+    x, y = _batch(5, 2)
+    cifar.write_batch(tmp_path / "p2", x, y, protocol=2)
+    assert b"_codecs\nencode" in (tmp_path / "p2").read_bytes()
+    images, labels = cifar.read_batch(tmp_path / "p2")
+    assert np.array_equal(images.reshape(5, -1), x) and labels.tolist() == y
+    evil = (tmp_path / "p2").read_bytes().replace(b"_codecs\nencode", b"os\nsystem\n", 1)
+    (tmp_path / "evil").write_bytes(evil)
+    with pytest.raises(DataError, match="global os.system is not allowed"):
+        cifar.read_batch(tmp_path / "evil")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_image_folders(tmp_path, suffix):
+    x, y = cifar.synthetic_uint8(30, seed=4)
+    cifar.write_image_folders(tmp_path / "imgs", x.numpy(), y.numpy(), "test", suffix)
+    cifar.write_image_folders(tmp_path / "imgs", x[:12].numpy(), y[:12].numpy(), "train", suffix)
+    got_x, got_y = cifar.load_cifar10(tmp_path / "imgs", "test")
+    order = sorted(range(30), key=lambda i: (int(y[i]), i))  # class by class, files in order
+    assert got_y.tolist() == [int(y[i]) for i in order]
+    err = (got_x.float() - x[order].float()).abs().mean().item()
+    assert err == 0.0 if suffix == ".png" else err < 8.0, err   # JPEG is lossy
+    img, label, source = cifar.load_test_image(tmp_path / "imgs", 3)
+    assert torch.equal(img, got_x[3]) and label == got_y[3]
+    k = got_y[:3].tolist().count(label)  # files of this class before it
+    assert source == str(tmp_path / "imgs" / "test" / cifar.CLASSES[label] / f"{k:04d}{suffix}")
+    assert cifar.load_cifar10(tmp_path / "imgs", "train", limit=5)[0].shape == (5, 3, 32, 32)
+
+
+def test_image_folders_in_a_tar_gz(tmp_path):
+    import tarfile
+
+    x, y = cifar.synthetic_uint8(12, seed=5)
+    root = cifar.write_image_folders(tmp_path / "cifar10", x.numpy(), y.numpy(), "test", ".png")
+    with tarfile.open(tmp_path / "cifar10-png.tar.gz", "w:gz") as tar:
+        tar.add(root / "test", arcname="test")
+    got = cifar.load_cifar10(tmp_path / "cifar10-png.tar.gz", "test")
+    ref = cifar.load_cifar10(root, "test")
+    assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
+    _, _, source = cifar.load_test_image(tmp_path / "cifar10-png.tar.gz", 0)
+    assert source.startswith(f"{tmp_path / 'cifar10-png.tar.gz'}:test/")
+
+
+def test_image_folder_errors(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "a" / "test" / "cat").mkdir(parents=True)
+    Image.new("RGB", (28, 32)).save(tmp_path / "a" / "test" / "cat" / "0000.png")
+    with pytest.raises(DataError, match=r"0000.png: image is 28x32, CIFAR-10 images are 32x32"):
+        cifar.load_cifar10(tmp_path / "a", "test")
+    (tmp_path / "b" / "test" / "kitten").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(tmp_path / "b" / "test" / "kitten" / "0000.png")
+    with pytest.raises(DataError, match="kitten: unknown class folder"):
+        cifar.load_cifar10(tmp_path / "b", "test")
+    (tmp_path / "c" / "test" / "dog").mkdir(parents=True)
+    (tmp_path / "c" / "test" / "dog" / "0000.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="0000.jpg: not a readable image"):
+        cifar.load_cifar10(tmp_path / "c", "test")
+    with pytest.raises(DataError, match="image index 5 out of range: the test set has 1 images"):
+        cifar.load_test_image(tmp_path / "c", 5)

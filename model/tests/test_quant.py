@@ -35,30 +35,34 @@ def test_weight_quant_bit_widths():
         assert torch.allclose(ints, ints.round(), atol=1e-4)
 
 
-def test_activation_levels_unsigned_0_to_15():
-    f = act_quantization(4)
+def test_activation_levels_course_and_unsigned():
     alpha = torch.tensor(2.0)
     x = torch.linspace(-3, 5, 4001)
-    q = f(x, alpha)
-    ints = q / (alpha / 15)
-    assert torch.allclose(ints, ints.round(), atol=1e-4)
-    vals = ints.round().int().unique().tolist()
-    assert vals == list(range(16))
-    assert q[x < 0].abs().max().item() == 0.0  # negatives clip to 0
-    assert q[x > 2].eq(2.0).all()  # saturates at alpha
-    # 2-bit activations: 0..3
-    q2 = act_quantization(2)(x, alpha) / (alpha / 3)
+    course = act_quantization(4)(x, alpha) / (alpha / 15)
+    unsigned = act_quantization(4, unsigned=True)(x, alpha) / (alpha / 15)
+    for ints in (course, unsigned):
+        assert torch.allclose(ints, ints.round(), atol=1e-4)
+        assert ints[x > 2].round().eq(15).all()  # saturates at alpha
+    # the notebooks' quantizer clamps only the maximum: -3 / 2 * 15 = -22.5 -> level -22 (half to even)
+    assert course.round().int().unique().tolist() == list(range(-22, 16))
+    assert torch.equal(course[x >= 0], unsigned[x >= 0])
+    assert unsigned.round().int().unique().tolist() == list(range(16))
+    assert unsigned[x < 0].abs().max().item() == 0.0
+    # 2-bit activations: 0..3 above zero
+    q2 = act_quantization(2, unsigned=True)(x, alpha) / (alpha / 3)
     assert q2.round().int().unique().tolist() == [0, 1, 2, 3]
 
 
-def test_activation_ste_gradients():
-    f = act_quantization(4)
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_activation_ste_gradients(unsigned):
+    f = act_quantization(4, unsigned=unsigned)
     alpha = torch.tensor(2.0, requires_grad=True)
     x = torch.tensor([-1.0, 0.3, 1.0, 1.9, 2.5, 7.0], requires_grad=True)
     f(x, alpha).sum().backward()
-    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
-    # alpha: 1 per saturated value, (q - u) inside, 0 below
-    u = torch.tensor([0.15, 0.5, 0.95])
+    below = 0.0 if unsigned else 1.0
+    assert x.grad.tolist() == [below, 1.0, 1.0, 1.0, 0.0, 0.0]
+    # alpha: 1 per saturated value, (q - u) inside, below 0: 0 when unsigned, (q - u) for the course
+    u = torch.tensor([0.15, 0.5, 0.95] + ([] if unsigned else [-0.5]))
     q = (u * 15).round() / 15
     expected = 2.0 + (q - u).sum().item()
     assert alpha.grad.item() == pytest.approx(expected, abs=1e-5)
@@ -100,6 +104,11 @@ def test_quantconv2d_forward_and_params():
         conv.show_params()
     assert buf.getvalue().strip() == "clipping threshold weight alpha: 3.000000, activation alpha: 8.000000"
     assert "weight_q" not in conv.state_dict()
+    assert conv.act_quant == "course" and "act_quant=course" in repr(conv)
+    conv.set_act_quant("unsigned")
+    assert conv(-x).abs().max().item() == 0.0  # negative inputs clip to level 0
+    with pytest.raises(ValueError, match="got 'signed'"):
+        conv.set_act_quant("signed")
 
 
 def test_quantconv2d_bit_widths():

@@ -4,7 +4,7 @@ import torch.nn as nn
 
 from model.errors import LayerError, ModelError
 from model.quant import QuantConv2d
-from model.vgg import DEFAULT_LAYER, MODELS, build_model, conv_layers, resolve_layer
+from model.vgg import MODELS, build_model, conv_layers, default_layer, resolve_layer
 
 PROJECT_LAYOUT = {
     0: ("conv", 3, 64), 1: "bn", 2: "relu", 3: ("conv", 64, 64), 4: "bn", 5: "relu", 6: "mp",
@@ -60,7 +60,7 @@ def test_classic_vgg16():
     assert len(convs) == 13
     assert [c.out_channels for _, c in convs] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert resolve_layer(m, DEFAULT_LAYER["vgg16_quant"])[1].in_channels == 64
+    assert resolve_layer(m, default_layer(m))[1].in_channels == 64
 
 
 def test_seed_is_reproducible():
@@ -86,7 +86,7 @@ def test_resolve_layer_specs(project):
         name, mod = resolve_layer(project, spec)
         assert name == "features.27" and mod is project.features[27]
     assert resolve_layer(project, "conv0")[0] == "features.0"
-    assert DEFAULT_LAYER["vgg16_quant_project"] == "features.27"
+    assert default_layer(project) == "features.27"
 
 
 @pytest.mark.parametrize("spec", ["features.28", "28", "conv99", "features.99", "fc", "", "-1"])
