@@ -36,7 +36,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -47,50 +46,21 @@ from .errors import DataError, ModelError
 from .quant import QuantConv2d
 from .vgg import build_model
 
-__all__ = ["CLASSES", "FAST_DEFAULTS", "load_split", "as_nchw", "levels_forward", "lr_factor", "train_fast",
+__all__ = ["FAST_DEFAULTS", "load_split", "as_nchw", "levels_forward", "lr_factor", "train_fast",
            "evaluate_checkpoint", "add_fast_arguments", "run_train_command"]
 
 # Folder names of the JPG archive, in label order 0..9.
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # Defaults of --fast for the options it shares with the classic trainer.
 FAST_DEFAULTS = {"batch_size": 512, "lr": 0.1, "weight_decay": 5e-4}
 
 
 # --------------------------------------------------------------------------- data
-def _decode_jpg_folder(folder: Path, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    from PIL import Image, UnidentifiedImageError
-
-    files = [(label, p) for label, name in enumerate(CLASSES) for p in sorted((folder / name).glob("*.jpg"))]
-    if limit is not None:
-        # Interleave the classes so that a limited set holds all of them.
-        files.sort(key=lambda lp: (int(lp[1].stem) if lp[1].stem.isdigit() else 0, lp[0]))
-        files = files[:limit]
-    if not files:
-        raise DataError(f"{folder}: no JPG images in its class folders ({', '.join(CLASSES)})")
-    images = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
-    for i, (_, p) in enumerate(files):
-        try:
-            with Image.open(p) as im:
-                a = np.asarray(im.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as e:
-            raise DataError(f"{p}: not a readable image ({e})") from None
-        if a.shape != (32, 32, 3):
-            raise DataError(f"{p}: image is {a.shape[1]}x{a.shape[0]}, expected 32x32")
-        images[i] = a
-    labels = torch.tensor([label for label, _ in files], dtype=torch.int64)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels
-
-
 def load_split(data, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images [N, 3, 32, 32] and int64 labels [N] of ``split`` (train / test).
 
     ``data`` is a folder with ``split/<class>/*.jpg`` (the JPG archive, unpacked), or
-    anything ``model.data.load_cifar10`` reads.
+    anything else ``model.data.load_cifar10`` reads.
     """
-    if limit is not None and limit < 1:
-        raise DataError(f"the {split} split: limit must be >= 1 image, got {limit}")
-    if data is not None and (Path(data) / split / CLASSES[0]).is_dir():
-        return _decode_jpg_folder(Path(data) / split, limit)
     return cifar.load_cifar10(data, split, limit=limit)
 
 
