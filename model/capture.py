@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import LayerError, ModelError
+from .options import CIFAR10_TEST_IMAGES
 from .quant import QuantConv2d
 from .vgg import DEFAULT_LAYER, build_model, conv_layers, resolve_layer
 
@@ -240,8 +241,8 @@ def default_capture(
     from .checkpoint import model_from_checkpoint
     from .data import load_cifar10, normalize, synthetic_images
 
-    if image < 0:
-        raise ModelError(f"image index must be >= 0, got {image}")
+    if not 0 <= image < CIFAR10_TEST_IMAGES:     # before any model or data is loaded
+        raise ModelError(f"image index must be in 0..{CIFAR10_TEST_IMAGES - 1}, got {image}")
     if checkpoint is not None:
         model, _, model_name = model_from_checkpoint(checkpoint, None)
     else:

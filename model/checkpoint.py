@@ -24,7 +24,8 @@ import torch.nn as nn
 
 from .errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_state_dict", "infer_model_name", "model_from_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_state_dict", "check_finite", "infer_model_name",
+           "model_from_checkpoint"]
 
 
 def save_checkpoint(path, model: nn.Module, model_name: str, epoch: int, best_prec: float,
@@ -116,6 +117,7 @@ def load_checkpoint(path, model: nn.Module | None = None) -> dict:
     else:
         raise CheckpointError(f"{path}: not a model checkpoint (expected a state_dict or a dict with 'state_dict')")
     ckpt["state_dict"] = _clean_state_dict(sd)
+    check_finite(ckpt["state_dict"], path)
     ckpt.setdefault("epoch", 0)
     ckpt.setdefault("best_prec", 0.0)
     ckpt.setdefault("optimizer", {})
@@ -124,6 +126,16 @@ def load_checkpoint(path, model: nn.Module | None = None) -> dict:
     if model is not None:
         load_state_dict(model, ckpt["state_dict"], source=path)
     return ckpt
+
+
+def check_finite(state_dict: dict, source="checkpoint") -> None:
+    """Refuse (CheckpointError, one line) a state_dict whose floating-point tensors hold
+    NaN or infinity: such a model would be evaluated or exported without a word."""
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(f"{source}: refused: {key!r} holds {bad} non-finite value(s) (NaN or inf)")
 
 
 def load_state_dict(model: nn.Module, state_dict: dict, source="checkpoint") -> None:

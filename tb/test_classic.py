@@ -287,3 +287,12 @@ def test_long_path_with_spaces(bench, vectors, tmp_path):
     where = tmp_path / ("a folder with spaces " * 8) / "and the vectors"
     assert len(str(where)) > 200
     assert_pass(*simulate(bench, vectors("ws", where), "ws"), "ws")
+
+
+def test_export_knows_the_bench_psum_width():
+    """model.export warns for any psum width but the bench's default: the two must agree."""
+    from model.export import CLASSIC_TB_PSUM_BW
+
+    source = (runner.TB / "classic_tb.v").read_text()
+    default = re.search(r"parameter\s+psum_bw\s*=\s*(\d+)", source)
+    assert default and int(default.group(1)) == CLASSIC_TB_PSUM_BW
