@@ -79,3 +79,15 @@ def test_verilator_builds_outside_paths_with_spaces(monkeypatch, tmp_path):
     link = runner.space_free(spaced)
     assert " " not in str(link) and link.resolve() == spaced.resolve()
     assert runner.space_free(spaced) == link and runner.space_free(tmp_path) == tmp_path
+
+
+def test_program_player_long_path_with_spaces(tmp_path):
+    """tb/bench.py's player (tb/core_player.v) reads and writes its files under a 200+
+    character folder with spaces (its 128-character registers used to cut the path)."""
+    import bench
+
+    x, w = random_layer(np.random.default_rng(4), 8, 8, 4, 4)
+    out = tmp_path / ("a long folder name with spaces " * 7)
+    assert len(str(out)) > 200
+    row = bench.bench_row(bench.Player("icarus", tmp_path / "build"), "long path", x, w, "fast", out)
+    assert row.outputs_checked == 16 and row.psums_checked == 144
