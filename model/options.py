@@ -31,7 +31,6 @@ def int_in(lo: int, hi: int | None = None):
             raise argparse.ArgumentTypeError(f"must be an integer {span}, got {text!r}")
         return value
 
-    convert.__name__ = f"integer {span}"
     return convert
 
 
@@ -48,7 +47,6 @@ def float_in(lo: float, hi: float, lo_open: bool = False):
             raise argparse.ArgumentTypeError(f"must be a finite number in {span}, got {text!r}")
         return value
 
-    convert.__name__ = f"number in {span}"
     return convert
 
 

@@ -204,10 +204,11 @@ def read_lanes(path, lanes: int, width: int, signed: bool, n_lines: int | None =
         if reason:
             raise VectorFileError(f"{path}:{lineno}: {reason}")
         data.append(ln)
-    if not data or (n_lines is not None and len(data) < n_lines):
-        raise VectorFileError(f"{path}:{len(lines) + 1}: expected "
-                              f"{n_lines if n_lines is not None else 'at least 1'} data lines, "
+    if n_lines is not None and len(data) < n_lines:
+        raise VectorFileError(f"{path}:{len(lines) + 1}: expected {n_lines} data lines, "
                               f"file ends after {len(data)}")
+    if not data:
+        raise VectorFileError(f"{path}:{len(lines) + 1}: no data lines")
     arr = np.frombuffer(b"".join(data), dtype=np.uint8).reshape(len(data), length)
     bits = (arr - ord("0")).astype(np.int64).reshape(len(data), lanes, width)
     weights = np.int64(1) << np.arange(width - 1, -1, -1, dtype=np.int64)

@@ -217,12 +217,15 @@ def test_optional_psums_and_acc_address(bench, vectors):
     assert "psums not checked" in verdict, verdict
 
 
+@pytest.mark.parametrize("headers", [[], ["# a header, with spaces"]], ids=["none", "with-spaces"])
 @pytest.mark.parametrize("dataflow", sorted(FLOWS))
-def test_headerless_files(bench, vectors, dataflow):
-    """One notebook writes its files without the three '#' lines: the bench reads them alike."""
+def test_other_headers(bench, vectors, dataflow, headers):
+    """One notebook writes its files without the three '#' lines, a user may write their own:
+    leading '#' lines are headers, whatever their number and content."""
     folder = vectors(dataflow)
     for path in folder.glob("*.txt"):
-        path.write_text("".join(l for l in path.read_text().splitlines(True) if not l.startswith("#")))
+        path.write_text("".join([h + "\n" for h in headers]
+                                + [l for l in path.read_text().splitlines(True) if not l.startswith("#")]))
     assert_pass(*simulate(bench, folder, dataflow), dataflow)
 
 

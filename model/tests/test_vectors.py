@@ -260,6 +260,8 @@ def test_malformed_files(tmp_path):
     _reject(tmp_path, GOOD_ACT + "\n", 7, "empty line, expected 32 characters")
     _reject(tmp_path, "\n".join(NOTEBOOK_HEADERS["activation"]) + "\n", 4,
             "expected 36 data lines, file ends after 0")
+    _reject(tmp_path, "#only a header\n", 2, "no data lines", reader=V.read_lanes, lanes=8, width=4,
+            signed=False)
     _reject(tmp_path, GOOD_ACT, 4, "line length 32, expected 128", reader=V.read_psum)
     _reject(tmp_path, "00000000000\n#x#\n", 2, "comment line among the data lines",
             reader=V.read_acc_address)
