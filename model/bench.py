@@ -16,19 +16,24 @@ import time
 import numpy as np
 
 from .errors import ModelError
+from .options import SEED, int_in
 from .tiling import N_KIJ, os_reference, random_layer, ws_reference
 
 __all__ = ["add_arguments", "run", "parse_layer"]
 
 
-def parse_layer(text: str) -> tuple[int, int, int]:
-    """``"IC,OC,HW"`` -> (IC, OC, HW)."""
+MAX_CHANNELS, MAX_HW = 512, 32        # the largest VGG16 layer on CIFAR-10
+
+
+def parse_layer(text: str, option: str = "--layer") -> tuple[int, int, int]:
+    """``"IC,OC,HW"`` -> (IC, OC, HW); ModelError naming ``option`` when malformed or out of range."""
     try:
         ic, oc, hw = (int(v) for v in str(text).split(","))
     except ValueError:
-        raise ModelError(f"layer {text!r}: expected IC,OC,HW (e.g. 8,8,6)") from None
-    if min(ic, oc, hw) < 1:
-        raise ModelError(f"layer {text!r}: IC, OC and HW must be >= 1")
+        raise ModelError(f"{option} {text!r}: expected IC,OC,HW (e.g. 8,8,6)") from None
+    if not (1 <= ic <= MAX_CHANNELS and 1 <= oc <= MAX_CHANNELS and 1 <= hw <= MAX_HW):
+        raise ModelError(f"{option} {text!r}: IC and OC must be in 1..{MAX_CHANNELS}, HW in 1..{MAX_HW} "
+                         f"(VGG16 on CIFAR-10)")
     return ic, oc, hw
 
 
@@ -38,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loop-layer", action="append", default=None, metavar="IC,OC,HW",
                    help="layer timed with the seed-style loops; repeatable "
                         "(default: 8,8,6 and 16,16,8)")
-    p.add_argument("--repeats", type=int, default=5, metavar="N",
+    p.add_argument("--repeats", type=int_in(1, 1000), default=5, metavar="N",
                    help="runs of the vectorized reference; the median is reported (default: 5)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    p.add_argument("--seed", type=SEED, default=0, metavar="S", help="random seed (default: 0)")
 
 
 def _tiles(n):
@@ -76,7 +81,7 @@ def run(args, echo=print) -> int:
     from . import seed_style  # slow reference (torch), imported only when benchmarking
 
     ic, oc, hw = parse_layer(args.layer)
-    loop_layers = [parse_layer(s) for s in (args.loop_layer or ["8,8,6", "16,16,8"])]
+    loop_layers = [parse_layer(s, "--loop-layer") for s in (args.loop_layer or ["8,8,6", "16,16,8"])]
     if args.repeats < 1:
         raise ModelError(f"--repeats must be >= 1, got {args.repeats}")
     rng = np.random.default_rng(args.seed)

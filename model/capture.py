@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import LayerError, ModelError
+from .options import CIFAR10_TEST_IMAGES
 from .quant import QuantConv2d
 from .vgg import build_model, conv_layers, default_layer, resolve_layer
 
@@ -255,8 +256,8 @@ def default_capture(
     from .checkpoint import model_from_checkpoint
     from .data import CLASSES, load_test_image, normalize, synthetic_images
 
-    if image < 0:
-        raise ModelError(f"image index must be >= 0, got {image}")
+    if not 0 <= image < CIFAR10_TEST_IMAGES:     # before any model or data is loaded
+        raise ModelError(f"image index must be in 0..{CIFAR10_TEST_IMAGES - 1}, got {image}")
     if checkpoint is not None:
         model, _, model_name = model_from_checkpoint(checkpoint, model_name, act_quant)
     else:

@@ -16,12 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .options import IMAGE, SEED
 from .tiling import os_reference, ws_reference
 from .vectors import acc_address_fits, prepare_out_dir, write_os_files, write_ws_files
 
 __all__ = ["add_arguments", "run", "export_capture"]
 
 PSUM_BW_MIN, PSUM_BW_MAX = 2, 64
+#: the psum width tb/classic_tb.v reads unless built with -Pclassic_tb.psum_bw=N (its
+#: parameter default; tb/test_classic.py checks that the two agree)
+CLASSIC_TB_PSUM_BW = 16
 
 
 def check_psum_bw(value) -> int:
@@ -55,9 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="trained checkpoint (default: seeded, calibrated model)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="CIFAR-10 directory (default: synthetic images)")
-    p.add_argument("--image", type=int, default=0, metavar="N",
+    p.add_argument("--image", type=IMAGE, default=0, metavar="N",
                    help="image index (default: 0)")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
+    p.add_argument("--seed", type=SEED, default=0, metavar="S",
                    help="seed of the model and synthetic images (default: 0)")
     p.add_argument("--psum-bw", type=_psum_bw_arg, default=16, metavar="BITS",
                    help="psum / accumulator width in bits (default: 16)")
@@ -103,6 +107,10 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = 16, echo=p
     else:
         echo(f"overflow     none ({psum_bw}-bit psums and accumulations)")
 
+    if psum_bw != CLASSIC_TB_PSUM_BW:
+        echo(f"warning      {psum_bw}-bit psum lanes: tb/classic_tb.v reads {CLASSIC_TB_PSUM_BW}-bit ones "
+             f"unless built for them (make classic PSUM_BW={psum_bw}, or iverilog "
+             f"-Pclassic_tb.psum_bw={psum_bw}); the core's psums are {CLASSIC_TB_PSUM_BW}-bit")
     if dataflow == "ws":
         written = write_ws_files(d, ref)
         if not acc_address_fits(ref.H, ref.W):

@@ -16,6 +16,7 @@ model's parameters, or a fresh optimizer starts (one line says which).
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 import time
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from . import data as cifar
 from .checkpoint import map_optimizer_state, model_from_checkpoint, save_checkpoint
 from .errors import ModelError
+from .options import SEED, float_in, int_in
 from .quant import ACT_QUANT_MODES
 from .vgg import MODELS, build_model, resolve_model
 
@@ -110,8 +112,8 @@ def train(
         raise ModelError(f"--epochs must be >= 1, got {epochs}")
     if batch_size < 1:
         raise ModelError(f"--batch-size must be >= 1, got {batch_size}")
-    if lr <= 0:
-        raise ModelError(f"--lr must be > 0, got {lr}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ModelError(f"--lr must be a finite number > 0, got {lr}")
     dev = resolve_device(device)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -215,18 +217,18 @@ def _resume_optimizer(optimizer, ckpt: dict, model: nn.Module, resume, log) -> N
 # --------------------------------------------------------------------------- CLI glue
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="CIFAR-10 python batches folder (default: $CIFAR10_DIR)")
-    p.add_argument("--epochs", type=int, default=100, help="number of epochs (default 100)")
+    p.add_argument("--epochs", type=int_in(1, 100_000), default=100, help="number of epochs (default 100)")
     p.add_argument("--out", default="result", help="folder for last.pt / best.pt (default ./result)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint (last.pt)")
     add_model_arguments(p, f"{DEFAULT_MODEL}, or the --resume checkpoint's")
-    p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    p.add_argument("--lr", type=float, default=1e-2, help="initial learning rate (default 0.01)")
-    p.add_argument("--weight-decay", type=float, default=4e-4, help="weight decay (default 4e-4)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
-    p.add_argument("--test-limit", type=int, default=None, metavar="N", help="use only the first N test images")
-    p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and augmentation (default 0)")
-    p.add_argument("--print-freq", type=int, default=100, metavar="K", help="progress line every K batches")
+    p.add_argument("--batch-size", type=int_in(1, 100_000), default=128, help="batch size (default 128)")
+    p.add_argument("--lr", type=float_in(0, 10, lo_open=True), default=1e-2, help="initial learning rate (default 0.01)")
+    p.add_argument("--weight-decay", type=float_in(0, 1), default=4e-4, help="weight decay (default 4e-4)")
+    p.add_argument("--limit", type=int_in(1), default=None, metavar="N", help="use only the first N training images")
+    p.add_argument("--test-limit", type=int_in(1), default=None, metavar="N", help="use only the first N test images")
+    p.add_argument("--seed", type=SEED, default=0, help="seed for init, shuffling and augmentation (default 0)")
+    p.add_argument("--print-freq", type=int_in(1), default=100, metavar="K", help="progress line every K batches")
 
 
 def run_train(args) -> int:
@@ -254,8 +256,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="CIFAR-10 python batches folder (default: $CIFAR10_DIR)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     add_model_arguments(p, "read from the checkpoint")
-    p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N test images")
+    p.add_argument("--batch-size", type=int_in(1, 100_000), default=256, help="batch size (default 256)")
+    p.add_argument("--limit", type=int_in(1), default=None, metavar="N", help="use only the first N test images")
 
 
 def run_eval(args) -> int:

@@ -2,13 +2,16 @@
 
 Every file is built by one generic core: lines of ``k`` lanes, each lane a ``width``-bit
 binary field (MSB first), highest lane first (row7 .. row0 / col7 .. col0), no spaces,
-``'\\n'`` line endings.  Headered kinds start with exactly three ``#`` lines (the
-notebook strings, table :data:`HEADERS`); ``acc_address.txt`` has none.
+``'\\n'`` line endings.  Writers start headered kinds with exactly three ``#`` lines (the
+notebook strings, table :data:`HEADERS`); ``acc_address.txt`` has none.  Readers take
+any number of leading ``#`` lines as headers (one notebook writes some files without).
 
 Writers check every value against the field first and refuse (PsumOverflowError naming
 the file, the line, the lane and the value); nothing is ever truncated.  Readers return
-int64 arrays in the same orientation the matching writer takes, and reject malformed
-files with VectorFileError ``"path:line: reason"`` (line 0 = the file as a whole).
+int64 arrays in the same orientation the matching writer takes, expect the number of data
+lines the kind has in the classic layer unless told otherwise (:func:`data_lines`), and
+reject malformed files with VectorFileError ``"path:line: reason"`` (line 0 = the file as
+a whole), with the same rules and messages as tb/classic_tb.v.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ __all__ = [
     "read_acc_address", "write_activation_os", "read_activation_os", "write_weight_os",
     "read_weight_os", "write_out_os", "read_out_os", "ws_file_names", "os_file_names",
     "write_ws_files", "write_os_files", "acc_address_fits", "psum_address", "prepare_out_dir",
+    "CLASSIC_OUT_HW", "data_lines",
 ]
 
 # ----------------------------------------------------------------------------------
@@ -146,12 +150,35 @@ def write_lanes(path, values, width: int, signed: bool, headers=None,
     return path
 
 
-def read_lanes(path, lanes: int, width: int, signed: bool, headers: bool = True,
-               n_lines: int | None = None) -> np.ndarray:
+def _line_problem(ln: bytes, length: int, lanes: int, width: int) -> str | None:
+    """Why data line ``ln`` (without its ``'\\n'``) is malformed, or None. The rules, in
+    this order, are also those of tb/classic_tb.v (task ``load``), message for message."""
+    if ln.startswith(b"#"):
+        return "comment line among the data lines"
+    if not ln:
+        return f"empty line, expected {length} characters ({lanes} lanes x {width} bits)"
+    if ln.endswith(b"\r"):
+        return "carriage return (CRLF line ending)"
+    if ln.endswith((b" ", b"\t")):
+        return "trailing whitespace"
+    if len(ln) != length:
+        return f"line length {len(ln)}, expected {length} characters ({lanes} lanes x {width} bits)"
+    bad = ln.translate(None, b"01")
+    if bad:
+        shown = chr(bad[0]) if 32 <= bad[0] < 127 else f"\\x{bad[0]:02x}"
+        return f"non-binary character '{shown}' at column {ln.index(bad[:1]) + 1}"
+    return None
+
+
+def read_lanes(path, lanes: int, width: int, signed: bool, n_lines: int | None = None) -> np.ndarray:
     """Read a lane file; int64 ``[n_lines, lanes]`` with column j = lane j.
 
-    ``headers``: the file must start with exactly three ``#`` lines without spaces
-    (False: no header line allowed).  ``n_lines``: required number of data lines.
+    Leading lines that start with ``#`` are headers (any number, none included: both
+    notebooks' files read). Then exactly ``n_lines`` data lines (None: one or more), each
+    ``lanes * width`` characters ``0``/``1`` ended by ``'\\n'`` (the last one may lack
+    it). CRLF endings and trailing whitespace are refused with that reason, as by
+    tb/classic_tb.v. Errors: VectorFileError ``"path:line: reason"`` for the first
+    problem in file order (line 0: the file as a whole).
     """
     path = Path(path)
     try:
@@ -165,49 +192,24 @@ def read_lanes(path, lanes: int, width: int, signed: bool, headers: bool = True,
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()                                                # final newline
-    n_head = 3 if headers else 0
-    for i in range(min(n_head, len(lines))):
-        ln = lines[i]
-        if not ln.startswith(b"#"):
-            raise VectorFileError(f"{path}:{i + 1}: expected 3 header lines starting with "
-                                  f"'#', found {i}")
-        if b" " in ln or b"\t" in ln:
-            raise VectorFileError(f"{path}:{i + 1}: header line contains a space")
-        if b"\r" in ln:
-            raise VectorFileError(f"{path}:{i + 1}: carriage return (CRLF line ending)")
-    if len(lines) < n_head:
-        raise VectorFileError(f"{path}:{len(lines) + 1}: expected 3 header lines, file "
-                              f"ends after {len(lines)}")
-    data = lines[n_head:]
-    if not data:
-        raise VectorFileError(f"{path}:{n_head + 1}: no data lines")
-    for i, ln in enumerate(data):
-        if ln.startswith(b"#"):
-            reason = ("unexpected header line (this file kind has none)" if not headers
-                      else "extra header line (expected exactly 3)")
-            raise VectorFileError(f"{path}:{n_head + i + 1}: {reason}")
-    if n_lines is not None and len(data) != n_lines:
-        if len(data) < n_lines:
-            raise VectorFileError(f"{path}:{n_head + len(data) + 1}: expected {n_lines} "
-                                  f"data lines, file ends after {len(data)}")
-        raise VectorFileError(f"{path}:{n_head + n_lines + 1}: trailing data after the "
-                              f"{n_lines} expected data lines ({len(data)} found)")
     length = lanes * width
-    for i, ln in enumerate(data):
-        lineno = n_head + i + 1
-        if len(ln) != length:
-            if ln.endswith(b"\r") and len(ln) == length + 1:
-                raise VectorFileError(f"{path}:{lineno}: carriage return (CRLF line ending)")
-            what = "empty line" if not ln else f"line length {len(ln)}"
-            raise VectorFileError(f"{path}:{lineno}: {what}, expected {length} "
-                                  f"characters ({lanes} lanes x {width} bits)")
+    data: list[bytes] = []
+    for lineno, ln in enumerate(lines, 1):
+        if not data and ln.startswith(b"#"):
+            continue                                               # header
+        if n_lines is not None and len(data) == n_lines:
+            raise VectorFileError(f"{path}:{lineno}: extra line after the {n_lines} expected "
+                                  f"data lines")
+        reason = _line_problem(ln, length, lanes, width)
+        if reason:
+            raise VectorFileError(f"{path}:{lineno}: {reason}")
+        data.append(ln)
+    if n_lines is not None and len(data) < n_lines:
+        raise VectorFileError(f"{path}:{len(lines) + 1}: expected {n_lines} data lines, "
+                              f"file ends after {len(data)}")
+    if not data:
+        raise VectorFileError(f"{path}:{len(lines) + 1}: no data lines")
     arr = np.frombuffer(b"".join(data), dtype=np.uint8).reshape(len(data), length)
-    bad = (arr != ord("0")) & (arr != ord("1"))
-    if bad.any():
-        i, j = (int(t) for t in np.argwhere(bad)[0])
-        ch = chr(arr[i, j])
-        raise VectorFileError(f"{path}:{n_head + i + 1}: non-binary character {ch!r} at "
-                              f"column {j + 1}")
     bits = (arr - ord("0")).astype(np.int64).reshape(len(data), lanes, width)
     weights = np.int64(1) << np.arange(width - 1, -1, -1, dtype=np.int64)
     vals = bits @ weights                                           # [n, lanes] MSB lane first
@@ -223,11 +225,29 @@ def _write_kind(kind: str, path, lines_by_lanes, width: int | None = None) -> Pa
                        header_lines(kind, v.shape[1]), fk.lane)
 
 
+#: output map of the classic layer (the project VGG16's 8->8 layer): the readers' default
+CLASSIC_OUT_HW = (4, 4)
+
+
+def data_lines(kind: str, out_hw: tuple[int, int] = CLASSIC_OUT_HW, ic: int = 8,
+               lanes: int = 8) -> int:
+    """Number of data lines of a one-tile ``kind`` file for a 3x3, stride 1, padding 1 layer
+    with output map ``out_hw`` and ``ic`` input channels (DESIGN.md section 5): activation
+    and psum (H+2)(W+2), out H*W, acc_address 9*H*W, activation_os / weight_os 9*ic,
+    weight and out_os ``lanes``."""
+    h, w = out_hw
+    return {"activation": (h + 2) * (w + 2), "psum": (h + 2) * (w + 2), "out": h * w,
+            "acc_address": N_KIJ * h * w, "activation_os": N_KIJ * ic,
+            "weight_os": N_KIJ * ic, "weight": lanes, "out_os": lanes}[kind]
+
+
 def _read_kind(kind: str, path, lanes: int, n_lines: int | None,
                width: int | None = None) -> np.ndarray:
+    """Read a ``kind`` file; ``n_lines`` None: the classic layer's count (:func:`data_lines`)."""
     fk = KINDS[kind]
-    return read_lanes(path, lanes, width or fk.width, fk.signed,
-                      HEADERS[kind] is not None, n_lines)
+    if n_lines is None:
+        n_lines = data_lines(kind, lanes=lanes)
+    return read_lanes(path, lanes, width or fk.width, fk.signed, n_lines)
 
 
 # ----------------------------------------------------------------------------------
@@ -309,8 +329,8 @@ def write_out_os(path, out, width: int = 16) -> Path:
 
 
 def read_out_os(path, lanes: int = 8, n_lines: int | None = None, width: int = 16) -> np.ndarray:
-    """-> int64 ``[nij_out, col]`` (``lanes`` lines unless ``n_lines`` says otherwise)."""
-    return _read_kind("out_os", path, lanes, lanes if n_lines is None else n_lines, width)
+    """-> int64 ``[nij_out, col]``."""
+    return _read_kind("out_os", path, lanes, n_lines, width)
 
 
 # ----------------------------------------------------------------------------------

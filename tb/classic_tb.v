@@ -3,36 +3,60 @@
 // and prints one match line per output.
 //
 //   weight-stationary:    +DIR=<dir>            activation_tile0.txt, weight_itile0_otile0_kij*.txt,
-//                                               acc_address.txt, out.txt
+//                                               out.txt; optional: psum_kij*.txt, acc_address.txt
 //   output-stationary:    +DIR=<dir> +OS        activation_os.txt, weight_os.txt, out_os.txt
 //
-// WS also checks every psum vector as it is written to pmem against psum_kij*.txt.
-// Ends with "PASS: n of n outputs match" or "FAIL: ..." and $finish; a watchdog ends a
-// run that waits for data that never comes.
+// Every file is read and checked line by line before the run, with the rules of the
+// Python readers (model/vectors.py): leading lines starting with '#' are headers (any
+// number, none included); then exactly the expected number of data lines, each lanes x
+// bits characters of 0/1, ending in '\n' (CRLF and trailing whitespace are refused).
+// A bad file ends the run at once with "FAIL: <file>:<line>: <reason>".
+// WS checks every psum vector as it is written to pmem against psum_kij*.txt when those
+// files are there (all nine, or none: then the report says psums were not checked);
+// without acc_address.txt the accumulation addresses come from the layer geometry.
+// Ends with "PASS: ..." and $finish (exit status 0), or "FAIL: ..." naming the first
+// differing file:line, then $fatal (exit status 1). A watchdog ends a run that waits for
+// data that never comes.
+//
+// Widths are parameters (defaults: the project's 8x8 array of 4-bit operands, 16-bit
+// psums), e.g. for files exported with --psum-bw 20: iverilog -Pclassic_tb.psum_bw=20.
 `timescale 1ns/1ps
 `include "core_inst.vh"
-module classic_tb;
-    localparam bw = 4;
-    localparam psum_bw = 16;
-    localparam row = 8;
-    localparam col = 8;
+module classic_tb #(
+    parameter row = 8,                // activation lanes (input channels) per line
+    parameter col = 8,                // psum / output lanes (output channels) per line
+    parameter bw = 4,                 // bits per activation / weight lane
+    parameter psum_bw = 16,           // bits per psum / output lane
+    parameter acc_bw = 20,            // SFP accumulator bits (>= psum_bw)
+    parameter addr_bw = `ADDR_BITS,   // bits per acc_address.txt line (pmem address)
+    parameter out_h = 4,              // output map (stride 1, padding 1, 3x3)
+    parameter out_w = 4
+);
     localparam len_kij = 9;
-    localparam len_nij = 36;         // 6x6 padded input map
-    localparam len_onij = 16;        // 4x4 output map
-    localparam len_os_steps = 72;    // 8 input channels x 9 kij
-    localparam weight_base = 1024;
+    localparam len_nij = (out_h + 2) * (out_w + 2);  // padded input map
+    localparam len_onij = out_h * out_w;
+    localparam len_acc = len_kij * len_onij;
+    localparam len_os_steps = row * len_kij;         // input channels x kij
+    localparam weight_base = 1 << (`ADDR_BITS - 1);  // xmem: activations at 0.., weights above
+    localparam path_chars = 4096;                    // PATH_MAX on Linux
+    localparam act_bits = row * bw;
+    localparam psum_bits = col * psum_bw;
+    localparam line_bits = psum_bits > act_bits ? (psum_bits > addr_bw ? psum_bits : addr_bw)
+                                                : (act_bits > addr_bw ? act_bits : addr_bw);
+    localparam line_chars = line_bits + 2;           // the longest data line, '\r' or ' ', '\n'
+    localparam max_lines = len_kij * len_nij > len_acc ? len_kij * len_nij : len_acc;
 
     reg                    clk = 1'b0;
     reg                    reset = 1'b1;
     reg  [`INST_WIDTH-1:0] inst;
-    reg  [row*bw-1:0]      D_xmem = 0;
+    reg  [act_bits-1:0]    D_xmem = 0;
     wire                   ofifo_valid;
-    wire [col*psum_bw-1:0] sfp_out;
+    wire [psum_bits-1:0]   sfp_out;
     wire                   sfp_valid;
     wire [6:0]             errors;
     wire [31:0]            cycles, busy;
 
-    core #(.bw(bw), .psum_bw(psum_bw), .row(row), .col(col)) u_core (
+    core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
         .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem),
         .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid),
         .errors(errors), .fifo_flags(), .cycles(cycles), .busy(busy)
@@ -44,17 +68,139 @@ module classic_tb;
     initial begin
         #(watchdog_cycles * 10);
         $display("FAIL: timeout after %0d cycles (a vector never arrived)", watchdog_cycles);
-        $finish;
+        $fatal(1, "classic_tb: FAIL");
     end
 
-    reg [1023:0] dir;
-    reg [1023:0] path;
-    reg [1023:0] name;
-    reg [8*64-1:0] header;
-    integer fd, psum_fd, status, i, k, t, n_match, outputs, psum_errors, psums_checked;
-    reg [col*psum_bw-1:0] expected_psum;
-    reg [col*psum_bw-1:0] expected;
-    reg [10:0] acc_addr;
+    reg [8*path_chars-1:0]    dir;
+    reg [8*(path_chars+64)-1:0] path;
+    reg [8*64-1:0]            name;
+    reg [8*160-1:0]           reason;
+    integer i, k, t, n_match, outputs, psum_errors, psums_checked;
+
+    // the first mismatch seen (file:line), for the verdict
+    reg [8*(path_chars+64)-1:0] first_path;
+    integer first_line;
+
+    // ---- the loaded files ----
+    reg [line_bits-1:0] vec [0:max_lines-1];         // the last file read, line j = data line j
+    integer n_headers;                               // its header lines
+    reg [act_bits-1:0]  act [0:len_os_steps > len_nij ? len_os_steps - 1 : len_nij - 1];
+    reg [act_bits-1:0]  wgt [0:len_os_steps > len_kij * col ? len_os_steps - 1 : len_kij * col - 1];
+    reg [psum_bits-1:0] psum_want [0:len_kij * len_nij - 1];
+    integer             psum_headers [0:len_kij - 1];
+    reg [addr_bw-1:0]   acc_addr [0:len_acc - 1];
+    reg [psum_bits-1:0] out_want [0:len_onij - 1];
+    integer             out_headers;
+    reg                 have_psums, have_acc;
+
+    task fail_file(input integer line);
+        begin
+            $display("FAIL: %0s:%0d: %0s", path, line, reason);
+            $fatal(1, "classic_tb: FAIL");
+        end
+    endtask
+
+    // One line of the open file fd: its length (without '\n'), first and last character.
+    // A line longer than the buffer is read to its end, so its true length is reported.
+    reg [8*line_chars-1:0] text;
+    integer line_len, got, c;
+    reg [7:0] first_char, last_char;
+    reg       at_eof;
+    task read_line(input integer fd);
+        begin
+            line_len = 0;
+            at_eof = 1'b0;
+            first_char = 0;
+            last_char = 0;
+            begin : chunks
+                forever begin
+                    got = $fgets(text, fd);
+                    if (got == 0) begin
+                        at_eof = (line_len == 0);
+                        disable chunks;
+                    end
+                    if (line_len == 0) first_char = text[8 * got - 1 -: 8];
+                    if (text[7:0] == "\n") begin
+                        line_len = line_len + got - 1;
+                        if (got > 1) last_char = text[15:8];
+                        disable chunks;
+                    end
+                    line_len = line_len + got;
+                    last_char = text[7:0];
+                    if (got < line_chars) disable chunks;    // last line without '\n'
+                end
+            end
+        end
+    endtask
+
+    // Read <dir>/<file>: headers, then exactly n_lines data lines of lanes x width bits
+    // into vec[]. A missing optional file sets found = 0; every other problem ends the run.
+    task load(input [8*64-1:0] file, input integer lanes, input integer width,
+              input integer n_lines, input optional, output found);
+        integer fd, line, n_data, length, j, nl;
+        reg [line_bits-1:0] v;
+        begin
+            $sformat(path, "%0s/%0s", dir, file);
+            fd = $fopen(path, "r");
+            found = fd != 0;
+            if (fd == 0 && !optional) begin
+                reason = "file not found or not readable";
+                fail_file(0);
+            end
+            if (fd != 0) begin
+                length = lanes * width;
+                line = 0;
+                n_data = 0;
+                n_headers = 0;
+                read_line(fd);
+                while (!at_eof) begin
+                    line = line + 1;
+                    if (first_char == "#" && n_data == 0) begin
+                        n_headers = n_headers + 1;
+                    end else begin
+                        if (n_data == n_lines)
+                            $sformat(reason, "extra line after the %0d expected data lines", n_lines);
+                        else if (first_char == "#")
+                            reason = "comment line among the data lines";
+                        else if (line_len == 0)
+                            $sformat(reason, "empty line, expected %0d characters (%0d lanes x %0d bits)",
+                                     length, lanes, width);
+                        else if (last_char == 8'd13)       // '\r': Verilog-2005 has no such escape
+                            reason = "carriage return (CRLF line ending)";
+                        else if (last_char == " " || last_char == 8'd9)
+                            reason = "trailing whitespace";
+                        else if (line_len != length)
+                            $sformat(reason, "line length %0d, expected %0d characters (%0d lanes x %0d bits)",
+                                     line_len, length, lanes, width);
+                        else
+                            reason = "";
+                        if (reason != "") fail_file(line);
+                        v = 0;
+                        nl = text[7:0] == "\n";           // a valid line fits one chunk
+                        for (j = 0; j < length; j = j + 1) begin
+                            c = text[8 * (length - 1 - j + nl) +: 8];
+                            if (c != "0" && c != "1") begin
+                                if (c >= 32 && c < 127)
+                                    $sformat(reason, "non-binary character '%c' at column %0d", c[7:0], j + 1);
+                                else
+                                    $sformat(reason, "non-binary character '\\x%h' at column %0d", c[7:0], j + 1);
+                                fail_file(line);
+                            end
+                            v[length - 1 - j] = (c == "1");
+                        end
+                        vec[n_data] = v;
+                        n_data = n_data + 1;
+                    end
+                    read_line(fd);
+                end
+                $fclose(fd);
+                if (n_data < n_lines) begin
+                    $sformat(reason, "expected %0d data lines, file ends after %0d", n_lines, n_data);
+                    fail_file(line + 1);
+                end
+            end
+        end
+    endtask
 
     // ---- instruction helpers: each sets inst for one cycle ----
     function [`INST_WIDTH-1:0] idle;
@@ -75,92 +221,122 @@ module classic_tb;
         end
     endtask
 
-    // Open <dir>/<name> and skip its header lines; a missing file ends the run.
-    function integer open_vectors(input [1023:0] name, input integer headers);
-        integer f, h, scanned;
-        begin
-            $sformat(path, "%0s/%0s", dir, name);
-            f = $fopen(path, "r");
-            if (f == 0) begin
-                $display("FAIL: cannot open %0s", path);
-                $finish;
-            end
-            for (h = 0; h < headers; h = h + 1)
-                scanned = $fscanf(f, "%s", header);
-            open_vectors = f;
-        end
-    endfunction
-
-    task xmem_write(input [10:0] addr, input [row*bw-1:0] data);
+    task xmem_write(input [`ADDR_BITS-1:0] addr, input [act_bits-1:0] data);
         begin
             inst = idle(0);
             inst[`INST_CEN_XMEM] = 1'b0;
             inst[`INST_WEN_XMEM] = 1'b0;
-            inst[`INST_A_XMEM +: 11] = addr;
+            inst[`INST_A_XMEM +: `ADDR_BITS] = addr;
             D_xmem = data;
             tick;
         end
     endtask
 
     // Read xmem[addr]; the word is on xmem Q during the next instruction.
-    task xmem_read(input [10:0] addr);
+    task xmem_read(input [`ADDR_BITS-1:0] addr);
         begin
             inst[`INST_CEN_XMEM] = 1'b0;
             inst[`INST_WEN_XMEM] = 1'b1;
-            inst[`INST_A_XMEM +: 11] = addr;
+            inst[`INST_A_XMEM +: `ADDR_BITS] = addr;
         end
     endtask
 
-    task check_output(input integer index, input [col*psum_bw-1:0] want);
+    // A mismatch at <dir>/<file>:<line>; the first one names the verdict.
+    task mismatch(input [8*64-1:0] file, input integer line);
         begin
-            while (!sfp_valid) tick;
-            outputs = outputs + 1;
-            if (sfp_out === want) begin
-                n_match = n_match + 1;
-                $display("output %2d match: %b", index, sfp_out);
-            end else begin
-                $display("output %2d MISMATCH: got %b expected %b", index, sfp_out, want);
+            if (first_line == 0) begin
+                $sformat(first_path, "%0s/%0s", dir, file);
+                first_line = line;
             end
-            tick;
+        end
+    endtask
+
+    task check_output(input integer index, input [psum_bits-1:0] got_out, input [psum_bits-1:0] want,
+                      input [8*64-1:0] file, input integer line);
+        begin
+            outputs = outputs + 1;
+            if (got_out === want) begin
+                n_match = n_match + 1;
+                $display("output %2d match: %b", index, got_out);
+            end else begin
+                $display("output %2d MISMATCH (%0s:%0d): got %b expected %b", index, file, line, got_out, want);
+                mismatch(file, line);
+            end
         end
     endtask
 
     task finish;
+        reg [8*96-1:0] psum_note;
         begin
-            if (errors != 0)
-                $display("FAIL: core error flags %b", errors);
-            else if (psum_errors != 0)
-                $display("FAIL: %0d psum vectors differ", psum_errors);
-            else if (n_match == outputs && outputs > 0)
-                if (psums_checked > 0)
-                    $display("PASS: %0d of %0d outputs match, %0d psum vectors match (%0d cycles since reset)",
-                             n_match, outputs, psums_checked, cycles);
-                else
-                    $display("PASS: %0d of %0d outputs match (%0d cycles since reset)", n_match, outputs, cycles);
+            if (psums_checked > 0)
+                $sformat(psum_note, ", %0d psum vectors match", psums_checked - psum_errors);
+            else if (!$test$plusargs("OS"))
+                psum_note = ", psums not checked (no psum_kij*.txt)";
             else
-                $display("FAIL: %0d of %0d outputs match", n_match, outputs);
-            $finish;
+                psum_note = "";
+            if (errors != 0) begin
+                $display("FAIL: core error flags %b", errors);
+                $fatal(1, "classic_tb: FAIL");
+            end else if (first_line != 0) begin
+                $display("FAIL: %0s:%0d: first differing line; %0d of %0d outputs match, %0d psum vectors differ",
+                         first_path, first_line, n_match, outputs, psum_errors);
+                $fatal(1, "classic_tb: FAIL");
+            end else if (outputs == 0) begin
+                $display("FAIL: no output was checked");
+                $fatal(1, "classic_tb: FAIL");
+            end else begin
+                $display("PASS: %0d of %0d outputs match%0s (%0d cycles since reset)",
+                         n_match, outputs, psum_note, cycles);
+                $finish;
+            end
         end
     endtask
 
-    // ---- weight-stationary: load per kij, 36 positions, psums to pmem, accumulation pass ----
-    task run_ws;
+    // ---- weight-stationary: every file first, then load per kij, psums to pmem, accumulation ----
+    task load_ws;
+        reg found;
         begin
-            fd = open_vectors("activation_tile0.txt", 3);
-            for (t = 0; t < len_nij; t = t + 1) begin
-                status = $fscanf(fd, "%32b", D_xmem);
-                xmem_write(t, D_xmem);
-            end
-            $fclose(fd);
+            load("activation_tile0.txt", row, bw, len_nij, 0, found);
+            for (t = 0; t < len_nij; t = t + 1) act[t] = vec[t];
             for (i = 0; i < len_kij; i = i + 1) begin
                 $sformat(name, "weight_itile0_otile0_kij%0d.txt", i);
-                fd = open_vectors(name, 3);
-                for (t = 0; t < col; t = t + 1) begin
-                    status = $fscanf(fd, "%32b", D_xmem);
-                    xmem_write(weight_base + i * col + t, D_xmem);
-                end
-                $fclose(fd);
+                load(name, row, bw, col, 0, found);
+                for (t = 0; t < col; t = t + 1) wgt[i * col + t] = vec[t];
             end
+            // psum files come as a set: all nine, or none
+            for (i = 0; i < len_kij; i = i + 1) begin
+                $sformat(name, "psum_kij%0d.txt", i);
+                load(name, col, psum_bw, len_nij, 1, found);
+                if (i == 0) have_psums = found;
+                if (found != have_psums) begin
+                    // name the missing file
+                    $sformat(reason, "file not found (psum_kij%0d.txt exists: the psum files come as a set of %0d)",
+                             found ? i : 0, len_kij);
+                    if (found) $sformat(path, "%0s/psum_kij0.txt", dir);
+                    fail_file(0);
+                end
+                psum_headers[i] = n_headers;
+                for (t = 0; t < len_nij; t = t + 1) psum_want[i * len_nij + t] = vec[t];
+            end
+            load("acc_address.txt", 1, addr_bw, len_acc, 1, have_acc);
+            for (t = 0; t < len_acc; t = t + 1)
+                // o_nij-major, then kij: psum (kij, nij) of output pixel o_nij is at kij * len_nij + nij
+                acc_addr[t] = have_acc ? vec[t][addr_bw-1:0]
+                    : (t % len_kij) * len_nij + (t / len_kij / out_w) * (out_w + 2) + (t / len_kij) % out_w
+                      + (t % len_kij / 3) * (out_w + 2) + (t % len_kij) % 3;
+            load("out.txt", col, psum_bw, len_onij, 0, found);
+            out_headers = n_headers;
+            for (t = 0; t < len_onij; t = t + 1) out_want[t] = vec[t];
+        end
+    endtask
+
+    task run_ws;
+        begin
+            load_ws;
+            if (!have_psums) $display("note: no psum_kij*.txt: psums are not checked");
+            if (!have_acc) $display("note: no acc_address.txt: accumulation addresses from the %0dx%0d layer", out_h, out_w);
+            for (t = 0; t < len_nij; t = t + 1) xmem_write(t, act[t]);
+            for (t = 0; t < len_kij * col; t = t + 1) xmem_write(weight_base + t, wgt[t]);
 
             for (i = 0; i < len_kij; i = i + 1) begin
                 // stage the weights column by column (read, then LOAD next cycle)
@@ -185,59 +361,53 @@ module classic_tb;
                     end
                     tick;
                 end
-                // psums: pop each vector as it is ready, store at kij*36 + nij, compare with psum_kij<i>.txt
-                $sformat(name, "psum_kij%0d.txt", i);
-                psum_fd = open_vectors(name, 3);
+                // psums: pop each vector as it is ready, store at kij*len_nij + nij, compare with psum_kij<i>.txt
                 t = 0;
                 while (t < len_nij) begin
                     inst = idle(0);
                     if (ofifo_valid) begin
-                        status = $fscanf(psum_fd, "%128b", expected_psum);
-                        psums_checked = psums_checked + 1;
-                        if (u_core.u_corelet.ofifo_data !== expected_psum) begin
-                            psum_errors = psum_errors + 1;
-                            $display("psum kij %0d nij %0d MISMATCH: got %b expected %b", i, t,
-                                     u_core.u_corelet.ofifo_data, expected_psum);
+                        if (have_psums) begin
+                            psums_checked = psums_checked + 1;
+                            if (u_core.u_corelet.ofifo_data !== psum_want[i * len_nij + t]) begin
+                                psum_errors = psum_errors + 1;
+                                $sformat(name, "psum_kij%0d.txt", i);
+                                $display("psum kij %0d nij %0d MISMATCH (%0s:%0d): got %b expected %b", i, t,
+                                         name, psum_headers[i] + t + 1, u_core.u_corelet.ofifo_data,
+                                         psum_want[i * len_nij + t]);
+                                mismatch(name, psum_headers[i] + t + 1);
+                            end
                         end
                         inst[`INST_OFIFO_RD] = 1'b1;
                         inst[`INST_CEN_PMEM] = 1'b0;
                         inst[`INST_WEN_PMEM] = 1'b0;
-                        inst[`INST_A_PMEM +: 11] = i * len_nij + t;
+                        inst[`INST_A_PMEM +: `ADDR_BITS] = i * len_nij + t;
                         t = t + 1;
                     end
                     tick;
                 end
-                $fclose(psum_fd);
             end
 
-            // accumulation pass, addresses from acc_address.txt, outputs against out.txt
-            fd = open_vectors("acc_address.txt", 0);
-            begin : accumulate
-                integer out_fd, o;
-                out_fd = open_vectors("out.txt", 3);
-                for (o = 0; o < len_onij; o = o + 1) begin
-                    for (i = 0; i < len_kij; i = i + 1) begin
-                        status = $fscanf(fd, "%11b", acc_addr);
-                        inst = idle(0);
-                        inst[`INST_CEN_PMEM] = 1'b0;
-                        inst[`INST_A_PMEM +: 11] = acc_addr;
-                        inst[`INST_ACC] = 1'b1;
-                        inst[`INST_ACC_FIRST] = (i == 0);
-                        inst[`INST_EMIT] = (i == len_kij - 1);
-                        inst[`INST_RELU] = (i == len_kij - 1);
-                        tick;
-                    end
+            // accumulation pass: the nine addresses of each output pixel, outputs against out.txt
+            for (k = 0; k < len_onij; k = k + 1) begin
+                for (i = 0; i < len_kij; i = i + 1) begin
                     inst = idle(0);
-                    status = $fscanf(out_fd, "%128b", expected);
-                    check_output(o, expected);
+                    inst[`INST_CEN_PMEM] = 1'b0;
+                    inst[`INST_A_PMEM +: `ADDR_BITS] = acc_addr[k * len_kij + i];
+                    inst[`INST_ACC] = 1'b1;
+                    inst[`INST_ACC_FIRST] = (i == 0);
+                    inst[`INST_EMIT] = (i == len_kij - 1);
+                    inst[`INST_RELU] = (i == len_kij - 1);
+                    tick;
                 end
-                $fclose(out_fd);
+                inst = idle(0);
+                while (!sfp_valid) tick;
+                check_output(k, sfp_out, out_want[k], "out.txt", out_headers + k + 1);
+                tick;
             end
-            $fclose(fd);
         end
     endtask
 
-    // OS: activation step s (xmem[s]) into the L0, weight step s (xmem[1024+s]) into the IFIFO
+    // OS: activation step s (xmem[s]) into the L0, weight step s (xmem[weight_base+s]) into the IFIFO
     localparam os_chunk = 32;
     task os_fill(input integer first, input integer count);
         begin
@@ -269,22 +439,21 @@ module classic_tb;
         end
     endtask
 
-    // ---- output-stationary: 72 steps through L0 (activations) and IFIFO (weights), drain ----
+    // ---- output-stationary: len_os_steps steps through L0 (activations) and IFIFO (weights), drain ----
     task run_os;
-        begin : os
-            integer out_fd;
-            fd = open_vectors("activation_os.txt", 3);
-            for (t = 0; t < len_os_steps; t = t + 1) begin
-                status = $fscanf(fd, "%32b", D_xmem);
-                xmem_write(t, D_xmem);
-            end
-            $fclose(fd);
-            fd = open_vectors("weight_os.txt", 3);
-            for (t = 0; t < len_os_steps; t = t + 1) begin
-                status = $fscanf(fd, "%32b", D_xmem);
-                xmem_write(weight_base + t, D_xmem);
-            end
-            $fclose(fd);
+        reg found;
+        reg [psum_bits-1:0] got_os [0:row-1];
+        begin
+            load("activation_os.txt", row, bw, len_os_steps, 0, found);
+            for (t = 0; t < len_os_steps; t = t + 1) act[t] = vec[t];
+            load("weight_os.txt", col, bw, len_os_steps, 0, found);
+            for (t = 0; t < len_os_steps; t = t + 1) wgt[t] = vec[t];
+            load("out_os.txt", col, psum_bw, row, 0, found);
+            out_headers = n_headers;
+            for (t = 0; t < row; t = t + 1) out_want[t] = vec[t];
+
+            for (t = 0; t < len_os_steps; t = t + 1) xmem_write(t, act[t]);
+            for (t = 0; t < len_os_steps; t = t + 1) xmem_write(weight_base + t, wgt[t]);
             // 64-deep FIFOs: fill and stream the steps in chunks; a bubble between chunks
             // is harmless because the L0 and IFIFO pops stay paired
             for (k = 0; k < len_os_steps; k = k + os_chunk) begin
@@ -305,26 +474,24 @@ module classic_tb;
             inst = idle(0);
             inst[`INST_OS] = 1'b1;
             for (t = 0; t < col; t = t + 1) tick;
-            // pop each drained vector (row 7 first) into the SFP with ReLU, compare with out_os.txt
-            out_fd = open_vectors("out_os.txt", 3);
-            begin : outputs_os
-                reg [col*psum_bw-1:0] want [0:row-1];
-                for (i = 0; i < row; i = i + 1)
-                    status = $fscanf(out_fd, "%128b", want[i]);
-                for (i = row - 1; i >= 0; i = i - 1) begin
-                    inst = idle(0);
-                    inst[`INST_OFIFO_RD] = 1'b1;
-                    inst[`INST_ACC] = 1'b1;
-                    inst[`INST_ACC_SRC] = 1'b1;
-                    inst[`INST_ACC_FIRST] = 1'b1;
-                    inst[`INST_EMIT] = 1'b1;
-                    inst[`INST_RELU] = 1'b1;
-                    tick;
-                    inst = idle(0);
-                    check_output(i, want[i]);
-                end
+            // pop each drained vector (row row-1 first) into the SFP with ReLU
+            for (i = row - 1; i >= 0; i = i - 1) begin
+                inst = idle(0);
+                inst[`INST_OFIFO_RD] = 1'b1;
+                inst[`INST_ACC] = 1'b1;
+                inst[`INST_ACC_SRC] = 1'b1;
+                inst[`INST_ACC_FIRST] = 1'b1;
+                inst[`INST_EMIT] = 1'b1;
+                inst[`INST_RELU] = 1'b1;
+                tick;
+                inst = idle(0);
+                while (!sfp_valid) tick;
+                got_os[i] = sfp_out;
+                tick;
             end
-            $fclose(out_fd);
+            // compared in file order, so the verdict names the first differing line
+            for (i = 0; i < row; i = i + 1)
+                check_output(i, got_os[i], out_want[i], "out_os.txt", out_headers + i + 1);
         end
     endtask
 
@@ -334,9 +501,17 @@ module classic_tb;
         outputs = 0;
         psum_errors = 0;
         psums_checked = 0;
+        first_line = 0;
+        have_psums = 1'b0;
+        have_acc = 1'b0;
+        dir = 0;
         if (!$value$plusargs("DIR=%s", dir)) begin
             $display("FAIL: give the folder of the exported files with +DIR=<dir>");
-            $finish;
+            $fatal(1, "classic_tb: FAIL");
+        end
+        if (dir[8*path_chars-1 -: 8] != 0) begin
+            $display("FAIL: +DIR is longer than %0d characters", path_chars - 1);
+            $fatal(1, "classic_tb: FAIL");
         end
         if ($test$plusargs("WAVES")) begin
             $dumpfile("classic_tb.fst");

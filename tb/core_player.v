@@ -38,7 +38,8 @@ module core_player;
 
     reg [`INST_WIDTH-1:0] program_words [0:max_cycles-1];
     reg [row*bw-1:0]      data_words [0:max_cycles-1];
-    reg [1023:0]          dir, path;
+    reg [8*4096-1:0]      dir;                     // PATH_MAX characters
+    reg [8*4160-1:0]      path;
     integer               n_cycles, start_word, start_counter, k, psum_fd, out_fd, summary_fd, progress;
 
     // Sample mid-cycle, when the instruction and the core outputs are stable.
@@ -55,6 +56,10 @@ module core_player;
         if (!$value$plusargs("PROGRAM=%s", dir) || !$value$plusargs("CYCLES=%d", n_cycles)) begin
             $display("core_player: give +PROGRAM=<dir> and +CYCLES=<n>");
             $finish;
+        end
+        if (dir[8*4096-1 -: 8] != 0) begin
+            $display("core_player: +PROGRAM is longer than 4095 characters");
+            $fatal(1);
         end
         if (!$value$plusargs("START=%d", start_word))
             start_word = 0;

@@ -6,8 +6,10 @@ verilator); WAVES=1 dumps an FST next to the build and prints its path.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from cocotb_tools.runner import get_results, get_runner
@@ -53,8 +55,6 @@ def _build_state(hdl_sources: list[Path], includes: list[Path], waves: bool) -> 
     compares with the simulator binary: the WAVES setting (a build without the FST dump
     would be reused), the include files (a stale core_inst.vh would be) and the source
     paths. run() rebuilds when this differs from the last build's (build.stamp)."""
-    import hashlib
-
     digest = hashlib.sha256(f"waves={int(waves)};{[str(s) for s in hdl_sources]}".encode())
     for include in includes:
         for header in sorted(Path(include).glob("*.vh")):
@@ -68,13 +68,53 @@ def _slug(parameters: dict) -> str:
 
 
 def build_dir(name: str, parameters: dict) -> Path:
-    return SIM_BUILD / f"{name}-{_slug(parameters)}-{simulator()}"
+    root = SIM_BUILD
+    if simulator() == "verilator" and _has_space(root):
+        # Verilator's makefiles refuse to build in a folder whose path holds a space
+        root = _temp_twin(root, "sim_build")
+    return root / f"{name}-{_slug(parameters)}-{simulator()}"
 
 
 def waves_path(folder: Path, toplevel: str) -> Path:
     """Where WAVES=1 leaves the FST in a build folder: the cocotb Icarus runner dumps
     <toplevel>.fst, a Verilator build with --trace-fst writes dump.fst."""
     return Path(folder) / ("dump.fst" if simulator() == "verilator" else f"{toplevel}.fst")
+
+
+def _has_space(path: Path) -> bool:
+    return re.search(r"\s", str(path)) is not None
+
+
+def _temp_twin(path: Path, kind: str) -> Path:
+    """A name in the temp folder, one per `path`."""
+    return Path(tempfile.gettempdir()) / f"{kind}-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
+
+
+def space_free(path: Path) -> Path:
+    """`path` itself, or when it holds whitespace a symlink to it in the temp folder (made
+    atomically, so parallel workers agree)."""
+    path = Path(path)
+    if not _has_space(path):
+        return path
+    link = _temp_twin(path, "space-free")
+    if not link.is_symlink():
+        tmp = link.with_name(f"{link.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(path, target_is_directory=True)
+        os.replace(tmp, link)
+    return link
+
+
+def _verilator_paths_without_spaces() -> None:
+    """The makefiles Verilator generates include $(VERILATOR_ROOT) and list cocotb's
+    verilator.cpp folder and library path unquoted: a checkout path with a space breaks
+    them. Hand them space-free links instead (nothing changes when there is no space)."""
+    import cocotb_tools.config as cocotb_config
+
+    if os.environ.get("VERILATOR_ROOT"):
+        os.environ["VERILATOR_ROOT"] = str(space_free(Path(os.environ["VERILATOR_ROOT"])))
+    cocotb_config.share_dir = space_free(cocotb_config.share_dir)
+    cocotb_config.libs_dir = space_free(cocotb_config.libs_dir)
 
 
 def run(
@@ -99,6 +139,8 @@ def run(
     sim = simulator()
     waves = waves_enabled()
     folder = build_dir(name or test_module, parameters)
+    if sim == "verilator":
+        _verilator_paths_without_spaces()           # before the runner copies the environment
     runner = get_runner(sim)
     build_args = []
     if sim == "verilator":

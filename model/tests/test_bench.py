@@ -33,4 +33,4 @@ def test_bench_defaults_and_errors():
     with pytest.raises(ModelError, match="IC,OC,HW"):
         bench.parse_layer("8x8")
     with pytest.raises(ModelError, match="--repeats"):
-        bench.run(_args("--repeats", "0"))
+        bench.run(argparse.Namespace(**{**vars(_args()), "repeats": 0}))

@@ -95,25 +95,54 @@ def test_usage_errors(argv, needle, capsys):
     assert needle in one_line_error(err)
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["export", "--out", "o", "--seed", "2**64"], "argument --seed: must be an integer in 0..4294967295, got '2**64'"),
+        (["export", "--out", "o", "--seed", str(2**64)], "argument --seed: must be an integer in 0..4294967295"),
+        (["bench", "--seed", "-1"], "argument --seed: must be an integer in 0..4294967295, got '-1'"),
+        (["train", "--seed", "1.5"], "argument --seed: must be an integer"),
+        (["train", "--lr", "nan"], "argument --lr: must be a finite number in (0, 10], got 'nan'"),
+        (["train", "--lr", "inf"], "argument --lr: must be a finite number"),
+        (["train", "--lr", "0"], "argument --lr: must be a finite number in (0, 10]"),
+        (["train", "--weight-decay=-1e-4"], "argument --weight-decay: must be a finite number in [0, 1]"),
+        (["train", "--weight-decay", "nan"], "argument --weight-decay"),
+        (["train", "--epochs", "0"], "argument --epochs: must be an integer in 1..100000, got '0'"),
+        (["train", "--batch-size", "0"], "argument --batch-size: must be an integer in 1..100000"),
+        (["train", "--limit", "0"], "argument --limit: must be an integer >= 1, got '0'"),
+        (["train", "--test-limit", "-3"], "argument --test-limit: must be an integer >= 1, got '-3'"),
+        (["train", "--print-freq", "0"], "argument --print-freq: must be an integer >= 1"),
+        (["eval", "--checkpoint", "x.pt", "--batch-size", "-1"], "argument --batch-size"),
+        (["eval", "--checkpoint", "x.pt", "--limit", "0"], "argument --limit: must be an integer >= 1"),
+        (["export", "--out", "o", "--image", "1000000000"], "argument --image: must be an integer in 0..9999"),
+        (["export", "--out", "o", "--image", "-1"], "argument --image: must be an integer in 0..9999"),
+        (["export", "--out", "o", "--psum-bw", "1"], "argument --psum-bw"),
+        (["bench", "--repeats", "0"], "argument --repeats: must be an integer in 1..1000"),
+    ],
+)
+def test_numeric_options_are_range_checked(argv, message, capsys):
+    """Every numeric option is refused on the command line, naming it, before any data is
+    loaded (an --image of 10**9 used to run for 15 minutes; --lr nan trained)."""
+    rc, out, err = call(argv, capsys)
+    assert rc == 2 and out == ""
+    assert message in one_line_error(err)
+
+
+def test_layer_option_is_range_checked(capsys):
+    for option in ("--layer", "--loop-layer"):
+        rc, _, err = call(["bench", option, "64,64,100000"], capsys)
+        assert rc == 1 and f"{option} '64,64,100000': IC and OC must be in 1..512, HW in 1..32" in one_line_error(err)
+
+
 def test_runtime_errors(tmp_path, checkpoint, dataset, capsys, monkeypatch):
     monkeypatch.delenv("CIFAR10_DIR", raising=False)
     cases = [
         (["train", "--data", tmp_path / "nope", "--epochs", "1", "--out", tmp_path / "o"], "does not exist"),
         (["train", "--epochs", "1", "--out", tmp_path / "o"], "CIFAR10_DIR"),
-        (["train", "--data", dataset, "--epochs", "0", "--out", tmp_path / "o"], "--epochs"),
         (["train", "--data", dataset, "--epochs", "1", "--device", "tpu"], "device"),
         (["train", "--data", dataset, "--resume", tmp_path / "no.pt", "--out", tmp_path / "o"], "no.pt"),
         (["eval", "--checkpoint", tmp_path / "no.pt", "--data", dataset], "not found"),
         (["eval", "--checkpoint", checkpoint, "--data", tmp_path / "nodata"], "does not exist"),
-        (["eval", "--checkpoint", checkpoint, "--data", dataset, "--batch-size", "0"], "--batch-size"),
-        (["eval", "--checkpoint", checkpoint, "--data", dataset, "--limit", "0"],
-         "the test split: limit must be >= 1 image, got 0"),
-        (["train", "--data", dataset, "--epochs", "1", "--out", tmp_path / "o", "--limit", "0"],
-         "the train split: limit must be >= 1 image, got 0"),
-        (["train", "--data", dataset, "--epochs", "1", "--out", tmp_path / "o", "--limit", "4",
-          "--test-limit", "0"], "the test split: limit must be >= 1 image, got 0"),
-        (["train", "--data", dataset, "--epochs", "1", "--out", tmp_path / "o", "--test-limit", "-3"],
-         "limit must be >= 1 image, got -3"),
     ]
     for argv, needle in cases:
         rc, out, err = call(argv, capsys)
@@ -197,3 +226,30 @@ def test_export_and_bench_errors(tmp_path, capsys):
         assert not (tmp_path / "x").exists()                  # refused before the capture
     rc, _, err = call(["bench", "--layer", "8x8"], capsys)
     assert rc == 1 and "IC,OC,HW" in one_line_error(err)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_checkpoint_refused(tmp_path, dataset, capsys, value):
+    """A checkpoint with NaN / inf weights is refused by every command that loads one."""
+    model = build_model("vgg16_quant_project", seed=0)
+    with torch.no_grad():
+        model.features[0].weight[0, 0, 0, 0] = value
+    path = save_checkpoint(tmp_path / "bad.pt", model, "vgg16_quant_project", 1, 0.0)
+    for argv in (["eval", "--checkpoint", path, "--data", dataset],
+                 ["export", "--checkpoint", path, "--out", tmp_path / "o"],
+                 ["train", "--resume", path, "--data", dataset, "--epochs", "2", "--out", tmp_path / "t"]):
+        rc, _, err = call(argv, capsys)
+        assert rc == 1, (argv, err)
+        assert f"{path}: refused: 'features.0.weight' holds 1 non-finite value(s)" in one_line_error(err), argv
+
+
+def test_api_refuses_what_the_options_refuse(tmp_path):
+    """The same limits hold for callers of the Python API (no 10**9 synthetic images, no NaN lr)."""
+    from model.capture import default_capture
+    from model.errors import ModelError
+    from model.train import train
+
+    with pytest.raises(ModelError, match=r"image index must be in 0\.\.9999, got 1000000000"):
+        default_capture(image=10**9)
+    with pytest.raises(ModelError, match="--lr must be a finite number > 0, got nan"):
+        train(data=tmp_path, lr=float("nan"), epochs=1, out=tmp_path / "o")

@@ -110,6 +110,18 @@ def test_export_overflow_is_reported_then_refused(tmp_path):
     assert any("overflow     none" in line for line in lines)
 
 
+def test_export_warns_when_the_classic_bench_reads_another_width(tmp_path, rng):
+    """--psum-bw 20 writes 160-bit psum lines: export says the classic bench must be built
+    for them (it used to report 207 differing psums without a word); 16 bits: no warning."""
+    x, w = random_layer(rng, 8, 8, 4, 4)
+    for bw, warned in ((20, True), (export.CLASSIC_TB_PSUM_BW, False)):
+        lines = []
+        export.export_capture(_capture(x, w), tmp_path / str(bw), psum_bw=bw, echo=lines.append)
+        warnings = [l for l in lines if l.startswith("warning")]
+        assert len(warnings) == warned, lines
+        assert all(f"make classic PSUM_BW={bw}" in l for l in warnings), warnings
+
+
 def test_export_bad_out(tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")

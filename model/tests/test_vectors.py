@@ -74,7 +74,7 @@ def test_roundtrip_every_kind(tmp_path, rng):
     V.write_lanes(tmp_path / "g.txt", v, 24, True, ["#a", "#b", "#c"])
     np.testing.assert_array_equal(V.read_lanes(tmp_path / "g.txt", 3, 24, True), v)
     V.write_psum(tmp_path / "p24.txt", v.T, width=24)
-    np.testing.assert_array_equal(V.read_psum(tmp_path / "p24.txt", lanes=3, width=24), v.T)
+    np.testing.assert_array_equal(V.read_psum(tmp_path / "p24.txt", lanes=3, n_lines=5, width=24), v.T)
 
 
 def _layer(rng, ic, oc, h, w=None):
@@ -127,7 +127,8 @@ def test_ws_files_read_back(tmp_path, rng):
     out = np.concatenate([V.read_out(tmp_path / f"out_otile{o}.txt", n_lines=12)
                           for o in range(2)])
     np.testing.assert_array_equal(out[:12], ref.out_relu)
-    np.testing.assert_array_equal(V.read_acc_address(tmp_path / "acc_address.txt"),
+    np.testing.assert_array_equal(V.read_acc_address(tmp_path / "acc_address.txt",
+                                                     V.data_lines("acc_address", (3, 4))),
                                   acc_addresses(3, 4).reshape(-1))
 
 
@@ -200,35 +201,71 @@ def test_good_file_reads(tmp_path):
     a = V.read_activation(p, n_lines=3)
     assert a.shape == (8, 3) and a[:, 2].tolist() == [15] * 8 and a[:, 1].tolist() == [5] * 8
     p.write_text(GOOD_ACT[:-1])                       # missing final newline is accepted
-    assert V.read_activation(p).shape == (8, 3)
+    assert V.read_activation(p, n_lines=3).shape == (8, 3)
+
+
+@pytest.mark.parametrize("headers", [[], ["#one header, with spaces#"], NOTEBOOK_HEADERS["activation"]])
+def test_headers_are_the_leading_hash_lines(tmp_path, headers):
+    """One notebook writes the OS and some WS files without headers: any number of
+    leading '#' lines is read as the header, the data is the same."""
+    p = tmp_path / "h.txt"
+    p.write_text("\n".join(headers + GOOD_ACT.split("\n")[3:]))
+    np.testing.assert_array_equal(V.read_activation(p, n_lines=3),
+                                  [[0, 5, 15]] * 8)
+
+
+def test_line_counts_come_from_the_kind(tmp_path, rng):
+    """Default arguments: the classic layer's count per kind; one line missing or extra fails."""
+    counts = {"activation": 36, "psum": 36, "out": 16, "acc_address": 144,
+              "activation_os": 72, "weight_os": 72, "weight": 8, "out_os": 8}
+    assert {k: V.data_lines(k) for k in counts} == counts
+    assert V.data_lines("activation", (32, 32)) == 34 * 34 and V.data_lines("weight_os", ic=3) == 27
+    for kind, n in counts.items():
+        fk = V.KINDS[kind]
+        lanes = 1 if kind == "acc_address" else 8
+        lo, hi = V.field_range(fk.width, fk.signed)
+        v = rng.integers(lo, hi + 1, size=(n, lanes))
+        reader = getattr(V, f"read_{kind}")
+        for extra in (-1, 1):
+            rows = v[:n + extra] if extra < 0 else np.concatenate([v, v[:1]])
+            p = V.write_lanes(tmp_path / f"{kind}.txt", rows, fk.width, fk.signed,
+                              V.header_lines(kind), fk.lane)
+            n_head = 0 if V.HEADERS[kind] is None else 3
+            want = (f"{p}:{n_head + n}: expected {n} data lines, file ends after {n - 1}" if extra < 0
+                    else f"{p}:{n_head + n + 1}: extra line after the {n} expected data lines")
+            with pytest.raises(VectorFileError) as ei:
+                reader(p)
+            assert str(ei.value) == want
 
 
 def test_malformed_files(tmp_path):
     lines = GOOD_ACT.split("\n")
     with pytest.raises(VectorFileError, match=r"nope\.txt:0: file not found"):
         V.read_activation(tmp_path / "nope.txt")
-    _reject(tmp_path, "\n".join(lines[:2] + lines[3:]), 3, "expected 3 header lines")
-    _reject(tmp_path, "\n".join(lines[:1] + ["#time1row7 x#"] + lines[2:]), 2, "space")
-    _reject(tmp_path, "\n".join(lines[:3] + ["#extra#"] + lines[3:]), 4, "extra header line")
-    _reject(tmp_path, "\n".join(lines[:4] + ["0" * 31] + lines[5:]), 5, "line length 31")
+    _reject(tmp_path, "\n".join(lines[:4] + ["#x#"] + lines[5:]), 5, "comment line among the data lines")
+    _reject(tmp_path, "\n".join(lines[:4] + ["0" * 31] + lines[5:]), 5,
+            "line length 31, expected 32 characters (8 lanes x 4 bits)")
+    _reject(tmp_path, "\n".join(lines[:4] + ["0" * 33] + lines[5:]), 5, "line length 33")
     _reject(tmp_path, "\n".join(lines[:5] + ["0" * 10 + "2" + "0" * 21] + lines[6:]), 6,
             "non-binary character '2' at column 11")
-    _reject(tmp_path, "\n".join(lines[:5] + ["0" * 31 + " "] + lines[6:]), 6,
-            "non-binary character ' '")
-    _reject(tmp_path, GOOD_ACT.replace("\n", "\r\n"), 1, "carriage return")
+    _reject(tmp_path, "\n".join(lines[:5] + ["0" * 31 + "x"] + lines[6:]), 6,
+            "non-binary character 'x' at column 32")
+    _reject(tmp_path, "\n".join(lines[:5] + ["0" * 32 + " "] + lines[6:]), 6, "trailing whitespace")
+    _reject(tmp_path, "\n".join(lines[:5] + ["0" * 32 + "\t"] + lines[6:]), 6, "trailing whitespace")
+    _reject(tmp_path, GOOD_ACT.replace("\n", "\r\n"), 4, "carriage return (CRLF line ending)")
     _reject(tmp_path, GOOD_ACT.replace("1" * 32 + "\n", "1" * 32 + "\r\n"), 6,
             "carriage return")
     _reject(tmp_path, GOOD_ACT, 7, "expected 4 data lines, file ends after 3", n_lines=4)
-    _reject(tmp_path, GOOD_ACT + "garbage\n", 7, "trailing data", n_lines=3)
-    _reject(tmp_path, GOOD_ACT + "\n", 7, "empty line")
-    _reject(tmp_path, "\n".join(NOTEBOOK_HEADERS["activation"]) + "\n", 4, "no data lines")
-    _reject(tmp_path, "#a#\n#b#\n", 3, "expected 3 header lines, file ends after 2")
+    _reject(tmp_path, GOOD_ACT + "garbage\n", 7, "extra line after the 3 expected data lines", n_lines=3)
+    _reject(tmp_path, GOOD_ACT + "\n", 7, "empty line, expected 32 characters")
+    _reject(tmp_path, "\n".join(NOTEBOOK_HEADERS["activation"]) + "\n", 4,
+            "expected 36 data lines, file ends after 0")
+    _reject(tmp_path, "#only a header\n", 2, "no data lines", reader=V.read_lanes, lanes=8, width=4,
+            signed=False)
     _reject(tmp_path, GOOD_ACT, 4, "line length 32, expected 128", reader=V.read_psum)
-    _reject(tmp_path, "00000000000\n#x#\n", 2, "unexpected header line",
+    _reject(tmp_path, "00000000000\n#x#\n", 2, "comment line among the data lines",
             reader=V.read_acc_address)
-    _reject(tmp_path, "#x#\n00000000000\n", 1, "unexpected header line",
-            reader=V.read_acc_address)
-    _reject(tmp_path, b"\xff" * 32 + b"\n", 1, "expected 3 header lines")
+    _reject(tmp_path, b"\xff" * 32 + b"\n", 1, "non-binary character '\\xff' at column 1", n_lines=1)
     body = "\n".join(NOTEBOOK_HEADERS["weight"] + ["0" * 32] * 7) + "\n"
     _reject(tmp_path, body, 11, "expected 8 data lines, file ends after 7", reader=V.read_weight)
     with pytest.raises(VectorFileError, match=r":0: is a directory"):

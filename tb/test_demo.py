@@ -1,0 +1,67 @@
+"""tb/demo.py (make demo): the options that choose the layer, and what it says it ran.
+
+The full run (capture, export, every schedule through the core) is the one of `make
+demo`, with the model and layer named explicitly; the refusals end before any simulation.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import runner
+
+
+def demo(*argv, cwd=runner.REPO, timeout=900):
+    env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DEBUG", "WAVES")}
+    return subprocess.run([sys.executable, str(runner.TB / "demo.py"), *map(str, argv)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(done) -> str:
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    return done.stderr.strip()
+
+
+def test_demo_runs_and_names_the_layer(tmp_path):
+    done = demo("--model", "vgg16_quant_project", "--layer", "features.27", "--seed", "1",
+                "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "layer     features.27 of vgg16_quant_project (seed 1)  (8 -> 8 channels, 4x4 output" in done.stdout
+    for schedule in ("classic", "fast", "os"):
+        assert any(line.split()[1:2] == [schedule] and line.endswith("all bit-exact")
+                   for line in done.stdout.splitlines()), done.stdout
+
+
+def test_demo_refuses_a_plain_vgg16_checkpoint(tmp_path):
+    """A plain VGG16 checkpoint: its default layer (64 -> 64, 32x32) is refused in one line
+    naming the layer and the checkpoint (it used to print a header naming features.27 and a
+    source line of a traceback)."""
+    from model.checkpoint import save_checkpoint
+    from model.vgg import build_model
+
+    path = save_checkpoint(tmp_path / "plain.pt", build_model("vgg16_quant", seed=0), "vgg16_quant", 1, 0.0)
+    done = demo("--checkpoint", path, "--out", tmp_path / "out")
+    assert done.returncode == 1
+    assert one_line_error(done).startswith(f"error: features.3 of checkpoint {path} (64 -> 64 channels, "
+                                           f"32x32 output")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "argument --seed: must be an integer in 0..4294967295"),
+    (["--image", "10000"], "argument --image: must be an integer in 0..9999"),
+    (["--model", "resnet"], "argument --model: invalid choice"),
+    (["--max-cycles", "0"], "argument --max-cycles: must be an integer >= 1"),
+])
+def test_demo_bad_options(argv, message, capsys):
+    """Refused by the parser, naming the option (in-process: no torch start-up per case)."""
+    import demo as demo_script
+    from model.cli import run_cli
+
+    assert run_cli(lambda: demo_script.main(argv)) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and message in err, err

@@ -1,0 +1,93 @@
+"""Checkout paths with spaces: the make targets and the Verilator build still work.
+
+The repository's tracked files are copied under a folder whose path holds spaces (the
+virtual environment is linked in, not reinstalled), and make runs there.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import runner
+from model import vectors as V
+from model.tiling import random_layer, ws_reference
+
+VENV = runner.REPO / ".venv"
+
+
+@pytest.fixture(scope="module")
+def spaced_checkout(tmp_path_factory) -> Path:
+    if not (VENV / "bin" / "python").exists() or shutil.which("iverilog") is None:
+        pytest.skip("needs the repository's .venv and iverilog")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=runner.REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    root = tmp_path_factory.mktemp("paths") / "a checkout with spaces" / "repo"
+    for name in filter(None, files):
+        if (runner.REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(runner.REPO / name, root / name)   # dates kept: make sees the venv up to date
+    (root / ".venv").symlink_to(VENV)
+    return root
+
+
+def make(root: Path, *targets: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    return subprocess.run(["make", "--no-print-directory", *targets], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_make_lint_and_classic_under_a_path_with_spaces(spaced_checkout, tmp_path):
+    """make lint (Verilator from the venv: the quoted VERILATOR_ROOT/PATH) and make classic on
+    a folder of vectors whose path also holds spaces: PASS with exit status 0; a malformed
+    file: FAIL naming file:line, non-zero exit status."""
+    done = make(spaced_checkout, "lint")
+    assert done.returncode == 0 and "lint clean" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+    x, w = random_layer(np.random.default_rng(3), 8, 8, 4, 4)
+    vectors = tmp_path / "my vectors"
+    V.write_ws_files(vectors, ws_reference(x, w))
+    done = make(spaced_checkout, "classic", f"VECTORS={vectors}")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "PASS: 16 of 16 outputs match, 324 psum vectors match" in done.stdout
+
+    out = vectors / "out.txt"
+    lines = out.read_text().split("\n")
+    lines[3] = "2" + lines[3][1:]                                  # line 4, column 1
+    out.write_text("\n".join(lines))
+    done = make(spaced_checkout, "classic", f"VECTORS={vectors}")
+    assert done.returncode != 0
+    assert f"FAIL: {out}:4: non-binary character '2' at column 1" in done.stdout, done.stdout[-2000:]
+
+
+def test_verilator_builds_outside_paths_with_spaces(monkeypatch, tmp_path):
+    """GNU Make (Verilator's generated makefiles) cannot build in a folder with a space, nor
+    include $(VERILATOR_ROOT) from one: the runner builds in a space-free twin folder and hands
+    Verilator space-free links; without a space nothing moves."""
+    spaced = tmp_path / "with space" / "sim_build"
+    monkeypatch.setattr(runner, "SIM_BUILD", spaced)
+    monkeypatch.setenv("SIM", "verilator")
+    folder = runner.build_dir("mac", {"bw": 4})
+    assert " " not in str(folder) and folder.name == "mac-bw4-verilator"
+    monkeypatch.setenv("SIM", "icarus")
+    assert runner.build_dir("mac", {"bw": 4}).parent == spaced
+    spaced.mkdir(parents=True)
+    link = runner.space_free(spaced)
+    assert " " not in str(link) and link.resolve() == spaced.resolve()
+    assert runner.space_free(spaced) == link and runner.space_free(tmp_path) == tmp_path
+
+
+def test_program_player_long_path_with_spaces(tmp_path):
+    """tb/bench.py's player (tb/core_player.v) reads and writes its files under a 200+
+    character folder with spaces (its 128-character registers used to cut the path)."""
+    import bench
+
+    x, w = random_layer(np.random.default_rng(4), 8, 8, 4, 4)
+    out = tmp_path / ("a long folder name with spaces " * 7)
+    assert len(str(out)) > 200
+    row = bench.bench_row(bench.Player("icarus", tmp_path / "build"), "long path", x, w, "fast", out)
+    assert row.outputs_checked == 16 and row.psums_checked == 144
