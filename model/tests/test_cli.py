@@ -240,7 +240,7 @@ def test_non_finite_checkpoint_refused(tmp_path, dataset, capsys, value):
                  ["train", "--resume", path, "--data", dataset, "--epochs", "2", "--out", tmp_path / "t"]):
         rc, _, err = call(argv, capsys)
         assert rc == 1, (argv, err)
-        assert f"{path}: refused: 'features.0.weight' holds 1 non-finite value(s)" in one_line_error(err), argv
+        assert f"{path}: refused: 'features.0.weight' holds non-finite values" in one_line_error(err), argv
 
 
 def test_api_refuses_what_the_options_refuse(tmp_path):
