@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .hwconfig import CONFIG
 from .tiling import os_reference, ws_reference
 from .vectors import acc_address_fits, prepare_out_dir, write_os_files, write_ws_files
 
@@ -59,23 +60,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="image index (default: 0)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="seed of the model and synthetic images (default: 0)")
-    p.add_argument("--psum-bw", type=_psum_bw_arg, default=16, metavar="BITS",
-                   help="psum / accumulator width in bits (default: 16)")
+    p.add_argument("--psum-bw", type=_psum_bw_arg, default=CONFIG.psum_bw, metavar="BITS",
+                   help=f"psum / accumulator width in bits (default: {CONFIG.psum_bw})")
 
 
 def _rng(a) -> str:
     return f"{int(a.min())}..{int(a.max())}"
 
 
-def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = 16, echo=print) -> list[Path]:
+def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psum_bw, echo=print) -> list[Path]:
     """Reference + files + tensors.npz for a :class:`~model.capture.LayerCapture`."""
     if dataflow not in ("ws", "os"):
         raise ModelError(f"--dataflow must be ws or os, got {dataflow!r}")
     psum_bw = check_psum_bw(psum_bw)
     d = prepare_out_dir(out_dir, "--out")
     kw = dict(stride=cap.stride, padding=cap.padding, a_bit=cap.a_bit, w_bit=cap.w_bit)
-    ref = ws_reference(cap.x_int, cap.w_int, 8, psum_bw, psum_bw, **kw)
-    osref = os_reference(cap.x_int, cap.w_int, 8, psum_bw, **kw) if dataflow == "os" else None
+    ref = ws_reference(cap.x_int, cap.w_int, CONFIG.row, psum_bw, psum_bw, **kw)
+    osref = os_reference(cap.x_int, cap.w_int, CONFIG.row, psum_bw, **kw) if dataflow == "os" else None
     out = ref.output()
     if cap.out_int.shape != out.shape or not np.array_equal(out, cap.out_int):
         raise ModelError(f"{cap.layer_name}: reference tiling disagrees with the captured "

@@ -18,7 +18,6 @@ kij*36 + nij (acc_address.txt). ws_fast keeps only the interior words of each pa
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,60 +25,29 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import LayerError, ModelError, PsumOverflowError
+from model.hwconfig import CONFIG
 from model.tiling import (A_BIT, W_BIT, _check_bits, check_layer, field_range, os_operands,
                           os_reference, output_to_input_nij, padded_operands, psum_address,
                           ws_reference)
 
-INST_HEADER = Path(__file__).resolve().parent.parent / "rtl" / "core_inst.vh"
-
-WEIGHT_BASE = 1024
-XMEM_DEPTH = 2048
-PMEM_DEPTH = 2048
+WEIGHT_BASE = CONFIG.weight_base
+XMEM_DEPTH = CONFIG.xmem_depth
+PMEM_DEPTH = CONFIG.pmem_depth
 KIJ = 9
-#: bits per lane of an xmem word (activation and weight lanes alike), as rtl/ and
-#: model.program_check assume
-LANE_BITS = A_BIT
-assert LANE_BITS == W_BIT
+#: bits per lane of an xmem word (activation and weight lanes alike)
+LANE_BITS = CONFIG.lane_bits
+if not A_BIT == W_BIT == LANE_BITS:
+    raise ModelError(f"rtl/core_inst.vh CORE_BW={LANE_BITS} but the model quantizes to "
+                     f"{A_BIT}-bit activations and {W_BIT}-bit weights")
+
+FIELDS, INST_WIDTH = CONFIG.isa.fields, CONFIG.isa.width
+encode = CONFIG.isa.encode
+decode = CONFIG.isa.decode
 
 
 def ofifo_latency(array_size: int) -> int:
-    """Cycles from the instruction that executes an activation vector at row 0 until its
-    psum vector can be popped from the OFIFO: row + col - 1 PE hops, the bottom register,
-    the OFIFO write."""
-    return 2 * array_size
-
-
-def _read_layout(path: Path = INST_HEADER) -> tuple[dict[str, tuple[int, int]], int]:
-    defines = dict(re.findall(r"^`define\s+(\w+)\s+(\d+)", path.read_text(), re.M))
-    defines = {k: int(v) for k, v in defines.items()}
-    widths = {"A_XMEM": defines["ADDR_BITS"], "A_PMEM": defines["ADDR_BITS"],
-              "WCOL": defines["WCOL_BITS"], "ACC_ADDR": defines["ACC_BITS"],
-              "ABUF_WADDR": defines["ABUF_BITS"], "ABUF_RADDR": defines["ABUF_BITS"]}
-    fields = {}
-    for name, offset in defines.items():
-        if name.startswith("INST_") and name != "INST_WIDTH":
-            short = name[len("INST_"):].lower()
-            fields[short] = (offset, widths.get(name[len("INST_"):], 1))
-    return fields, defines["INST_WIDTH"]
-
-
-FIELDS, INST_WIDTH = _read_layout()
-# Active-low enables are high when a cycle does nothing.
-IDLE = {"cen_xmem": 1, "wen_xmem": 1, "cen_pmem": 1, "wen_pmem": 1}
-
-
-def encode(fields: dict[str, int]) -> int:
-    word = 0
-    for name, value in {**IDLE, **fields}.items():
-        offset, width = FIELDS[name]
-        if not 0 <= value < (1 << width):
-            raise ModelError(f"instruction field {name}={value} does not fit {width} bits")
-        word |= value << offset
-    return word
-
-
-def decode(word: int) -> dict[str, int]:
-    return {name: (word >> off) & ((1 << w) - 1) for name, (off, w) in FIELDS.items()}
+    """hwconfig.CoreConfig.ofifo_latency of an array_size x array_size core."""
+    return CONFIG.with_array(array_size).ofifo_latency
 
 
 def pack_lanes(values, bits: int, signed: bool | None = None) -> int:
@@ -167,9 +135,10 @@ class Program:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         digits = (INST_WIDTH + 3) // 4
+        data_digits = (CONFIG.with_array(self.array_size).xmem_word_bits + 3) // 4
         inst_path, data_path = folder / "inst.hex", folder / "dxmem.hex"
         inst_path.write_text("".join(f"{w:0{digits}x}\n" for w in self.inst))
-        data_path.write_text("".join(f"{w:08x}\n" for w in self.d_xmem))
+        data_path.write_text("".join(f"{w:0{data_digits}x}\n" for w in self.d_xmem))
         return inst_path, data_path
 
 
@@ -181,7 +150,7 @@ class LayerGeometry:
     oc: int
     h: int
     w: int
-    array_size: int = 8
+    array_size: int = CONFIG.row
 
     @property
     def n_ict(self) -> int:
@@ -227,11 +196,12 @@ def _layer(x_int, w_int, array_size: int) -> tuple[LayerGeometry, np.ndarray, np
     """Validate the layer (model.tiling.check_layer: shapes, value ranges, at most
     MAX_HW x MAX_HW) and return its geometry and int64 x_int, w_int."""
     n = _check_bits(array_size, "array_size")
+    CONFIG.with_array(n)               # refuses a size the core cannot be built with
     x, w = check_layer(x_int, w_int)
     return LayerGeometry(x.shape[0], w.shape[0], x.shape[1], x.shape[2], n), x, w
 
 
-def geometry(x_int, w_int, array_size: int = 8) -> LayerGeometry:
+def geometry(x_int, w_int, array_size: int = CONFIG.row) -> LayerGeometry:
     """The tiling of a layer the array can run; refuses (LayerError / ModelError, one line)
     what model.tiling.check_layer refuses."""
     return _layer(x_int, w_int, array_size)[0]
@@ -242,7 +212,7 @@ def useful_macs(ic: int, oc: int, ho: int, wo: int) -> int:
     return ic * oc * KIJ * ho * wo
 
 
-def scalesim_cycles(ic: int, oc: int, h: int, w: int, dataflow: str, n: int = 8) -> int:
+def scalesim_cycles(ic: int, oc: int, h: int, w: int, dataflow: str, n: int = CONFIG.row) -> int:
     """SCALE-Sim v2's analytic runtime of a 3x3, stride 1, padding 1 layer on an n x n array
     (its paper's equations): WS ceil(9IC/n) * ceil(OC/n) * (2n + n + Ho*Wo - 2) - 1,
     OS ceil(Ho*Wo/n) * ceil(OC/n) * (n + n + 9IC - 2) - 1."""
@@ -288,7 +258,7 @@ def _check_fits(geo: LayerGeometry, pmem_words: int) -> None:
                          f"do not fit pmem ({PMEM_DEPTH} words)")
 
 
-def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8) -> Program:
+def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row) -> Program:
     """The notebooks' weight-stationary schedule: per (tile, kij) load the weights, stream
     all n_nij padded positions, store every psum vector in pmem; then a separate pass reads
     the psums of each output pixel back (acc_address order) and the SFP accumulates them
@@ -440,8 +410,14 @@ def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
     return [(og, ig) for og in octs for ig in icts]
 
 
-def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8,
-            l0_depth: int = 64, sfp_depth: int = 8192, abuf_depth: int = 64) -> Program:
+# ws_fast without the activation buffer: how many positions past the L0 write pointer the
+# xmem port looks for the next word to read (a run of padding zeros needs no read).
+_DIRECT_LOOKAHEAD = 8
+
+
+def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
+            l0_depth: int = CONFIG.fifo_depth, sfp_depth: int = CONFIG.sfp_depth,
+            abuf_depth: int = CONFIG.abuf_depth) -> Program:
     """Weight-stationary, streaming only the output-aligned positions of each kij.
 
     - Per (oc tile, ic tile, kij) only the Ho*Wo positions that feed an output enter the
@@ -568,7 +544,7 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8,
             addr, data = pending_writes.pop(0)
             tl.xmem_write(t, addr, data)
         # (direct: look past a run of zeros, Q holds the word until the next read)
-        ahead = 1 if source.reuse else 8
+        ahead = 1 if source.reuse else _DIRECT_LOOKAHEAD
         head = next((p for p in positions[next_push:next_push + ahead] if p.word is not None), None)
         if (not writing and head is not None and pass_of_tile[head.tile] <= loading_pass
                 and source.needs_fetch(head.word)
@@ -629,8 +605,8 @@ def _pop_into_sfp(tl: Timeline, program: Program, geo: LayerGeometry, pos: _Posi
         program.emits.append((pos.oct, pos.o_nij))
 
 
-def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = 8,
-               fifo_depth: int = 64) -> Program:
+def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
+               fifo_depth: int = CONFIG.fifo_depth) -> Program:
     """Output-stationary: row r of the array holds output pixel group*8 + r, column c output
     channel oct*8 + c; the reduction over (ic, kij) runs in time, one step per cycle at
     most. Per step the L0 takes the activation word (lane r = the input under pixel r at
@@ -777,8 +753,8 @@ class ProgramReference:
         return useful_macs(self.ref.IC, self.ref.OC, self.ref.Ho, self.ref.Wo)
 
 
-def reference_results(program: Program, x_int: np.ndarray, w_int: np.ndarray, psum_bw: int = 16,
-                      acc_bw: int = 20, check_widths: bool = True) -> ProgramReference:
+def reference_results(program: Program, x_int: np.ndarray, w_int: np.ndarray,
+                      psum_bw: int = CONFIG.psum_bw, acc_bw: int = CONFIG.acc_bw, check_widths: bool = True) -> ProgramReference:
     """The reference value of every result of `program`. With check_widths, a reference that
     does not fit the hardware widths raises (nothing is compared with wrapped values);
     without, the caller reports overflow itself (the program checker models the SFP)."""

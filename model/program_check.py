@@ -37,12 +37,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.errors import ModelError
-from model.program import FIELDS, INST_WIDTH, LANE_BITS, Program, decode, encode, reference_results
+from model.hwconfig import CONFIG
+from model.program import FIELDS, INST_WIDTH, Program, decode, reference_results
 from model.tiling import field_range
 
 __all__ = ["ProgramError", "CheckReport", "check_program"]
 
-BW = LANE_BITS    # activation / weight lane width of an xmem word (bits)
+BW = CONFIG.lane_bits    # activation / weight lane width of an xmem word (bits)
+LANE_MASK = (1 << BW) - 1
 
 
 class ProgramError(ModelError):
@@ -77,8 +79,9 @@ def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
     return ((x + half) & ((1 << bits) - 1)) - half
 
 
-def _signed(nibble: int) -> int:
-    return nibble - 16 if nibble >= 8 else nibble
+def _signed(lane: int) -> int:
+    """A BW-bit lane as two's complement."""
+    return lane - (1 << BW) if lane >> (BW - 1) else lane
 
 
 class _SkewFifoBank:
@@ -100,7 +103,7 @@ class _SkewFifoBank:
         end = self.base + len(self.words)
         out = []
         for i, r in enumerate(self.rd):
-            out.append((self.words[r - self.base] >> (BW * i)) & 15 if r < end else 0)
+            out.append((self.words[r - self.base] >> (BW * i)) & LANE_MASK if r < end else 0)
         return out
 
     def count(self, lane: int) -> int:
@@ -227,7 +230,7 @@ class _Array:
         if cs[0] or load_col >= 0:
             new_w = np.where(self.mask_vec(cs[0])[None, :], w[:n], w_q) if cs[0] else w_q.copy()
             if load_col >= 0:
-                new_w[:, load_col] = [_signed((load_word >> (BW * r)) & 15) for r in range(n)]
+                new_w[:, load_col] = [_signed((load_word >> (BW * r)) & LANE_MASK) for r in range(n)]
             w[1:] = new_w
         if new_p is not None:
             p[1:] = new_p
@@ -262,9 +265,10 @@ class _Recorder:
         return self.lanes[:k].copy(), self.cycles[:k].copy(), self.addr[:k].copy()
 
 
-def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
-                  abuf_depth: int = 64, sfp_depth: int = 8192, acc_bw: int = 20,
-                  psum_bw: int = 16, xmem_depth: int = 2048, pmem_depth: int = 2048,
+def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_depth,
+                  abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth,
+                  acc_bw: int = CONFIG.acc_bw, psum_bw: int = CONFIG.psum_bw,
+                  xmem_depth: int = CONFIG.xmem_depth, pmem_depth: int = CONFIG.pmem_depth,
                   verify: bool = True) -> CheckReport:
     """Replay ``program`` cycle by cycle and check every pmem write and SFP output against the
     reference of (x_int, w_int) on a program.array_size x program.array_size core. Raises
@@ -326,7 +330,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
                                f"(xmem[{xq_from}] was read before it was ever written)")
         return xq
 
-    idle = encode({})
+    idle = CONFIG.isa.idle
     words = program.inst
     d_words = program.d_xmem
     total = len(words)

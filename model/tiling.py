@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import LayerError, ModelError, PsumOverflowError
+from .hwconfig import CONFIG
 
 __all__ = [
     "A_BIT", "W_BIT", "KERNEL", "PMEM_ADDR_BITS", "MAX_HW",
@@ -52,8 +53,8 @@ W_BIT = 4
 KERNEL = 3
 N_KIJ = KERNEL * KERNEL
 MAX_HW = 32
-#: pmem address width (pmem is 128b x 2048)
-PMEM_ADDR_BITS = 11
+#: pmem address width (rtl/core_inst.vh ADDR_BITS)
+PMEM_ADDR_BITS = CONFIG.addr_bits
 #: at most this many offending values are listed per kind, then a count line
 MAX_REPORT = 10
 
@@ -317,13 +318,18 @@ class WSReference:
         return o.reshape(self.n_oc_tiles, self.array_size, -1)
 
 
-def ws_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, acc_bw: int = 16,
+def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONFIG.psum_bw,
+                 acc_bw: int | None = None,
                  strict: bool = False, *, stride: int = 1, padding: int = 1,
                  a_bit: int = A_BIT, w_bit: int = W_BIT) -> WSReference:
-    """Weight-stationary tiling of one 3x3 / stride 1 / padding 1 layer (see module doc)."""
+    """Weight-stationary tiling of one 3x3 / stride 1 / padding 1 layer (see module doc).
+
+    acc_bw: width the accumulated sums are checked against; None (the default) is psum_bw,
+    the classic flow's (out.txt holds psum_bw-bit lanes). The core's SFP accumulates at
+    hwconfig.CONFIG.acc_bw: model.program passes that explicitly."""
     n = _check_bits(array_size, "array_size")
     psum_bw = _check_bits(psum_bw, "psum_bw", 2)
-    acc_bw = _check_bits(acc_bw, "acc_bw", 2)
+    acc_bw = _check_bits(psum_bw if acc_bw is None else acc_bw, "acc_bw", 2)
     x, w = check_layer(x_int, w_int, stride=stride, padding=padding, a_bit=a_bit, w_bit=w_bit)
     IC, H, W = x.shape
     OC = w.shape[0]
@@ -409,7 +415,7 @@ class OSReference:
         return full[:self.OC, :self.Ho * self.Wo].reshape(self.OC, self.Ho, self.Wo)
 
 
-def os_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, strict: bool = False,
+def os_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONFIG.psum_bw, strict: bool = False,
                  *, stride: int = 1, padding: int = 1,
                  a_bit: int = A_BIT, w_bit: int = W_BIT) -> OSReference:
     """Output-stationary view of one 3x3 / stride 1 / padding 1 layer (see module doc)."""
