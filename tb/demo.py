@@ -10,12 +10,9 @@ output compared bit for bit against the reference tiling.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from model.hwconfig import CONFIG
 
-# Published figures for the course's 8 x 8 array on this layer (README "Where the cycles stand").
+# Published figures for the course's 8 x 8 array on this layer (README "Two commands").
 COURSE_ANCHORS = [("typical course designs (classic flow)", "900-1,900"),
                   ("best published course variant", "875")]
 
