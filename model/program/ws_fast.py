@@ -1,4 +1,13 @@
-"""The fast weight-stationary schedule: output-aligned positions, activation reuse, weights staged while the array computes."""
+"""The fast weight-stationary schedule (ws_fast): output-aligned positions, activation
+reuse, weights staged while the array computes, psums accumulated in the SFP on the fly.
+
+The builder simulates the resources cycle by cycle, one small stage per resource:
+_XmemLoader (the next pass's xmem writes), _L0Writer (the L0 write port),
+_ActivationSource (activation reads: abuf or xmem Q), _WeightStager (weight columns into
+the staged registers) and _ArrayIssuer (EXECUTE, and the OFIFO pop into the SFP). A
+"weight set" is the n x n weights of one (oc tile, ic tile, kij): what the array holds
+while the positions of that kij stream through.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +26,7 @@ from model.tiling import padded_operands
 class _Position:
     """One activation vector of the fast schedule, in the order the array takes them."""
 
-    tile: int               # index of the (pass, oct, ict, kij) weight tile
+    wset: int               # index of its weight set (oct, ict, kij), in array order
     oct: int
     ict: int
     kij: int
@@ -36,13 +45,14 @@ class _ActivationSource:
     last word read until the next read.
     """
 
-    def __init__(self, geo: LayerGeometry, positions: list[_Position], abuf_depth: int):
-        self.geo = geo
+    def __init__(self, plan: "_Plan", abuf_depth: int):
+        geo = plan.geo
+        self.plan = plan
         self.reuse = geo.n_onij <= abuf_depth
         self.halves = self.reuse and 2 * geo.n_onij <= abuf_depth
         self.uses: dict[tuple, int] = {}
         self.order: list[tuple] = []           # words in order of first use
-        for pos in positions:
+        for pos in plan.positions:
             if pos.word is not None:
                 if pos.word not in self.uses:
                     self.order.append(pos.word)
@@ -54,13 +64,9 @@ class _ActivationSource:
         self.on_q: tuple | None = None         # direct: word on xmem Q, and since when
         self.on_q_since = 0
 
-    def interior_index(self, nij: int) -> int:
-        y, x = divmod(nij, self.geo.wp)
-        return (y - 1) * self.geo.w + (x - 1)
-
     def slot(self, word: tuple) -> int:
         visit, nij = word
-        return self.interior_index(nij) + ((visit % 2) * self.geo.n_onij if self.halves else 0)
+        return self.plan.interior_index(nij) + ((visit % 2) * self.plan.geo.n_onij if self.halves else 0)
 
     def ready(self, word: tuple, t: int) -> bool:
         """Can the word be pushed into the L0 at cycle t?"""
@@ -94,6 +100,18 @@ class _ActivationSource:
         tl.xmem_read(t, addr)
         return True
 
+    def prefetch(self, tl: Timeline, t: int, xmem: "_XmemLoader") -> None:
+        """Reuse: with the xmem port free, read the next word not yet requested into the
+        activation buffer, ahead of its first use."""
+        if not self.reuse or tl.busy(t, "cen_xmem"):
+            return
+        while self.next_fetch < len(self.order) and self.order[self.next_fetch] in self.requested:
+            self.next_fetch += 1
+        if self.next_fetch < len(self.order):
+            word = self.order[self.next_fetch]
+            if self.plan.pass_of_visit[word[0]] <= xmem.loading_pass and not xmem.pending:
+                self.fetch(tl, t, word, self.plan.word_addr(word))
+
 
 def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
     """Split the layer into passes (oc tiles, ic tiles) whose operands fit xmem at once:
@@ -118,6 +136,208 @@ def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
 _DIRECT_LOOKAHEAD = 8
 
 
+class _Plan:
+    """What enters the array, in order, and where its words live in xmem, pass by pass."""
+
+    def __init__(self, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndarray):
+        self.geo, self.a_pad, self.w = geo, a_pad, w
+        self.passes = plan_passes(geo)
+        hp, wp = geo.h + 2, geo.w + 2
+        self.wsets: list[tuple[int, int, int]] = []       # (oct, ict, kij)
+        self.pass_of_wset: list[int] = []
+        self.positions: list[_Position] = []
+        for p, (octs, icts) in enumerate(self.passes):
+            for oct in octs:
+                for ict in icts:
+                    visit = oct * geo.n_ict + ict
+                    for kij in range(KIJ):
+                        g = len(self.wsets)
+                        self.wsets.append((oct, ict, kij))
+                        self.pass_of_wset.append(p)
+                        for o_nij, nij in enumerate(geo.nij_table[kij].tolist()):
+                            py, px = divmod(nij, wp)
+                            padding = py in (0, hp - 1) or px in (0, wp - 1)
+                            self.positions.append(_Position(g, oct, ict, kij, o_nij, nij,
+                                                            None if padding else (visit, nij)))
+        self.pass_of_visit = {oct * geo.n_ict + ict: p for p, (octs, icts) in enumerate(self.passes)
+                              for oct in octs for ict in icts}
+        self.ict_slot = {ict: icts.index(ict) for _, icts in self.passes for ict in icts}
+        self.oct_slot = {oct: octs.index(oct) for octs, _ in self.passes for oct in octs}
+        self.group_size = len(self.passes[0][1])
+        # the last position with a word and the last weight set of each pass: after them
+        # its xmem words are dead
+        self.last_position = {self.pass_of_wset[pos.wset]: i for i, pos in enumerate(self.positions)
+                              if pos.word is not None}
+        self.last_wset = {p: g for g, p in enumerate(self.pass_of_wset)}
+
+    def interior_index(self, nij: int) -> int:
+        y, x = divmod(nij, self.geo.wp)
+        return (y - 1) * self.geo.w + (x - 1)
+
+    def word_addr(self, word: tuple) -> int:
+        visit, nij = word
+        return self.ict_slot[visit % self.geo.n_ict] * self.geo.n_onij + self.interior_index(nij)
+
+    def weight_addr(self, oct: int, ict: int, kij: int, c: int) -> int:
+        slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
+        return WEIGHT_BASE + (slot * KIJ + kij) * self.geo.array_size + c
+
+    def pass_words(self, p: int) -> list[tuple[int, int]]:
+        """(xmem address, word) of every operand of pass p: interior activations, weights."""
+        octs, icts = self.passes[p]
+        n, wp, a_pad, w = self.geo.array_size, self.geo.wp, self.a_pad, self.w
+        words = []
+        for ict in icts:
+            for py in range(1, self.geo.h + 1):
+                for px in range(1, wp - 1):
+                    nij = py * wp + px
+                    words.append((self.word_addr((ict, nij)),
+                                  pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
+        for oct in octs:
+            for ict in icts:
+                for kij in range(KIJ):
+                    for c in range(n):
+                        lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
+                        words.append((self.weight_addr(oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
+        return words
+
+
+class _XmemLoader:
+    """xmem writes of the next pass, once the current pass has read its last activation and
+    weight word; while it writes, the port does nothing else."""
+
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+        self.loading_pass = 0                      # the pass whose words are (being) written
+        self.pending: list[tuple[int, int]] = []
+
+    def next_pass(self, next_push: int, next_wset: int) -> None:
+        plan, p = self.plan, self.loading_pass
+        if (not self.pending and p + 1 < len(plan.passes)
+                and next_push > plan.last_position.get(p, -1) and next_wset > plan.last_wset[p]):
+            self.loading_pass += 1
+            self.pending = plan.pass_words(self.loading_pass)
+
+    def write(self, tl: Timeline, t: int) -> None:
+        if self.pending:
+            addr, data = self.pending.pop(0)
+            tl.xmem_write(t, addr, data)
+
+
+class _L0Writer:
+    """The L0 write port: pushes the next position, in order (zeros for padding, else the
+    word once the activation source has it). Row r pops r cycles after row 0, so the
+    deepest row holds n - 1 more than the vectors not yet executed."""
+
+    def __init__(self, plan: _Plan, source: _ActivationSource, l0_depth: int):
+        self.plan, self.source = plan, source
+        self.room = l0_depth - plan.geo.array_size - 1
+        self.next_push = 0
+        self.pushed_at: dict[int, int] = {}       # position -> cycle of its L0 push
+
+    def push(self, tl: Timeline, t: int, next_exec: int) -> None:
+        positions, source = self.plan.positions, self.source
+        if self.next_push >= len(positions) or self.next_push - next_exec >= self.room:
+            return
+        pos = positions[self.next_push]
+        if pos.word is None:
+            tl.at(t, l0_wr=1, l0_zero=1)
+        elif source.ready(pos.word, t):
+            if source.reuse:
+                tl.at(t, l0_wr=1, l0_abuf=1, abuf_raddr=source.slot(pos.word))
+            else:
+                tl.at(t, l0_wr=1)
+            source.pushed(pos.word)
+        if pos.word is None or tl.busy(t, "l0_wr"):
+            self.pushed_at[self.next_push] = t
+            self.next_push += 1
+
+    def fetch_next_word(self, tl: Timeline, t: int, next_exec: int, loading_pass: int) -> None:
+        """xmem read of the word the L0 needs next (direct: look past a run of zeros; Q holds
+        the word until the next read)."""
+        plan, source = self.plan, self.source
+        ahead = 1 if source.reuse else _DIRECT_LOOKAHEAD
+        head = next((p for p in plan.positions[self.next_push:self.next_push + ahead] if p.word is not None), None)
+        if (head is not None and plan.pass_of_wset[head.wset] <= loading_pass
+                and source.needs_fetch(head.word)
+                and (source.reuse or self.next_push - next_exec < self.room - 1)):
+            source.fetch(tl, t, head.word, plan.word_addr(head.word))
+
+
+class _WeightStager:
+    """Stages the weight sets column by column: an xmem read, LOAD the next cycle. Column c
+    of the next set may be overwritten once the current set's start token has passed
+    PE(row-1, c)."""
+
+    def __init__(self, plan: _Plan, source: _ActivationSource):
+        self.plan, self.source = plan, source
+        self.next_wset, self.col = 0, 0           # next weight column to stage
+        self.loaded: dict[int, list[int]] = {}   # weight set -> cycle of each column's LOAD
+
+    def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
+        plan, g, n = self.plan, self.next_wset, self.plan.geo.array_size
+        if tl.busy(t, "cen_xmem") or g >= len(plan.wsets) or plan.pass_of_wset[g] > xmem.loading_pass:
+            return
+        if plan.pass_of_wset[g] == xmem.loading_pass and xmem.pending:
+            return
+        prev = g - 1
+        if prev >= 0 and not (prev in wset_start and t + 1 >= wset_start[prev] + n - 1 + self.col):
+            return
+        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], self.col))
+        self.source.other_read()
+        tl.at(t + 1, load=1, wcol=self.col)
+        self.loaded.setdefault(g, []).append(t + 1)
+        self.col += 1
+        if self.col == n:
+            self.next_wset, self.col = g + 1, 0
+
+    def ready(self, g: int, t: int) -> bool:
+        """Are all columns of weight set g staged before a start token at row 0 in cycle t
+        reaches them (column c is reached c cycles later)?"""
+        loads = self.loaded.get(g, [])
+        return len(loads) == self.plan.geo.array_size and all(load <= t + c - 1 for c, load in enumerate(loads))
+
+
+class _ArrayIssuer:
+    """EXECUTE of the next pushed position; the first of a weight set carries the start
+    token and needs the set staged. Its psum vector is popped ofifo_latency later into
+    pmem (for checking) and into the SFP bank (entry oct * Ho*Wo + o_nij)."""
+
+    def __init__(self, plan: _Plan, program: Program, whole_layer_in_pmem: bool):
+        self.plan, self.program = plan, program
+        self.whole_layer_in_pmem = whole_layer_in_pmem
+        self.latency = ofifo_latency(plan.geo.array_size)
+        self.next_exec = 0
+        self.wset_start: dict[int, int] = {}     # weight set -> cycle its first vector executes at row 0
+
+    def issue(self, tl: Timeline, t: int, l0: _L0Writer, weights: _WeightStager) -> None:
+        if self.next_exec >= l0.next_push or l0.pushed_at[self.next_exec] >= t:
+            return
+        pos = self.plan.positions[self.next_exec]
+        first = pos.wset not in self.wset_start
+        if first and not weights.ready(pos.wset, t):
+            return
+        if first:
+            self.wset_start[pos.wset] = t
+        tl.at(t, l0_rd=1, execute=1, start=int(first))
+        self._pop_into_sfp(tl, pos, t + self.latency)
+        self.next_exec += 1
+
+    def _pop_into_sfp(self, tl: Timeline, pos: _Position, pop: int) -> None:
+        geo, program = self.plan.geo, self.program
+        index = len(program.psum_writes)
+        addr = geo.psum_addr(pos.oct, pos.ict, pos.kij, pos.nij) if self.whole_layer_in_pmem else index % PMEM_DEPTH
+        first = pos.ict == 0 and pos.kij == 0
+        last = pos.ict == geo.n_ict - 1 and pos.kij == KIJ - 1
+        tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
+              acc_first=int(first), emit=int(last), relu=int(last),
+              acc_addr=pos.oct * geo.n_onij + pos.o_nij)
+        program.psum_writes.append((addr, (pos.ict, pos.oct, pos.kij, pos.nij)))
+        program.executes += 1
+        if last:
+            program.emits.append((pos.oct, pos.o_nij))
+
+
 def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
             l0_depth: int = CONFIG.fifo_depth, sfp_depth: int = CONFIG.sfp_depth,
             abuf_depth: int = CONFIG.abuf_depth) -> Program:
@@ -129,9 +349,9 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     - Activation words are read from xmem once per (oc tile, ic tile) into the activation
       buffer and pushed from there for every kij (when the map fits the buffer), so the
       single xmem port is free to stage weights.
-    - The next tile's weights are staged column by column while the current tile
-      computes: column c may be overwritten once the current tile's start token has
-      passed PE(row-1, c), and must be staged before the next start reaches PE(0, c).
+    - The next weight set is staged column by column while the current one computes:
+      column c may be overwritten once the current set's start token has passed
+      PE(row-1, c), and must be staged before the next start reaches PE(0, c).
     - Psums are accumulated on the fly in the SFP bank (entry oct * Ho*Wo + o_nij) as
       they leave the OFIFO, across kij and ic tiles, and are also written to pmem so they
       can be checked; the last contribution emits the ReLU output.
@@ -140,170 +360,42 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
       read its last word.
       Single-pass programs are measured from 'data in xmem'; multi-pass programs from
       cycle 0, every load included.
-    The builder simulates the xmem port, the L0 write port and the array cycle by cycle.
+    Each cycle the stages act in order of urgency on the single xmem port: the next pass's
+    writes, the word the L0 needs next, a weight column whose window is open, then words
+    ahead of their first use (abuf prefetch).
     """
     geo, x, w = layer_operands(x_int, w_int, array_size)
-    n = geo.array_size
     if geo.n_oct * geo.n_onij > sfp_depth:
         raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w} cannot run: {geo.n_oct * geo.n_onij} "
                          f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
-    passes = plan_passes(geo)
-    a_pad, w = padded_operands(x, w, n)
-    whole_layer_in_pmem = geo.n_oct * geo.n_ict * KIJ * geo.n_nij <= PMEM_DEPTH
-    hp, wp = geo.h + 2, geo.w + 2
-
-    tiles, positions, pass_of_tile = [], [], []
-    for p, (octs, icts) in enumerate(passes):
-        for oct in octs:
-            for ict in icts:
-                visit = oct * geo.n_ict + ict
-                for kij in range(KIJ):
-                    g = len(tiles)
-                    tiles.append((oct, ict, kij))
-                    pass_of_tile.append(p)
-                    for o_nij, nij in enumerate(geo.nij_table[kij].tolist()):
-                        py, px = divmod(nij, wp)
-                        padding = py in (0, hp - 1) or px in (0, wp - 1)
-                        positions.append(_Position(g, oct, ict, kij, o_nij, nij,
-                                                   None if padding else (visit, nij)))
-    source = _ActivationSource(geo, positions, abuf_depth)
-    pass_of_visit = {oct * geo.n_ict + ict: p for p, (octs, icts) in enumerate(passes)
-                     for oct in octs for ict in icts}
-
-    ict_slot = {ict: icts.index(ict) for _, icts in passes for ict in icts}
-    oct_slot = {oct: octs.index(oct) for octs, _ in passes for oct in octs}
-    group_size = len(passes[0][1])
-
-    def word_addr(word):
-        visit, nij = word
-        return ict_slot[visit % geo.n_ict] * geo.n_onij + source.interior_index(nij)
-
-    def weight_addr(oct, ict, kij, c):
-        return WEIGHT_BASE + ((oct_slot[oct] * group_size + ict_slot[ict]) * KIJ + kij) * n + c
-
-    def pass_words(octs, icts):
-        words = []
-        for ict in icts:
-            for py in range(1, hp - 1):
-                for px in range(1, wp - 1):
-                    nij = py * wp + px
-                    words.append((word_addr((ict, nij)),
-                                  pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
-        for oct in octs:
-            for ict in icts:
-                for kij in range(KIJ):
-                    for c in range(n):
-                        lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
-                        words.append((weight_addr(oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
-        return words
+    plan = _Plan(geo, *padded_operands(x, w, geo.array_size))
+    source = _ActivationSource(plan, abuf_depth)
 
     tl = Timeline()
     tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
-    first = pass_words(*passes[0])
+    first = plan.pass_words(0)
     for t, (addr, data) in enumerate(first):
         tl.xmem_write(t, addr, data)
     start = len(first)
-    program = Program("ws", "fast", n, [], [], compute_start=start if len(passes) == 1 else 0)
+    program = Program("ws", "fast", geo.array_size, [], [], compute_start=start if len(plan.passes) == 1 else 0)
 
-    # the last position and weight tile of each pass, to know when its xmem words are dead
-    last_position = {pass_of_tile[pos.tile]: i for i, pos in enumerate(positions) if pos.word is not None}
-    last_tile = {p: g for g, p in enumerate(pass_of_tile)}
-    pending_writes: list[tuple[int, int]] = []
-    loading_pass = 0                # the pass whose words are (being) written
-    tile_start = {}                 # tile -> cycle its first vector executes at row 0
-    loaded = {}                     # tile -> cycle of each column's LOAD
-    next_push = 0                   # next position to push into the L0
-    next_exec = 0                   # next position to execute
-    pushed_at = {}                  # position -> cycle of its L0 push
-    weight_tile, weight_col = 0, 0  # next weight column to stage
+    xmem = _XmemLoader(plan)
+    l0 = _L0Writer(plan, source, l0_depth)
+    weights = _WeightStager(plan, source)
+    array = _ArrayIssuer(plan, program, geo.n_oct * geo.n_ict * KIJ * geo.n_nij <= PMEM_DEPTH)
     t = start
-    while next_exec < len(positions):
-        # xmem writes of the next pass, once this pass has read its last activation and weight
-        if (not pending_writes and loading_pass + 1 < len(passes)
-                and next_push > last_position.get(loading_pass, -1)
-                and weight_tile > last_tile[loading_pass]):
-            loading_pass += 1
-            pending_writes = pass_words(*passes[loading_pass])
-        writing = bool(pending_writes)
-        # L0 write port: push the next position, in order. Row r pops r cycles after row 0,
-        # so the deepest row holds n - 1 more than the vectors not yet executed.
-        if next_push < len(positions) and next_push - next_exec < l0_depth - n - 1:
-            pos = positions[next_push]
-            if pos.word is None:
-                tl.at(t, l0_wr=1, l0_zero=1)
-            elif source.ready(pos.word, t):
-                if source.reuse:
-                    tl.at(t, l0_wr=1, l0_abuf=1, abuf_raddr=source.slot(pos.word))
-                else:
-                    tl.at(t, l0_wr=1)
-                source.pushed(pos.word)
-            if pos.word is None or tl.busy(t, "l0_wr"):
-                pushed_at[next_push] = t
-                next_push += 1
-        # xmem port, by urgency: the next pass's words (nothing of this pass is left to
-        # read), the word the L0 needs next, a weight column whose window is open, then
-        # words ahead of their first use.
-        if writing:
-            addr, data = pending_writes.pop(0)
-            tl.xmem_write(t, addr, data)
-        # (direct: look past a run of zeros, Q holds the word until the next read)
-        ahead = 1 if source.reuse else _DIRECT_LOOKAHEAD
-        head = next((p for p in positions[next_push:next_push + ahead] if p.word is not None), None)
-        if (not writing and head is not None and pass_of_tile[head.tile] <= loading_pass
-                and source.needs_fetch(head.word)
-                and (source.reuse or next_push - next_exec < l0_depth - n - 2)):
-            source.fetch(tl, t, head.word, word_addr(head.word))
-        if not tl.busy(t, "cen_xmem") and weight_tile < len(tiles) and pass_of_tile[weight_tile] <= loading_pass \
-                and not (pass_of_tile[weight_tile] == loading_pass and pending_writes):
-            prev = weight_tile - 1
-            if prev < 0 or (prev in tile_start and t + 1 >= tile_start[prev] + n - 1 + weight_col):
-                tl.xmem_read(t, weight_addr(*tiles[weight_tile], weight_col))
-                source.other_read()
-                tl.at(t + 1, load=1, wcol=weight_col)
-                loaded.setdefault(weight_tile, []).append(t + 1)
-                weight_col += 1
-                if weight_col == n:
-                    weight_tile, weight_col = weight_tile + 1, 0
-        if source.reuse and not tl.busy(t, "cen_xmem"):
-            while source.next_fetch < len(source.order) and source.order[source.next_fetch] in source.requested:
-                source.next_fetch += 1
-            if source.next_fetch < len(source.order):
-                word = source.order[source.next_fetch]
-                if pass_of_visit[word[0]] <= loading_pass and not pending_writes:
-                    source.fetch(tl, t, word, word_addr(word))
-        # Array: execute the next pushed position; a tile's first needs all its columns
-        # staged before its start token reaches them.
-        if next_exec < next_push and pushed_at[next_exec] < t:
-            pos = positions[next_exec]
-            first_of_tile = pos.tile not in tile_start
-            ready = not first_of_tile or (
-                len(loaded.get(pos.tile, [])) == n
-                and all(load <= t + c - 1 for c, load in enumerate(loaded[pos.tile])))
-            if ready:
-                if first_of_tile:
-                    tile_start[pos.tile] = t
-                tl.at(t, l0_rd=1, execute=1, start=int(first_of_tile))
-                _pop_into_sfp(tl, program, geo, pos, t + ofifo_latency(n), whole_layer_in_pmem)
-                next_exec += 1
+    while array.next_exec < len(plan.positions):
+        xmem.next_pass(l0.next_push, weights.next_wset)
+        writing = bool(xmem.pending)
+        l0.push(tl, t, array.next_exec)
+        xmem.write(tl, t)
+        if not writing:
+            l0.fetch_next_word(tl, t, array.next_exec, xmem.loading_pass)
+        weights.stage(tl, t, array.wset_start, xmem)
+        source.prefetch(tl, t, xmem)
+        array.issue(tl, t, l0, weights)
         t += 1
     program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + 2
     tl.at(program.last_emit + 1)
     program.inst, program.d_xmem = tl.words()
     return program
-
-
-def _pop_into_sfp(tl: Timeline, program: Program, geo: LayerGeometry, pos: _Position,
-                  pop: int, whole_layer_in_pmem: bool) -> None:
-    """Pop this position's psum vector: into pmem (for checking) and into SFP entry o_nij."""
-    index = len(program.psum_writes)
-    addr = geo.psum_addr(pos.oct, pos.ict, pos.kij, pos.nij) if whole_layer_in_pmem else index % PMEM_DEPTH
-    first = pos.ict == 0 and pos.kij == 0
-    last = pos.ict == geo.n_ict - 1 and pos.kij == KIJ - 1
-    tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
-          acc_first=int(first), emit=int(last), relu=int(last),
-          acc_addr=pos.oct * geo.n_onij + pos.o_nij)
-    program.psum_writes.append((addr, (pos.ict, pos.oct, pos.kij, pos.nij)))
-    program.executes += 1
-    if last:
-        program.emits.append((pos.oct, pos.o_nij))
-
