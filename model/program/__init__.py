@@ -6,14 +6,15 @@ Program). One module per job:
 
 * ``isa``: the instruction word (layout from rtl/core_inst.vh via model.hwconfig),
   encode / decode, lane packing, the Timeline a schedule is built on, Program;
-* ``geometry``: ic / oc channel tiles of a layer, the xmem / pmem memory map, the
-  analytic figures (useful MACs, SCALE-Sim);
+* ``memory_map``: a layer in ic / oc channel tiles (model.tiling.LayerGeometry, shared
+  with the references), the xmem / pmem memory map, the analytic figures (useful MACs,
+  SCALE-Sim);
 * one module per schedule: ``ws_classic``, ``ws_fast``, ``output_stationary``;
 * ``reference``: the reference value of every result a program names.
 """
-from model.program.geometry import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, geometry,
-                                    ofifo_latency, scalesim_cycles, useful_macs)
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline, decode, encode, pack_lanes
+from model.program.memory_map import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, geometry,
+                                      ofifo_latency, scalesim_cycles, useful_macs)
 from model.program.output_stationary import os_program
 from model.program.reference import ProgramReference, reference_results
 from model.program.ws_classic import ws_classic

@@ -5,7 +5,7 @@ import numpy as np
 
 from model.errors import ModelError
 from model.hwconfig import CONFIG
-from model.program.geometry import PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, layer_operands
+from model.program.memory_map import PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, layer_operands
 from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
 from model.tiling import os_operands
 
@@ -32,7 +32,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     n_groups, steps = act.shape[0], act.shape[1]
     half = XMEM_DEPTH - WEIGHT_BASE
     act_resident = n_groups * steps <= WEIGHT_BASE
-    w_resident = geo.n_oct * steps <= half
+    w_resident = geo.n_oc_tiles * steps <= half
     chunk = min(steps, WEIGHT_BASE, half)
 
     def act_word(g, s):
@@ -45,14 +45,14 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     tl = Timeline()
     tl.at(0, flush=1)
     resident = [act_word(g, s) for g in range(n_groups) for s in range(steps)] if act_resident else []
-    resident += [weight_word(o, s) for o in range(geo.n_oct) for s in range(steps)] if w_resident else []
+    resident += [weight_word(o, s) for o in range(geo.n_oc_tiles) for s in range(steps)] if w_resident else []
     for t, (addr, data) in enumerate(resident):
         tl.xmem_write(t, addr, data)
     t = len(resident)
     program = Program("os", "os", n, [], [], compute_start=t if act_resident and w_resident else 0)
     earliest_start = t          # a group may start once the previous one has drained
     execute = t
-    for oct in range(geo.n_oct):
+    for oct in range(geo.n_oc_tiles):
         for g in range(n_groups):
             for c0 in range(0, steps, chunk):
                 rng = range(c0, min(c0 + chunk, steps))

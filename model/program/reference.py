@@ -8,7 +8,7 @@ import numpy as np
 
 from model.errors import PsumOverflowError
 from model.hwconfig import CONFIG
-from model.program.geometry import useful_macs
+from model.program.memory_map import useful_macs
 from model.program.isa import Program
 from model.tiling import os_reference, ws_reference
 

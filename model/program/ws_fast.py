@@ -16,8 +16,8 @@ import numpy as np
 
 from model.errors import LayerError
 from model.hwconfig import CONFIG
-from model.program.geometry import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, layer_operands,
-                                    ofifo_latency)
+from model.program.memory_map import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, layer_operands,
+                                      ofifo_latency, psum_addr)
 from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
 from model.tiling import padded_operands
 
@@ -122,12 +122,12 @@ def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
     tile_weights = KIJ * geo.array_size
     half = XMEM_DEPTH - WEIGHT_BASE
     if act_words > WEIGHT_BASE:
-        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w} cannot run: one ic tile needs "
+        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: one ic tile needs "
                          f"{act_words} activation words, xmem holds {WEIGHT_BASE}")
-    oct_group = min(geo.n_oct, half // tile_weights)
-    ict_group = min(geo.n_ict, WEIGHT_BASE // act_words, half // (oct_group * tile_weights))
-    octs = [list(range(i, min(i + oct_group, geo.n_oct))) for i in range(0, geo.n_oct, oct_group)]
-    icts = [list(range(i, min(i + ict_group, geo.n_ict))) for i in range(0, geo.n_ict, ict_group)]
+    oct_group = min(geo.n_oc_tiles, half // tile_weights)
+    ict_group = min(geo.n_ic_tiles, WEIGHT_BASE // act_words, half // (oct_group * tile_weights))
+    octs = [list(range(i, min(i + oct_group, geo.n_oc_tiles))) for i in range(0, geo.n_oc_tiles, oct_group)]
+    icts = [list(range(i, min(i + ict_group, geo.n_ic_tiles))) for i in range(0, geo.n_ic_tiles, ict_group)]
     return [(og, ig) for og in octs for ig in icts]
 
 
@@ -142,14 +142,14 @@ class _Plan:
     def __init__(self, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndarray):
         self.geo, self.a_pad, self.w = geo, a_pad, w
         self.passes = plan_passes(geo)
-        hp, wp = geo.h + 2, geo.w + 2
+        hp, wp = geo.H + 2, geo.W + 2
         self.wsets: list[tuple[int, int, int]] = []       # (oct, ict, kij)
         self.pass_of_wset: list[int] = []
         self.positions: list[_Position] = []
         for p, (octs, icts) in enumerate(self.passes):
             for oct in octs:
                 for ict in icts:
-                    visit = oct * geo.n_ict + ict
+                    visit = oct * geo.n_ic_tiles + ict
                     for kij in range(KIJ):
                         g = len(self.wsets)
                         self.wsets.append((oct, ict, kij))
@@ -159,7 +159,7 @@ class _Plan:
                             padding = py in (0, hp - 1) or px in (0, wp - 1)
                             self.positions.append(_Position(g, oct, ict, kij, o_nij, nij,
                                                             None if padding else (visit, nij)))
-        self.pass_of_visit = {oct * geo.n_ict + ict: p for p, (octs, icts) in enumerate(self.passes)
+        self.pass_of_visit = {oct * geo.n_ic_tiles + ict: p for p, (octs, icts) in enumerate(self.passes)
                               for oct in octs for ict in icts}
         self.ict_slot = {ict: icts.index(ict) for _, icts in self.passes for ict in icts}
         self.oct_slot = {oct: octs.index(oct) for octs, _ in self.passes for oct in octs}
@@ -171,12 +171,12 @@ class _Plan:
         self.last_wset = {p: g for g, p in enumerate(self.pass_of_wset)}
 
     def interior_index(self, nij: int) -> int:
-        y, x = divmod(nij, self.geo.wp)
-        return (y - 1) * self.geo.w + (x - 1)
+        y, x = divmod(nij, self.geo.Wp)
+        return (y - 1) * self.geo.W + (x - 1)
 
     def word_addr(self, word: tuple) -> int:
         visit, nij = word
-        return self.ict_slot[visit % self.geo.n_ict] * self.geo.n_onij + self.interior_index(nij)
+        return self.ict_slot[visit % self.geo.n_ic_tiles] * self.geo.n_onij + self.interior_index(nij)
 
     def weight_addr(self, oct: int, ict: int, kij: int, c: int) -> int:
         slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
@@ -185,10 +185,10 @@ class _Plan:
     def pass_words(self, p: int) -> list[tuple[int, int]]:
         """(xmem address, word) of every operand of pass p: interior activations, weights."""
         octs, icts = self.passes[p]
-        n, wp, a_pad, w = self.geo.array_size, self.geo.wp, self.a_pad, self.w
+        n, wp, a_pad, w = self.geo.array_size, self.geo.Wp, self.a_pad, self.w
         words = []
         for ict in icts:
-            for py in range(1, self.geo.h + 1):
+            for py in range(1, self.geo.H + 1):
                 for px in range(1, wp - 1):
                     nij = py * wp + px
                     words.append((self.word_addr((ict, nij)),
@@ -326,9 +326,9 @@ class _ArrayIssuer:
     def _pop_into_sfp(self, tl: Timeline, pos: _Position, pop: int) -> None:
         geo, program = self.plan.geo, self.program
         index = len(program.psum_writes)
-        addr = geo.psum_addr(pos.oct, pos.ict, pos.kij, pos.nij) if self.whole_layer_in_pmem else index % PMEM_DEPTH
+        addr = psum_addr(geo, pos.oct, pos.ict, pos.kij, pos.nij) if self.whole_layer_in_pmem else index % PMEM_DEPTH
         first = pos.ict == 0 and pos.kij == 0
-        last = pos.ict == geo.n_ict - 1 and pos.kij == KIJ - 1
+        last = pos.ict == geo.n_ic_tiles - 1 and pos.kij == KIJ - 1
         tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
               acc_first=int(first), emit=int(last), relu=int(last),
               acc_addr=pos.oct * geo.n_onij + pos.o_nij)
@@ -365,8 +365,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     ahead of their first use (abuf prefetch).
     """
     geo, x, w = layer_operands(x_int, w_int, array_size)
-    if geo.n_oct * geo.n_onij > sfp_depth:
-        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w} cannot run: {geo.n_oct * geo.n_onij} "
+    if geo.n_oc_tiles * geo.n_onij > sfp_depth:
+        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: {geo.n_oc_tiles * geo.n_onij} "
                          f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
     plan = _Plan(geo, *padded_operands(x, w, geo.array_size))
     source = _ActivationSource(plan, abuf_depth)
@@ -382,7 +382,7 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     xmem = _XmemLoader(plan)
     l0 = _L0Writer(plan, source, l0_depth)
     weights = _WeightStager(plan, source)
-    array = _ArrayIssuer(plan, program, geo.n_oct * geo.n_ict * KIJ * geo.n_nij <= PMEM_DEPTH)
+    array = _ArrayIssuer(plan, program, geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.n_nij <= PMEM_DEPTH)
     t = start
     while array.next_exec < len(plan.positions):
         xmem.next_pass(l0.next_push, weights.next_wset)

@@ -1,5 +1,6 @@
-"""Geometry and memory map: how a 3x3 / stride 1 / padding 1 layer is cut into ic / oc
-channel tiles of the array's size, and where its words live in xmem and pmem.
+"""Geometry and memory map: a 3x3 / stride 1 / padding 1 layer cut into ic / oc channel
+tiles of the array's size (model.tiling.LayerGeometry, shared with the references), and
+where its words live in xmem and pmem.
 
 Classic memory map (a contract with the classic files and testbench), n = array size:
   xmem[ict * n_nij + nij]                         activation word: lane r = a_pad[ict*n + r, nij]
@@ -14,15 +15,13 @@ each pass (plan_passes), os_program its own operand words (see their docstrings)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import LANE_BITS, Timeline, pack_lanes
-from model.tiling import _check_bits, check_layer, output_to_input_nij, psum_address
+from model.tiling import LayerGeometry, _check_bits, check_layer, psum_address
 
 WEIGHT_BASE = CONFIG.weight_base
 XMEM_DEPTH = CONFIG.xmem_depth
@@ -37,54 +36,19 @@ def ofifo_latency(array_size: int) -> int:
 
 
 
-@dataclass
-class LayerGeometry:
-    """Tiling of one 3x3 / stride 1 / padding 1 conv layer onto an array."""
+def act_addr(geo: LayerGeometry, ict: int, nij: int) -> int:
+    """Classic xmem address of the activation word of ic tile ict at padded position nij."""
+    return ict * geo.n_nij + nij
 
-    ic: int
-    oc: int
-    h: int
-    w: int
-    array_size: int = CONFIG.row
 
-    @property
-    def n_ict(self) -> int:
-        return -(-self.ic // self.array_size)
+def weight_addr(geo: LayerGeometry, oct: int, ict: int, kij: int, c: int) -> int:
+    """Classic xmem address of the weight word of column c (output channel oct*n + c)."""
+    return WEIGHT_BASE + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * geo.array_size + c
 
-    @property
-    def n_oct(self) -> int:
-        return -(-self.oc // self.array_size)
 
-    @property
-    def wp(self) -> int:
-        return self.w + 2
-
-    @property
-    def n_nij(self) -> int:
-        return (self.h + 2) * (self.w + 2)
-
-    @property
-    def n_onij(self) -> int:
-        return self.h * self.w
-
-    @cached_property
-    def nij_table(self) -> np.ndarray:
-        """int64 [9, Ho*Wo]: model.tiling.output_to_input_nij of this layer."""
-        return output_to_input_nij(self.h, self.w)
-
-    def input_nij(self, o_nij: int, kij: int) -> int:
-        """Index in the padded map of the input under output pixel o_nij at offset kij."""
-        return int(self.nij_table[kij, o_nij])
-
-    def act_addr(self, ict: int, nij: int) -> int:
-        return ict * self.n_nij + nij
-
-    def weight_addr(self, oct: int, ict: int, kij: int, c: int) -> int:
-        return WEIGHT_BASE + ((oct * self.n_ict + ict) * KIJ + kij) * self.array_size + c
-
-    def psum_addr(self, oct: int, ict: int, kij: int, nij: int) -> int:
-        """pmem address of a psum vector: model.tiling.psum_address (the one layout)."""
-        return psum_address(kij, nij, self.n_nij, ict, oct, self.n_ict)
+def psum_addr(geo: LayerGeometry, oct: int, ict: int, kij: int, nij: int) -> int:
+    """pmem address of a psum vector: model.tiling.psum_address (the one layout)."""
+    return psum_address(kij, nij, geo.n_nij, ict, oct, geo.n_ic_tiles)
 
 
 def layer_operands(x_int, w_int, array_size: int) -> tuple[LayerGeometry, np.ndarray, np.ndarray]:
@@ -93,7 +57,7 @@ def layer_operands(x_int, w_int, array_size: int) -> tuple[LayerGeometry, np.nda
     n = _check_bits(array_size, "array_size")
     CONFIG.with_array(n)               # refuses a size the core cannot be built with
     x, w = check_layer(x_int, w_int)
-    return LayerGeometry(x.shape[0], w.shape[0], x.shape[1], x.shape[2], n), x, w
+    return LayerGeometry(IC=x.shape[0], OC=w.shape[0], H=x.shape[1], W=x.shape[2], array_size=n), x, w
 
 
 def geometry(x_int, w_int, array_size: int = CONFIG.row) -> LayerGeometry:
@@ -123,16 +87,16 @@ def preload_xmem(tl: Timeline, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndar
     """Write every activation and weight word into xmem; returns the next free cycle."""
     n = geo.array_size
     words = []
-    for ict in range(geo.n_ict):
+    for ict in range(geo.n_ic_tiles):
         for nij in range(geo.n_nij):
-            words.append((geo.act_addr(ict, nij),
+            words.append((act_addr(geo, ict, nij),
                           pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
-    for oct in range(geo.n_oct):
-        for ict in range(geo.n_ict):
+    for oct in range(geo.n_oc_tiles):
+        for ict in range(geo.n_ic_tiles):
             for kij in range(KIJ):
                 for c in range(n):
                     lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
-                    words.append((geo.weight_addr(oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
+                    words.append((weight_addr(geo, oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
     tl.at(0, flush=1)  # a clean datapath, whatever the previous program left in flight
     for t, (addr, data) in enumerate(words):
         tl.xmem_write(t, addr, data)
@@ -140,15 +104,15 @@ def preload_xmem(tl: Timeline, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndar
 
 
 def check_fits(geo: LayerGeometry, pmem_words: int) -> None:
-    act_words = geo.n_ict * geo.n_nij
-    weight_words = geo.n_oct * geo.n_ict * KIJ * geo.array_size
+    act_words = geo.n_ic_tiles * geo.n_nij
+    weight_words = geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.array_size
     if act_words > WEIGHT_BASE:
-        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {act_words} activation words "
+        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W}: {act_words} activation words "
                          f"do not fit xmem[0:{WEIGHT_BASE}]")
     if weight_words > XMEM_DEPTH - WEIGHT_BASE:
-        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {weight_words} weight words "
+        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W}: {weight_words} weight words "
                          f"do not fit xmem[{WEIGHT_BASE}:{XMEM_DEPTH}]")
     if pmem_words > PMEM_DEPTH:
-        raise LayerError(f"layer {geo.ic}->{geo.oc} {geo.h}x{geo.w}: {pmem_words} psum vectors "
+        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W}: {pmem_words} psum vectors "
                          f"do not fit pmem ({PMEM_DEPTH} words)")
 
