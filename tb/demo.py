@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from model.hwconfig import CONFIG
 
-# Published figures for the course's 8 x 8 array on this layer (README "Two commands").
+# Published figures of the course's designs, all on an 8 x 8 array, for this layer (README "Two commands").
+COURSE_ARRAY = 8
 COURSE_ANCHORS = [("typical course designs (classic flow)", "900-1,900"),
                   ("best published course variant", "875")]
 
@@ -36,7 +37,7 @@ def anchors(x_int, w_int, n: int) -> list[tuple[str, str]]:
     oc = w_int.shape[0]
     macs = useful_macs(ic, oc, h, w)
     ws, os_ = (scalesim_cycles(ic, oc, h, w, flow, n) for flow in ("ws", "os"))
-    found = COURSE_ANCHORS if n == 8 and (ic, oc, h, w) == (8, 8, 4, 4) else []
+    found = COURSE_ANCHORS if n == COURSE_ARRAY and (ic, oc, h, w) == (8, 8, 4, 4) else []
     return found + [("SCALE-Sim v2 WS / OS", f"{ws:,} / {os_:,}"),
                     (f"physical limit ({macs:,} MACs on {n * n} MACs)", f"{-(-macs // (n * n)):,}")]
 

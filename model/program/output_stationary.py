@@ -12,10 +12,10 @@ from model.tiling import os_operands
 
 def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
                fifo_depth: int = CONFIG.fifo_depth) -> Program:
-    """Output-stationary: row r of the array holds output pixel group*8 + r, column c output
-    channel oct*8 + c; the reduction over (ic, kij) runs in time, one step per cycle at
+    """Output-stationary: row r of the n x n array holds output pixel group*n + r, column c
+    output channel oct*n + c; the reduction over (ic, kij) runs in time, one step per cycle at
     most. Per step the L0 takes the activation word (lane r = the input under pixel r at
-    that (ic, kij)) and the IFIFO the weight word (lane c = w[oct*8+c, ic, kij]); both come
+    that (ic, kij)) and the IFIFO the weight word (lane c = w[oct*n+c, ic, kij]); both come
     from xmem, so a step costs two xmem reads. After the last step the held psums drain
     down the columns into the OFIFO (bottom row first) and through the SFP (ReLU).
 
@@ -24,7 +24,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     written once before the measurement starts. Otherwise the part that does not fit is
     written per (oc tile, group) in chunks of steps (the PEs hold their sums meanwhile), and
     the measurement starts at cycle 0 with every load included.
-    Keys: psum_writes and emits hold (group, oct, row) for output pixel group*8 + row.
+    Keys: psum_writes and emits hold (group, oct, row) for output pixel group*n + row.
     """
     geo, x, w = layer_operands(x_int, w_int, array_size)
     n = geo.array_size

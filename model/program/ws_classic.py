@@ -26,7 +26,7 @@ def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     for oct in range(geo.n_oc_tiles):
         for ict in range(geo.n_ic_tiles):
             for kij in range(KIJ):
-                # Stage the 8 columns (xmem read, then LOAD the word next cycle).
+                # Stage the n columns (xmem read, then LOAD the word next cycle).
                 for c in range(n):
                     tl.xmem_read(t + c, weight_addr(geo, oct, ict, kij, c))
                     tl.at(t + c + 1, load=1, wcol=c)
