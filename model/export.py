@@ -4,7 +4,7 @@ Writes, into ``--out``, the classic text vectors of the chosen dataflow (README 
 "Classic text vectors", see :mod:`model.vectors` for the names) and ``tensors.npz``:
 
 * ``x_int`` uint8 [IC, H, W], ``w_int`` int8 [OC, IC, 3, 3], ``out_int`` int32
-  [OC, Ho, Wo] (before ReLU), ``psum`` int32 [n_ic_tiles, n_oc_tiles, 8, Hp*Wp, 9]
+  [OC, Ho, Wo] (before ReLU), ``psum`` int32 [n_ic_tiles, n_oc_tiles, array_size, Hp*Wp, 9]
   (the WS tiled psums), ``act_delta``, ``w_delta``, ``recovery_error`` (float64
   scalars), ``layer`` (str scalar), ``a_bit``, ``w_bit``, ``psum_bw`` (int scalars).
 """

@@ -83,3 +83,20 @@ def test_readme_hardware_figures_match_the_header():
                    f"bank of sums ({c.acc_bw}b", f"{c.row} row FIFOs", f"{c.col} column FIFOs",
                    f"{c.row} x {c.col} mac_array", f"at {c.acc_bw} bits"):
         assert figure in text, f"README does not say {figure!r} (rtl/core_inst.vh)"
+
+
+@pytest.mark.parametrize("row,col,ok", [(16, 16, True), (17, 17, False), (8, 16, False)])
+def test_core_refuses_a_size_at_elaboration(row, col, ok, tmp_path):
+    """core.v fails to elaborate when WCOL cannot reach every column or col > row."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("iverilog"):
+        pytest.skip("iverilog not installed")
+    rtl = ROOT / "rtl"
+    run = subprocess.run(["iverilog", "-g2005", f"-I{rtl}", "-o", str(tmp_path / "core.vvp"), "-s", "core",
+                          f"-Pcore.row={row}", f"-Pcore.col={col}", *map(str, sorted(rtl.glob("*.v")))],
+                         capture_output=True, text=True, timeout=120)
+    assert (run.returncode == 0) == ok, run.stderr
+    if not ok:
+        assert "core_parameter_error_col_exceeds_row_or_wcol_bits" in run.stderr
