@@ -17,7 +17,7 @@ from cocotb_bus.monitors import Monitor
 
 from model.hwconfig import CONFIG
 from model.program import Program, ProgramReference
-from tbutil import param, start_clock_and_reset, unpack
+from tb.tbutil import param, start_clock_and_reset, unpack
 
 IDLE_WORD = CONFIG.isa.idle  # active-low SRAM enables: an all-zero word would write both SRAMs
 ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
