@@ -1,6 +1,7 @@
 # 4-bit systolic-array accelerator: model, RTL and co-simulation.
 #
 #   make demo            the main job: export the 8->8 layer, run it through the RTL, report
+#   make demo ARRAY=16   the same on a 16x16 core (any n with ARRAY=n; default: rtl/core_inst.vh)
 #   make test            the whole regression (model tests + every cocotb test); = make
 #   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
 #   make test PYTEST_ARGS="tb/test_mac.py -k ..."   a subset
@@ -10,9 +11,11 @@
 #   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
+#                        (ARRAY=n as for demo)
 #   make clean
 #
-# The virtual environment (.venv) is created and filled from requirements.txt on demand.
+# The virtual environment (.venv) is created on demand, filled from requirements.txt, and
+# holds this project installed editable (pip install -e .: the `systolic` command).
 
 SIM ?= icarus
 JOBS ?= auto
@@ -37,10 +40,11 @@ DATAFLOW ?= ws
 
 all: test
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 # Icarus comes from the system: installed here when we are root, else one line says how.
@@ -58,7 +62,7 @@ test: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 demo: $(STAMP) check-sim
-	$(TOOLS) $(PY) tb/demo.py --out "$(BUILD)/demo"
+	$(TOOLS) $(PY) -m model demo --out "$(BUILD)/demo" $(if $(ARRAY),--array $(ARRAY))
 
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder.
@@ -93,7 +97,7 @@ lint: $(STAMP) check-sim
 
 bench: $(STAMP) check-sim
 	$(PY) -m model bench
-	$(TOOLS) $(PY) tb/bench.py --out "$(BUILD)/bench"
+	$(TOOLS) $(PY) -m model rtl-bench --out "$(BUILD)/bench" $(if $(ARRAY),--array $(ARRAY))
 
 clean:
 	rm -rf sim_build "$(BUILD)" .pytest_cache

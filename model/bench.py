@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from .errors import ModelError
+from .hwconfig import CONFIG
 from .options import SEED, int_in
 from .tiling import N_KIJ, os_reference, random_layer, ws_reference
 
@@ -49,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _tiles(n):
-    return -(-n // 8)
+    return -(-n // CONFIG.row)
 
 
 def loop_counts(ic: int, oc: int, hw: int) -> tuple[int, int]:

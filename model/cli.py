@@ -1,19 +1,23 @@
-"""Command line: ``python -m model {train,eval,export,pack,bench} ...``.
+"""Command line: ``systolic {train,eval,export,pack,demo,bench,rtl-bench} ...`` (the console
+command of pyproject.toml), the same as ``python -m model ...``.
 
 Every error is one line on stderr, ``error: ...``: exit status 2 for a usage
 error (bad or missing option), 1 for anything else (bad path, bad layer, bad
 checkpoint, ...). No traceback unless ``MODEL_DEBUG=1`` is set.
 
-``export`` and ``bench`` live in ``model/export.py`` and ``model/bench.py``;
-their options come from their ``add_arguments(parser)`` and they run with
-``run(args)`` (torch and the slow references are imported inside ``run``).
+``export``, ``bench``, ``demo`` and ``rtl-bench`` live in ``model/export.py``,
+``model/bench.py``, ``tb/demo.py`` and ``tb/bench.py``; their options come from their
+``add_arguments(parser)`` and they run with ``run(args)`` (torch, cocotb and the slow
+references are imported inside ``run``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from pathlib import Path
 
 from .errors import ModelError
 
@@ -24,8 +28,18 @@ COMMANDS = {
     "eval": "test accuracy of a checkpoint on CIFAR-10",
     "export": "capture a layer and write its classic text vectors and tensors.npz",
     "pack": "write a checkpoint as a packed deployable file (4-bit weights two per byte) and check its logits",
-    "bench": "time the vectorized reference tiling against the notebook-style loops (RTL cycles: make bench)",
+    "bench": "time the vectorized reference tiling against the notebook-style loops (RTL cycles: rtl-bench)",
+    "demo": "run the 8->8 layer of the model through the RTL core in every schedule, bit-exact, with cycles",
+    "rtl-bench": "RTL benchmark table: layers through the core, cycles and utilization, every output verified",
 }
+# Commands whose module has add_arguments(parser) and run(args).
+MODULES = {"export": "model.export", "bench": "model.bench", "demo": "tb.demo", "rtl-bench": "tb.bench"}
+
+
+def program_name() -> str:
+    """How the user called us: the console command or ``python -m model``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name and not name.endswith(".py") and name != "-c" else "python -m model"
 
 
 class UsageError(Exception):
@@ -41,13 +55,11 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> OneLineArgumentParser:
     """The parser of every command."""
-    from . import bench as bench_mod
-    from . import export as export_mod
     from . import train as train_mod
 
     parser = OneLineArgumentParser(
-        prog="python -m model",
-        description="4-bit quantized VGG16 + 8x8 systolic array co-design tool.",
+        prog=program_name(),
+        description="4-bit quantized VGG16 + systolic array co-design tool.",
     )
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     p = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
@@ -63,7 +75,8 @@ def build_parser() -> OneLineArgumentParser:
     train_mod.add_eval_arguments(p)
     p.set_defaults(_run=train_mod.run_eval)
 
-    for name, mod in (("export", export_mod), ("bench", bench_mod)):
+    for name, module in MODULES.items():
+        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -78,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError(f"python -m model: a command is required ({', '.join(COMMANDS)}); see --help")
+            raise UsageError(f"{parser.prog}: a command is required ({', '.join(COMMANDS)}); see --help")
         return args._run(args)
 
     return run_cli(body)

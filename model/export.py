@@ -4,7 +4,7 @@ Writes, into ``--out``, the classic text vectors of the chosen dataflow (README 
 "Classic text vectors", see :mod:`model.vectors` for the names) and ``tensors.npz``:
 
 * ``x_int`` uint8 [IC, H, W], ``w_int`` int8 [OC, IC, 3, 3], ``out_int`` int32
-  [OC, Ho, Wo] (before ReLU), ``psum`` int32 [n_ic_tiles, n_oc_tiles, 8, Hp*Wp, 9]
+  [OC, Ho, Wo] (before ReLU), ``psum`` int32 [n_ic_tiles, n_oc_tiles, array_size, Hp*Wp, 9]
   (the WS tiled psums), ``act_delta``, ``w_delta``, ``recovery_error`` (float64
   scalars), ``layer`` (str scalar), ``a_bit``, ``w_bit``, ``psum_bw`` (int scalars).
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .hwconfig import CONFIG
 from .options import IMAGE, SEED
 from .tiling import os_reference, ws_reference
 from .vectors import acc_address_fits, prepare_out_dir, write_os_files, write_ws_files
@@ -25,7 +26,7 @@ __all__ = ["add_arguments", "run", "export_capture"]
 PSUM_BW_MIN, PSUM_BW_MAX = 2, 64
 #: the psum width tb/classic_tb.v reads unless built with -Pclassic_tb.psum_bw=N (its
 #: parameter default; tb/test_classic.py checks that the two agree)
-CLASSIC_TB_PSUM_BW = 16
+CLASSIC_TB_PSUM_BW = CONFIG.psum_bw
 
 
 def check_psum_bw(value) -> int:
@@ -63,23 +64,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="image index (default: 0)")
     p.add_argument("--seed", type=SEED, default=0, metavar="S",
                    help="seed of the model and synthetic images (default: 0)")
-    p.add_argument("--psum-bw", type=_psum_bw_arg, default=16, metavar="BITS",
-                   help="psum / accumulator width in bits (default: 16)")
+    p.add_argument("--psum-bw", type=_psum_bw_arg, default=CONFIG.psum_bw, metavar="BITS",
+                   help=f"psum / accumulator width in bits (default: {CONFIG.psum_bw})")
 
 
 def _rng(a) -> str:
     return f"{int(a.min())}..{int(a.max())}"
 
 
-def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = 16, echo=print) -> list[Path]:
+def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psum_bw, echo=print) -> list[Path]:
     """Reference + files + tensors.npz for a :class:`~model.capture.LayerCapture`."""
     if dataflow not in ("ws", "os"):
         raise ModelError(f"--dataflow must be ws or os, got {dataflow!r}")
     psum_bw = check_psum_bw(psum_bw)
     d = prepare_out_dir(out_dir, "--out")
     kw = dict(stride=cap.stride, padding=cap.padding, a_bit=cap.a_bit, w_bit=cap.w_bit)
-    ref = ws_reference(cap.x_int, cap.w_int, 8, psum_bw, psum_bw, **kw)
-    osref = os_reference(cap.x_int, cap.w_int, 8, psum_bw, **kw) if dataflow == "os" else None
+    ref = ws_reference(cap.x_int, cap.w_int, CONFIG.row, psum_bw, psum_bw, **kw)
+    osref = os_reference(cap.x_int, cap.w_int, CONFIG.row, psum_bw, **kw) if dataflow == "os" else None
     out = ref.output()
     if cap.out_int.shape != out.shape or not np.array_equal(out, cap.out_int):
         raise ModelError(f"{cap.layer_name}: reference tiling disagrees with the captured "

@@ -1,23 +1,24 @@
-"""Cycle-level replay of a core program (model/program.py) against the reference tiling.
+"""Cycle-level replay of a core program (model.program) against the reference tiling.
 
 ``check_program(program, x_int, w_int)`` plays ``program.inst`` / ``program.d_xmem`` one
 word per cycle through a behavioural model of rtl/core.v that follows the RTL's cycle
-semantics register by register:
+semantics register by register, one class per unit (sizes from model.hwconfig); the
+model is cross-checked against the RTL by tb/test_core_model.py:
 
-* xmem / pmem: single port, active-low CEN/WEN; a read puts mem[A] on Q at the end of the
+* xmem / pmem (_Sram): single port, active-low CEN/WEN; a read puts mem[A] on Q at the end of the
   cycle and Q holds until the next read (writes leave Q alone); Q starts at 0, memory
   starts unknown (X). pmem write data is the OFIFO head of that cycle.
-* activation buffer: ABUF_WR stores xmem Q at the end of the cycle, the read is
+* activation buffer (_Abuf): ABUF_WR stores xmem Q at the end of the cycle, the read is
   combinational. L0 write data: zeros (L0_ZERO), abuf[ABUF_RADDR] (L0_ABUF) or xmem Q.
-* L0 (one FIFO per row) and IFIFO (one per column): first-word fall-through, lane i pops
+* L0 (one FIFO per row) and IFIFO (one per column) (_SkewFifoBank): first-word fall-through, lane i pops
   i cycles after the RD instruction; a push into a full lane or a pop of an empty lane,
   which the RTL refuses (raising a sticky flag), is an error here.
-* the array, PE by PE (rtl/mac_tile.v): west control (valid, start, os) skewed per row
+* the array, PE by PE (_Array; rtl/mac_tile.v): west control (valid, start, os) skewed per row
   and registered per column, column control (OS weight shift, drain) skewed per column,
   staged / active weights, psums north to south, the bottom row's valid into the OFIFO.
-* OFIFO: one FIFO per column; OFIFO_RD pops a whole vector, only when every column holds
+* OFIFO (_Ofifo): one FIFO per column; OFIFO_RD pops a whole vector, only when every column holds
   one (a refused read is an error).
-* SFP: one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR
+* SFP (_Sfp): one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR
   registered, the OFIFO head registered), bank of ``sfp_depth`` sums at ``acc_bw`` bits;
   a sum that leaves ``acc_bw`` or an output that leaves ``psum_bw`` is an error. The
   output of an EMIT at cycle e is on sfp_out during cycle e + 2.
@@ -37,12 +38,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.errors import ModelError
-from model.program import FIELDS, INST_WIDTH, LANE_BITS, Program, decode, encode, reference_results
+from model.hwconfig import CONFIG
+from model.program import FIELDS, INST_WIDTH, Program, decode, reference_results
 from model.tiling import field_range
 
 __all__ = ["ProgramError", "CheckReport", "check_program"]
 
-BW = LANE_BITS    # activation / weight lane width of an xmem word (bits)
+BW = CONFIG.lane_bits    # activation / weight lane width of an xmem word (bits)
+LANE_MASK = (1 << BW) - 1
 
 
 class ProgramError(ModelError):
@@ -77,8 +80,9 @@ def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
     return ((x + half) & ((1 << bits) - 1)) - half
 
 
-def _signed(nibble: int) -> int:
-    return nibble - 16 if nibble >= 8 else nibble
+def _signed(lane: int) -> int:
+    """A BW-bit lane as two's complement."""
+    return lane - (1 << BW) if lane >> (BW - 1) else lane
 
 
 class _SkewFifoBank:
@@ -100,7 +104,7 @@ class _SkewFifoBank:
         end = self.base + len(self.words)
         out = []
         for i, r in enumerate(self.rd):
-            out.append((self.words[r - self.base] >> (BW * i)) & 15 if r < end else 0)
+            out.append((self.words[r - self.base] >> (BW * i)) & LANE_MASK if r < end else 0)
         return out
 
     def count(self, lane: int) -> int:
@@ -227,7 +231,7 @@ class _Array:
         if cs[0] or load_col >= 0:
             new_w = np.where(self.mask_vec(cs[0])[None, :], w[:n], w_q) if cs[0] else w_q.copy()
             if load_col >= 0:
-                new_w[:, load_col] = [_signed((load_word >> (BW * r)) & 15) for r in range(n)]
+                new_w[:, load_col] = [_signed((load_word >> (BW * r)) & LANE_MASK) for r in range(n)]
             w[1:] = new_w
         if new_p is not None:
             p[1:] = new_p
@@ -236,6 +240,170 @@ class _Array:
         v[:, 1:] = v[:, :n]
         s[:, 1:] = s[:, :n]
         o[:, 1:] = o[:, :n]
+
+
+class _Sram:
+    """Single-port SRAM (rtl/sram.v): active-low CEN/WEN; a read puts mem[A] on Q at the end
+    of the cycle and Q holds until the next read (writes leave it alone). Memory starts
+    unknown (None); Q starts at `q_reset`."""
+
+    def __init__(self, name: str, depth: int, q_reset):
+        self.name, self.depth = name, depth
+        self.aw = (depth - 1).bit_length()
+        self.mem: list = [None] * (1 << self.aw)
+        self.q, self.q_from = q_reset, None       # Q and the address it was read from
+
+    def address(self, t: int, a: int) -> int:
+        a &= (1 << self.aw) - 1
+        if a >= self.depth:
+            raise ProgramError(f"cycle {t}: {self.name} address {a} is outside {self.name} ({self.depth} words)")
+        return a
+
+    def write(self, t: int, a: int, data) -> None:
+        self.mem[self.address(t, a)] = data
+
+    def read(self, t: int, a: int) -> None:
+        a = self.address(t, a)
+        self.q, self.q_from = self.mem[a], a
+
+    def known_q(self, t: int, what: str):
+        """Q for `what` at cycle t; unknown data is an error."""
+        if self.q is None:
+            raise ProgramError(f"cycle {t}: {what} takes {self.name} Q, which is unknown "
+                               f"({self.name}[{self.q_from}] was read before it was ever written)")
+        return self.q
+
+
+class _Abuf:
+    """Activation buffer (rtl/abuf.v): written at the end of the cycle, read combinationally,
+    never reset; entries start unknown."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+        self.aw = max(1, (depth - 1).bit_length())
+        self.entries: list[int | None] = [None] * (1 << self.aw)
+
+    def read(self, t: int, ra: int) -> int:
+        ra &= (1 << self.aw) - 1
+        if ra >= self.depth or self.entries[ra] is None:
+            raise ProgramError(f"cycle {t}: L0_WR from activation buffer entry {ra}, which "
+                               f"was never written (or holds unknown data)")
+        return self.entries[ra]
+
+    def write(self, t: int, wa: int, value: int | None) -> None:
+        wa &= (1 << self.aw) - 1
+        if wa >= self.depth:
+            raise ProgramError(f"cycle {t}: ABUF_WADDR {wa} is outside the activation buffer "
+                               f"({self.depth} entries)")
+        self.entries[wa] = value                  # unknown (None) stays unknown until used
+
+
+class _Ofifo:
+    """OFIFO (rtl/ofifo.v): one FIFO per column written by the array's south edge; OFIFO_RD
+    pops a whole vector, only when every column holds one."""
+
+    def __init__(self, n: int, depth: int):
+        self.n, self.depth = n, depth
+        self.lanes = [deque() for _ in range(n)]
+
+    def valid(self) -> bool:
+        return all(self.lanes)
+
+    def heads(self) -> list[int]:
+        return [q[0] if q else 0 for q in self.lanes]
+
+    def step(self, t: int, pop: int, south: list[int], south_mask: int) -> None:
+        if pop and not self.valid():
+            c = next(k for k in range(self.n) if not self.lanes[k])
+            raise ProgramError(f"cycle {t}: OFIFO_RD while column {c} of the OFIFO is empty "
+                               f"(the RTL refuses the read)")
+        for c in range(self.n):
+            if south_mask >> c & 1:
+                if len(self.lanes[c]) >= self.depth and not pop:
+                    raise ProgramError(f"cycle {t}: OFIFO column {c} is full ({self.depth} entries), "
+                                       f"its psum is lost")
+                self.lanes[c].append(south[c])
+        if pop:
+            for q in self.lanes:
+                q.popleft()
+
+    def reset(self) -> None:
+        for q in self.lanes:
+            q.clear()
+
+    def count(self) -> int:
+        return max(len(q) for q in self.lanes)
+
+
+class _Sfp:
+    """SFP (rtl/sfp.v behind corelet.v's registers): one cycle behind its instruction (ACC,
+    ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR and the OFIFO head registered); a bank of
+    `depth` sums at `acc_bw` bits. A sum that leaves acc_bw or an output that leaves
+    psum_bw is an error."""
+
+    def __init__(self, n: int, depth: int, acc_bw: int, psum_bw: int):
+        self.n, self.depth, self.acc_bw, self.psum_bw = n, depth, acc_bw, psum_bw
+        self.aw = max(1, (depth - 1).bit_length())
+        self.acc_lo, self.acc_hi = field_range(acc_bw)
+        self.out_lo, self.out_hi = field_range(psum_bw)
+        self.bank: dict[int, list[int]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.reg = None                           # controls registered from the previous instruction
+        self.head_q = [0] * self.n                # OFIFO head registered from the previous cycle
+
+    def operate(self, pmem: _Sram) -> tuple[list[int], int, int] | None:
+        """The registered instruction's operation; returns (lanes, entry, issuing cycle) of
+        an emitted output."""
+        if self.reg is None:
+            return None
+        acc, first, emit, relu, src, addr, issued = self.reg
+        if not (acc or first or emit):
+            return None
+        if acc:
+            if src:
+                data = self.head_q
+            else:
+                if pmem.q is None:
+                    raise ProgramError(f"cycle {issued}: ACC from pmem Q, which is unknown "
+                                       f"(pmem[{pmem.q_from}] was read before it was ever written)")
+                data = pmem.q
+        else:
+            data = [0] * self.n
+        if addr >= self.depth:
+            raise ProgramError(f"cycle {issued}: ACC_ADDR {addr} is outside the SFP bank ({self.depth} entries)")
+        if first:
+            base = [0] * self.n
+        else:
+            base = self.bank.get(addr)
+            if base is None:
+                raise ProgramError(f"cycle {issued}: SFP bank entry {addr} is used before an "
+                                   f"ACC_FIRST ever wrote it")
+        total = [b + d for b, d in zip(base, data)]
+        if acc:
+            for c, v in enumerate(total):
+                if not self.acc_lo <= v <= self.acc_hi:
+                    raise ProgramError(f"cycle {issued}: SFP bank entry {addr} column {c} overflows "
+                                       f"{self.acc_bw} bits ({v})")
+        if acc or first:
+            self.bank[addr] = total
+        if not emit:
+            return None
+        lanes = [max(v, 0) for v in total] if relu else total
+        for c, v in enumerate(lanes):
+            if not self.out_lo <= v <= self.out_hi:
+                raise ProgramError(f"cycle {issued}: SFP output of entry {addr} column {c} = {v} "
+                                   f"does not fit {self.psum_bw} bits")
+        return lanes, addr, issued
+
+    def register(self, t: int, f: dict[str, int], ofifo_heads: list[int]) -> None:
+        if f["acc"] or f["acc_first"] or f["emit"]:
+            self.reg = (f["acc"], f["acc_first"], f["emit"], f["relu"], f["acc_src"],
+                        f["acc_addr"] & ((1 << self.aw) - 1), t)
+        else:
+            self.reg = None
+        self.head_q = ofifo_heads
 
 
 class _Recorder:
@@ -262,9 +430,10 @@ class _Recorder:
         return self.lanes[:k].copy(), self.cycles[:k].copy(), self.addr[:k].copy()
 
 
-def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
-                  abuf_depth: int = 64, sfp_depth: int = 8192, acc_bw: int = 20,
-                  psum_bw: int = 16, xmem_depth: int = 2048, pmem_depth: int = 2048,
+def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_depth,
+                  abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth,
+                  acc_bw: int = CONFIG.acc_bw, psum_bw: int = CONFIG.psum_bw,
+                  xmem_depth: int = CONFIG.xmem_depth, pmem_depth: int = CONFIG.pmem_depth,
                   verify: bool = True) -> CheckReport:
     """Replay ``program`` cycle by cycle and check every pmem write and SFP output against the
     reference of (x_int, w_int) on a program.array_size x program.array_size core. Raises
@@ -295,38 +464,20 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
     want_addr = [a for a, _ in program.psum_writes]
 
     xmask = (1 << (n * BW)) - 1
-    x_aw, p_aw = (xmem_depth - 1).bit_length(), (pmem_depth - 1).bit_length()
-    abuf_aw = max(1, (abuf_depth - 1).bit_length())
-    sfp_aw = max(1, (sfp_depth - 1).bit_length())
-    acc_lo, acc_hi = field_range(acc_bw)
-    out_lo, out_hi = field_range(psum_bw)
-    zero_vec = [0] * n
-
-    xmem: list[int | None] = [None] * (1 << x_aw)
-    pmem: list[list[int] | None] = [None] * (1 << p_aw)
-    abuf: list[int | None] = [None] * (1 << abuf_aw)
-    bank: dict[int, list[int]] = {}
-    xq, xq_from = 0, None              # xmem Q and the address it was read from (None: reset value)
-    pq: list[int] | None = list(zero_vec)
-    pq_from = None
+    xmem = _Sram("xmem", xmem_depth, 0)
+    pmem = _Sram("pmem", pmem_depth, [0] * n)
+    abuf = _Abuf(abuf_depth)
     l0 = _SkewFifoBank("L0", "row", n, fifo_depth)
     ififo = _SkewFifoBank("IFIFO", "column", n, fifo_depth)
     array = _Array(n, psum_bw)
-    ofifo = [deque() for _ in range(n)]
-    sfp_reg = None                     # SFP controls registered from the previous instruction
-    head_q = list(zero_vec)            # OFIFO head registered from the previous cycle
+    ofifo = _Ofifo(n, fifo_depth)
+    sfp = _Sfp(n, sfp_depth, acc_bw, psum_bw)
 
     psum_rec = _Recorder(n_writes, n)
     out_rec = _Recorder(n_emits, n)
     writes = outputs = executes = 0
 
-    def x_value(t: int, what: str) -> int:
-        if xq is None:
-            raise ProgramError(f"cycle {t}: {what} takes xmem Q, which is unknown "
-                               f"(xmem[{xq_from}] was read before it was ever written)")
-        return xq
-
-    idle = encode({})
+    idle = CONFIG.isa.idle
     words = program.inst
     d_words = program.d_xmem
     total = len(words)
@@ -339,128 +490,59 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
         flush = f["flush"]
 
         # ---- combinational values of this cycle (state at the start of the cycle) ----
-        o_valid = all(ofifo)
-        o_heads = [q[0] if q else 0 for q in ofifo]
+        o_heads = ofifo.heads()
         south, south_mask = array.outputs(f["drain"])
 
-        # ---- SFP: the previous instruction's operation ----
-        if sfp_reg is not None and not flush:
-            acc, first, emit, relu, src, addr, issued = sfp_reg
-            if acc or first or emit:
-                if acc:
-                    if src:
-                        data = head_q
-                    else:
-                        if pq is None:
-                            raise ProgramError(f"cycle {issued}: ACC from pmem Q, which is unknown "
-                                               f"(pmem[{pq_from}] was read before it was ever written)")
-                        data = pq
-                else:
-                    data = zero_vec
-                if addr >= sfp_depth:
-                    raise ProgramError(f"cycle {issued}: ACC_ADDR {addr} is outside the SFP bank "
-                                       f"({sfp_depth} entries)")
-                if first:
-                    base = zero_vec
-                else:
-                    base = bank.get(addr)
-                    if base is None:
-                        raise ProgramError(f"cycle {issued}: SFP bank entry {addr} is used before an "
-                                           f"ACC_FIRST ever wrote it")
-                total_sum = [b + d for b, d in zip(base, data)]
-                if acc:
-                    for c, v in enumerate(total_sum):
-                        if not acc_lo <= v <= acc_hi:
-                            raise ProgramError(f"cycle {issued}: SFP bank entry {addr} column {c} overflows "
-                                               f"{acc_bw} bits ({v})")
-                if acc or first:
-                    bank[addr] = total_sum
-                if emit:
-                    lanes = [max(v, 0) for v in total_sum] if relu else total_sum
-                    for c, v in enumerate(lanes):
-                        if not out_lo <= v <= out_hi:
-                            raise ProgramError(f"cycle {issued}: SFP output of entry {addr} column {c} = {v} "
-                                               f"does not fit {psum_bw} bits")
-                    if verify and outputs >= n_emits:
-                        raise ProgramError(f"cycle {issued}: EMIT number {outputs + 1}, but the program "
-                                           f"lists {n_emits} outputs")
-                    want = exp_out[outputs].tolist() if verify else lanes
-                    if lanes != want:
-                        c = next(k for k in range(n) if lanes[k] != want[k])
-                        raise ProgramError(f"cycle {issued}: output #{outputs} ({expected.describe_output(outputs)}) column {c}: "
-                                           f"expected {want[c]}, got {lanes[c]} (on sfp_out in cycle {t + 1})")
-                    out_rec.add(lanes, t + 1)
-                    outputs += 1
+        # ---- SFP: the previous instruction's operation, and its output check ----
+        emitted = None if flush else sfp.operate(pmem)
+        if emitted is not None:
+            lanes, _, issued = emitted
+            if verify and outputs >= n_emits:
+                raise ProgramError(f"cycle {issued}: EMIT number {outputs + 1}, but the program "
+                                   f"lists {n_emits} outputs")
+            want = exp_out[outputs].tolist() if verify else lanes
+            if lanes != want:
+                c = next(k for k in range(n) if lanes[k] != want[k])
+                raise ProgramError(f"cycle {issued}: output #{outputs} ({expected.describe_output(outputs)}) column {c}: "
+                                   f"expected {want[c]}, got {lanes[c]} (on sfp_out in cycle {t + 1})")
+            out_rec.add(lanes, t + 1)
+            outputs += 1
 
         if not flush:
-            # ---- L0 push data ----
+            # ---- L0 push data: zeros, an abuf entry or xmem Q ----
             l0_wr = f["l0_wr"]
             l0_data = 0
-            if l0_wr:
-                if f["l0_zero"]:
-                    l0_data = 0
-                elif f["l0_abuf"]:
-                    ra = f["abuf_raddr"] & ((1 << abuf_aw) - 1)
-                    if ra >= abuf_depth or abuf[ra] is None:
-                        raise ProgramError(f"cycle {t}: L0_WR from activation buffer entry {ra}, which "
-                                           f"was never written (or holds unknown data)")
-                    l0_data = abuf[ra]
-                else:
-                    l0_data = x_value(t, "L0_WR")
+            if l0_wr and not f["l0_zero"]:
+                l0_data = abuf.read(t, f["abuf_raddr"]) if f["l0_abuf"] else xmem.known_q(t, "L0_WR")
             ififo_wr = f["ififo_wr"]
-            ififo_data = x_value(t, "IFIFO_WR") if ififo_wr else 0
+            ififo_data = xmem.known_q(t, "IFIFO_WR") if ififo_wr else 0
             load_col, load_word = -1, 0
             if f["load"]:
                 load_col = f["wcol"]
                 if load_col >= n:
                     raise ProgramError(f"cycle {t}: LOAD into column {load_col} of a {n}-column array")
-                load_word = x_value(t, "LOAD")
+                load_word = xmem.known_q(t, "LOAD")
             # ---- the array (its inputs are the FIFO heads before this edge) ----
             array.step(t, f["execute"], f["start"], f["os"], f["os"], f["drain"], load_col, load_word,
                        l0.heads, lambda: [_signed(v) for v in ififo.heads()])
             if f["execute"]:
                 executes += 1
-            # ---- L0, IFIFO ----
             l0.step(t, f["l0_rd"], l0_wr, l0_data)
             ififo.step(t, f["ififo_rd"], ififo_wr, ififo_data)
-            # ---- OFIFO ----
-            pop = f["ofifo_rd"]
-            if pop and not o_valid:
-                c = next(k for k in range(n) if not ofifo[k])
-                raise ProgramError(f"cycle {t}: OFIFO_RD while column {c} of the OFIFO is empty "
-                                   f"(the RTL refuses the read)")
-            if south_mask:
-                for c in range(n):
-                    if south_mask >> c & 1:
-                        if len(ofifo[c]) >= fifo_depth and not pop:
-                            raise ProgramError(f"cycle {t}: OFIFO column {c} is full ({fifo_depth} entries), "
-                                               f"its psum is lost")
-                        ofifo[c].append(south[c])
-            if pop:
-                for q in ofifo:
-                    q.popleft()
+            ofifo.step(t, f["ofifo_rd"], south, south_mask)
 
         # ---- activation buffer (never reset): stores xmem Q of the start of the cycle ----
         if f["abuf_wr"]:
-            wa = f["abuf_waddr"] & ((1 << abuf_aw) - 1)
-            if wa >= abuf_depth:
-                raise ProgramError(f"cycle {t}: ABUF_WADDR {wa} is outside the activation buffer "
-                                   f"({abuf_depth} entries)")
-            abuf[wa] = xq                      # unknown (None) stays unknown until used
-        # ---- SRAMs (never reset) ----
+            abuf.write(t, f["abuf_waddr"], xmem.q)
+        # ---- SRAMs (never reset); a pmem write is checked against the program's list ----
         if not f["cen_xmem"]:
-            a = f["a_xmem"] & ((1 << x_aw) - 1)
-            if a >= xmem_depth:
-                raise ProgramError(f"cycle {t}: xmem address {a} is outside xmem ({xmem_depth} words)")
             if not f["wen_xmem"]:
-                xmem[a] = (d_words[t] if t < total else 0) & xmask
+                xmem.write(t, f["a_xmem"], (d_words[t] if t < total else 0) & xmask)
             else:
-                xq, xq_from = xmem[a], a
+                xmem.read(t, f["a_xmem"])
         if not f["cen_pmem"]:
-            a = f["a_pmem"] & ((1 << p_aw) - 1)
-            if a >= pmem_depth:
-                raise ProgramError(f"cycle {t}: pmem address {a} is outside pmem ({pmem_depth} words)")
             if not f["wen_pmem"]:
+                a = pmem.address(t, f["a_pmem"])
                 if verify and writes >= n_writes:
                     raise ProgramError(f"cycle {t}: pmem write number {writes + 1}, but the program "
                                        f"lists {n_writes} psum writes")
@@ -470,30 +552,23 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
                 want = exp_psum[writes].tolist() if verify else o_heads
                 if o_heads != want:
                     c = next(k for k in range(n) if o_heads[k] != want[k])
-                    empty = " (that OFIFO column is empty)" if not ofifo[c] else ""
+                    empty = " (that OFIFO column is empty)" if not ofifo.lanes[c] else ""
                     raise ProgramError(f"cycle {t}: pmem write #{writes} ({expected.describe_psum(writes)}) column {c}: "
                                        f"expected {want[c]}, got {o_heads[c]}{empty}")
-                pmem[a] = o_heads
+                pmem.write(t, a, o_heads)
                 psum_rec.add(o_heads, t, a)
                 writes += 1
             else:
-                pq, pq_from = pmem[a], a
-        # ---- registers of the SFP stage ----
+                pmem.read(t, f["a_pmem"])
+        # ---- registers of the SFP stage; flush clears the datapath ----
         if flush:
-            sfp_reg = None
-            head_q = list(zero_vec)
+            sfp.reset()
             l0.reset()
             ififo.reset()
             array.reset()
-            for q in ofifo:
-                q.clear()
+            ofifo.reset()
         else:
-            if f["acc"] or f["acc_first"] or f["emit"]:
-                sfp_reg = (f["acc"], f["acc_first"], f["emit"], f["relu"], f["acc_src"],
-                           f["acc_addr"] & ((1 << sfp_aw) - 1), t)
-            else:
-                sfp_reg = None
-            head_q = o_heads
+            sfp.register(t, f, o_heads)
 
     # ---- the whole program against what it claims ----
     psum_lanes, _, psum_addr = psum_rec.arrays()
@@ -512,7 +587,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = 64,
                                f"program.last_emit says {program.last_emit}")
     left = [(name, k) for name, k in (("L0", max(l0.count(i) for i in range(n))),
                                       ("IFIFO", max(ififo.count(i) for i in range(n))),
-                                      ("OFIFO", max(len(q) for q in ofifo))) if k]
+                                      ("OFIFO", ofifo.count())) if k]
     if left and verify:
         raise ProgramError(f"cycle {total}: the program ends with " +
                            ", ".join(f"{k} entries left in the {name}" for name, k in left))

@@ -35,16 +35,18 @@ final value fits still ends correct in hardware; such prefixes are reported anyw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from .errors import LayerError, ModelError, PsumOverflowError
+from .hwconfig import CONFIG
 
 __all__ = [
     "A_BIT", "W_BIT", "KERNEL", "PMEM_ADDR_BITS", "MAX_HW",
     "pad_flatten", "output_to_input_nij", "psum_address", "acc_addresses",
     "padded_operands", "os_operands", "field_range", "as_int_array", "random_layer",
-    "WSReference", "OSReference", "ws_reference", "os_reference", "check_layer",
+    "LayerGeometry", "WSReference", "OSReference", "ws_reference", "os_reference", "check_layer",
 ]
 
 A_BIT = 4
@@ -52,8 +54,8 @@ W_BIT = 4
 KERNEL = 3
 N_KIJ = KERNEL * KERNEL
 MAX_HW = 32
-#: pmem address width (pmem is 128b x 2048)
-PMEM_ADDR_BITS = 11
+#: pmem address width (rtl/core_inst.vh ADDR_BITS)
+PMEM_ADDR_BITS = CONFIG.addr_bits
 #: at most this many offending values are listed per kind, then a count line
 MAX_REPORT = 10
 
@@ -265,45 +267,85 @@ def _finish(overflows: list[str], strict: bool) -> None:
 
 
 # ----------------------------------------------------------------------------------
+# geometry
+# ----------------------------------------------------------------------------------
+@dataclass
+class LayerGeometry:
+    """One 3x3 / stride 1 / padding 1 conv layer cut into channel tiles of an array_size x
+    array_size array: the one geometry of the references (WSReference, OSReference) and the
+    program builders (model.program). ``IC``/``OC`` are the real channel counts; a channel
+    tile is ``array_size`` channels, the last one zero-padded."""
+    IC: int
+    OC: int
+    H: int
+    W: int
+    array_size: int
+
+    @property
+    def n_ic_tiles(self) -> int:
+        return -(-self.IC // self.array_size)
+
+    @property
+    def n_oc_tiles(self) -> int:
+        return -(-self.OC // self.array_size)
+
+    @property
+    def Hp(self) -> int:
+        return self.H + 2
+
+    @property
+    def Wp(self) -> int:
+        return self.W + 2
+
+    @property
+    def Ho(self) -> int:
+        return self.H
+
+    @property
+    def Wo(self) -> int:
+        return self.W
+
+    @property
+    def n_nij(self) -> int:
+        """Positions of the padded input map."""
+        return self.Hp * self.Wp
+
+    @property
+    def n_onij(self) -> int:
+        """Output pixels."""
+        return self.Ho * self.Wo
+
+    @cached_property
+    def nij_table(self) -> np.ndarray:
+        """int64 [9, Ho*Wo]: output_to_input_nij of this layer."""
+        return output_to_input_nij(self.H, self.W)
+
+    def input_nij(self, o_nij: int, kij: int) -> int:
+        """Index in the padded map of the input under output pixel o_nij at offset kij."""
+        return int(self.nij_table[kij, o_nij])
+
+
+# ----------------------------------------------------------------------------------
 # weight stationary
 # ----------------------------------------------------------------------------------
 @dataclass
-class WSReference:
+class WSReference(LayerGeometry):
     """What the array computes in weight-stationary mode (all int64).
 
     activation: ``[n_ic_tiles, array_size (row), Hp*Wp (nij)]`` (the padded map per ic
     tile); weight: ``[n_oc_tiles, n_ic_tiles, array_size (col), array_size (row), 9 (kij)]``
     (read-only view); psum: ``[n_ic_tiles, n_oc_tiles, array_size (col), Hp*Wp (nij),
     9 (kij)]``; out / out_relu: ``[OC, Ho*Wo]`` accumulated over ic tiles and kij (before /
-    after ReLU).  ``OC``/``IC`` are the real channel counts; tiles are zero-padded.
+    after ReLU).  The geometry fields come from LayerGeometry.
     """
     activation: np.ndarray
     weight: np.ndarray
     psum: np.ndarray
     out: np.ndarray
     out_relu: np.ndarray
-    array_size: int
-    IC: int
-    OC: int
-    n_ic_tiles: int
-    n_oc_tiles: int
-    H: int
-    W: int
-    Hp: int
-    Wp: int
-    Ho: int
-    Wo: int
     psum_bw: int
     acc_bw: int
     overflows: list[str] = field(default_factory=list)
-
-    @property
-    def n_nij(self) -> int:
-        return self.Hp * self.Wp
-
-    @property
-    def n_onij(self) -> int:
-        return self.Ho * self.Wo
 
     def output(self, relu: bool = False) -> np.ndarray:
         """int64 ``[OC, Ho, Wo]``."""
@@ -317,13 +359,18 @@ class WSReference:
         return o.reshape(self.n_oc_tiles, self.array_size, -1)
 
 
-def ws_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, acc_bw: int = 16,
+def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONFIG.psum_bw,
+                 acc_bw: int | None = None,
                  strict: bool = False, *, stride: int = 1, padding: int = 1,
                  a_bit: int = A_BIT, w_bit: int = W_BIT) -> WSReference:
-    """Weight-stationary tiling of one 3x3 / stride 1 / padding 1 layer (see module doc)."""
+    """Weight-stationary tiling of one 3x3 / stride 1 / padding 1 layer (see module doc).
+
+    acc_bw: width the accumulated sums are checked against; None (the default) is psum_bw,
+    the classic flow's (out.txt holds psum_bw-bit lanes). The core's SFP accumulates at
+    hwconfig.CONFIG.acc_bw: model.program passes that explicitly."""
     n = _check_bits(array_size, "array_size")
     psum_bw = _check_bits(psum_bw, "psum_bw", 2)
-    acc_bw = _check_bits(acc_bw, "acc_bw", 2)
+    acc_bw = _check_bits(psum_bw if acc_bw is None else acc_bw, "acc_bw", 2)
     x, w = check_layer(x_int, w_int, stride=stride, padding=padding, a_bit=a_bit, w_bit=w_bit)
     IC, H, W = x.shape
     OC = w.shape[0]
@@ -359,16 +406,15 @@ def ws_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, acc_bw: i
     overflows += _report(out, acc_bw, "out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
     _finish(overflows, strict)
     return WSReference(activation=a_t, weight=w_t.transpose(0, 2, 1, 3, 4), psum=psum,
-                       out=out, out_relu=np.maximum(out, 0), array_size=n, IC=IC, OC=OC, n_ic_tiles=nI, n_oc_tiles=nO, H=H, W=W, Hp=Hp,
-                       Wp=Wp, Ho=Ho, Wo=Wo, psum_bw=psum_bw, acc_bw=acc_bw,
-                       overflows=overflows)
+                       out=out, out_relu=np.maximum(out, 0), array_size=n, IC=IC, OC=OC, H=H, W=W,
+                       psum_bw=psum_bw, acc_bw=acc_bw, overflows=overflows)
 
 
 # ----------------------------------------------------------------------------------
 # output stationary
 # ----------------------------------------------------------------------------------
 @dataclass
-class OSReference:
+class OSReference(LayerGeometry):
     """What the array computes in output-stationary mode (all int64).
 
     activation: ``[n_groups, n_oc_tiles, steps, array_size (lane nij_out)]``
@@ -376,31 +422,17 @@ class OSReference:
     weight: ``[n_groups, n_oc_tiles, steps, array_size (lane oc)]`` (read-only
     broadcast view: it does not depend on the group); ``steps = ICp * 9``, ic outer,
     kij inner.  out / out_relu: ``[n_groups, n_oc_tiles, array_size (nij_out),
-    array_size (oc)]``; lanes past ``Ho*Wo`` and padded channels are zero.
+    array_size (oc)]``; lanes past ``Ho*Wo`` and padded channels are zero. The geometry
+    fields come from LayerGeometry.
     """
     activation: np.ndarray
     weight: np.ndarray
     out: np.ndarray
     out_relu: np.ndarray
-    array_size: int
-    IC: int
-    OC: int
-    n_ic_tiles: int
-    n_oc_tiles: int
     n_groups: int
     steps: int
-    H: int
-    W: int
-    Hp: int
-    Wp: int
-    Ho: int
-    Wo: int
     psum_bw: int
     overflows: list[str] = field(default_factory=list)
-
-    @property
-    def n_onij(self) -> int:
-        return self.Ho * self.Wo
 
     def output(self, relu: bool = False) -> np.ndarray:
         """int64 ``[OC, Ho, Wo]``."""
@@ -409,7 +441,7 @@ class OSReference:
         return full[:self.OC, :self.Ho * self.Wo].reshape(self.OC, self.Ho, self.Wo)
 
 
-def os_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, strict: bool = False,
+def os_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONFIG.psum_bw, strict: bool = False,
                  *, stride: int = 1, padding: int = 1,
                  a_bit: int = A_BIT, w_bit: int = W_BIT) -> OSReference:
     """Output-stationary view of one 3x3 / stride 1 / padding 1 layer (see module doc)."""
@@ -418,11 +450,9 @@ def os_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, strict: b
     x, w = check_layer(x_int, w_int, stride=stride, padding=padding, a_bit=a_bit, w_bit=w_bit)
     IC, H, W = x.shape
     OC = w.shape[0]
-    Hp, Wp, Ho, Wo = H + 2, W + 2, H, W
     act, wgt = os_operands(x, w, n)                                # [g, s, lane], [o, s, lane oc]
     nG, S, _ = act.shape
     nO = wgt.shape[0]
-    ICp = S // N_KIJ
 
     A = act.transpose(0, 2, 1).reshape(nG * n, S)                  # [(g l), s]
     Wm = wgt.transpose(1, 0, 2).reshape(S, nO * n)                 # [s, (o c)]
@@ -436,8 +466,7 @@ def os_reference(x_int, w_int, array_size: int = 8, psum_bw: int = 16, strict: b
     act_v = np.broadcast_to(act[:, None], (nG, nO, S, n))
     wgt_v = np.broadcast_to(wgt[None], (nG, nO, S, n))
     return OSReference(activation=act_v, weight=wgt_v, out=out, out_relu=np.maximum(out, 0),
-                       array_size=n, IC=IC, OC=OC, n_ic_tiles=ICp // n, n_oc_tiles=nO,
-                       n_groups=nG, steps=S, H=H, W=W, Hp=Hp, Wp=Wp, Ho=Ho, Wo=Wo,
+                       array_size=n, IC=IC, OC=OC, H=H, W=W, n_groups=nG, steps=S,
                        psum_bw=psum_bw, overflows=overflows)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, PsumOverflowError, VectorFileError
+from .hwconfig import CONFIG
 from .tiling import (N_KIJ, PMEM_ADDR_BITS, OSReference, WSReference, acc_addresses,
                      as_int_array, field_range, psum_address)
 
@@ -82,7 +83,7 @@ KINDS: dict[str, FileKind] = {
 }
 
 
-def header_lines(kind: str, lanes: int = 8) -> list[str] | None:
+def header_lines(kind: str, lanes: int = CONFIG.row) -> list[str] | None:
     """The three header lines of ``kind`` for ``lanes`` lanes (None if headerless)."""
     t = HEADERS[kind]
     if t is None:
@@ -229,8 +230,8 @@ def _write_kind(kind: str, path, lines_by_lanes, width: int | None = None) -> Pa
 CLASSIC_OUT_HW = (4, 4)
 
 
-def data_lines(kind: str, out_hw: tuple[int, int] = CLASSIC_OUT_HW, ic: int = 8,
-               lanes: int = 8) -> int:
+def data_lines(kind: str, out_hw: tuple[int, int] = CLASSIC_OUT_HW, ic: int = CONFIG.row,
+               lanes: int = CONFIG.row) -> int:
     """Number of data lines of a one-tile ``kind`` file for a 3x3, stride 1, padding 1 layer
     with output map ``out_hw`` and ``ic`` input channels (DESIGN.md section 5): activation
     and psum (H+2)(W+2), out H*W, acc_address 9*H*W, activation_os / weight_os 9*ic,
@@ -258,7 +259,7 @@ def write_activation(path, a_tile) -> Path:
     return _write_kind("activation", path, np.asarray(a_tile).T)
 
 
-def read_activation(path, lanes: int = 8, n_lines: int | None = None) -> np.ndarray:
+def read_activation(path, lanes: int = CONFIG.row, n_lines: int | None = None) -> np.ndarray:
     """-> int64 ``[row, nij]``."""
     return _read_kind("activation", path, lanes, n_lines).T.copy()
 
@@ -268,27 +269,27 @@ def write_weight(path, w_tile) -> Path:
     return _write_kind("weight", path, w_tile)
 
 
-def read_weight(path, lanes: int = 8) -> np.ndarray:
+def read_weight(path, lanes: int = CONFIG.row) -> np.ndarray:
     """-> int64 ``[col, row]`` (exactly ``lanes`` lines)."""
     return _read_kind("weight", path, lanes, lanes)
 
 
-def write_psum(path, psum, width: int = 16) -> Path:
+def write_psum(path, psum, width: int = CONFIG.psum_bw) -> Path:
     """``psum[col, nij]`` (one kij) -> one line per nij, col7..col0, two's complement."""
     return _write_kind("psum", path, np.asarray(psum).T, width)
 
 
-def read_psum(path, lanes: int = 8, n_lines: int | None = None, width: int = 16) -> np.ndarray:
+def read_psum(path, lanes: int = CONFIG.row, n_lines: int | None = None, width: int = CONFIG.psum_bw) -> np.ndarray:
     """-> int64 ``[col, nij]``."""
     return _read_kind("psum", path, lanes, n_lines, width).T.copy()
 
 
-def write_out(path, out, width: int = 16) -> Path:
+def write_out(path, out, width: int = CONFIG.psum_bw) -> Path:
     """``out[col, o_nij]`` (ReLU'd) -> one line per o_nij, col7..col0."""
     return _write_kind("out", path, np.asarray(out).T, width)
 
 
-def read_out(path, lanes: int = 8, n_lines: int | None = None, width: int = 16) -> np.ndarray:
+def read_out(path, lanes: int = CONFIG.row, n_lines: int | None = None, width: int = CONFIG.psum_bw) -> np.ndarray:
     """-> int64 ``[col, o_nij]``."""
     return _read_kind("out", path, lanes, n_lines, width).T.copy()
 
@@ -308,7 +309,7 @@ def write_activation_os(path, act) -> Path:
     return _write_kind("activation_os", path, act)
 
 
-def read_activation_os(path, lanes: int = 8, n_lines: int | None = None) -> np.ndarray:
+def read_activation_os(path, lanes: int = CONFIG.row, n_lines: int | None = None) -> np.ndarray:
     """-> int64 ``[step, lane]``."""
     return _read_kind("activation_os", path, lanes, n_lines)
 
@@ -318,17 +319,17 @@ def write_weight_os(path, wgt) -> Path:
     return _write_kind("weight_os", path, wgt)
 
 
-def read_weight_os(path, lanes: int = 8, n_lines: int | None = None) -> np.ndarray:
+def read_weight_os(path, lanes: int = CONFIG.row, n_lines: int | None = None) -> np.ndarray:
     """-> int64 ``[step, lane]``."""
     return _read_kind("weight_os", path, lanes, n_lines)
 
 
-def write_out_os(path, out, width: int = 16) -> Path:
+def write_out_os(path, out, width: int = CONFIG.psum_bw) -> Path:
     """``out[nij_out, col]`` (ReLU'd) -> one line per nij_out, col7..col0."""
     return _write_kind("out_os", path, out, width)
 
 
-def read_out_os(path, lanes: int = 8, n_lines: int | None = None, width: int = 16) -> np.ndarray:
+def read_out_os(path, lanes: int = CONFIG.row, n_lines: int | None = None, width: int = CONFIG.psum_bw) -> np.ndarray:
     """-> int64 ``[nij_out, col]``."""
     return _read_kind("out_os", path, lanes, n_lines, width)
 

@@ -1,19 +1,20 @@
 // The core: corelet + activation/weight SRAM (xmem) + psum SRAM (pmem), driven by one
-// instruction word per cycle (core_inst.vh). xmem holds activations at 0.. and weights at
-// 1024..; pmem holds psum vectors (col x psum_bw bits).
+// instruction word per cycle (core_inst.vh, which also holds the parameter defaults). xmem
+// holds activations at 0.. and weights at CORE_WEIGHT_BASE..; pmem holds psum vectors
+// (col x psum_bw bits).
 // Counters: `cycles` counts every cycle since reset, `busy` the cycles in which an
 // activation vector entered the array (each makes row x col MACs), so busy / cycles is
 // the MAC utilization measured by the RTL itself. errors holds the sticky FIFO/SFP
-// error flags (core_tb.ERROR_NAMES), fifo_flags the live full/empty state.
+// error flags (bit order ERR_* in core_inst.vh), fifo_flags the live full/empty state.
 `include "core_inst.vh"
 `default_nettype none
 module core #(
-    parameter bw = 4,
-    parameter psum_bw = 16,
-    parameter acc_bw = 20,
-    parameter row = 8,
-    parameter col = 8,
-    parameter fifo_depth = 64
+    parameter bw = `CORE_BW,
+    parameter psum_bw = `CORE_PSUM_BW,
+    parameter acc_bw = `CORE_ACC_BW,
+    parameter row = `CORE_ROW,
+    parameter col = `CORE_COL,
+    parameter fifo_depth = `CORE_FIFO_DEPTH
 ) (
     input  wire                   clk,
     input  wire                   reset,
@@ -22,11 +23,19 @@ module core #(
     output wire                   ofifo_valid,
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
-    output wire [6:0]             errors,
+    output wire [`ERR_COUNT-1:0]   errors,
     output wire [4:0]             fifo_flags,
     output reg  [31:0]            cycles,
     output reg  [31:0]            busy
 );
+
+    // Elaboration fails (an unknown module named after the rule) when LOAD's WCOL field
+    // cannot reach every column, or the IFIFO (fed from xmem Q, row lanes) cannot feed them.
+    generate
+        if (col > (1 << `WCOL_BITS) || col > row) begin : g_bad_size
+            core_parameter_error_col_exceeds_row_or_wcol_bits u_error ();
+        end
+    endgenerate
 
     // The SRAM depths follow from the instruction's address fields (core_inst.vh).
     localparam xmem_depth = 1 << `ADDR_BITS;

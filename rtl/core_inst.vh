@@ -1,8 +1,32 @@
 `ifndef CORE_INST_VH
 `define CORE_INST_VH
-// Instruction word of the core: one word per cycle. Bits 0..33 are the classic layout
-// (DESIGN.md section 4); extensions sit above bit 33. model/program.py reads this file,
-// so the Python program builder and the RTL share one definition.
+// The core's hardware configuration: the one definition the RTL (parameter defaults,
+// port widths) and Python (model/hwconfig.py parses this file: program builders, core
+// model, benches, README checks) share. Change a value here, nowhere else.
+
+// ---- sizes: defaults of core.v's parameters (a build may override row/col) ----
+`define CORE_ROW 8            // array rows = L0 lanes = activation lanes of an xmem word
+`define CORE_COL 8            // array columns = IFIFO / OFIFO lanes
+`define CORE_BW 4             // bits per activation / weight lane (xmem word = row * CORE_BW bits)
+`define CORE_PSUM_BW 16       // psum lane width (pmem word = col * CORE_PSUM_BW bits)
+`define CORE_ACC_BW 20        // SFP bank sum width
+`define CORE_FIFO_DEPTH 64    // entries per L0 / IFIFO / OFIFO lane
+`define CORE_WEIGHT_BASE 1024 // xmem: activations at 0.., weights at CORE_WEIGHT_BASE..
+// xmem / pmem depth: 1 << ADDR_BITS; activation buffer: 1 << ABUF_BITS; SFP bank: 1 << ACC_BITS
+
+// ---- sticky error flags: bit order of core.errors ----
+`define ERR_L0_OVERFLOW 0
+`define ERR_L0_UNDERFLOW 1
+`define ERR_IFIFO_OVERFLOW 2
+`define ERR_IFIFO_UNDERFLOW 3
+`define ERR_OFIFO_OVERFLOW 4
+`define ERR_OFIFO_UNDERFLOW 5
+`define ERR_SFP_OVERFLOW 6
+`define ERR_COUNT 7
+
+// ---- instruction word: one word per cycle. Bits 0..33 are the classic layout
+// (DESIGN.md section 4); extensions sit above bit 33. A field whose comment says
+// "active low" is 1 in the idle word (a cycle that does nothing), every other bit 0.
 // "xmem Q" is the word read from xmem by the previous cycle's instruction.
 `define INST_LOAD 0   // WS: xmem Q -> staged weights of column WCOL (nibble r -> row r)
 `define INST_EXECUTE 1   // the L0 heads enter the array as valid activations (row skew)

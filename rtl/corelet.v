@@ -4,12 +4,12 @@
 `include "core_inst.vh"
 `default_nettype none
 module corelet #(
-    parameter bw = 4,
-    parameter psum_bw = 16,
-    parameter acc_bw = 20,
-    parameter row = 8,
-    parameter col = 8,
-    parameter fifo_depth = 64
+    parameter bw = `CORE_BW,
+    parameter psum_bw = `CORE_PSUM_BW,
+    parameter acc_bw = `CORE_ACC_BW,
+    parameter row = `CORE_ROW,
+    parameter col = `CORE_COL,
+    parameter fifo_depth = `CORE_FIFO_DEPTH
 ) (
     input  wire                   clk,
     input  wire                   reset,
@@ -22,7 +22,7 @@ module corelet #(
     output wire                   ofifo_valid,
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
-    output wire [6:0]             errors,   // {sfp ovf, ofifo udf, ofifo ovf, ififo udf, ififo ovf, l0 udf, l0 ovf}
+    output wire [`ERR_COUNT-1:0]   errors,   // sticky flags, bit order ERR_* (core_inst.vh)
     output wire [4:0]             fifo_flags // {ofifo full, ififo any full, ififo all empty, l0 any full, l0 all empty}
 );
 
@@ -145,7 +145,13 @@ module corelet #(
         .overflow(sfp_ovf)
     );
 
-    assign errors = {sfp_ovf, ofifo_udf, ofifo_ovf, ififo_udf, ififo_ovf, l0_udf, l0_ovf};
+    assign errors[`ERR_L0_OVERFLOW] = l0_ovf;
+    assign errors[`ERR_L0_UNDERFLOW] = l0_udf;
+    assign errors[`ERR_IFIFO_OVERFLOW] = ififo_ovf;
+    assign errors[`ERR_IFIFO_UNDERFLOW] = ififo_udf;
+    assign errors[`ERR_OFIFO_OVERFLOW] = ofifo_ovf;
+    assign errors[`ERR_OFIFO_UNDERFLOW] = ofifo_udf;
+    assign errors[`ERR_SFP_OVERFLOW] = sfp_ovf;
     assign fifo_flags = {ofifo_full, |ififo_full, &ififo_empty, |l0_full, &l0_empty};
 endmodule
 `default_nettype wire

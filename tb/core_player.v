@@ -4,17 +4,20 @@
 //   +PROGRAM=<dir>   reads <dir>/inst.hex and <dir>/dxmem.hex (one word per line)
 //   +CYCLES=<n>      number of program words
 //   +START=<k>       the word where measurement starts (Program.compute_start)
-//   writes <dir>/psums.hex    one line per pmem write: the 128-bit psum vector (col7..col0)
+//   +IDLE=<hex>      the idle instruction word (model.hwconfig: active-low enables high)
+//   writes <dir>/psums.hex    one line per pmem write: address, psum vector (last column first)
 //          <dir>/outputs.txt  one line per SFP output: the vector in hex, then the cycle counter
 //          <dir>/summary.txt  the cycle counter at START, then cycles, busy cycles and
 //                             error flags at the end
 `timescale 1ns/1ps
 `include "core_inst.vh"
-module core_player;
-    localparam bw = 4;
-    localparam psum_bw = 16;
-    localparam row = 8;
-    localparam col = 8;
+// Parameters: the core's (defaults from core_inst.vh); set row/col to play another array.
+module core_player #(
+    parameter bw = `CORE_BW,
+    parameter psum_bw = `CORE_PSUM_BW,
+    parameter row = `CORE_ROW,
+    parameter col = `CORE_COL
+);
     localparam max_cycles = 1 << 20;
 
     reg                    clk = 1'b0;
@@ -24,7 +27,7 @@ module core_player;
     wire                   ofifo_valid;
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
-    wire [6:0]             errors;
+    wire [`ERR_COUNT-1:0]  errors;
     wire [4:0]             fifo_flags;
     wire [31:0]            cycles, busy;
 
@@ -46,7 +49,7 @@ module core_player;
     always @(negedge clk) begin
         if (!reset) begin
             if (!u_core.u_pmem.CEN && !u_core.u_pmem.WEN)
-                $fwrite(psum_fd, "%h\n", u_core.u_pmem.D);
+                $fwrite(psum_fd, "%h %h\n", u_core.u_pmem.A, u_core.u_pmem.D);
             if (sfp_valid)
                 $fwrite(out_fd, "%h %0d\n", sfp_out, cycles);
         end
@@ -79,12 +82,10 @@ module core_player;
             $dumpfile("core_player.fst");
             $dumpvars(0, core_player);
         end
-        // idle word: active-low SRAM enables high
-        inst = 0;
-        inst[`INST_CEN_XMEM] = 1'b1;
-        inst[`INST_WEN_XMEM] = 1'b1;
-        inst[`INST_CEN_PMEM] = 1'b1;
-        inst[`INST_WEN_PMEM] = 1'b1;
+        if (!$value$plusargs("IDLE=%h", inst)) begin
+            $display("core_player: give +IDLE=<idle instruction word in hex>");
+            $finish;
+        end
         D_xmem = 0;
         // inputs change 1 ns after the edge, so no simulator races them against the edge
         repeat (3) @(posedge clk);

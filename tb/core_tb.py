@@ -15,13 +15,12 @@ from cocotb.simtime import get_sim_time
 from cocotb_bus.drivers import Driver
 from cocotb_bus.monitors import Monitor
 
-from model.program import Program, ProgramReference, encode
+from model.hwconfig import CONFIG
+from model.program import Program, ProgramReference
+from tb.tbutil import param, start_clock_and_reset, unpack
 
-IDLE_WORD = encode({})  # active-low SRAM enables: an all-zero word would write both SRAMs
-from tbutil import param, start_clock_and_reset, unpack
-
-ERROR_NAMES = ["L0 overflow", "L0 underflow", "IFIFO overflow", "IFIFO underflow",
-               "OFIFO overflow", "OFIFO underflow", "SFP overflow"]
+IDLE_WORD = CONFIG.isa.idle  # active-low SRAM enables: an all-zero word would write both SRAMs
+ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
 
 
 def waves_hint() -> str:

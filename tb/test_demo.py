@@ -16,7 +16,7 @@ import runner
 
 def demo(*argv, cwd=runner.REPO, timeout=900):
     env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DEBUG", "WAVES")}
-    return subprocess.run([sys.executable, str(runner.TB / "demo.py"), *map(str, argv)], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "model", "demo", *map(str, argv)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -59,9 +59,8 @@ def test_demo_refuses_a_plain_vgg16_checkpoint(tmp_path):
 ])
 def test_demo_bad_options(argv, message, capsys):
     """Refused by the parser, naming the option (in-process: no torch start-up per case)."""
-    import demo as demo_script
-    from model.cli import run_cli
+    from model.cli import main
 
-    assert run_cli(lambda: demo_script.main(argv)) == 2
+    assert main(["demo", *argv]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and message in err, err

@@ -80,7 +80,7 @@ def mutate(name: str | None, folder: Path) -> Path:
 def run_layer(name: str, rtl_dir: Path, log: Path) -> list[dict]:
     """The layer test (fast schedule, a random 8->8 layer) on the RTL in rtl_dir."""
     from layer_cases import random_case
-    from test_core_layer import run_case
+    from tb.core_layer import run_case
 
     return run_case(random_case(8, 8, 4, 4, seed=321), "fast", name, log_file=log, rtl_dir=rtl_dir)
 

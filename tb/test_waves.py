@@ -65,7 +65,7 @@ def test_gtkw_groups_balanced():
 
 def test_waves_and_gtkw(monkeypatch):
     from layer_cases import random_case
-    from test_core_layer import run_case
+    from tb.core_layer import run_case
 
     monkeypatch.setenv("WAVES", "1")
     name = "core_layer-waves"
@@ -85,3 +85,16 @@ def test_waves_and_gtkw(monkeypatch):
         same = sorted(n for n in dumped if re.sub(r"\[.*$", "", n) == base)
         hints.append(f"{s} (dump has {', '.join(same)})" if same else f"{s} (not in the dump)")
     assert not missing, (f"{len(missing)} signals of {GTKW.name} are not in {fst}:\n  " + "\n  ".join(hints))
+
+
+def test_gtkw_follows_the_config():
+    """tb/core.gtkw is derived from rtl/core_inst.vh (tb.gtkw.gtkw_for); another array size
+    gets other ranges, the instruction word keeps its own."""
+    from model.hwconfig import CONFIG
+    from tb.gtkw import gtkw_for
+
+    assert GTKW.read_text() == gtkw_for(CONFIG), "tb/core.gtkw is stale: write tb.gtkw.gtkw_for(CONFIG) to it"
+    wide = gtkw_for(CONFIG.with_array(16))
+    assert f"core.u_xmem.D[{16 * CONFIG.lane_bits - 1}:0]" in wide
+    assert f"core.u_pmem.Q[{16 * CONFIG.psum_bw - 1}:0]" in wide
+    assert f"core.inst[{CONFIG.isa.width - 1}:0]" in wide

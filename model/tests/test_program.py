@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from model import program as P
+from model.program import memory_map
 from model.errors import LayerError, ModelError
 from model.program import FIELDS, Program, Timeline, decode, geometry, pack_lanes, plan_passes
 from model.program_check import CheckReport, ProgramError, check_program
@@ -312,12 +313,12 @@ def test_pack_lanes_refuses_what_does_not_fit():
 
 def test_geometry_uses_the_tiling_layout():
     geo = geometry(*layer(24, 16, 5, 7))
-    assert (geo.n_ict, geo.n_oct, geo.n_nij, geo.n_onij) == (3, 2, 7 * 9, 35)
+    assert (geo.n_ic_tiles, geo.n_oc_tiles, geo.n_nij, geo.n_onij) == (3, 2, 7 * 9, 35)
     for o_nij in range(geo.n_onij):
         for kij in range(9):
             oi, oj = divmod(o_nij, 7)
             assert geo.input_nij(o_nij, kij) == (oi + kij // 3) * 9 + oj + kij % 3
-    assert geo.psum_addr(1, 2, 4, 17) == psum_address(4, 17, 63, ict=2, oct=1, n_ict=3) \
+    assert memory_map.psum_addr(geo, 1, 2, 4, 17) == psum_address(4, 17, 63, ict=2, oct=1, n_ict=3) \
         == ((1 * 3 + 2) * 9 + 4) * 63 + 17
 
 

@@ -1,0 +1,119 @@
+"""The instruction set of the core and how a program is written down.
+
+The field layout comes from rtl/core_inst.vh (model.hwconfig parses it): ``FIELDS`` maps a
+field name to (offset, width), ``encode`` / ``decode`` convert between field values and one
+instruction word. ``pack_lanes`` packs the lanes of an xmem word. ``Timeline`` collects the
+fields of each cycle while a schedule is built; ``Program`` is the result: one
+instruction word and one D_xmem word per cycle, plus the key of every result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.errors import ModelError
+from model.hwconfig import CONFIG
+from model.tiling import A_BIT, W_BIT, field_range
+
+#: bits per lane of an xmem word (activation and weight lanes alike)
+LANE_BITS = CONFIG.lane_bits
+if not A_BIT == W_BIT == LANE_BITS:
+    raise ModelError(f"rtl/core_inst.vh CORE_BW={LANE_BITS} but the model quantizes to "
+                     f"{A_BIT}-bit activations and {W_BIT}-bit weights")
+
+FIELDS, INST_WIDTH = CONFIG.isa.fields, CONFIG.isa.width
+encode = CONFIG.isa.encode
+decode = CONFIG.isa.decode
+
+
+def pack_lanes(values, bits: int, signed: bool | None = None) -> int:
+    """Lane i holds values[i] (lane 0 in the low bits), negative values in two's complement.
+
+    A value that does not fit its lane raises ModelError (nothing is masked silently):
+    signed=False accepts 0..2**bits-1, signed=True -2**(bits-1)..2**(bits-1)-1, and the
+    default (None) either, -2**(bits-1)..2**bits-1, for benches that drive raw lane
+    values as well as two's complement ones."""
+    if signed is None:
+        lo, hi = field_range(bits, True)[0], field_range(bits, False)[1]
+        kind = f"{bits}-bit"
+    else:
+        lo, hi = field_range(bits, signed)
+        kind = f"{bits}-bit {'signed' if signed else 'unsigned'}"
+    mask = (1 << bits) - 1
+    word = 0
+    for i, v in enumerate(values):
+        v = int(v)
+        if not lo <= v <= hi:
+            raise ModelError(f"lane {i} value {v} does not fit a {kind} lane ({lo}..{hi})")
+        word |= (v & mask) << (i * bits)
+    return word
+
+
+class Timeline:
+    """Instruction fields by cycle; two activities may share a cycle but not a field."""
+
+    def __init__(self):
+        self.cycles: list[dict[str, int]] = []
+        self.d_xmem: dict[int, int] = {}
+
+    def at(self, t: int, **fields: int) -> None:
+        while len(self.cycles) <= t:
+            self.cycles.append({})
+        cycle = self.cycles[t]
+        for name, value in fields.items():
+            if name in cycle and cycle[name] != value:
+                raise AssertionError(f"cycle {t}: field {name} set to {cycle[name]} and {value}")
+            cycle[name] = int(value)
+
+    def busy(self, t: int, name: str) -> bool:
+        return t < len(self.cycles) and name in self.cycles[t]
+
+    def xmem_write(self, t: int, addr: int, data: int) -> None:
+        self.at(t, cen_xmem=0, wen_xmem=0, a_xmem=addr)
+        self.d_xmem[t] = data
+
+    def xmem_read(self, t: int, addr: int) -> None:
+        self.at(t, cen_xmem=0, wen_xmem=1, a_xmem=addr)
+
+    def words(self) -> tuple[list[int], list[int]]:
+        inst = [encode(c) for c in self.cycles]
+        data = [self.d_xmem.get(t, 0) for t in range(len(self.cycles))]
+        return inst, data
+
+
+@dataclass
+class Program:
+    """One layer on the core. Cycle indices count from the first instruction.
+
+    Keys name what each pmem write / SFP output holds. Weight-stationary: psum writes
+    (ict, oct, kij, nij), outputs (oct, o_nij). Output-stationary: both (group, oct, row)
+    for output pixel group * array_size + row."""
+
+    dataflow: str
+    schedule: str
+    array_size: int
+    inst: list[int]
+    d_xmem: list[int]
+    compute_start: int                 # where the measurement starts: after the xmem
+                                       # preload, or 0 when the layer runs in passes
+    psum_writes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (pmem addr, key)
+    emits: list[tuple[int, ...]] = field(default_factory=list)                     # keys
+    executes: int = 0                  # activation vectors sent into the array
+    last_emit: int = 0                 # cycle in which the last output is on sfp_out
+
+    @property
+    def cycles(self) -> int:
+        """Cycles from compute_start to the last output on sfp_out."""
+        return self.last_emit - self.compute_start
+
+    def save_hex(self, folder: Path) -> tuple[Path, Path]:
+        """inst.hex / dxmem.hex: one word per line, for the pure-Verilog player."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        digits = (INST_WIDTH + 3) // 4
+        data_digits = (CONFIG.with_array(self.array_size).xmem_word_bits + 3) // 4
+        inst_path, data_path = folder / "inst.hex", folder / "dxmem.hex"
+        inst_path.write_text("".join(f"{w:0{digits}x}\n" for w in self.inst))
+        data_path.write_text("".join(f"{w:0{data_digits}x}\n" for w in self.d_xmem))
+        return inst_path, data_path
+

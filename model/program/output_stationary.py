@@ -1,0 +1,102 @@
+"""The output-stationary schedule."""
+from __future__ import annotations
+
+import numpy as np
+
+from model.errors import ModelError
+from model.hwconfig import CONFIG
+from model.program.memory_map import PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, layer_operands
+from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
+from model.tiling import os_operands
+
+
+def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
+               fifo_depth: int = CONFIG.fifo_depth) -> Program:
+    """Output-stationary: row r of the n x n array holds output pixel group*n + r, column c
+    output channel oct*n + c; the reduction over (ic, kij) runs in time, one step per cycle at
+    most. Per step the L0 takes the activation word (lane r = the input under pixel r at
+    that (ic, kij)) and the IFIFO the weight word (lane c = w[oct*n+c, ic, kij]); both come
+    from xmem, so a step costs two xmem reads. After the last step the held psums drain
+    down the columns into the OFIFO (bottom row first) and through the SFP (ReLU).
+
+    xmem (step = ic * 9 + kij): when every operand fits, activation word (group, step) at
+    group * steps + step and weight word (oc tile, step) at 1024 + oct * steps + step,
+    written once before the measurement starts. Otherwise the part that does not fit is
+    written per (oc tile, group) in chunks of steps (the PEs hold their sums meanwhile), and
+    the measurement starts at cycle 0 with every load included.
+    Keys: psum_writes and emits hold (group, oct, row) for output pixel group*n + row.
+    """
+    geo, x, w = layer_operands(x_int, w_int, array_size)
+    n = geo.array_size
+    act, wt = os_operands(x, w, n)
+    n_groups, steps = act.shape[0], act.shape[1]
+    half = XMEM_DEPTH - WEIGHT_BASE
+    act_resident = n_groups * steps <= WEIGHT_BASE
+    w_resident = geo.n_oc_tiles * steps <= half
+    chunk = min(steps, WEIGHT_BASE, half)
+
+    def act_word(g, s):
+        return (g * steps + s if act_resident else s % chunk), pack_lanes(act[g, s], LANE_BITS, signed=False)
+
+    def weight_word(o, s):
+        return (WEIGHT_BASE + (o * steps + s if w_resident else s % chunk),
+                pack_lanes(wt[o, s], LANE_BITS, signed=True))
+
+    tl = Timeline()
+    tl.at(0, flush=1)
+    resident = [act_word(g, s) for g in range(n_groups) for s in range(steps)] if act_resident else []
+    resident += [weight_word(o, s) for o in range(geo.n_oc_tiles) for s in range(steps)] if w_resident else []
+    for t, (addr, data) in enumerate(resident):
+        tl.xmem_write(t, addr, data)
+    t = len(resident)
+    program = Program("os", "os", n, [], [], compute_start=t if act_resident and w_resident else 0)
+    earliest_start = t          # a group may start once the previous one has drained
+    execute = t
+    for oct in range(geo.n_oc_tiles):
+        for g in range(n_groups):
+            for c0 in range(0, steps, chunk):
+                rng = range(c0, min(c0 + chunk, steps))
+                writes = [] if act_resident else [act_word(g, s) for s in rng]
+                writes += [] if w_resident else [weight_word(oct, s) for s in rng]
+                for addr, data in writes:
+                    tl.xmem_write(t, addr, data)
+                    t += 1
+                # fill: activation then weight per step (two xmem reads), pushes a cycle later;
+                # each step executes once both its words are in (bubbles keep the pairs aligned)
+                pushed = []
+                for s in rng:
+                    tl.xmem_read(t, act_word(g, s)[0])
+                    tl.at(t + 1, l0_wr=1)
+                    tl.xmem_read(t + 1, weight_word(oct, s)[0])
+                    tl.at(t + 2, ififo_wr=1)
+                    pushed.append(t + 2)
+                    t += 2
+                if c0 == 0:
+                    execute = max(execute, earliest_start)
+                for i, s in enumerate(rng):
+                    execute = max(execute, pushed[i] + 1)
+                    waiting = sum(1 for p in pushed if p < execute) - i
+                    if waiting + n >= fifo_depth:   # a builder invariant: row n-1 pops n-1 cycles late
+                        raise ModelError(f"output-stationary schedule would overfill the {fifo_depth}-deep FIFOs")
+                    tl.at(execute, l0_rd=1, ififo_rd=1, execute=1, start=int(s == 0))
+                    program.executes += 1
+                    execute += 1
+            drain = execute - 1 + n            # PE(row-1, c) has its last product by then
+            for k in range(n):
+                tl.at(drain + k, drain=1)
+            for k in range(n):                 # vector k is row n-1-k, complete once column n-1 wrote it
+                row = n - 1 - k
+                key = (g, oct, row)
+                addr = len(program.psum_writes) % PMEM_DEPTH
+                tl.at(drain + n + k, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1,
+                      acc_src=1, acc_first=1, emit=1, relu=1, acc_addr=0)
+                program.psum_writes.append((addr, key))
+                program.emits.append(key)
+            program.last_emit = drain + 2 * n - 1 + 2
+            earliest_start = drain + n
+    tl.at(program.last_emit + 1)
+    for k in range(program.compute_start, len(tl.cycles)):
+        tl.at(k, os=1)                         # the OS weight chain shifts every cycle
+    program.inst, program.d_xmem = tl.words()
+    return program
+

@@ -1,0 +1,401 @@
+"""The fast weight-stationary schedule (ws_fast): output-aligned positions, activation
+reuse, weights staged while the array computes, psums accumulated in the SFP on the fly.
+
+The builder simulates the resources cycle by cycle, one small stage per resource:
+_XmemLoader (the next pass's xmem writes), _L0Writer (the L0 write port),
+_ActivationSource (activation reads: abuf or xmem Q), _WeightStager (weight columns into
+the staged registers) and _ArrayIssuer (EXECUTE, and the OFIFO pop into the SFP). A
+"weight set" is the n x n weights of one (oc tile, ic tile, kij): what the array holds
+while the positions of that kij stream through.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.errors import LayerError
+from model.hwconfig import CONFIG
+from model.program.memory_map import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, layer_operands,
+                                      ofifo_latency, psum_addr)
+from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
+from model.tiling import padded_operands
+
+
+@dataclass
+class _Position:
+    """One activation vector of the fast schedule, in the order the array takes them."""
+
+    wset: int               # index of its weight set (oct, ict, kij), in array order
+    oct: int
+    ict: int
+    kij: int
+    o_nij: int
+    nij: int
+    word: tuple | None      # (visit, nij) of the activation word; None for padding (zeros)
+
+
+class _ActivationSource:
+    """Where the L0 gets each non-padding activation word from, cycle by cycle.
+
+    With reuse (the input map of one ic tile fits the activation buffer) each word is read
+    from xmem once per (oc tile, ic tile) visit into its buffer entry, then pushed from
+    there for every kij; consecutive visits use the two halves of the buffer when they
+    fit. Without reuse each push takes the word straight from xmem Q, which holds the
+    last word read until the next read.
+    """
+
+    def __init__(self, plan: "_Plan", abuf_depth: int):
+        geo = plan.geo
+        self.plan = plan
+        self.reuse = geo.n_onij <= abuf_depth
+        self.halves = self.reuse and 2 * geo.n_onij <= abuf_depth
+        self.uses: dict[tuple, int] = {}
+        self.order: list[tuple] = []           # words in order of first use
+        for pos in plan.positions:
+            if pos.word is not None:
+                if pos.word not in self.uses:
+                    self.order.append(pos.word)
+                    self.uses[pos.word] = 0
+                self.uses[pos.word] += 1
+        self.requested: dict[tuple, int] = {}  # reuse: word -> cycle of its xmem read
+        self.owner: dict[int, tuple] = {}      # reuse: buffer entry -> word in it
+        self.next_fetch = 0
+        self.on_q: tuple | None = None         # direct: word on xmem Q, and since when
+        self.on_q_since = 0
+
+    def slot(self, word: tuple) -> int:
+        visit, nij = word
+        return self.plan.interior_index(nij) + ((visit % 2) * self.plan.geo.n_onij if self.halves else 0)
+
+    def ready(self, word: tuple, t: int) -> bool:
+        """Can the word be pushed into the L0 at cycle t?"""
+        if self.reuse:
+            read = self.requested.get(word)
+            return read is not None and read + 2 <= t
+        return self.on_q == word and self.on_q_since < t
+
+    def needs_fetch(self, word: tuple) -> bool:
+        return word not in self.requested if self.reuse else self.on_q != word
+
+    def pushed(self, word: tuple) -> None:
+        self.uses[word] -= 1
+
+    def other_read(self) -> None:
+        """xmem Q now holds something else (a weight)."""
+        self.on_q = None
+
+    def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> bool:
+        """Issue the xmem read of `word` at t (reuse: if its buffer entry is free)."""
+        if self.reuse:
+            slot = self.slot(word)
+            holder = self.owner.get(slot)
+            if holder is not None and holder != word and self.uses[holder] > 0:
+                return False
+            self.owner[slot] = word
+            tl.at(t + 1, abuf_wr=1, abuf_waddr=slot)
+            self.requested[word] = t
+        else:
+            self.on_q, self.on_q_since = word, t
+        tl.xmem_read(t, addr)
+        return True
+
+    def prefetch(self, tl: Timeline, t: int, xmem: "_XmemLoader") -> None:
+        """Reuse: with the xmem port free, read the next word not yet requested into the
+        activation buffer, ahead of its first use."""
+        if not self.reuse or tl.busy(t, "cen_xmem"):
+            return
+        while self.next_fetch < len(self.order) and self.order[self.next_fetch] in self.requested:
+            self.next_fetch += 1
+        if self.next_fetch < len(self.order):
+            word = self.order[self.next_fetch]
+            if self.plan.pass_of_visit[word[0]] <= xmem.loading_pass and not xmem.pending:
+                self.fetch(tl, t, word, self.plan.word_addr(word))
+
+
+def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
+    """Split the layer into passes (oc tiles, ic tiles) whose operands fit xmem at once:
+    the interior activation words of the ic tiles in xmem[0:1024], the weights of those
+    (oc tile, ic tile) pairs in xmem[1024:2048]. Oc-tile groups are as large as the weight
+    half allows, so each ic tile's activations are loaded once per group."""
+    act_words = geo.n_onij
+    tile_weights = KIJ * geo.array_size
+    half = XMEM_DEPTH - WEIGHT_BASE
+    if act_words > WEIGHT_BASE:
+        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: one ic tile needs "
+                         f"{act_words} activation words, xmem holds {WEIGHT_BASE}")
+    oct_group = min(geo.n_oc_tiles, half // tile_weights)
+    ict_group = min(geo.n_ic_tiles, WEIGHT_BASE // act_words, half // (oct_group * tile_weights))
+    octs = [list(range(i, min(i + oct_group, geo.n_oc_tiles))) for i in range(0, geo.n_oc_tiles, oct_group)]
+    icts = [list(range(i, min(i + ict_group, geo.n_ic_tiles))) for i in range(0, geo.n_ic_tiles, ict_group)]
+    return [(og, ig) for og in octs for ig in icts]
+
+
+# ws_fast without the activation buffer: how many positions past the L0 write pointer the
+# xmem port looks for the next word to read (a run of padding zeros needs no read).
+_DIRECT_LOOKAHEAD = 8
+
+
+class _Plan:
+    """What enters the array, in order, and where its words live in xmem, pass by pass."""
+
+    def __init__(self, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndarray):
+        self.geo, self.a_pad, self.w = geo, a_pad, w
+        self.passes = plan_passes(geo)
+        hp, wp = geo.H + 2, geo.W + 2
+        self.wsets: list[tuple[int, int, int]] = []       # (oct, ict, kij)
+        self.pass_of_wset: list[int] = []
+        self.positions: list[_Position] = []
+        for p, (octs, icts) in enumerate(self.passes):
+            for oct in octs:
+                for ict in icts:
+                    visit = oct * geo.n_ic_tiles + ict
+                    for kij in range(KIJ):
+                        g = len(self.wsets)
+                        self.wsets.append((oct, ict, kij))
+                        self.pass_of_wset.append(p)
+                        for o_nij, nij in enumerate(geo.nij_table[kij].tolist()):
+                            py, px = divmod(nij, wp)
+                            padding = py in (0, hp - 1) or px in (0, wp - 1)
+                            self.positions.append(_Position(g, oct, ict, kij, o_nij, nij,
+                                                            None if padding else (visit, nij)))
+        self.pass_of_visit = {oct * geo.n_ic_tiles + ict: p for p, (octs, icts) in enumerate(self.passes)
+                              for oct in octs for ict in icts}
+        self.ict_slot = {ict: icts.index(ict) for _, icts in self.passes for ict in icts}
+        self.oct_slot = {oct: octs.index(oct) for octs, _ in self.passes for oct in octs}
+        self.group_size = len(self.passes[0][1])
+        # the last position with a word and the last weight set of each pass: after them
+        # its xmem words are dead
+        self.last_position = {self.pass_of_wset[pos.wset]: i for i, pos in enumerate(self.positions)
+                              if pos.word is not None}
+        self.last_wset = {p: g for g, p in enumerate(self.pass_of_wset)}
+
+    def interior_index(self, nij: int) -> int:
+        y, x = divmod(nij, self.geo.Wp)
+        return (y - 1) * self.geo.W + (x - 1)
+
+    def word_addr(self, word: tuple) -> int:
+        visit, nij = word
+        return self.ict_slot[visit % self.geo.n_ic_tiles] * self.geo.n_onij + self.interior_index(nij)
+
+    def weight_addr(self, oct: int, ict: int, kij: int, c: int) -> int:
+        slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
+        return WEIGHT_BASE + (slot * KIJ + kij) * self.geo.array_size + c
+
+    def pass_words(self, p: int) -> list[tuple[int, int]]:
+        """(xmem address, word) of every operand of pass p: interior activations, weights."""
+        octs, icts = self.passes[p]
+        n, wp, a_pad, w = self.geo.array_size, self.geo.Wp, self.a_pad, self.w
+        words = []
+        for ict in icts:
+            for py in range(1, self.geo.H + 1):
+                for px in range(1, wp - 1):
+                    nij = py * wp + px
+                    words.append((self.word_addr((ict, nij)),
+                                  pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
+        for oct in octs:
+            for ict in icts:
+                for kij in range(KIJ):
+                    for c in range(n):
+                        lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
+                        words.append((self.weight_addr(oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
+        return words
+
+
+class _XmemLoader:
+    """xmem writes of the next pass, once the current pass has read its last activation and
+    weight word; while it writes, the port does nothing else."""
+
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+        self.loading_pass = 0                      # the pass whose words are (being) written
+        self.pending: list[tuple[int, int]] = []
+
+    def next_pass(self, next_push: int, next_wset: int) -> None:
+        plan, p = self.plan, self.loading_pass
+        if (not self.pending and p + 1 < len(plan.passes)
+                and next_push > plan.last_position.get(p, -1) and next_wset > plan.last_wset[p]):
+            self.loading_pass += 1
+            self.pending = plan.pass_words(self.loading_pass)
+
+    def write(self, tl: Timeline, t: int) -> None:
+        if self.pending:
+            addr, data = self.pending.pop(0)
+            tl.xmem_write(t, addr, data)
+
+
+class _L0Writer:
+    """The L0 write port: pushes the next position, in order (zeros for padding, else the
+    word once the activation source has it). Row r pops r cycles after row 0, so the
+    deepest row holds n - 1 more than the vectors not yet executed."""
+
+    def __init__(self, plan: _Plan, source: _ActivationSource, l0_depth: int):
+        self.plan, self.source = plan, source
+        self.room = l0_depth - plan.geo.array_size - 1
+        self.next_push = 0
+        self.pushed_at: dict[int, int] = {}       # position -> cycle of its L0 push
+
+    def push(self, tl: Timeline, t: int, next_exec: int) -> None:
+        positions, source = self.plan.positions, self.source
+        if self.next_push >= len(positions) or self.next_push - next_exec >= self.room:
+            return
+        pos = positions[self.next_push]
+        if pos.word is None:
+            tl.at(t, l0_wr=1, l0_zero=1)
+        elif source.ready(pos.word, t):
+            if source.reuse:
+                tl.at(t, l0_wr=1, l0_abuf=1, abuf_raddr=source.slot(pos.word))
+            else:
+                tl.at(t, l0_wr=1)
+            source.pushed(pos.word)
+        if pos.word is None or tl.busy(t, "l0_wr"):
+            self.pushed_at[self.next_push] = t
+            self.next_push += 1
+
+    def fetch_next_word(self, tl: Timeline, t: int, next_exec: int, loading_pass: int) -> None:
+        """xmem read of the word the L0 needs next (direct: look past a run of zeros; Q holds
+        the word until the next read)."""
+        plan, source = self.plan, self.source
+        ahead = 1 if source.reuse else _DIRECT_LOOKAHEAD
+        head = next((p for p in plan.positions[self.next_push:self.next_push + ahead] if p.word is not None), None)
+        if (head is not None and plan.pass_of_wset[head.wset] <= loading_pass
+                and source.needs_fetch(head.word)
+                and (source.reuse or self.next_push - next_exec < self.room - 1)):
+            source.fetch(tl, t, head.word, plan.word_addr(head.word))
+
+
+class _WeightStager:
+    """Stages the weight sets column by column: an xmem read, LOAD the next cycle. Column c
+    of the next set may be overwritten once the current set's start token has passed
+    PE(row-1, c)."""
+
+    def __init__(self, plan: _Plan, source: _ActivationSource):
+        self.plan, self.source = plan, source
+        self.next_wset, self.col = 0, 0           # next weight column to stage
+        self.loaded: dict[int, list[int]] = {}   # weight set -> cycle of each column's LOAD
+
+    def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
+        plan, g, n = self.plan, self.next_wset, self.plan.geo.array_size
+        if tl.busy(t, "cen_xmem") or g >= len(plan.wsets) or plan.pass_of_wset[g] > xmem.loading_pass:
+            return
+        if plan.pass_of_wset[g] == xmem.loading_pass and xmem.pending:
+            return
+        prev = g - 1
+        if prev >= 0 and not (prev in wset_start and t + 1 >= wset_start[prev] + n - 1 + self.col):
+            return
+        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], self.col))
+        self.source.other_read()
+        tl.at(t + 1, load=1, wcol=self.col)
+        self.loaded.setdefault(g, []).append(t + 1)
+        self.col += 1
+        if self.col == n:
+            self.next_wset, self.col = g + 1, 0
+
+    def ready(self, g: int, t: int) -> bool:
+        """Are all columns of weight set g staged before a start token at row 0 in cycle t
+        reaches them (column c is reached c cycles later)?"""
+        loads = self.loaded.get(g, [])
+        return len(loads) == self.plan.geo.array_size and all(load <= t + c - 1 for c, load in enumerate(loads))
+
+
+class _ArrayIssuer:
+    """EXECUTE of the next pushed position; the first of a weight set carries the start
+    token and needs the set staged. Its psum vector is popped ofifo_latency later into
+    pmem (for checking) and into the SFP bank (entry oct * Ho*Wo + o_nij)."""
+
+    def __init__(self, plan: _Plan, program: Program, whole_layer_in_pmem: bool):
+        self.plan, self.program = plan, program
+        self.whole_layer_in_pmem = whole_layer_in_pmem
+        self.latency = ofifo_latency(plan.geo.array_size)
+        self.next_exec = 0
+        self.wset_start: dict[int, int] = {}     # weight set -> cycle its first vector executes at row 0
+
+    def issue(self, tl: Timeline, t: int, l0: _L0Writer, weights: _WeightStager) -> None:
+        if self.next_exec >= l0.next_push or l0.pushed_at[self.next_exec] >= t:
+            return
+        pos = self.plan.positions[self.next_exec]
+        first = pos.wset not in self.wset_start
+        if first and not weights.ready(pos.wset, t):
+            return
+        if first:
+            self.wset_start[pos.wset] = t
+        tl.at(t, l0_rd=1, execute=1, start=int(first))
+        self._pop_into_sfp(tl, pos, t + self.latency)
+        self.next_exec += 1
+
+    def _pop_into_sfp(self, tl: Timeline, pos: _Position, pop: int) -> None:
+        geo, program = self.plan.geo, self.program
+        index = len(program.psum_writes)
+        addr = psum_addr(geo, pos.oct, pos.ict, pos.kij, pos.nij) if self.whole_layer_in_pmem else index % PMEM_DEPTH
+        first = pos.ict == 0 and pos.kij == 0
+        last = pos.ict == geo.n_ic_tiles - 1 and pos.kij == KIJ - 1
+        tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
+              acc_first=int(first), emit=int(last), relu=int(last),
+              acc_addr=pos.oct * geo.n_onij + pos.o_nij)
+        program.psum_writes.append((addr, (pos.ict, pos.oct, pos.kij, pos.nij)))
+        program.executes += 1
+        if last:
+            program.emits.append((pos.oct, pos.o_nij))
+
+
+def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
+            l0_depth: int = CONFIG.fifo_depth, sfp_depth: int = CONFIG.sfp_depth,
+            abuf_depth: int = CONFIG.abuf_depth) -> Program:
+    """Weight-stationary, streaming only the output-aligned positions of each kij.
+
+    - Per (oc tile, ic tile, kij) only the Ho*Wo positions that feed an output enter the
+      array; padding positions are pushed into the L0 as zeros (L0_ZERO), costing no
+      xmem read. xmem holds interior words only.
+    - Activation words are read from xmem once per (oc tile, ic tile) into the activation
+      buffer and pushed from there for every kij (when the map fits the buffer), so the
+      single xmem port is free to stage weights.
+    - The next weight set is staged column by column while the current one computes:
+      column c may be overwritten once the current set's start token has passed
+      PE(row-1, c), and must be staged before the next start reaches PE(0, c).
+    - Psums are accumulated on the fly in the SFP bank (entry oct * Ho*Wo + o_nij) as
+      they leave the OFIFO, across kij and ic tiles, and are also written to pmem so they
+      can be checked; the last contribution emits the ReLU output.
+    - A layer whose operands do not fit xmem runs in passes of (oc-tile group, ic-tile
+      group) (plan_passes); the next pass's words are written once the current pass has
+      read its last word.
+      Single-pass programs are measured from 'data in xmem'; multi-pass programs from
+      cycle 0, every load included.
+    Each cycle the stages act in order of urgency on the single xmem port: the next pass's
+    writes, the word the L0 needs next, a weight column whose window is open, then words
+    ahead of their first use (abuf prefetch).
+    """
+    geo, x, w = layer_operands(x_int, w_int, array_size)
+    if geo.n_oc_tiles * geo.n_onij > sfp_depth:
+        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: {geo.n_oc_tiles * geo.n_onij} "
+                         f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
+    plan = _Plan(geo, *padded_operands(x, w, geo.array_size))
+    source = _ActivationSource(plan, abuf_depth)
+
+    tl = Timeline()
+    tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
+    first = plan.pass_words(0)
+    for t, (addr, data) in enumerate(first):
+        tl.xmem_write(t, addr, data)
+    start = len(first)
+    program = Program("ws", "fast", geo.array_size, [], [], compute_start=start if len(plan.passes) == 1 else 0)
+
+    xmem = _XmemLoader(plan)
+    l0 = _L0Writer(plan, source, l0_depth)
+    weights = _WeightStager(plan, source)
+    array = _ArrayIssuer(plan, program, geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.n_nij <= PMEM_DEPTH)
+    t = start
+    while array.next_exec < len(plan.positions):
+        xmem.next_pass(l0.next_push, weights.next_wset)
+        writing = bool(xmem.pending)
+        l0.push(tl, t, array.next_exec)
+        xmem.write(tl, t)
+        if not writing:
+            l0.fetch_next_word(tl, t, array.next_exec, xmem.loading_pass)
+        weights.stage(tl, t, array.wset_start, xmem)
+        source.prefetch(tl, t, xmem)
+        array.issue(tl, t, l0, weights)
+        t += 1
+    program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + 2
+    tl.at(program.last_emit + 1)
+    program.inst, program.d_xmem = tl.words()
+    return program

@@ -1,0 +1,1 @@
+"""cocotb benches and the co-simulation glue (runner, the core layer bench, demo, bench)."""

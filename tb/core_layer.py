@@ -1,0 +1,100 @@
+"""A conv layer through the core, bit for bit: the cocotb bench and its pytest-side runner.
+
+run_case (pytest side, the demo) writes a case file and simulates it; the cocotb side
+(run_layer) builds the instruction program for each requested schedule, plays them
+back to back into one core, and checks (a) every psum vector as it lands in pmem against
+the reference tiling, (b) every SFP output against the reference accumulation + ReLU,
+(c) for model layers, the recovered float output against the model's own layer output.
+It reads the core's own cycle and busy counters and writes a JSON summary.
+
+Schedules: "classic" (the notebooks' WS flow), "fast" (WS, output-aligned streaming),
+"os" (output-stationary). A case may list several ("fast,os,fast"); a name prefixed with
+"abort:" is cut off halfway through, unchecked, to show the next program is unharmed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import cocotb
+import numpy as np
+
+from model import program as programs
+from model.hwconfig import CONFIG
+
+SCHEDULES = programs.SCHEDULES
+
+
+async def check_program(dut, tb, case, name: str) -> dict:
+    from tb.core_tb import LayerScoreboard
+
+    x_int, w_int = case["x_int"], case["w_int"]
+    program = SCHEDULES[name](x_int, w_int, array_size=tb.row)
+    expected = programs.reference_results(program, x_int, w_int, psum_bw=tb.psum_bw, acc_bw=tb.acc_bw)
+    scoreboard = LayerScoreboard(expected)
+    dut._log.info("layer %s: %s schedule, %d instructions", str(case["layer"]), name, len(program.inst))
+    await tb.play(program, scoreboard)
+
+    scoreboard.check()
+    assert not tb.errors(), f"core raised {', '.join(tb.errors())}"
+    rtl_cycles = scoreboard.outputs[-1].counter - tb.driver.counter_at_start
+    assert rtl_cycles == program.cycles, (
+        f"RTL counted {rtl_cycles} cycles, the program builder planned {program.cycles}")
+    macs = expected.useful_macs
+    summary = {
+        "layer": str(case["layer"]), "dataflow": program.dataflow, "schedule": name,
+        "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
+        "cycles": rtl_cycles, "executes": program.executes, "useful_macs": macs,
+        "utilization": macs / (tb.row * tb.col * rtl_cycles),
+    }
+    if "out_float" in case:
+        hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
+        recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
+        error = float(np.abs(recovered - np.maximum(case["out_float"], 0)).mean())
+        assert error < 1e-5, f"recovered float output differs from the model's: mean error {error:.3g}"
+        summary["recovery_error"] = error
+    dut._log.info("summary: %s", summary)
+    return summary
+
+
+@cocotb.test()
+async def run_layer(dut):
+    from tb.core_tb import CoreTB
+    from tb.layer_cases import load_case
+
+    case = load_case(os.environ["LAYER_CASE"])
+    tb = CoreTB(dut)
+    await tb.reset()
+    summaries = []
+    for name in str(case["schedule"]).split(","):
+        if name.startswith("abort:"):
+            program = SCHEDULES[name[len("abort:"):]](case["x_int"], case["w_int"], array_size=tb.row)
+            half = len(program.inst) // 2
+            cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half])
+            dut._log.info("playing half of the %s program, unchecked", name)
+            await tb.play(cut, None)
+            continue
+        summaries.append(await check_program(dut, tb, case, name))
+    result = os.environ.get("LAYER_RESULT")
+    if result:
+        Path(result).write_text(json.dumps(summaries, indent=2))
+
+
+def run_case(case: dict, schedule: str, name: str, array_size: int = CONFIG.row,
+             log_file: Path | None = None, rtl_dir: Path | None = None) -> list[dict]:
+    """Write the case, simulate it on an array_size x array_size core, return one summary
+    per checked program (the simulator output goes to log_file when given; rtl_dir: RTL
+    other than rtl/, for mutations)."""
+    from tb import runner
+    from tb.layer_cases import save_case
+
+    parameters = CONFIG.with_array(array_size).parameters()
+    folder = runner.build_dir(name, parameters)
+    case_path = save_case(folder / "case.npz", case, schedule)
+    result_path = folder / "result.json"
+    result_path.unlink(missing_ok=True)
+    runner.run("core", "tb.core_layer", parameters=parameters, name=name, rtl_dir=rtl_dir, log_file=log_file,
+               extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)})
+    return json.loads(result_path.read_text())

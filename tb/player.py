@@ -1,0 +1,97 @@
+"""The program player: tb/core_player.v replays a Program into the core at full simulator
+speed (no Python in the loop) and dumps what the core did; Player builds it and reads the
+dumps back. Used by the RTL benchmark (tb/bench.py) and by the test that cross-checks the
+core model (model.program_check) against the RTL (tb/test_core_model.py)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model import program as programs
+from model.errors import ModelError
+from model.hwconfig import CONFIG, CoreConfig
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+@dataclass
+class PlayerResult:
+    """What the core did. Arrays are int64, lanes column 0 first."""
+
+    summary: dict              # start (counter at Program.compute_start), cycles, busy, errors
+    psum_addr: np.ndarray      # [writes] pmem address of each pmem write
+    psums: np.ndarray          # [writes, col] the vector written
+    outputs: np.ndarray        # [outputs, col] each SFP output
+    output_counters: np.ndarray  # [outputs] the core's cycle counter with it on sfp_out
+    wall_s: float
+
+
+class Player:
+    """Builds tb/core_player.v once per (simulator, array size) and runs programs through it."""
+
+    def __init__(self, sim: str, build: Path, config: CoreConfig = CONFIG):
+        self.sim, self.config = sim, config
+        self.build = build / f"player-{sim}-{config.row}x{config.col}"
+        self.build.mkdir(parents=True, exist_ok=True)
+        if config.psum_bw % 8:
+            raise ModelError(f"the player's psum dump reader needs whole bytes, psum_bw is {config.psum_bw}")
+        sources = [HERE / "core_player.v"] + sorted((REPO / "rtl").glob("*.v"))
+        newest_source = max(p.stat().st_mtime for p in sources + list((REPO / "rtl").glob("*.vh")))
+        if sim == "icarus":
+            binary = self.build / "core_player.vvp"
+            self.cmd = ["vvp", "-n", str(binary)]
+            build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), f"-Pcore_player.row={config.row}",
+                     f"-Pcore_player.col={config.col}", "-o", str(binary), *map(str, sources)]
+        else:
+            binary = self.build / "Vcore_player"
+            self.cmd = [str(binary), "+verilator+quiet"]
+            build = ["verilator", "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", "-I" + str(REPO / "rtl"),
+                     f"-Grow={config.row}", f"-Gcol={config.col}",
+                     "--top-module", "core_player", "-Mdir", str(self.build), "-j", "2", *map(str, sources)]
+        if not binary.is_file() or binary.stat().st_mtime < newest_source:   # rebuild only when stale
+            print(f"building the program player ({sim}) ...", flush=True)
+            subprocess.run(build, check=True, stdout=subprocess.DEVNULL)
+
+    def run(self, program: programs.Program, folder: Path) -> PlayerResult:
+        """Play `program` (files in `folder`); ModelError when the player fails or the core
+        dumped unknown (X/Z) values."""
+        program.save_hex(folder)
+        t0 = time.perf_counter()
+        args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={len(program.inst)}", f"+START={program.compute_start}",
+                           f"+IDLE={CONFIG.isa.idle:x}"]
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
+            output = []
+            for line in sim.stdout:
+                output.append(line)
+                if line.startswith("core_player:"):       # progress of long programs, every 10%
+                    print("    " + line.rstrip(), flush=True)
+        if sim.returncode or not (folder / "summary.txt").is_file():
+            raise ModelError(f"the player failed on {folder}: {' / '.join(l.strip() for l in output[-3:])}")
+        wall = time.perf_counter() - t0
+        summary = dict(line.split() for line in (folder / "summary.txt").read_text().splitlines())
+        psum_text, out_text = (folder / "psums.hex").read_text(), (folder / "outputs.txt").read_text()
+        unknown = re.search(r"[xXzZ]", psum_text + out_text + " ".join(summary.values()))
+        if unknown:
+            raise ModelError(f"the core dumped unknown (X/Z) values into {folder}")
+        lane = f">i{self.config.psum_bw // 8}"               # the dumps hold the last column first
+
+        def vectors(words: list[str]) -> np.ndarray:
+            raw = np.frombuffer(bytes.fromhex("".join(words)), dtype=lane).reshape(len(words), self.config.col)
+            return raw[:, ::-1].astype(np.int64)
+
+        psum_lines = [line.split() for line in psum_text.splitlines()]
+        out_lines = [line.split() for line in out_text.splitlines()]
+        return PlayerResult(
+            summary={k: int(v) for k, v in summary.items()},
+            psum_addr=np.array([int(a, 16) for a, _ in psum_lines], dtype=np.int64),
+            psums=vectors([d for _, d in psum_lines]),
+            outputs=vectors([v for v, _ in out_lines]),
+            output_counters=np.array([int(c) for _, c in out_lines], dtype=np.int64),
+            wall_s=wall)
