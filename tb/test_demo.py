@@ -54,7 +54,7 @@ def test_demo_refuses_a_plain_vgg16_checkpoint(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--seed", "-1"], "argument --seed: must be an integer in 0..4294967295"),
     (["--image", "10000"], "argument --image: must be an integer in 0..9999"),
-    (["--model", "resnet"], "argument --model: invalid choice"),
+    (["--model", "resnet"], "argument --model: unknown model 'resnet'"),
     (["--max-cycles", "0"], "argument --max-cycles: must be an integer >= 1"),
 ])
 def test_demo_bad_options(argv, message, capsys):
