@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -78,7 +79,7 @@ class Player:
 
     def run(self, program: programs.Program, folder: Path) -> tuple[dict, np.ndarray, list, float]:
         program.save_hex(folder)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={len(program.inst)}", f"+START={program.compute_start}"]
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
             output = []
@@ -89,6 +90,8 @@ class Player:
         if sim.returncode:
             raise SystemExit(f"bench: the player failed:\n{''.join(output[-10:])}")
         wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
         summary = dict(line.split() for line in (folder / "summary.txt").read_text().splitlines())
         summary = {k: int(v) for k, v in summary.items()}
         hexes = (folder / "psums.hex").read_text().split()
@@ -155,6 +158,29 @@ def layers(quick: bool):
         yield "64->64 32x32", r["x_int"], r["w_int"], ["fast"]
 
 
+def sim_speed_rows(out: Path, repeats: int) -> list:
+    """The simulation-speed table (tb/sim_speed.py): Icarus and Verilator, cocotb and the
+    player, on the 16->16 8x8 fast program, every play checked."""
+    from layer_cases import random_case
+    from sim_speed import SIMULATORS, cocotb_speed, player_speed, print_table
+
+    name, schedule = "16->16 8x8", "fast"
+    case = random_case(16, 16, 8, 8, seed=1)
+    words = len(programs.SCHEDULES[schedule](case["x_int"], case["w_int"], array_size=ARRAY).inst)
+
+    def check(player):
+        row = bench_row(player, name, case["x_int"], case["w_int"], schedule, out / "sim_speed")
+        return words, row.wall_s, player.last_cpu_s
+
+    speeds = []
+    for sim in SIMULATORS:
+        print(f"  simulation speed: {sim}, cocotb and player, {repeats} plays each ...", flush=True)
+        speeds.append(cocotb_speed(sim, name, case, schedule, repeats))
+        speeds.append(player_speed(sim, name, case, schedule, repeats, out, Player, check))
+    print_table(speeds)
+    return speeds
+
+
 def main(argv=None) -> int:
     p = OneLineArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sim", default=os.environ.get("BENCH_SIM", "verilator"), choices=["verilator", "icarus"],
@@ -181,8 +207,10 @@ def main(argv=None) -> int:
         print(f"{r.layer:<24}{r.dataflow:<5}{r.schedule:<9}{r.macs:>11,}{r.cycles:>10,}{r.ideal:>10,.0f}"
               f"{r.utilization:>8.1%}{r.scalesim:>11,}{r.sim_cycles_per_s:>11,.0f}{r.wall_s:>8.2f}"
               f"  {r.psums_checked:,} psums + {r.outputs_checked:,} outputs bit-exact")
+    speeds = sim_speed_rows(out, repeats=1 if args.quick else 3)
     path = out / "bench.json"
-    path.write_text(json.dumps({"simulator": args.sim, "rows": [asdict(r) for r in rows]}, indent=2))
+    path.write_text(json.dumps({"simulator": args.sim, "rows": [asdict(r) for r in rows],
+                                "sim_speed": [asdict(s) for s in speeds]}, indent=2))
     print(f"\ntable as JSON: {path}")
     print("cycles: counted by the core's own counter, from operands in xmem (single pass) or from cycle 0 "
           "with every load (multi-pass) to the last ReLU output")

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     from model.capture import default_capture
     from model.export import export_capture
     from model.program import SCHEDULES
-    from test_core_layer import run_case
+    from test_core_layer import TOPLEVEL, run_case
 
     print(f"== capture and export: features.27 of the project VGG16 (seed {args.seed}) -> {args.out}")
     cap = default_capture(seed=args.seed, checkpoint=args.checkpoint, data=args.data, image=args.image)
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
           " counted by the core's own counter")
     print("anchors: " + "; ".join(f"{name} {value}" for name, value in ANCHORS))
     if os.environ.get("WAVES", "0") not in ("", "0"):
-        print(f"waveform: {runner.waves_path(runner.build_dir('demo', {}), 'core')} "
+        print(f"waveform: {runner.waves_path(runner.build_dir('demo', {}), TOPLEVEL)} "
               "(open with: gtkwave <file> tb/core.gtkw)")
     else:
         print("waveforms: rerun with WAVES=1 make demo")

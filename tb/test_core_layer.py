@@ -25,6 +25,7 @@ import pytest
 from model import program as programs
 
 SCHEDULES = programs.SCHEDULES
+TOPLEVEL = "core_harness"     # tb/core_harness.v: the core with its clock and program player in HDL
 
 
 async def check_program(dut, tb, case, name: str) -> dict:
@@ -48,6 +49,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
         "cycles": rtl_cycles, "executes": program.executes, "useful_macs": macs,
         "utilization": macs / (tb.row * tb.col * rtl_cycles),
+        "words": len(program.inst), "play_wall_s": tb.wall_s, "play_cpu_s": tb.cpu_s,
     }
     if "out_float" in case:
         hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
@@ -93,7 +95,7 @@ def run_case(case: dict, schedule: str, name: str, log_file: Path | None = None,
     case_path = save_case(folder / "case.npz", case, schedule)
     result_path = folder / "result.json"
     result_path.unlink(missing_ok=True)
-    runner.run("core", "test_core_layer", name=name, rtl_dir=rtl_dir, log_file=log_file,
+    runner.run(TOPLEVEL, "test_core_layer", name=name, rtl_dir=rtl_dir, log_file=log_file,
                extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)})
     return json.loads(result_path.read_text())
 
@@ -141,15 +143,19 @@ def test_os_activations_above_7():
     run_case(case, "os", "core_layer-os-high")
 
 
+LONG = pytest.mark.long     # tb/conftest.py starts these first
+
+
 @pytest.mark.parametrize("ic,oc,size,schedules", [
-    (16, 16, 8, "fast,os"),          # 2 ic tiles x 2 oc tiles
-    (3, 16, 4, "fast,classic,os"),   # input channels padded to a tile (the first VGG layer's case)
-    (24, 16, 4, "fast,classic"),     # 3 ic tiles x 2 oc tiles
-    (64, 16, 8, "fast"),             # operands do not fit xmem at once: two passes
+    pytest.param(64, 16, 8, "fast", marks=LONG),    # operands do not fit xmem at once: two passes
+    pytest.param(16, 16, 8, "os", marks=LONG),      # 2 ic tiles x 2 oc tiles
+    pytest.param(16, 16, 8, "fast", marks=LONG),
+    pytest.param(24, 16, 4, "fast,classic", marks=LONG),  # 3 ic tiles x 2 oc tiles
+    (3, 16, 4, "fast,classic,os"),                  # input channels padded to a tile (the first VGG layer's case)
 ])
 def test_multi_tile_layer(ic, oc, size, schedules):
     from layer_cases import random_case
 
     runs = run_case(random_case(ic, oc, size, size, seed=ic * oc), schedules,
-                    f"core_layer-{ic}x{oc}x{size}")
+                    f"core_layer-{ic}x{oc}x{size}-{schedules.replace(',', '_')}")
     assert [r["schedule"] for r in runs] == schedules.split(",")
