@@ -18,7 +18,7 @@ import numpy as np
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from model.program import Program, ProgramReference
-from tbutil import param, unpack
+from tbutil import param, signed
 
 ERROR_NAMES = ["L0 overflow", "L0 underflow", "IFIFO overflow", "IFIFO underflow",
                "OFIFO overflow", "OFIFO underflow", "SFP overflow"]
@@ -78,6 +78,26 @@ class SfpOutput:
     counter: int
 
 
+def read_recording(path: Path, bits: int, lanes: int) -> tuple[list[str], list[str], np.ndarray]:
+    """A recorder file of core_harness.v, one line per event: time (ns), a decimal key, a
+    vector in hex. Returns the times and keys (as text) and the vectors' lanes, [n, lanes]
+    int64, two's complement of `bits` bits, lane 0 from the low bits (numpy, not a Python
+    loop per lane: a long program records thousands of vectors). An X or Z bit in a vector
+    raises ValueError."""
+    tokens = path.read_text().split()
+    times, keys, vectors = tokens[0::3], tokens[1::3], tokens[2::3]
+    n = len(vectors)
+    if n == 0:
+        return times, keys, np.zeros((0, lanes), dtype=np.int64)
+    text = "".join(vectors)
+    if len(vectors[0]) % 2:
+        text = "".join("0" + v for v in vectors)
+    raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
+    msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
+    weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
+    return times, keys, signed(msb_first.astype(np.int64) @ weights, bits)
+
+
 class PmemWriteMonitor:
     """Every psum vector written into pmem, as the harness recorded it (psums.txt: time,
     address, vector; sampled mid-cycle, when the inputs are stable)."""
@@ -86,12 +106,8 @@ class PmemWriteMonitor:
         self.psum_bw, self.col = psum_bw, col
 
     def read(self, folder: Path) -> list[PsumWrite]:
-        writes = []
-        for line in (folder / "psums.txt").read_text().splitlines():
-            t, addr, vector = line.split()
-            writes.append(PsumWrite(int(addr), unpack(int(vector, 16), self.psum_bw, self.col, signed=True),
-                                    float(t)))
-        return writes
+        times, addrs, lanes = read_recording(folder / "psums.txt", self.psum_bw, self.col)
+        return [PsumWrite(int(a), v, float(t)) for t, a, v in zip(times, addrs, lanes.tolist())]
 
 
 class SfpOutputMonitor:
@@ -102,12 +118,8 @@ class SfpOutputMonitor:
         self.psum_bw, self.col = psum_bw, col
 
     def read(self, folder: Path) -> list[SfpOutput]:
-        outputs = []
-        for line in (folder / "outputs.txt").read_text().splitlines():
-            t, counter, vector = line.split()
-            outputs.append(SfpOutput(unpack(int(vector, 16), self.psum_bw, self.col, signed=True),
-                                     float(t), int(counter)))
-        return outputs
+        times, counters, lanes = read_recording(folder / "outputs.txt", self.psum_bw, self.col)
+        return [SfpOutput(v, float(t), int(c)) for t, c, v in zip(times, counters, lanes.tolist())]
 
 
 class LayerScoreboard:
