@@ -6,7 +6,9 @@ Each row builds the instruction program for a (layer, dataflow, schedule), repla
 the pure-Verilog player (tb/core_player.v, no Python in the loop), checks every psum the
 core wrote to pmem and every SFP output bit for bit against the reference tiling, and
 reports the cycles counted by the core's own counter. Prints a table and writes it as
-JSON (path printed) so figures can be compared between commits.
+JSON (path printed) so figures can be compared between commits. Then the simulation-speed
+table (tb/sim_speed.py): Icarus and Verilator, cocotb and the player, on one program,
+under "sim_speed" in the JSON.
 
 Columns: MACs = IC*OC*9*Ho*Wo (model.program.useful_macs); ideal = MACs / 64; utilization =
 MACs / (64 * cycles); SCALE-Sim = the SCALE-Sim v2 analytic model (model.program.scalesim_cycles),
