@@ -58,8 +58,10 @@ check-sim:
 	  fi; \
 	fi
 
+# One test at a time per worker, the long simulations first (tb/conftest.py): no worker is
+# left with a long test at the end.
 test: $(STAMP) check-sim
-	$(TOOLS) $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	$(TOOLS) $(PY) -m pytest -n $(JOBS) --maxschedchunk 1 $(PYTEST_ARGS)
 
 demo: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m model demo --out "$(BUILD)/demo" $(if $(ARRAY),--array $(ARRAY))

@@ -6,6 +6,10 @@
 // control (os, which also shifts the OS weights south, and drain) reaches column c c
 // cycles later, in step with the IFIFO.
 // The south edge presents each column's psum with its own valid strobe.
+//
+// Every PE-to-PE link is its own small net (g_row[r].g_col[c].psum, .w, .a_east, ...), not a
+// slice of one wide bus: a simulator then updates only the links that changed (Icarus
+// rebuilt a whole 1,152-bit psum bus, and every slice of it, on each PE update).
 `default_nettype none
 module mac_array #(
     parameter bw = 4,
@@ -40,52 +44,69 @@ module mac_array #(
         .clk(clk), .reset(reset), .in({drain, os}), .out(col_ctl)
     );
 
-    wire [col-1:0] w_shift_c;
-    wire [col-1:0] drain_c;
-    genvar c;
-    generate
-        for (c = 0; c < col; c = c + 1) begin : g_colctl
-            assign w_shift_c[c] = col_ctl[2*c];
-            assign drain_c[c] = col_ctl[2*c+1];
-        end
-    endgenerate
-
-    // Vertical buses between rows: index r carries what enters row r from the north.
-    wire [(row+1)*col*psum_bw-1:0] psum_bus;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [(row+1)*col*bw-1:0]      w_bus;     // the OS weights leave the south edge unused
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [col-1:0]                 ws_valid [0:row-1];
-
-    assign psum_bus[col*psum_bw-1:0] = {col*psum_bw{1'b0}};
-    assign w_bus[col*bw-1:0] = w_in;
-
-    genvar r;
+    // g_row[r].g_col[c] holds what PE (r, c) drives: its east links (a_east, valid_east, ...)
+    // and its south links (w, psum). The west edge feeds column 0, the north edge row 0.
+    genvar r, c;
     generate
         for (r = 0; r < row; r = r + 1) begin : g_row
-            mac_row #(.bw(bw), .psum_bw(psum_bw), .col(col)) u_row (
-                .clk(clk),
-                .reset(reset),
-                .a_in(a_in[r*bw +: bw]),
-                .valid_in(west_ctl[3*r]),
-                .start_in(west_ctl[3*r+1]),
-                .os_in(west_ctl[3*r+2]),
-                .wload_en(wload_en),
-                .wload_data(wload_data[r*bw +: bw]),
-                .w_shift(w_shift_c),
-                .w_in(w_bus[r*col*bw +: col*bw]),
-                .w_out(w_bus[(r+1)*col*bw +: col*bw]),
-                .drain(drain_c),
-                .psum_in(psum_bus[r*col*psum_bw +: col*psum_bw]),
-                .psum_out(psum_bus[(r+1)*col*psum_bw +: col*psum_bw]),
-                .ws_valid_out(ws_valid[r])
-            );
+            for (c = 0; c < col; c = c + 1) begin : g_col
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [bw-1:0]      a_east;                      // the east edge is unused,
+                wire               valid_east, start_east, os_east;
+                wire [bw-1:0]      w;                           // so are the OS weights south
+                /* verilator lint_on UNUSEDSIGNAL */
+                wire [psum_bw-1:0] psum;
+                wire [bw-1:0]      a_west;
+                wire               valid_west, start_west, os_west;
+                wire [bw-1:0]      w_north;
+                wire [psum_bw-1:0] psum_north;
+                if (c == 0) begin : g_west
+                    assign a_west = a_in[r*bw +: bw];
+                    assign valid_west = west_ctl[3*r];
+                    assign start_west = west_ctl[3*r+1];
+                    assign os_west = west_ctl[3*r+2];
+                end else begin : g_east
+                    assign a_west = g_col[c-1].a_east;
+                    assign valid_west = g_col[c-1].valid_east;
+                    assign start_west = g_col[c-1].start_east;
+                    assign os_west = g_col[c-1].os_east;
+                end
+                if (r == 0) begin : g_north
+                    assign w_north = w_in[c*bw +: bw];
+                    assign psum_north = {psum_bw{1'b0}};
+                end else begin : g_south
+                    assign w_north = g_row[r-1].g_col[c].w;
+                    assign psum_north = g_row[r-1].g_col[c].psum;
+                end
+                mac_tile #(.bw(bw), .psum_bw(psum_bw)) u_tile (
+                    .clk(clk),
+                    .reset(reset),
+                    .a_in(a_west),
+                    .valid_in(valid_west),
+                    .start_in(start_west),
+                    .os_in(os_west),
+                    .a_out(a_east),
+                    .valid_out(valid_east),
+                    .start_out(start_east),
+                    .os_out(os_east),
+                    .wload_en(wload_en[c]),
+                    .wload_data(wload_data[r*bw +: bw]),
+                    .w_shift(col_ctl[2*c]),
+                    .w_in(w_north),
+                    .w_out(w),
+                    .drain(col_ctl[2*c+1]),
+                    .psum_in(psum_north),
+                    .psum_out(psum)
+                );
+            end
+        end
+        // south edge. WS: the bottom PE registered a fresh psum; OS: this cycle's drain
+        // moves the bottom PE's held psum out.
+        for (c = 0; c < col; c = c + 1) begin : g_south_edge
+            assign psum_out[c*psum_bw +: psum_bw] = g_row[row-1].g_col[c].psum;
+            assign psum_valid[c] = (g_row[row-1].g_col[c].valid_east & ~g_row[row-1].g_col[c].os_east)
+                                 | col_ctl[2*c+1];
         end
     endgenerate
-
-    assign psum_out = psum_bus[row*col*psum_bw +: col*psum_bw];
-    // WS: the bottom PE registered a fresh psum; OS: this cycle's drain moves the bottom
-    // PE's held psum out.
-    assign psum_valid = ws_valid[row-1] | drain_c;
 endmodule
 `default_nettype wire

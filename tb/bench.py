@@ -6,7 +6,9 @@ Each row builds the instruction program for a (layer, dataflow, schedule), repla
 the pure-Verilog player (tb/core_player.v, no Python in the loop), checks every psum the
 core wrote to pmem and every SFP output bit for bit against the reference tiling, and
 reports the cycles counted by the core's own counter. Prints a table and writes it as
-JSON (path printed) so figures can be compared between commits.
+JSON (path printed) so figures can be compared between commits. Then the simulation-speed
+table (tb/sim_speed.py): Icarus and Verilator, cocotb and the player, on one program,
+under "sim_speed" in the JSON.
 
 Columns (n x n array, n = --array): MACs = IC*OC*9*Ho*Wo (model.program.useful_macs);
 ideal = MACs / n^2; utilization = MACs / (n^2 * cycles); SCALE-Sim = the SCALE-Sim v2
@@ -104,6 +106,29 @@ def layers(quick: bool):
         yield "64->64 32x32", r["x_int"], r["w_int"], ["fast"]
 
 
+def sim_speed_rows(out: Path, repeats: int) -> list:
+    """The simulation-speed table (tb/sim_speed.py): Icarus and Verilator, cocotb and the
+    player, on the 16->16 8x8 fast program, every play checked."""
+    from tb.layer_cases import random_case
+    from tb.sim_speed import SIMULATORS, cocotb_speed, player_speed, print_table
+
+    name, schedule = "16->16 8x8", "fast"
+    case = random_case(16, 16, 8, 8, seed=1)
+    words = len(programs.SCHEDULES[schedule](case["x_int"], case["w_int"], array_size=CONFIG.row).inst)
+
+    def check(player):
+        row = bench_row(player, name, case["x_int"], case["w_int"], schedule, out / "sim_speed")
+        return words, row.wall_s, player.last_cpu_s
+
+    speeds = []
+    for sim in SIMULATORS:
+        print(f"  simulation speed: {sim}, cocotb and player, {repeats} plays each ...", flush=True)
+        speeds.append(cocotb_speed(sim, name, case, schedule, repeats))
+        speeds.append(player_speed(sim, name, case, schedule, repeats, out, Player, check))
+    print_table(speeds)
+    return speeds
+
+
 def add_arguments(p) -> None:
     p.add_argument("--sim", default=os.environ.get("BENCH_SIM", "verilator"), choices=["verilator", "icarus"],
                    help="simulator for the player (default verilator: Icarus runs ~400 cycles/s here)")
@@ -133,9 +158,11 @@ def run(args) -> int:
         print(f"{r.layer:<24}{r.dataflow:<5}{r.schedule:<9}{r.macs:>11,}{r.cycles:>10,}{r.ideal:>10,.0f}"
               f"{r.utilization:>8.1%}{r.scalesim:>11,}{r.sim_cycles_per_s:>11,.0f}{r.wall_s:>8.2f}"
               f"  {r.psums_checked:,} psums + {r.outputs_checked:,} outputs bit-exact")
+    speeds = sim_speed_rows(out, repeats=1 if args.quick else 3)
     path = out / "bench.json"
     path.write_text(json.dumps({"simulator": args.sim, "array": [player.config.row, player.config.col],
-                                "rows": [asdict(r) for r in rows]}, indent=2))
+                                "rows": [asdict(r) for r in rows],
+                                "sim_speed": [asdict(s) for s in speeds]}, indent=2))
     print(f"\ntable as JSON: {path}")
     print("cycles: counted by the core's own counter, from operands in xmem (single pass) or from cycle 0 "
           "with every load (multi-pass) to the last ReLU output")

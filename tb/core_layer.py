@@ -25,6 +25,7 @@ from model import program as programs
 from model.hwconfig import CONFIG
 
 SCHEDULES = programs.SCHEDULES
+TOPLEVEL = "core_harness"     # tb/core_harness.v: the core with its clock and program player in HDL
 
 
 async def check_program(dut, tb, case, name: str) -> dict:
@@ -48,6 +49,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
         "cycles": rtl_cycles, "executes": program.executes, "useful_macs": macs,
         "utilization": macs / (tb.row * tb.col * rtl_cycles),
+        "words": len(program.inst), "play_wall_s": tb.wall_s, "play_cpu_s": tb.cpu_s,
     }
     if "out_float" in case:
         hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
@@ -95,6 +97,6 @@ def run_case(case: dict, schedule: str, name: str, array_size: int = CONFIG.row,
     case_path = save_case(folder / "case.npz", case, schedule)
     result_path = folder / "result.json"
     result_path.unlink(missing_ok=True)
-    runner.run("core", "tb.core_layer", parameters=parameters, name=name, rtl_dir=rtl_dir, log_file=log_file,
+    runner.run(TOPLEVEL, "tb.core_layer", parameters=parameters, name=name, rtl_dir=rtl_dir, log_file=log_file,
                extra_env={"LAYER_CASE": str(case_path), "LAYER_RESULT": str(result_path)})
     return json.loads(result_path.read_text())

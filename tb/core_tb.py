@@ -1,25 +1,26 @@
-"""Bench pieces for the core: a program driver, monitors on the pmem write port and the
-SFP output, and a scoreboard that names the first difference.
+"""Bench pieces for the core: a program driver, readers of what the core wrote (pmem
+writes, SFP outputs), and a scoreboard that names the first difference.
 
-Driver, monitors, model and checker are kept apart: the driver only plays instruction
-words, the monitors only record what the DUT did, and the scoreboard asks the reference
+The DUT is tb/core_harness.v: `core` with its clock, program player and result recorders
+in HDL, so Python wakes once per program instead of once per cycle. Driver, monitors,
+model and checker are kept apart: the driver only hands a program to the HDL player, the
+monitors only read back what the HDL recorders saw, and the scoreboard asks the reference
 tiling (model.tiling) what each observed value should have been.
 """
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
-from cocotb.simtime import get_sim_time
-from cocotb_bus.drivers import Driver
-from cocotb_bus.monitors import Monitor
+import numpy as np
+from cocotb.triggers import FallingEdge, RisingEdge
 
 from model.hwconfig import CONFIG
 from model.program import Program, ProgramReference
-from tb.tbutil import param, start_clock_and_reset, unpack
+from tb.tbutil import param, signed
 
-IDLE_WORD = CONFIG.isa.idle  # active-low SRAM enables: an all-zero word would write both SRAMs
 ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
 
 
@@ -28,30 +29,39 @@ def waves_hint() -> str:
     return f"waveform: {path}" if path else "rerun with WAVES=1 for a waveform"
 
 
-class ProgramDriver(Driver):
-    """Plays a Program: instruction k is on `inst` during cycle k (set after rising edge k).
+class ProgramDriver:
+    """Hands a Program to the harness's HDL player, which puts instruction k on `inst`
+    during cycle k, and waits until it has played it (and two idle cycles).
 
-    Records the value of the core's own cycle counter in the cycle the compute part of
-    the program starts, so the cycle count comes from the RTL."""
+    Each program gets its own folder program<k>/ in the simulator's working directory:
+    the program's hex files, and what the recorders saw while it played. Records the
+    core's own cycle counter in the cycle the compute part of the program starts, so the
+    cycle count comes from the RTL."""
 
     def __init__(self, dut):
         self.dut = dut
-        self.inst = dut.inst
-        self.d_xmem = dut.D_xmem
+        self.max_words = param(dut, "max_words")
+        self.played = 0
         self.counter_at_start = None
-        super().__init__()
 
-    async def _driver_send(self, program: Program, sync: bool = True, **kwargs) -> None:
-        for k, (word, data) in enumerate(zip(program.inst, program.d_xmem)):
-            await RisingEdge(self.dut.clk)
-            self.inst.value = word
-            self.d_xmem.value = data
-            if k == program.compute_start:
-                await FallingEdge(self.dut.clk)
-                self.counter_at_start = int(self.dut.cycles.value)
-        await RisingEdge(self.dut.clk)
-        self.inst.value = IDLE_WORD
-        self.d_xmem.value = 0
+    async def send(self, program: Program) -> Path:
+        """Play `program`; returns its folder."""
+        if len(program.inst) > self.max_words:
+            raise ValueError(f"a program of {len(program.inst)} words exceeds the harness's "
+                             f"max_words = {self.max_words} (tb/core_harness.v)")
+        folder = Path.cwd() / f"program{self.played}"
+        program.save_hex(folder)
+        dut = self.dut
+        dut.prog_index.value = self.played
+        dut.n_words.value = len(program.inst)
+        dut.start_word.value = program.compute_start
+        dut.go.value = 1
+        await RisingEdge(dut.done)
+        dut.go.value = 0
+        await FallingEdge(dut.done)
+        self.counter_at_start = int(dut.start_counter.value)
+        self.played += 1
+        return folder
 
 
 @dataclass
@@ -68,44 +78,53 @@ class SfpOutput:
     counter: int
 
 
-class PmemWriteMonitor(Monitor):
-    """Every psum vector written into pmem (sampled mid-cycle, when inputs are stable)."""
+def read_recording(path: Path, bits: int, lanes: int) -> tuple[list[str], list[str], np.ndarray]:
+    """A recorder file of core_harness.v, one line per event: time (ns), a decimal key, a
+    vector in hex. Returns the times and keys (as text) and the vectors' lanes, [n, lanes]
+    int64, two's complement of `bits` bits, lane 0 from the low bits (numpy, not a Python
+    loop per lane: a long program records thousands of vectors). An X or Z bit in a vector
+    raises ValueError."""
+    tokens = path.read_text().split()
+    times, keys, vectors = tokens[0::3], tokens[1::3], tokens[2::3]
+    n = len(vectors)
+    if n == 0:
+        return times, keys, np.zeros((0, lanes), dtype=np.int64)
+    text = "".join(vectors)
+    if len(vectors[0]) % 2:
+        text = "".join("0" + v for v in vectors)
+    raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
+    msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
+    weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
+    return times, keys, signed(msb_first.astype(np.int64) @ weights, bits)
 
-    def __init__(self, dut, psum_bw: int, col: int, callback=None):
-        self.dut = dut
-        self.port = dut.u_pmem
+
+class PmemWriteMonitor:
+    """Every psum vector written into pmem, as the harness recorded it (psums.txt: time,
+    address, vector; sampled mid-cycle, when the inputs are stable)."""
+
+    def __init__(self, psum_bw: int, col: int):
         self.psum_bw, self.col = psum_bw, col
-        super().__init__(callback)
 
-    async def _monitor_recv(self):
-        cen, wen, addr, data = self.port.CEN, self.port.WEN, self.port.A, self.port.D
-        while True:
-            await FallingEdge(self.dut.clk)
-            if not int(cen.value) and not int(wen.value):
-                self._recv(PsumWrite(int(addr.value),
-                                     unpack(int(data.value), self.psum_bw, self.col, signed=True),
-                                     get_sim_time("ns")))
+    def read(self, folder: Path) -> list[PsumWrite]:
+        times, addrs, lanes = read_recording(folder / "psums.txt", self.psum_bw, self.col)
+        return [PsumWrite(int(a), v, float(t)) for t, a, v in zip(times, addrs, lanes.tolist())]
 
 
-class SfpOutputMonitor(Monitor):
-    """Every vector the SFP emits (sfp_valid), with the core's cycle counter."""
+class SfpOutputMonitor:
+    """Every vector the SFP emitted (sfp_valid), with the core's cycle counter, as the
+    harness recorded it (outputs.txt: time, counter, vector)."""
 
-    def __init__(self, dut, psum_bw: int, col: int, callback=None):
-        self.dut = dut
+    def __init__(self, psum_bw: int, col: int):
         self.psum_bw, self.col = psum_bw, col
-        super().__init__(callback)
 
-    async def _monitor_recv(self):
-        valid, out, cycles = self.dut.sfp_valid, self.dut.sfp_out, self.dut.cycles
-        while True:
-            await FallingEdge(self.dut.clk)
-            if int(valid.value):
-                self._recv(SfpOutput(unpack(int(out.value), self.psum_bw, self.col, signed=True),
-                                     get_sim_time("ns"), int(cycles.value)))
+    def read(self, folder: Path) -> list[SfpOutput]:
+        times, counters, lanes = read_recording(folder / "outputs.txt", self.psum_bw, self.col)
+        return [SfpOutput(v, float(t), int(c)) for t, c, v in zip(times, counters, lanes.tolist())]
 
 
 class LayerScoreboard:
-    """Compares what the monitors saw with the reference tiling, value by value."""
+    """Compares what the monitors saw with the reference tiling, value by value (numpy
+    finds the differing vectors; only those are described)."""
 
     def __init__(self, expected: ProgramReference):
         self.program = expected.program
@@ -115,36 +134,51 @@ class LayerScoreboard:
         self.psum_errors: list[str] = []
         self.output_errors: list[str] = []
 
-    def on_psum(self, write: PsumWrite) -> None:
-        i = len(self.psums)
-        self.psums.append(write)
-        if i >= len(self.program.psum_writes):
-            self.psum_errors.append(f"unexpected pmem write #{i} at addr {write.addr} at {write.time_ns} ns")
-            return
-        addr, _ = self.program.psum_writes[i]
-        where = self.expected.describe_psum(i)
-        if write.addr != addr:
-            self.psum_errors.append(f"psum write #{i} went to pmem addr {write.addr}, expected {addr} "
-                                    f"({where}) at {write.time_ns} ns")
-        for c, (e, g) in enumerate(zip(self.expected.psums[i].tolist(), write.lanes)):
-            if e != g:
-                self.psum_errors.append(
-                    f"psum mismatch: {where} column={c} (pmem addr {write.addr}): expected {e}, "
-                    f"got {g} at {write.time_ns} ns")
-                break
+    def compare(self, psums: list[PsumWrite], outputs: list[SfpOutput]) -> None:
+        """Record every error of one played program (check() raises on the first)."""
+        self.psums, self.outputs = psums, outputs
+        got_addr = [w.addr for w in psums]
+        want_addr = [addr for addr, _ in self.program.psum_writes]
+        for i in self._differing([w.lanes for w in psums], self.expected.psums, got_addr, want_addr):
+            write = psums[i]
+            if i >= len(want_addr):
+                self.psum_errors.append(f"unexpected pmem write #{i} at addr {write.addr} at {write.time_ns} ns")
+                continue
+            where = self.expected.describe_psum(i)
+            if write.addr != want_addr[i]:
+                self.psum_errors.append(f"psum write #{i} went to pmem addr {write.addr}, expected "
+                                        f"{want_addr[i]} ({where}) at {write.time_ns} ns")
+            for c, (e, g) in enumerate(zip(self.expected.psums[i].tolist(), write.lanes)):
+                if e != g:
+                    self.psum_errors.append(
+                        f"psum mismatch: {where} column={c} (pmem addr {write.addr}): expected {e}, "
+                        f"got {g} at {write.time_ns} ns")
+                    break
+        for i in self._differing([o.lanes for o in outputs], self.expected.outputs):
+            out = outputs[i]
+            if i >= len(self.program.emits):
+                self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
+                continue
+            for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), out.lanes)):
+                if e != g:
+                    self.output_errors.append(
+                        f"output mismatch: {self.expected.describe_output(i)} column={c}: expected {e}, "
+                        f"got {g} at {out.time_ns} ns")
+                    break
 
-    def on_output(self, out: SfpOutput) -> None:
-        i = len(self.outputs)
-        self.outputs.append(out)
-        if i >= len(self.program.emits):
-            self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
-            return
-        for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), out.lanes)):
-            if e != g:
-                self.output_errors.append(
-                    f"output mismatch: {self.expected.describe_output(i)} column={c}: expected {e}, "
-                    f"got {g} at {out.time_ns} ns")
-                break
+    @staticmethod
+    def _differing(got: list[list[int]], want: np.ndarray, got_keys=(), want_keys=()) -> list[int]:
+        """Indices (ascending) of the observed vectors that differ from the expected ones in
+        a lane or in their key, or that have no expected vector."""
+        n = min(len(got), len(want))
+        bad = np.zeros(len(got), dtype=bool)
+        bad[n:] = True
+        if n:
+            bad[:n] = (np.array(got[:n], dtype=np.int64).reshape(n, -1) != want[:n]).any(axis=1)
+        if len(got_keys):
+            m = min(len(got_keys), len(want_keys))
+            bad[:m] |= np.array(got_keys[:m]) != np.array(want_keys[:m])
+        return np.flatnonzero(bad).tolist()
 
     def check(self) -> None:
         """Raise on the first difference, the psums first (they explain the outputs)."""
@@ -158,10 +192,10 @@ class LayerScoreboard:
 
 
 class CoreTB:
-    """Clock, reset, the program driver and both monitors around a `core` DUT.
+    """The program driver, both monitors and the reset around a core_harness DUT.
 
-    Programs may run back to back in one simulation; the monitors report to the
-    scoreboard of the program being played (None while an aborted one plays)."""
+    Programs may run back to back in one simulation; each is checked by the scoreboard
+    given with it (None: played unchecked, e.g. one cut off halfway)."""
 
     def __init__(self, dut):
         self.dut = dut
@@ -170,28 +204,23 @@ class CoreTB:
         self.col = param(dut, "col")
         self.row = param(dut, "row")
         self.driver = ProgramDriver(dut)
-        self.active: LayerScoreboard | None = None
-        self.psum_monitor = PmemWriteMonitor(dut, self.psum_bw, self.col, self._on_psum)
-        self.out_monitor = SfpOutputMonitor(dut, self.psum_bw, self.col, self._on_output)
-
-    def _on_psum(self, write: PsumWrite) -> None:
-        if self.active is not None:
-            self.active.on_psum(write)
-
-    def _on_output(self, out: SfpOutput) -> None:
-        if self.active is not None:
-            self.active.on_output(out)
+        self.psum_monitor = PmemWriteMonitor(self.psum_bw, self.col)
+        self.out_monitor = SfpOutputMonitor(self.psum_bw, self.col)
+        # the last play() (load, simulate, read back, compare): wall time, and CPU time of
+        # this process, i.e. the simulator with cocotb in it (robust on a loaded machine)
+        self.wall_s = self.cpu_s = 0.0
 
     async def reset(self) -> None:
-        self.dut.inst.value = IDLE_WORD
-        self.dut.D_xmem.value = 0
-        await start_clock_and_reset(self.dut, cycles=3)
+        """The harness holds reset for its first 3 cycles: wait until it lets go."""
+        if int(self.dut.reset.value):
+            await FallingEdge(self.dut.reset)
 
     async def play(self, program: Program, scoreboard: LayerScoreboard | None) -> None:
-        self.active = scoreboard
-        await self.driver.send(program)
-        await ClockCycles(self.dut.clk, 2)
-        self.active = None
+        t0, c0 = time.perf_counter(), time.process_time()
+        folder = await self.driver.send(program)
+        if scoreboard is not None:
+            scoreboard.compare(self.psum_monitor.read(folder), self.out_monitor.read(folder))
+        self.wall_s, self.cpu_s = time.perf_counter() - t0, time.process_time() - c0
 
     def errors(self) -> list[str]:
         bits = int(self.dut.errors.value)

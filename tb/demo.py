@@ -61,7 +61,7 @@ def run(args) -> int:
     from model.export import export_capture
     from model.program import SCHEDULES, useful_macs
     from tb import runner
-    from tb.core_layer import run_case
+    from tb.core_layer import TOPLEVEL, run_case
     from tb.layer_cases import case_from_capture
 
     n = CONFIG.with_array(args.array).row
@@ -122,7 +122,7 @@ def run(args) -> int:
         if config != CONFIG:                  # the vector ranges follow the array size
             save = folder / "core.gtkw"
             save.write_text(gtkw_for(config))
-        print(f"waveform: {runner.waves_path(folder, 'core')} (open with: gtkwave <file> {save})")
+        print(f"waveform: {runner.waves_path(folder, TOPLEVEL)} (open with: gtkwave <file> {save})")
     else:
         print("waveforms: rerun with WAVES=1 make demo")
     print(f"text vectors for the classic Verilog testbench: {args.out} (make classic)")

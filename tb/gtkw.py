@@ -1,7 +1,7 @@
 """tb/core.gtkw, the GTKWave save file of the core, derived from the hardware configuration.
 
 Every vector in a save file is named with its bit range (GTKWave finds it only by its full
-name, e.g. core.inst[73:0]), so the ranges follow the configuration: ``gtkw_for(config)``
+name, e.g. core_harness.u_core.inst[73:0]), so the ranges follow the configuration: ``gtkw_for(config)``
 rewrites them from WIDTHS. tb/core.gtkw is gtkw_for(CONFIG) (tb/test_waves.py checks it);
 the demo writes the save file of another array size next to its waveform.
 """
@@ -14,8 +14,8 @@ from model.hwconfig import CONFIG, CoreConfig
 
 GTKW = Path(__file__).resolve().parent / "core.gtkw"
 
-# signal (without its range) -> width in bits
-WIDTHS = {
+# signal of the core (without its range) -> width in bits
+_CORE_WIDTHS = {
     "core.inst": lambda c: c.isa.width,
     "core.u_corelet.wcol": lambda c: c.wcol_bits,
     "core.u_corelet.wload_en": lambda c: c.col,
@@ -57,6 +57,9 @@ WIDTHS = {
     "core.errors": lambda c: len(c.error_names),
     "core.fifo_flags": lambda c: 5,
 }
+# The waveforms are of the cocotb top level, tb/core_harness.v, which holds the core as u_core.
+WIDTHS = {"core_harness.u_core." + name[len("core."):]: width for name, width in _CORE_WIDTHS.items()}
+WIDTHS["core_harness.pc"] = lambda c: 32
 
 _RANGED = re.compile(r"^(\S+)\[(\d+):0\]$", re.M)
 

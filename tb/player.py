@@ -5,6 +5,7 @@ core model (model.program_check) against the RTL (tb/test_core_model.py)."""
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 import time
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class Player:
         """Play `program` (files in `folder`); ModelError when the player fails or the core
         dumped unknown (X/Z) values."""
         program.save_hex(folder)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={len(program.inst)}", f"+START={program.compute_start}",
                            f"+IDLE={CONFIG.isa.idle:x}"]
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
@@ -75,6 +76,8 @@ class Player:
         if sim.returncode or not (folder / "summary.txt").is_file():
             raise ModelError(f"the player failed on {folder}: {' / '.join(l.strip() for l in output[-3:])}")
         wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
         summary = dict(line.split() for line in (folder / "summary.txt").read_text().splitlines())
         psum_text, out_text = (folder / "psums.hex").read_text(), (folder / "outputs.txt").read_text()
         unknown = re.search(r"[xXzZ]", psum_text + out_text + " ".join(summary.values()))

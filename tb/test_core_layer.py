@@ -42,15 +42,19 @@ def test_os_activations_above_7():
     run_case(case, "os", "core_layer-os-high")
 
 
+LONG = pytest.mark.long     # tb/conftest.py starts these first
+
+
 @pytest.mark.parametrize("ic,oc,size,schedules", [
-    (16, 16, 8, "fast,os"),          # 2 ic tiles x 2 oc tiles
-    (3, 16, 4, "fast,classic,os"),   # input channels padded to a tile (the first VGG layer's case)
-    (24, 16, 4, "fast,classic"),     # 3 ic tiles x 2 oc tiles
-    (64, 16, 8, "fast"),             # operands do not fit xmem at once: two passes
+    pytest.param(64, 16, 8, "fast", marks=LONG),    # operands do not fit xmem at once: two passes
+    pytest.param(16, 16, 8, "os", marks=LONG),      # 2 ic tiles x 2 oc tiles
+    pytest.param(16, 16, 8, "fast", marks=LONG),
+    pytest.param(24, 16, 4, "fast,classic", marks=LONG),  # 3 ic tiles x 2 oc tiles
+    (3, 16, 4, "fast,classic,os"),                  # input channels padded to a tile (the first VGG layer's case)
 ])
 def test_multi_tile_layer(ic, oc, size, schedules):
     runs = run_case(random_case(ic, oc, size, size, seed=ic * oc), schedules,
-                    f"core_layer-{ic}x{oc}x{size}")
+                    f"core_layer-{ic}x{oc}x{size}-{schedules.replace(',', '_')}")
     assert [r["schedule"] for r in runs] == schedules.split(",")
 
 

@@ -4,7 +4,7 @@ Runs one small layer test (random 8->8 4x4, "fast" schedule) with WAVES=1, check
 core's FST is there and not empty, lists the FST's signals with fst2vcd (comes with
 GTKWave; that part is skipped when it is not installed) and checks that every signal
 tb/core.gtkw names exists in the dump with the same bit range (GTKWave finds a vector
-only by its full name, e.g. core.inst[73:0], so a width change in the RTL needs an edit
+only by its full name, e.g. core_harness.u_core.inst[73:0], so a width change in the RTL needs an edit
 of core.gtkw).
 """
 from __future__ import annotations
@@ -65,19 +65,19 @@ def test_gtkw_groups_balanced():
 
 def test_waves_and_gtkw(monkeypatch):
     from layer_cases import random_case
-    from tb.core_layer import run_case
+    from tb.core_layer import TOPLEVEL, run_case
 
     monkeypatch.setenv("WAVES", "1")
     name = "core_layer-waves"
     run_case(random_case(8, 8, 4, 4, seed=5), "fast", name)
-    fst = runner.waves_path(runner.build_dir(name, {}), "core")
+    fst = runner.waves_path(runner.build_dir(name, {}), TOPLEVEL)
     assert fst.is_file(), f"WAVES=1 wrote no {fst}"
     assert fst.stat().st_size > 1000, f"{fst} is (nearly) empty: {fst.stat().st_size} bytes"
 
     if shutil.which("fst2vcd") is None:
         pytest.skip("fst2vcd (GTKWave) not installed: the FST exists, core.gtkw not checked against it")
     dumped = fst_signals(fst)
-    assert "core.inst" in {re.sub(r"\[.*$", "", n) for n in dumped}, f"no core.inst in {fst}"
+    assert f"{TOPLEVEL}.u_core.inst" in {re.sub(r"\[.*$", "", n) for n in dumped}, f"no core inst in {fst}"
     missing = [s for s in gtkw_signals() if s not in dumped]
     hints = []
     for s in missing:
