@@ -8,6 +8,8 @@
 #   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
+#   make synth           ECP5 synthesis + place and route of corelet and core (yowasp, ~25 min): LUTs, FFs, BRAMs, DSPs, fmax, GOPS
+#   make formal          bounded proofs (SymbiYosys + z3): FIFO, OFIFO, SFP overflow flag
 #   make clean
 #
 # The virtual environment (.venv) is created and filled from requirements.txt on demand.
@@ -28,7 +30,7 @@ EXPORT := $(BUILD)/export
 EXPORT_OS := $(BUILD)/export_os
 RTL := $(wildcard rtl/*.v)
 
-.PHONY: all test demo classic waves lint bench clean check-sim
+.PHONY: all test demo classic waves lint bench synth formal clean check-sim
 
 all: test
 
@@ -79,6 +81,11 @@ lint: $(STAMP) check-sim
 bench: $(STAMP) check-sim
 	$(PY) -m model bench
 	$(TOOLS) $(PY) tb/bench.py --out $(BUILD)/bench
+
+# synth reads the bench's utilization; `make bench` first if it has not run
+synth: $(STAMP)
+	@test -f $(BUILD)/bench/bench.json || $(MAKE) bench
+	$(PY) synth/synth.py --out $(BUILD)/synth --bench $(BUILD)/bench/bench.json
 
 clean:
 	rm -rf sim_build $(BUILD) .pytest_cache

@@ -22,7 +22,7 @@ module core #(
     output wire                   ofifo_valid,
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
-    output wire [6:0]             errors,
+    output wire [7:0]             errors,
     output wire [4:0]             fifo_flags,
     output reg  [31:0]            cycles,
     output reg  [31:0]            busy

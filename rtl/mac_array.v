@@ -28,7 +28,9 @@ module mac_array #(
     input  wire                   drain,
     // south edge
     output wire [col*psum_bw-1:0] psum_out,
-    output wire [col-1:0]         psum_valid
+    output wire [col-1:0]         psum_valid,
+    // some PE's OS sum left psum_bw (sticky until reset)
+    output wire                   os_overflow
 );
     wire [row*3-1:0] west_ctl;
     wire [col*2-1:0] col_ctl;
@@ -56,6 +58,8 @@ module mac_array #(
     wire [(row+1)*col*bw-1:0]      w_bus;     // the OS weights leave the south edge unused
     /* verilator lint_on UNUSEDSIGNAL */
     wire [col-1:0]                 ws_valid [0:row-1];
+    wire [row-1:0]                 row_overflow;
+    assign os_overflow = |row_overflow;
 
     assign psum_bus[col*psum_bw-1:0] = {col*psum_bw{1'b0}};
     assign w_bus[col*bw-1:0] = w_in;
@@ -78,7 +82,8 @@ module mac_array #(
                 .drain(drain_c),
                 .psum_in(psum_bus[r*col*psum_bw +: col*psum_bw]),
                 .psum_out(psum_bus[(r+1)*col*psum_bw +: col*psum_bw]),
-                .ws_valid_out(ws_valid[r])
+                .ws_valid_out(ws_valid[r]),
+                .os_overflow(row_overflow[r])
             );
         end
     endgenerate

@@ -21,7 +21,9 @@ module mac_row #(
     input  wire [col*psum_bw-1:0] psum_in,
     output wire [col*psum_bw-1:0] psum_out,
     // registered valid of every PE for a weight-stationary product (bottom row: psum ready)
-    output wire [col-1:0]         ws_valid_out
+    output wire [col-1:0]         ws_valid_out,
+    // OR of the PEs' sticky OS overflow flags
+    output wire                   os_overflow
 );
     // index c feeds column c; index col leaves the east edge unused
     /* verilator lint_off UNUSEDSIGNAL */
@@ -35,6 +37,8 @@ module mac_row #(
     assign valid_chain[0] = valid_in;
     assign start_chain[0] = start_in;
     assign os_chain[0] = os_in;
+    wire [col-1:0] pe_overflow;
+    assign os_overflow = |pe_overflow;
 
     genvar c;
     generate
@@ -57,7 +61,8 @@ module mac_row #(
                 .w_out(w_out[c*bw +: bw]),
                 .drain(drain[c]),
                 .psum_in(psum_in[c*psum_bw +: psum_bw]),
-                .psum_out(psum_out[c*psum_bw +: psum_bw])
+                .psum_out(psum_out[c*psum_bw +: psum_bw]),
+                .os_overflow(pe_overflow[c])
             );
             assign ws_valid_out[c] = valid_chain[c+1] & ~os_chain[c+1];
         end

@@ -24,7 +24,7 @@ module core_player;
     wire                   ofifo_valid;
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
-    wire [6:0]             errors;
+    wire [7:0]             errors;
     wire [4:0]             fifo_flags;
     wire [31:0]            cycles, busy;
 
