@@ -61,7 +61,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
         "cycles": rtl_cycles, "executes": program.executes, "useful_macs": macs,
         "utilization": macs / (tb.row * tb.col * rtl_cycles),
-        "busy": busy, "errors": flags, "vectors_not_representable": scoreboard.skipped,
+        "busy": busy, "errors": tb.errors(), "vectors_not_representable": scoreboard.skipped,
     }
     if "out_float" in case:
         hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
