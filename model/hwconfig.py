@@ -156,8 +156,8 @@ def read_config(path: Path = INST_HEADER) -> CoreConfig:
         errors = sorted((v, k[len("ERR_"):]) for k, v in d.items() if k.startswith("ERR_") and k != "ERR_COUNT")
         if [v for v, _ in errors] != list(range(d["ERR_COUNT"])):
             raise ModelError(f"{path}: ERR_* bits are not 0..ERR_COUNT-1")
-        names = tuple(k.replace("_", " ").lower().replace("l0", "L0").replace("ififo", "IFIFO")
-                      .replace("ofifo", "OFIFO").replace("sfp", "SFP") for _, k in errors)
+        acronyms = {"l0", "ififo", "ofifo", "sfp", "os", "pe"}
+        names = tuple(" ".join(w.upper() if w in acronyms else w for w in k.lower().split("_")) for _, k in errors)
         return CoreConfig(row=d["CORE_ROW"], col=d["CORE_COL"], lane_bits=d["CORE_BW"],
                           psum_bw=d["CORE_PSUM_BW"], acc_bw=d["CORE_ACC_BW"], fifo_depth=d["CORE_FIFO_DEPTH"],
                           weight_base=d["CORE_WEIGHT_BASE"], addr_bits=d["ADDR_BITS"], abuf_bits=d["ABUF_BITS"],

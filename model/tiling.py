@@ -27,7 +27,8 @@ pixels go in groups of ``array_size`` (lanes ``nij_out``), output channels in ti
 west and ``w_int[oc, ic, kij]`` from the north; each PE accumulates at ``psum_bw``.
 
 Overflow is never silent: every value that does not fit its hardware width is
-reported (``overflows``), and ``strict=True`` raises :class:`PsumOverflowError`.
+reported (``overflows``): WS psums and OS PE sums at ``psum_bw``, SFP sums at ``acc_bw``,
+ReLU outputs on the ``psum_bw`` sfp_out lane, and ``strict=True`` raises :class:`PsumOverflowError`.
 Note that two's-complement adders wrap, so a partial prefix that overflows while the
 final value fits still ends correct in hardware; such prefixes are reported anyway
 (as ``acc[...]`` / ``os_acc[...]`` lines) because they are outside the width.
@@ -404,6 +405,8 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
                          lambda t: f"oc_tile={t[0]}, col={t[1]}, o_nij={t[2]}, "
                                    f"ic_tile={t[3] // N_KIJ}, kij={t[3] % N_KIJ}")
     overflows += _report(out, acc_bw, "out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
+    # the SFP emits ReLU(out) on a psum_bw lane (sfp_out)
+    overflows += _report(np.maximum(out, 0), psum_bw, "sfp_out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
     _finish(overflows, strict)
     return WSReference(activation=a_t, weight=w_t.transpose(0, 2, 1, 3, 4), psum=psum,
                        out=out, out_relu=np.maximum(out, 0), array_size=n, IC=IC, OC=OC, H=H, W=W,

@@ -29,14 +29,6 @@ module core #(
     output reg  [31:0]            busy
 );
 
-    // Elaboration fails (an unknown module named after the rule) when LOAD's WCOL field
-    // cannot reach every column, or the IFIFO (fed from xmem Q, row lanes) cannot feed them.
-    generate
-        if (col > (1 << `WCOL_BITS) || col > row) begin : g_bad_size
-            core_parameter_error_col_exceeds_row_or_wcol_bits u_error ();
-        end
-    endgenerate
-
     // The SRAM depths follow from the instruction's address fields (core_inst.vh).
     localparam xmem_depth = 1 << `ADDR_BITS;
     localparam pmem_depth = 1 << `ADDR_BITS;

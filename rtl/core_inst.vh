@@ -22,7 +22,8 @@
 `define ERR_OFIFO_OVERFLOW 4
 `define ERR_OFIFO_UNDERFLOW 5
 `define ERR_SFP_OVERFLOW 6
-`define ERR_COUNT 7
+`define ERR_OS_PE_OVERFLOW 7   // some PE's held OS sum left psum_bw
+`define ERR_COUNT 8
 
 // ---- instruction word: one word per cycle. Bits 0..33 are the classic layout
 // (DESIGN.md section 4); extensions sit above bit 33. A field whose comment says

@@ -30,6 +30,21 @@ module corelet #(
     localparam abuf_depth = 1 << `ABUF_BITS;
     localparam sfp_depth = 1 << `ACC_BITS;
 
+    // Parameter assumptions, checked at elaboration: a bad configuration names itself in
+    // the build error (the instance of a module that does not exist).
+    generate
+        if (col > (1 << `WCOL_BITS)) begin : g_bad_col
+            corelet_parameter_error_col_exceeds_wcol_field bad_parameter();
+        end
+        if (col > row) begin : g_bad_col_row
+            corelet_parameter_error_ififo_lanes_col_must_fit_the_row_wide_xmem_word bad_parameter();
+        end
+        // WS psums carry no overflow flag: a column of row products must always fit
+        if (row * ((1 << bw) - 1) * (1 << (bw - 1)) >= (1 << (psum_bw - 1))) begin : g_bad_ws_psum
+            corelet_parameter_error_row_products_do_not_fit_psum_bw bad_parameter();
+        end
+    endgenerate
+
     wire os = inst[`INST_OS];
     // A flush starts a layer from a clean datapath whatever the last one left in flight.
     wire clear = reset | inst[`INST_FLUSH];
@@ -79,6 +94,7 @@ module corelet #(
     wire [col-1:0]         wload_en = inst[`INST_LOAD] ? ({{(col-1){1'b0}}, 1'b1} << wcol) : {col{1'b0}};
     wire [col*psum_bw-1:0] array_psum;
     wire [col-1:0]         array_valid;
+    wire                   pe_ovf;
     mac_array #(.bw(bw), .psum_bw(psum_bw), .row(row), .col(col)) u_array (
         .clk(clk), .reset(clear),
         .a_in(l0_out),
@@ -90,7 +106,8 @@ module corelet #(
         .w_in(ififo_out),
         .drain(inst[`INST_DRAIN]),
         .psum_out(array_psum),
-        .psum_valid(array_valid)
+        .psum_valid(array_valid),
+        .os_overflow(pe_ovf)
     );
 
     // ---- south: OFIFO ----
@@ -106,39 +123,28 @@ module corelet #(
         .overflow(ofifo_ovf), .underflow(ofifo_udf)
     );
 
-    // ---- SFP: one cycle behind the instruction, when pmem Q (or the popped OFIFO head) is ready ----
-    localparam sfp_aw = `ACC_BITS;
-    reg                    sfp_acc, sfp_first, sfp_emit, sfp_relu, sfp_from_ofifo;
-    reg [sfp_aw-1:0]       sfp_addr;
+    // ---- SFP: issues with the instruction; its psum vector (pmem Q, or the OFIFO head
+    // popped by that instruction) arrives one cycle later ----
+    reg                    sfp_from_ofifo;
     reg [col*psum_bw-1:0]  ofifo_head_q;
     wire                   sfp_ovf;
     always @(posedge clk) begin
         if (clear) begin
-            sfp_acc <= 1'b0;
-            sfp_first <= 1'b0;
-            sfp_emit <= 1'b0;
-            sfp_relu <= 1'b0;
             sfp_from_ofifo <= 1'b0;
-            sfp_addr <= {sfp_aw{1'b0}};
             ofifo_head_q <= {col*psum_bw{1'b0}};
         end else begin
-            sfp_acc <= inst[`INST_ACC];
-            sfp_first <= inst[`INST_ACC_FIRST];
-            sfp_emit <= inst[`INST_EMIT];
-            sfp_relu <= inst[`INST_RELU];
             sfp_from_ofifo <= inst[`INST_ACC_SRC];
-            sfp_addr <= inst[`INST_ACC_ADDR +: sfp_aw];
             ofifo_head_q <= ofifo_data;
         end
     end
 
     sfp #(.col(col), .psum_bw(psum_bw), .acc_bw(acc_bw), .depth(sfp_depth)) u_sfp (
         .clk(clk), .reset(clear),
-        .acc(sfp_acc),
-        .first(sfp_first),
-        .emit(sfp_emit),
-        .relu(sfp_relu),
-        .addr(sfp_addr),
+        .acc(inst[`INST_ACC]),
+        .first(inst[`INST_ACC_FIRST]),
+        .emit(inst[`INST_EMIT]),
+        .relu(inst[`INST_RELU]),
+        .addr(inst[`INST_ACC_ADDR +: `ACC_BITS]),
         .in_data(sfp_from_ofifo ? ofifo_head_q : pmem_q),
         .out(sfp_out),
         .out_valid(sfp_valid),
@@ -152,6 +158,7 @@ module corelet #(
     assign errors[`ERR_OFIFO_OVERFLOW] = ofifo_ovf;
     assign errors[`ERR_OFIFO_UNDERFLOW] = ofifo_udf;
     assign errors[`ERR_SFP_OVERFLOW] = sfp_ovf;
+    assign errors[`ERR_OS_PE_OVERFLOW] = pe_ovf;
     assign fifo_flags = {ofifo_full, |ififo_full, &ififo_empty, |l0_full, &l0_empty};
 endmodule
 `default_nettype wire

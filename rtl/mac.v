@@ -12,6 +12,13 @@ module mac #(
     input  wire [psum_bw-1:0] c,
     output wire [psum_bw-1:0] out
 );
+    generate
+        if (psum_bw <= 2 * bw + 1) begin : g_bad_psum_bw
+            // elaboration fails here by design: the psum must hold a product
+            mac_parameter_error_psum_bw_must_exceed_2_bw_plus_1 bad_parameter();
+        end
+    endgenerate
+
     // Zero-extend a by one bit so the signed multiply treats it as unsigned.
     wire signed [bw:0]     a_ext = {1'b0, a};
     wire signed [bw-1:0]   b_s = b;

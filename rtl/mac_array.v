@@ -32,7 +32,9 @@ module mac_array #(
     input  wire                   drain,
     // south edge
     output wire [col*psum_bw-1:0] psum_out,
-    output wire [col-1:0]         psum_valid
+    output wire [col-1:0]         psum_valid,
+    // some PE's OS sum left psum_bw (sticky until reset)
+    output wire                   os_overflow
 );
     wire [row*3-1:0] west_ctl;
     wire [col*2-1:0] col_ctl;
@@ -43,6 +45,9 @@ module mac_array #(
     skew #(.width(2), .lanes(col)) u_col_skew (
         .clk(clk), .reset(reset), .in({drain, os}), .out(col_ctl)
     );
+
+    wire [row*col-1:0] pe_overflow;
+    assign os_overflow = |pe_overflow;
 
     // g_row[r].g_col[c] holds what PE (r, c) drives: its east links (a_east, valid_east, ...)
     // and its south links (w, psum). The west edge feeds column 0, the north edge row 0.
@@ -56,6 +61,7 @@ module mac_array #(
                 wire [bw-1:0]      w;                           // so are the OS weights south
                 /* verilator lint_on UNUSEDSIGNAL */
                 wire [psum_bw-1:0] psum;
+                wire               overflow;                    // sticky OS overflow of this PE
                 wire [bw-1:0]      a_west;
                 wire               valid_west, start_west, os_west;
                 wire [bw-1:0]      w_north;
@@ -96,8 +102,10 @@ module mac_array #(
                     .w_out(w),
                     .drain(col_ctl[2*c+1]),
                     .psum_in(psum_north),
-                    .psum_out(psum)
+                    .psum_out(psum),
+                    .os_overflow(overflow)
                 );
+                assign pe_overflow[r*col + c] = overflow;
             end
         end
         // south edge. WS: the bottom PE registered a fresh psum; OS: this cycle's drain

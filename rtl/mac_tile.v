@@ -10,6 +10,9 @@
 // south through w_q (w_shift every cycle of OS operation), activations west to east.
 // start_in restarts the sum with this product, so stale state never leaks into a new
 // output group. drain shifts the held psums one row south (to the OFIFO).
+// A held sum that leaves psum_bw two's complement raises the sticky os_overflow flag
+// (until reset) instead of wrapping unnoticed. WS needs no such flag: the core checks at
+// elaboration that a column of row products always fits psum_bw.
 `default_nettype none
 module mac_tile #(
     parameter bw = 4,
@@ -35,7 +38,8 @@ module mac_tile #(
     // psums: north -> south
     input  wire               drain,
     input  wire [psum_bw-1:0] psum_in,
-    output wire [psum_bw-1:0] psum_out
+    output wire [psum_bw-1:0] psum_out,
+    output reg                os_overflow
 );
     reg [bw-1:0]      w_q;
     reg [bw-1:0]      w_active;
@@ -54,6 +58,11 @@ module mac_tile #(
         .a(a_in), .b(mac_w), .c(mac_c), .out(mac_out)
     );
 
+    // Signed addition overflows when both addends have one sign and the result the other;
+    // the product is negative exactly when the weight is and the activation is not zero.
+    wire product_neg = mac_w[bw-1] & |a_in;
+    wire os_add_ovf = (mac_c[psum_bw-1] == product_neg) && (mac_out[psum_bw-1] != product_neg);
+
     assign w_out = w_q;
     assign psum_out = psum_q;
 
@@ -66,6 +75,7 @@ module mac_tile #(
             w_q <= {bw{1'b0}};
             w_active <= {bw{1'b0}};
             psum_q <= {psum_bw{1'b0}};
+            os_overflow <= 1'b0;
         end else begin
             a_out <= a_in;
             valid_out <= valid_in;
@@ -81,6 +91,8 @@ module mac_tile #(
                 psum_q <= psum_in;
             else if (valid_in)
                 psum_q <= mac_out;
+            if (os_op & ~drain & os_add_ovf)
+                os_overflow <= 1'b1;
         end
     end
 endmodule

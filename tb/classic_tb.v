@@ -53,7 +53,7 @@ module classic_tb #(
     wire                   ofifo_valid;
     wire [psum_bits-1:0]   sfp_out;
     wire                   sfp_valid;
-    wire [6:0]             errors;
+    wire [7:0]             errors;
     wire [31:0]            cycles, busy;
 
     core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (

@@ -24,6 +24,22 @@ from tb.tbutil import param, signed
 ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
 
 
+def expected_flags(overflows: list[str]) -> list[str]:
+    """The error flags the core must raise for a reference's overflow report (model.tiling):
+    an OS PE sum (os_acc / os_out lines) -> OS PE overflow; an SFP sum or emitted value
+    (acc / out / sfp_out lines) -> SFP overflow. A WS psum line cannot occur: the core's
+    elaboration check bounds a column of row products by psum_bw."""
+    raised = set()
+    for line in overflows:
+        if line.startswith("psum["):
+            raise AssertionError(f"a WS psum the core cannot hold: {line}")
+        if line.startswith("os_"):
+            raised.add("OS PE overflow")
+        elif line.startswith(("acc[", "out[", "sfp_out[")):
+            raised.add("SFP overflow")
+    return [name for name in ERROR_NAMES if name in raised]
+
+
 def waves_hint() -> str:
     path = os.environ.get("WAVES_PATH")
     return f"waveform: {path}" if path else "rerun with WAVES=1 for a waveform"
@@ -126,9 +142,14 @@ class LayerScoreboard:
     """Compares what the monitors saw with the reference tiling, value by value (numpy
     finds the differing vectors; only those are described)."""
 
-    def __init__(self, expected: ProgramReference):
+    def __init__(self, expected: ProgramReference, representable_only: bool = False):
+        """representable_only: skip vectors with a reference value outside psum_bw (a layer
+        that overflows on purpose; the error flags must then say so)."""
         self.program = expected.program
         self.expected = expected
+        half = 1 << (expected.ref.psum_bw - 1)
+        self.representable_only, self.lo, self.hi = representable_only, -half, half - 1
+        self.skipped = 0
         self.psums: list[PsumWrite] = []
         self.outputs: list[SfpOutput] = []
         self.psum_errors: list[str] = []
@@ -144,6 +165,8 @@ class LayerScoreboard:
             if i >= len(want_addr):
                 self.psum_errors.append(f"unexpected pmem write #{i} at addr {write.addr} at {write.time_ns} ns")
                 continue
+            if self._unrepresentable(self.expected.psums[i]):
+                continue
             where = self.expected.describe_psum(i)
             if write.addr != want_addr[i]:
                 self.psum_errors.append(f"psum write #{i} went to pmem addr {write.addr}, expected "
@@ -158,6 +181,8 @@ class LayerScoreboard:
             out = outputs[i]
             if i >= len(self.program.emits):
                 self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
+                continue
+            if self._unrepresentable(self.expected.outputs[i]):
                 continue
             for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), out.lanes)):
                 if e != g:
@@ -179,6 +204,11 @@ class LayerScoreboard:
             m = min(len(got_keys), len(want_keys))
             bad[:m] |= np.array(got_keys[:m]) != np.array(want_keys[:m])
         return np.flatnonzero(bad).tolist()
+
+    def _unrepresentable(self, values) -> bool:
+        skip = self.representable_only and bool(((values < self.lo) | (values > self.hi)).any())
+        self.skipped += skip
+        return skip
 
     def check(self) -> None:
         """Raise on the first difference, the psums first (they explain the outputs)."""
@@ -215,12 +245,15 @@ class CoreTB:
         if int(self.dut.reset.value):
             await FallingEdge(self.dut.reset)
 
-    async def play(self, program: Program, scoreboard: LayerScoreboard | None) -> None:
+    async def play(self, program: Program, scoreboard: LayerScoreboard | None) -> int:
+        """Play `program`; return how far the core's busy counter moved meanwhile."""
         t0, c0 = time.perf_counter(), time.process_time()
+        busy_before = int(self.dut.busy.value)
         folder = await self.driver.send(program)
         if scoreboard is not None:
             scoreboard.compare(self.psum_monitor.read(folder), self.out_monitor.read(folder))
         self.wall_s, self.cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        return int(self.dut.busy.value) - busy_before
 
     def errors(self) -> list[str]:
         bits = int(self.dut.errors.value)

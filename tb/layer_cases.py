@@ -33,6 +33,31 @@ def random_case(ic: int, oc: int, h: int, w: int, seed: int) -> dict:
             "layer": f"random {ic}->{oc} {h}x{w} seed {seed}"}
 
 
+def saturating_case(weight: int, ic: int = 64, oc: int = 8, size: int = 4) -> dict:
+    """All activations 15, all weights `weight`: the largest sums a layer can make.
+    64 -> 8 with +7 gives 64 x 9 x 105 = 60,480 at the interior pixels (40,320 at edges):
+    more than a 16-bit psum or sfp_out lane holds, but within the SFP's 20 bits. With -7
+    the sums are as negative, and ReLU must clip them to 0."""
+    return {"x_int": np.full((ic, size, size), 15, dtype=np.uint8),
+            "w_int": np.full((oc, ic, 3, 3), weight, dtype=np.int8),
+            "layer": f"{ic}->{oc} {size}x{size} all-15 activations x all-{weight:+d} weights"}
+
+
+#: the sum of output channel c at every pixel of relu_edge_case
+RELU_EDGE_TARGETS = [-1, 0, 1, -2, -1, 2, -7, 7]
+
+
+def relu_edge_case(size: int = 4) -> dict:
+    """8 -> 8, every sum on the ReLU edge: output channel c sums to TARGETS[c] at every
+    pixel (-1 and 0 among them), built from activations 1 and the centre tap, plus a
+    corner-tap pair (+3, -3) that cancels, so the sums go through several kij."""
+    x = np.ones((8, size, size), dtype=np.uint8)
+    w = np.zeros((8, 8, 3, 3), dtype=np.int8)
+    w[:, 0, 1, 1] = RELU_EDGE_TARGETS
+    w[:, 1, 0, 0], w[:, 2, 0, 0] = 3, -3
+    return {"x_int": x, "w_int": w, "layer": f"8->8 {size}x{size} sums {RELU_EDGE_TARGETS} (ReLU edge)"}
+
+
 def save_case(path: Path, case: dict, schedule: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

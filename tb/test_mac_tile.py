@@ -3,8 +3,9 @@
 WS (os_in = 0): psum_out <= psum_in + a * w, registered; w is w_active, except on the
 activation that carries start_in, which uses the staged weight w_q (loaded by wload_en)
 and makes it active. OS (os_in = 1): psum_q accumulates a * w_in, start_in restarts the
-sum with this product, drain shifts psum_in into psum_q. w_q loads wload_data (wload_en)
-or shifts w_in (w_shift); w_out shows it. a/valid/start/os go east one cycle later.
+sum with this product, drain shifts psum_in into psum_q; an OS sum that leaves psum_bw
+raises the sticky os_overflow flag (until reset). w_q loads wload_data (wload_en) or
+shifts w_in (w_shift); w_out shows it. a/valid/start/os go east one cycle later.
 
 Driver: writes one input vector per cycle, on the falling edge. Monitor: at each rising
 edge samples the inputs that edge takes, then in ReadOnly the registered outputs it made.
@@ -38,9 +39,10 @@ class PeModel:
         self.w_q = 0        # staged (WS) / shifting (OS) weight
         self.w_active = 0   # weight the WS products use
         self.psum_q = 0     # psum register
+        self.os_overflow = 0
 
     def outputs(self) -> dict:
-        return dict(self.fwd, w_out=self.w_q, psum_out=self.psum_q)
+        return dict(self.fwd, w_out=self.w_q, psum_out=self.psum_q, os_overflow=self.os_overflow)
 
     def clock(self, i: dict) -> Counter:
         """One rising edge; returns the operation it did (for coverage)."""
@@ -55,12 +57,15 @@ class PeModel:
             weight = self.w_q if i["start_in"] else self.w_active
             base = i["psum_in"]
             product = a * weight
+        os_wrapped = False
         if i["drain"]:
             psum_q = i["psum_in"]
         elif i["valid_in"]:
             psum_q = signed(base + product, self.psum_bw)
+            os_wrapped = bool(i["os_in"]) and psum_q != base + product
         else:
             psum_q = self.psum_q
+        self.os_overflow |= int(os_wrapped)
         if i["valid_in"] and not i["os_in"] and i["start_in"]:
             self.w_active = self.w_q
         if i["wload_en"]:
@@ -74,14 +79,14 @@ class PeModel:
             return Counter(drain=1)
         if i["valid_in"]:
             kind = "os" if i["os_in"] else "ws"
-            return Counter({kind: 1, kind + "_start": i["start_in"]})
+            return Counter({kind: 1, kind + "_start": i["start_in"], "os_overflow": os_wrapped})
         return Counter()
 
 
 class TB(LockstepTB):
     INPUTS = ("reset", "a_in", "valid_in", "start_in", "os_in", "wload_en", "wload_data",
               "w_shift", "w_in", "drain", "psum_in")
-    OUTPUTS = ("a_out", "valid_out", "start_out", "os_out", "w_out", "psum_out")
+    OUTPUTS = ("a_out", "valid_out", "start_out", "os_out", "w_out", "psum_out", "os_overflow")
     SIGNED = ("wload_data", "w_in", "psum_in", "w_out", "psum_out")
 
     def __init__(self, dut):
@@ -92,7 +97,7 @@ class TB(LockstepTB):
 
     def model_state(self) -> str:
         m = self.model
-        return f"w_q {m.w_q}, w_active {m.w_active}, psum_q {m.psum_q}"
+        return f"w_q {m.w_q}, w_active {m.w_active}, psum_q {m.psum_q}, os_overflow {m.os_overflow}"
 
     async def start(self):
         """As LockstepTB's, then on to the falling edge, where drive() expects to be."""
@@ -200,6 +205,36 @@ async def test_os_accumulate_drain(dut):
 
 
 @cocotb.test()
+async def test_os_overflow_flag(dut):
+    """OS: the flag rises on the step whose sum leaves psum_bw (either sign) and stays up
+    while the sum comes back in range; reset clears it. A drained value and WS sums, which
+    the core bounds at elaboration, never raise it."""
+    tb = TB(dut)
+    await tb.start()
+    top = (1 << (tb.psum_bw - 1)) - 1
+    for w in (7, -8):
+        a = (1 << tb.bw) - 1
+        total, k = 0, 0
+        while True:
+            out = await tb.drive(valid_in=1, os_in=1, start_in=int(k == 0), a_in=a, w_in=w)
+            total, k = total + a * w, k + 1
+            inside = -top - 1 <= total <= top
+            assert out["os_overflow"] == int(not inside), (
+                f"w={w} step {k}: running sum {total}, flag {out['os_overflow']}")
+            if not inside:
+                break
+        out = await tb.drive(valid_in=1, os_in=1, start_in=1, a_in=1, w_in=1)
+        assert out["os_overflow"] == 1 and out["psum_out"] == 1, f"the flag must be sticky: {out}"
+        await tb.drive(reset=1)
+        out = await tb.drive(drain=1, psum_in=top, os_in=1)
+        assert out["os_overflow"] == 0 and out["psum_out"] == top, f"reset clears, drain never raises: {out}"
+    await tb.drive(wload_en=1, wload_data=7)
+    out = await tb.drive(valid_in=1, start_in=1, a_in=15, psum_in=top)
+    assert out["psum_out"] == top + 105 - (1 << tb.psum_bw) and out["os_overflow"] == 0, (
+        f"a WS sum wraps (the core bounds WS psums) and never raises the OS flag: {out}")
+
+
+@cocotb.test()
 async def test_w_shift_chain(dut):
     """w_out is w_q: w_shift takes w_in, wload_en wins over w_shift, otherwise it holds."""
     tb = TB(dut)
@@ -231,6 +266,7 @@ async def test_random(dut):
     dut._log.info("checked %d cycles: %s", tb.edges, dict(tb.cover))
     for kind in ("ws", "os", "drain", "ws_start", "os_start"):
         assert tb.cover[kind] > 20, f"random stimulus too thin: only {tb.cover[kind]} {kind} operations"
+    tb.assert_covered("os_overflow")
 
 
 @pytest.mark.parametrize("bw,psum_bw", [(4, 16), (4, 20)])

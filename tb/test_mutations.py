@@ -3,11 +3,13 @@
 Each test copies rtl/*.v and rtl/*.vh to a folder under sim_build/, plants one bug by
 exact text replacement (the replacement asserts the original text is there, so an RTL
 edit breaks this test loudly instead of silently testing nothing), runs the cocotb layer
-test (tb/test_core_layer.py) on the mutated copy with a random 8->8 4x4 layer on the
-"fast" schedule, and expects
+test (tb/test_core_layer.py) on the mutated copy with the mutation's layer on the "fast"
+schedule (a random 8->8 4x4 layer, or a layer from tb/layer_cases.py that reaches the
+bug), and expects
   (1) the run to fail, and
-  (2) the simulator log to name the first differing psum: kij, nij, column, expected, got.
-The unmutated copy must pass (the control), so a failure is the mutation's doing.
+  (2) the simulator log to name the first difference: the first differing psum (kij,
+      nij, column, expected, got), output, or counter, as the mutation says.
+The unmutated copy must pass every layer (the control), so a failure is the mutation's doing.
 """
 from __future__ import annotations
 
@@ -15,19 +17,29 @@ import re
 import shutil
 from pathlib import Path
 
+from typing import NamedTuple
+
 import pytest
 
 import runner
 
-# name -> (file, [(original text, mutated text), ...], what the bug is)
-MUTATIONS: dict[str, tuple[str, list[tuple[str, str]], str]] = {
-    "mac_product_lsb": (
+
+class Mutation(NamedTuple):
+    file: str
+    edits: list[tuple[str, str]]        # (original text, mutated text)
+    what: str                           # the bug, in words
+    layer: str = "random"               # key of LAYERS
+    caught_by: str = "psum"             # key of FIRST_DIFFERENCE: what the log must name
+
+
+MUTATIONS: dict[str, Mutation] = {
+    "mac_product_lsb": Mutation(
         "mac.v",
         [("wire signed [2*bw:0]   product = a_ext * b_s;",
           "wire signed [2*bw:0]   product = (a_ext * b_s) ^ 1;  // MUTATION: product LSB flipped")],
         "every MAC product has its LSB flipped",
     ),
-    "fifo_drop_5th_write": (
+    "fifo_drop_5th_write": Mutation(
         "fifo.v",
         [("    wire do_wr = wr & (~full | do_rd);\n",
           "    wire accept_wr = wr & (~full | do_rd);\n"
@@ -41,18 +53,53 @@ MUTATIONS: dict[str, tuple[str, list[tuple[str, str]], str]] = {
           "            if (wr & ~accept_wr)   // MUTATION: no overflow flag for the dropped write\n")],
         "every FIFO instance silently drops its 5th accepted write",
     ),
-    "skew_lane2_as_lane1": (
+    "skew_lane2_as_lane1": Mutation(
         "skew.v",
         [("            assign out[i*width +: width] = stage[i];",
           "            assign out[i*width +: width] = (i == 2) ? stage[1] : stage[i];  // MUTATION")],
         "every skew line gives lane 2 lane 1's delay (row 2 one cycle early)",
     ),
+    "busy_counts_idle_cycles": Mutation(
+        "core.v",
+        [("busy <= busy + {31'd0, inst[`INST_EXECUTE]};",
+          "busy <= busy + 32'd1;  // MUTATION: every cycle counts as busy")],
+        "the busy counter counts idle cycles too",
+        caught_by="busy",
+    ),
+    "sfp_relu_passes_minus_1": Mutation(
+        "sfp.v",
+        [("(relu_q && sum_c[acc_bw-1])",
+          "(relu_q && sum_c[acc_bw-1] && sum_c != -1)  /* MUTATION */")],
+        "ReLU lets -1 through",
+        layer="relu_edge", caught_by="output",
+    ),
+    "sfp_accumulator_16_bits": Mutation(
+        "sfp.v",
+        [("wire signed [acc_bw-1:0]  sum_c = wide[acc_bw-1:0];",
+          "wire signed [acc_bw-1:0]  sum_c = {{(acc_bw-16){wide[15]}}, wide[15:0]};  // MUTATION: 16-bit sums")],
+        "the SFP accumulator wraps at 16 bits",
+        layer="negative", caught_by="output",
+    ),
 }
 
-# What the log must show for each mutation: the scoreboard's first psum difference.
-PSUM_MISMATCH = re.compile(
-    r"psum mismatch: kij=(?P<kij>\d+) nij=(?P<nij>\d+) .*?column=(?P<column>\d+) .*?"
-    r"expected (?P<expected>-?\d+), got (?P<got>-?\d+)")
+
+def _layers() -> dict:
+    from layer_cases import random_case, relu_edge_case, saturating_case
+
+    return {"random": random_case(8, 8, 4, 4, seed=321), "relu_edge": relu_edge_case(),
+            "negative": saturating_case(-7)}
+
+# What the log must show for a mutation: the scoreboard's first difference.
+FIRST_DIFFERENCE = {
+    "psum": re.compile(
+        r"psum mismatch: kij=(?P<kij>\d+) nij=(?P<nij>\d+) .*?column=(?P<column>\d+) .*?"
+        r"expected (?P<expected>-?\d+), got (?P<got>-?\d+)"),
+    "output": re.compile(
+        r"output mismatch: o_nij=(?P<o_nij>\d+) .*?column=(?P<column>\d+): "
+        r"expected (?P<expected>-?\d+), got (?P<got>-?\d+)"),
+    "busy": re.compile(
+        r"busy counter moved by (?P<got>\d+) while the program executed (?P<expected>\d+)"),
+}
 # A dropped write may show as a wrong psum or, if a whole vector is lost, as a count.
 PSUM_COUNT = re.compile(r"saw \d+ psum writes, expected \d+|unexpected pmem write #\d+")
 
@@ -65,7 +112,7 @@ def mutate(name: str | None, folder: Path) -> Path:
     for src in sorted(runner.RTL.glob("*.v")) + sorted(runner.RTL.glob("*.vh")):
         (folder / src.name).write_text(src.read_text())
     if name is not None:
-        filename, edits, _ = MUTATIONS[name]
+        filename, edits = MUTATIONS[name].file, MUTATIONS[name].edits
         path = folder / filename
         text = path.read_text()
         for old, new in edits:
@@ -77,12 +124,11 @@ def mutate(name: str | None, folder: Path) -> Path:
     return folder
 
 
-def run_layer(name: str, rtl_dir: Path, log: Path) -> list[dict]:
-    """The layer test (fast schedule, a random 8->8 layer) on the RTL in rtl_dir."""
-    from layer_cases import random_case
+def run_layer(name: str, rtl_dir: Path, log: Path, layer: str = "random") -> list[dict]:
+    """The layer test (fast schedule, one of _layers()) on the RTL in rtl_dir."""
     from tb.core_layer import run_case
 
-    return run_case(random_case(8, 8, 4, 4, seed=321), "fast", name, log_file=log, rtl_dir=rtl_dir)
+    return run_case(_layers()[layer], "fast", name, log_file=log, rtl_dir=rtl_dir)
 
 
 def _folders(tag: str) -> tuple[str, Path, Path]:
@@ -91,25 +137,26 @@ def _folders(tag: str) -> tuple[str, Path, Path]:
     return name, runner.SIM_BUILD / f"{name}-{runner.simulator()}-rtl", build / "sim.log"
 
 
-def test_unmutated_copy_passes():
-    """The control: the copied, unmutated RTL passes the same layer test."""
-    name, rtl_dir, log = _folders("none")
-    summaries = run_layer(name, mutate(None, rtl_dir), log)
-    assert summaries and summaries[0]["psums_checked"] == 144, summaries
+@pytest.mark.parametrize("layer", ["random", "relu_edge", "negative"])
+def test_unmutated_copy_passes(layer):
+    """The control: the copied, unmutated RTL passes the same layer tests."""
+    name, rtl_dir, log = _folders(f"none-{layer}")
+    summaries = run_layer(name, mutate(None, rtl_dir), log, layer)
+    assert summaries and summaries[0]["psums_checked"] > 0 and summaries[0]["outputs_checked"] == 16, summaries
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_mutation_is_caught(mutation):
     name, rtl_dir, log = _folders(mutation)
-    what = MUTATIONS[mutation][2]
+    what = MUTATIONS[mutation].what
     mutate(mutation, rtl_dir)
     with pytest.raises((AssertionError, SystemExit)):
-        run_layer(name, rtl_dir, log)
+        run_layer(name, rtl_dir, log, MUTATIONS[mutation].layer)
         pytest.fail(f"mutation {mutation} NOT caught: the layer test passed although {what} "
                     f"(mutated RTL in {rtl_dir}, log {log})")
     text = log.read_text(errors="replace")
     tail = "\n".join(text.splitlines()[-40:])
-    match = PSUM_MISMATCH.search(text)
+    match = FIRST_DIFFERENCE[MUTATIONS[mutation].caught_by].search(text)
     if mutation == "fifo_drop_5th_write" and match is None:
         assert PSUM_COUNT.search(text), (
             f"mutation {mutation} ({what}) failed the layer test, but the log names neither a "
@@ -117,6 +164,5 @@ def test_mutation_is_caught(mutation):
         return
     assert match, (
         f"mutation {mutation} ({what}) failed the layer test, but the log does not name the "
-        f"first differing psum ('psum mismatch: kij=.. nij=.. column=..: expected .., got ..'); "
-        f"log {log}:\n{tail}")
+        f"first difference ({FIRST_DIFFERENCE[MUTATIONS[mutation].caught_by].pattern}); log {log}:\n{tail}")
     assert match["expected"] != match["got"], match.group(0)

