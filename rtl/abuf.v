@@ -2,10 +2,11 @@
 // from xmem once is pushed into the L0 many times (once per kij that needs it), which
 // leaves the single xmem port free to stage weights while the array computes.
 // Write: wr stores wdata (xmem Q) at waddr. Read: rdata = mem[raddr], no latency.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module abuf #(
-    parameter width = 32,
-    parameter depth = 64
+    parameter width = `CORE_ROW * `CORE_BW,
+    parameter depth = 1 << `ABUF_BITS
 ) (
     input  wire                     clk,
     input  wire                     wr,

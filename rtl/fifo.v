@@ -2,10 +2,11 @@
 // FIFO is not empty (zero when empty, never X); rd pops it.
 // A write when full (and not popping in the same cycle) and a read when empty are
 // refused: nothing is written or popped, and a sticky error flag is raised until reset.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module fifo #(
-    parameter width = 4,
-    parameter depth = 64
+    parameter width = `CORE_BW,
+    parameter depth = `CORE_FIFO_DEPTH
 ) (
     input  wire             clk,
     input  wire             reset,

@@ -2,11 +2,12 @@
 // With skew_rd = 1, a read pops lane 0 at once and lane i i cycles later: this is the L0
 // (lanes = rows, activations into the array's west edge) and the IFIFO (lanes = columns,
 // weights into the north edge). Error flags are the OR of the lanes' sticky flags.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module fifo_bank #(
-    parameter width = 4,
-    parameter lanes = 8,
-    parameter depth = 64,
+    parameter width = `CORE_BW,
+    parameter lanes = `CORE_ROW,
+    parameter depth = `CORE_FIFO_DEPTH,
     parameter skew_rd = 1
 ) (
     input  wire                   clk,

@@ -2,10 +2,11 @@
 // a: unsigned activation (0 .. 2**bw-1), b: two's complement weight, c/out: two's complement psum,
 // wrapping modulo 2**psum_bw (the reference reports any real value that would). Needs
 // psum_bw > 2*bw + 1, the width of the product.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module mac #(
-    parameter bw = 4,
-    parameter psum_bw = 16
+    parameter bw = `CORE_BW,
+    parameter psum_bw = `CORE_PSUM_BW
 ) (
     input  wire [bw-1:0]      a,
     input  wire [bw-1:0]      b,

@@ -10,12 +10,13 @@
 // Every PE-to-PE link is its own small net (g_row[r].g_col[c].psum, .w, .a_east, ...), not a
 // slice of one wide bus: a simulator then updates only the links that changed (Icarus
 // rebuilt a whole 1,152-bit psum bus, and every slice of it, on each PE update).
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module mac_array #(
-    parameter bw = 4,
-    parameter psum_bw = 16,
-    parameter row = 8,
-    parameter col = 8
+    parameter bw = `CORE_BW,
+    parameter psum_bw = `CORE_PSUM_BW,
+    parameter row = `CORE_ROW,
+    parameter col = `CORE_COL
 ) (
     input  wire                   clk,
     input  wire                   reset,

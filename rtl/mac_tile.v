@@ -13,10 +13,11 @@
 // A held sum that leaves psum_bw two's complement raises the sticky os_overflow flag
 // (until reset) instead of wrapping unnoticed. WS needs no such flag: the core checks at
 // elaboration that a column of row products always fits psum_bw.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module mac_tile #(
-    parameter bw = 4,
-    parameter psum_bw = 16
+    parameter bw = `CORE_BW,
+    parameter psum_bw = `CORE_PSUM_BW
 ) (
     input  wire               clk,
     input  wire               reset,

@@ -1,11 +1,12 @@
 // Output FIFO: one psum FIFO per column, written by the array's south edge column by
 // column (each column finishes at its own skewed cycle). A vector is ready (valid) only
 // when every column holds data; rd pops all columns together.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module ofifo #(
-    parameter psum_bw = 16,
-    parameter col = 8,
-    parameter depth = 64
+    parameter psum_bw = `CORE_PSUM_BW,
+    parameter col = `CORE_COL,
+    parameter depth = `CORE_FIFO_DEPTH
 ) (
     input  wire                   clk,
     input  wire                   reset,

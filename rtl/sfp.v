@@ -11,11 +11,12 @@
 // instead of wrapping unnoticed. Back-to-back operations on one entry see the sum just
 // written (forwarded past the block RAM's read-before-write).
 // Needs acc_bw >= psum_bw (checked at elaboration).
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module sfp #(
-    parameter col = 8,
-    parameter psum_bw = 16,
-    parameter acc_bw = 16,
+    parameter col = `CORE_COL,
+    parameter psum_bw = `CORE_PSUM_BW,
+    parameter acc_bw = `CORE_ACC_BW,
     parameter depth = 16
 ) (
     input  wire                     clk,

@@ -1,9 +1,10 @@
 // Delay line that produces the systolic skew: lane i of out is `in` delayed by i cycles
 // (lane 0 is `in` itself). Used for the per-row / per-column instruction skew.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module skew #(
     parameter width = 1,
-    parameter lanes = 8
+    parameter lanes = `CORE_ROW
 ) (
     input  wire                   clk,
     input  wire                   reset,

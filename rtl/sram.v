@@ -1,10 +1,11 @@
 // Single-port synchronous SRAM, active-low controls: CEN = 0 enables the port, then
 // WEN = 0 writes D to A, WEN = 1 reads A into Q on the next clock edge (one cycle of read
 // latency). Q holds its value until the next read.
+`include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module sram #(
-    parameter width = 32,
-    parameter depth = 2048
+    parameter width = `CORE_ROW * `CORE_BW,
+    parameter depth = 1 << `ADDR_BITS
 ) (
     input  wire                     CLK,
     input  wire                     CEN,

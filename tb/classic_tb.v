@@ -23,11 +23,11 @@
 `timescale 1ns/1ps
 `include "core_inst.vh"
 module classic_tb #(
-    parameter row = 8,                // activation lanes (input channels) per line
-    parameter col = 8,                // psum / output lanes (output channels) per line
-    parameter bw = 4,                 // bits per activation / weight lane
-    parameter psum_bw = 16,           // bits per psum / output lane
-    parameter acc_bw = 20,            // SFP accumulator bits (>= psum_bw)
+    parameter row = `CORE_ROW,                // activation lanes (input channels) per line
+    parameter col = `CORE_COL,                // psum / output lanes (output channels) per line
+    parameter bw = `CORE_BW,                 // bits per activation / weight lane
+    parameter psum_bw = `CORE_PSUM_BW,           // bits per psum / output lane
+    parameter acc_bw = `CORE_ACC_BW,            // SFP accumulator bits (>= psum_bw)
     parameter addr_bw = `ADDR_BITS,   // bits per acc_address.txt line (pmem address)
     parameter out_h = 4,              // output map (stride 1, padding 1, 3x3)
     parameter out_w = 4

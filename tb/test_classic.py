@@ -295,7 +295,8 @@ def test_long_path_with_spaces(bench, vectors, tmp_path):
 def test_export_knows_the_bench_psum_width():
     """model.export warns for any psum width but the bench's default: the two must agree."""
     from model.export import CLASSIC_TB_PSUM_BW
+    from model.hwconfig import CONFIG
 
     source = (runner.TB / "classic_tb.v").read_text()
-    default = re.search(r"parameter\s+psum_bw\s*=\s*(\d+)", source)
-    assert default and int(default.group(1)) == CLASSIC_TB_PSUM_BW
+    assert re.search(r"parameter\s+psum_bw\s*=\s*`CORE_PSUM_BW\b", source)   # rtl/core_inst.vh
+    assert CLASSIC_TB_PSUM_BW == CONFIG.psum_bw

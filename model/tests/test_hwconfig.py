@@ -24,7 +24,7 @@ def test_header_values_and_derived_widths():
     assert c.with_array(4).parameters() == {"row": 4, "col": 4} and c.parameters() == {}
     assert c.isa.decode(c.isa.idle) == {**{k: 0 for k in c.isa.fields}, **c.isa.idle_fields}
     assert c.isa.active_low == {"cen_xmem", "wen_xmem", "cen_pmem", "wen_pmem"}
-    assert c.error_names[0] == "L0 overflow" and c.error_names[-1] == "SFP overflow"
+    assert c.error_names[0] == "L0 overflow" and c.error_names[-1] == "OS PE overflow"
 
 
 @pytest.mark.parametrize("n", [0, 17, 2.0, True])

@@ -310,8 +310,8 @@ def test_write_files_refuse_overflowing_layer_up_front(tmp_path):
     with pytest.raises(PsumOverflowError, match=r"os: not writing the layer's files: os_"):
         V.write_os_files(tmp_path / "os", os_reference(x, wt))
     assert not (tmp_path / "os").exists()
-    # wide enough: written
-    assert V.write_ws_files(tmp_path / "wide", ws_reference(x, wt, acc_bw=17))
+    # wide enough (17-bit lanes, as export --psum-bw 17 writes them): written
+    assert V.write_ws_files(tmp_path / "wide", ws_reference(x, wt, psum_bw=17, acc_bw=17))
 
 
 def test_bad_out_dir(tmp_path, rng):
