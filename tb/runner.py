@@ -131,12 +131,25 @@ def verilator_bin() -> str:
 
 def _verilator_paths_without_spaces() -> None:
     """The makefiles Verilator generates include $(VERILATOR_ROOT) and list cocotb's
-    verilator.cpp folder and library path unquoted: a checkout path with a space breaks
-    them. Hand them space-free links instead (nothing changes when there is no space)."""
+    verilator.cpp folder and library path unquoted, and the `verilator` wrapper script that
+    cocotb runs execs verilator_bin by its real path, unquoted: a checkout path with a space
+    breaks them. Hand them space-free links instead, and put a space-free `verilator` (a link
+    to verilator_bin) first on PATH (nothing changes when there is no space)."""
     import cocotb_tools.config as cocotb_config
 
-    if os.environ.get("VERILATOR_ROOT"):
-        os.environ["VERILATOR_ROOT"] = str(space_free(Path(os.environ["VERILATOR_ROOT"])))
+    root = verilator_root()
+    os.environ["VERILATOR_ROOT"] = str(root)
+    real = Path(os.path.realpath(root))
+    if _has_space(real):
+        shim = _temp_twin(real, "verilator-bin")
+        shim.mkdir(exist_ok=True)
+        link = shim / "verilator"
+        if not link.is_symlink():
+            tmp = shim / f"verilator.{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(root / "bin" / "verilator_bin")
+            os.replace(tmp, link)
+        os.environ["PATH"] = f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
     cocotb_config.share_dir = space_free(cocotb_config.share_dir)
     cocotb_config.libs_dir = space_free(cocotb_config.libs_dir)
 
