@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from .errors import LayerError, ModelError
 from .options import CIFAR10_TEST_IMAGES
-from .quant import QuantConv2d
 from .vgg import build_model, conv_layers, default_layer, resolve_layer
 
 __all__ = ["LayerCapture", "capture_layer", "calibrate_act_alphas", "default_capture", "exact_fp32", "INTEGRAL_TOL"]

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 import torch.nn as nn
 
 from model.capture import LayerCapture, calibrate_act_alphas, capture_layer, default_capture

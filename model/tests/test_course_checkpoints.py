@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from model import checkpoint as ckmod
 from model.checkpoint import load_checkpoint, map_optimizer_state, model_from_checkpoint
 from model.cli import main
 from model.data import write_synthetic_cifar

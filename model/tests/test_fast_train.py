@@ -3,7 +3,6 @@ one epoch end to end from JPG class folders, option errors."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
