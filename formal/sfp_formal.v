@@ -1,0 +1,109 @@
+// Bounded proof of rtl/sfp.v against an abstract model of the accumulation (make formal;
+// README "Formal"). The model keeps each bank entry as an exact integer (16 bits: no
+// wrap within the bound) and replays the SFP's two stages: an operation issued at one
+// edge (acc/first/emit/relu/addr) executes at the next with that cycle's in_data:
+// sum = (first ? 0 : entry) + (acc ? in : 0), written back when acc or first; emit
+// sends relu(sum) to out. Proven, lane by lane:
+//  * overflow is exactly "since reset, a sum written back did not fit acc_bw bits, or
+//    an emitted value did not fit psum_bw bits" (sticky);
+//  * out_valid is set exactly by the edge that executes an emit, and while the flag is
+//    clear, out is the model's value (this covers the forwarding of a sum to the next
+//    operation on the same entry).
+// The bank has no reset: the proof assumes the program's contract that an operation
+// without `first` reads only an entry written since the last reset (a new program starts
+// every entry it uses with `first`). A reset cancels the operation in flight. Reset may come at any cycle;
+// the first cycle is one.
+// The SFP is connected by name, its existing ports only: ports added later need a tie-off
+// here that keeps the behaviour above (the accumulate-and-ReLU emit mode).
+`default_nettype none
+module sfp_formal #(
+    parameter col = 1,
+    parameter psum_bw = 4,
+    parameter acc_bw = 5,
+    parameter depth = 2
+) (
+    input wire                     clk,
+    input wire                     reset,
+    input wire                     acc,
+    input wire                     first,
+    input wire                     emit,
+    input wire                     relu,
+    input wire [$clog2(depth)-1:0] addr,
+    input wire [col*psum_bw-1:0]   in_data
+);
+    localparam aw = $clog2(depth);
+    localparam W = 16;               // the model's exact integers
+
+    wire [col*psum_bw-1:0] out;
+    wire out_valid, overflow;
+
+    sfp #(.col(col), .psum_bw(psum_bw), .acc_bw(acc_bw), .depth(depth)) dut (
+        .clk(clk), .reset(reset), .acc(acc), .first(first), .emit(emit), .relu(relu),
+        .addr(addr), .in_data(in_data), .out(out), .out_valid(out_valid), .overflow(overflow)
+    );
+
+    // the operation issued at the last edge, executing at the next one
+    reg          p_acc = 0, p_first = 0, p_emit = 0, p_relu = 0;
+    reg [aw-1:0] p_addr;
+    reg [depth-1:0] written = 0;     // entries written since reset
+    reg          spec_overflow = 0, spec_out_valid = 0;
+    reg [col*psum_bw-1:0] spec_out = 0;
+    reg          started = 0;
+
+    wire write = (p_acc | p_first) & ~reset;
+    wire [depth-1:0] written_now = written | (write ? {{(depth-1){1'b0}}, 1'b1} << p_addr : {depth{1'b0}});
+    wire [col-1:0] sum_misfit, out_misfit;
+    wire [col*psum_bw-1:0] model_out;
+
+    localparam signed [W-1:0] acc_max = (1 <<< (acc_bw-1)) - 1, acc_min = -(1 <<< (acc_bw-1));
+    localparam signed [W-1:0] psum_max = (1 <<< (psum_bw-1)) - 1, psum_min = -(1 <<< (psum_bw-1));
+
+    genvar c;
+    generate
+        for (c = 0; c < col; c = c + 1) begin : g_lane
+            reg  signed [W-1:0] entry [0:depth-1];
+            wire signed [psum_bw-1:0] in_c = in_data[c*psum_bw +: psum_bw];
+            wire signed [W-1:0] base = p_first ? {W{1'b0}} : entry[p_addr];
+            wire signed [W-1:0] sum = base + (p_acc ? {{(W-psum_bw){in_c[psum_bw-1]}}, in_c} : {W{1'b0}});
+            wire signed [W-1:0] act = (p_relu && sum < 0) ? {W{1'b0}} : sum;
+            assign sum_misfit[c] = sum > acc_max || sum < acc_min;
+            assign out_misfit[c] = act > psum_max || act < psum_min;
+            assign model_out[c*psum_bw +: psum_bw] = act[psum_bw-1:0];
+            always @(posedge clk)
+                if (write)
+                    entry[p_addr] <= sum;
+        end
+    endgenerate
+
+    always @(*) begin
+        if (!started)
+            assume(reset);
+        if (!reset && (acc || emit) && !first)
+            assume(written_now[addr]);
+        if (started) begin
+            assert(overflow == spec_overflow);
+            assert(out_valid == spec_out_valid);
+            if (!spec_overflow)
+                assert(out == spec_out);
+        end
+    end
+
+    always @(posedge clk) begin
+        started <= 1'b1;
+        p_addr <= addr;
+        written <= reset ? {depth{1'b0}} : written_now;
+        if (reset) begin
+            {p_acc, p_first, p_emit, p_relu} <= 4'b0;
+            spec_overflow <= 1'b0;
+            spec_out_valid <= 1'b0;
+            spec_out <= {col*psum_bw{1'b0}};
+        end else begin
+            {p_acc, p_first, p_emit, p_relu} <= {acc, first, emit, relu};
+            spec_overflow <= spec_overflow | ((p_acc | p_first) & |sum_misfit) | (p_emit & |out_misfit);
+            spec_out_valid <= p_emit;
+            if (p_emit)
+                spec_out <= model_out;
+        end
+    end
+endmodule
+`default_nettype wire
