@@ -11,8 +11,8 @@
 //    operation on the same entry).
 // The bank has no reset: the proof assumes the program's contract that an operation
 // without `first` reads only an entry written since the last reset (a new program starts
-// every entry it uses with `first`). A reset cancels the operation in flight. Reset may come at any cycle;
-// the first cycle is one.
+// every entry it uses with `first`). A reset cancels the operation in flight. Reset may
+// come at any cycle; the first cycle is one.
 // The SFP is connected by name, its existing ports only: ports added later need a tie-off
 // here that keeps the behaviour above (the accumulate-and-ReLU emit mode).
 `default_nettype none
