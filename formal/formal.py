@@ -53,10 +53,10 @@ MUTANTS: dict[str, list[Mutant]] = {
         "a read without a whole vector pops the columns that hold an entry",
     )],
     "sfp": [Mutant(
-        "no_negative_overflow", "sfp.v",
-        "assign lane_acc_ovf[c] = wide[acc_bw] != wide[acc_bw-1];",
-        "assign lane_acc_ovf[c] = ~wide[acc_bw] & wide[acc_bw-1];  // MUTATION",
-        "a sum below the acc_bw range raises no overflow",
+        "unemitted_sum_overflow", "sfp.v",
+        "(acc_q && |lane_acc_ovf)",
+        "(acc_q && emit_q && |lane_acc_ovf)  /* MUTATION */",
+        "a sum that does not fit acc_bw raises no overflow unless it is emitted at once",
     ), Mutant(
         "relu_passes_minus_1", "sfp.v",
         "(relu_q && sum_c[acc_bw-1])",
