@@ -12,7 +12,7 @@
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
 #                        (ARRAY=n as for demo)
-#   make synth           ECP5 synthesis + place and route of corelet and core (yowasp, ~25 min): LUTs, FFs, BRAMs, DSPs, fmax, GOPS
+#   make synth           ECP5 synthesis + place and route of corelet and core (yowasp, most of an hour): LUTs, FFs, BRAMs, DSPs, fmax, GOPS
 #   make formal          bounded proofs (SymbiYosys + Yices) of the FIFO, OFIFO and SFP contracts, and mutants they must fail (~2 min)
 #   make clean
 #
