@@ -33,10 +33,8 @@ import numpy as np
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.memory_map import useful_macs
-from model.program.network import LayerShape, Template, bind, hex_lines, inst_hex, template, word_table
-from model.program.signed_input import split_signed
+from model.program.network import LayerShape, Template, bind, hex_lines, inst_hex, layer_operands, template, word_table
 from model.requant import Requant
-from model.tiling import as_int_array, check_layer
 
 HERE = Path(__file__).resolve().parent
 SIMULATORS = ("verilator", "icarus", "cocotb")
@@ -65,21 +63,6 @@ class ConvRun:
     def utilization(self) -> float:
         n = self.shape.array_size if self.shape else CONFIG.row
         return self.macs / (n * n * self.cycles) if self.cycles else 0.0
-
-
-def layer_operands(x_int, w_int, array_size: int, emit: str):
-    """(shape, x, w) the core runs for the layer: the digits of a signed input
-    (split_signed), else the input as is. One-line ModelError / LayerError on a bad layer."""
-    x = as_int_array(x_int, "x_int")
-    if x.size and x.min() < 0:
-        _, w = check_layer(np.clip(x, 0, None), w_int)    # shapes, weight range (split_signed: levels)
-        xs, ws, shifts = split_signed(x, w, array_size)
-    else:
-        xs, ws = check_layer(x, w_int)
-        shifts = ()
-    shape = LayerShape(ic=xs.shape[0], oc=ws.shape[0], h=xs.shape[1], w=xs.shape[2],
-                       array_size=array_size, emit=emit, ic_tile_shift=shifts)
-    return shape, xs, ws
 
 
 class CoreConv:
@@ -120,7 +103,7 @@ class CoreConv:
         (folder / "dxmem.hex").write_bytes(hex_lines(d_xmem, (self.config.xmem_word_bits + 3) // 4))
         build_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        result = self.player.play(folder, len(tpl.program.inst), 0, psums=False)
+        result = self.player.play(folder, len(tpl.program.inst), 0, psums=False, progress=False)
         out = self._arrange(tpl, result.outputs_wide)
         errors = [name for i, name in enumerate(self.config.error_names) if result.summary["errors"] >> i & 1]
         run = ConvRun(out=out, cycles=int(result.output_counters[-1] - result.summary["start"]),

@@ -184,14 +184,16 @@ class LayerScoreboard:
                         f"psum mismatch: {where} column={c} (pmem addr {write.addr}): expected {e}, "
                         f"got {g} at {write.time_ns} ns")
                     break
-        for i in self._differing([o.lanes for o in outputs], self.expected.outputs):
+        # raw sums and levels are read from sfp_wide (sfp_out holds their low psum_bw bits)
+        emitted = [o.lanes if self.program.emit == "relu" else o.wide for o in outputs]
+        for i in self._differing(emitted, self.expected.outputs):
             out = outputs[i]
             if i >= len(self.program.emits):
                 self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
                 continue
             if self._unrepresentable(self.expected.outputs[i]):
                 continue
-            for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), out.lanes)):
+            for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), emitted[i])):
                 if e != g:
                     self.output_errors.append(
                         f"output mismatch: {self.expected.describe_output(i)} column={c}: expected {e}, "

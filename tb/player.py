@@ -79,9 +79,10 @@ class Player:
         program.save_hex(folder)
         return self.play(folder, len(program.inst), program.compute_start)
 
-    def play(self, folder: Path, n_words: int, start: int, psums: bool = True) -> PlayerResult:
+    def play(self, folder: Path, n_words: int, start: int, psums: bool = True, progress: bool = True) -> PlayerResult:
         """Play the program files already in `folder` (inst.hex, dxmem.hex: n_words each).
-        psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty)."""
+        psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty);
+        progress=False: its progress lines are not echoed (the caller shows its own)."""
         t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={n_words}", f"+START={start}",
                            f"+IDLE={CONFIG.isa.idle:x}"] + ([] if psums else ["+NOPSUMS"])
@@ -89,7 +90,7 @@ class Player:
             output = []
             for line in sim.stdout:
                 output.append(line)
-                if line.startswith("core_player:"):       # progress of long programs, every 10%
+                if progress and line.startswith("core_player:"):   # progress of long programs, every 10%
                     print("    " + line.rstrip(), flush=True)
         if sim.returncode or not (folder / "summary.txt").is_file():
             raise ModelError(f"the player failed on {folder}: {' / '.join(l.strip() for l in output[-3:])}")

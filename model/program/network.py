@@ -23,6 +23,7 @@ those ids depend only on the geometry, so :func:`template` builds them once per 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 from dataclasses import dataclass
@@ -34,10 +35,13 @@ from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline
 from model.program.memory_map import KIJ, XMEM_DEPTH, LayerGeometry
+from model.program.signed_input import split_signed
 from model.program.ws_fast import _Plan, check_sfp_depth, schedule
+from model.requant import Requant
+from model.tiling import as_int_array, check_layer
 
-__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_cycles", "hex_lines", "inst_hex", "template",
-           "threshold_words", "word_table"]
+__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_cycles", "hex_lines", "inst_hex", "layer_operands",
+           "layer_program", "template", "threshold_words", "word_table"]
 
 EMIT_MODES = ("relu", "requant", "raw")
 _SOURCES = [Path(__file__).resolve().parent / name for name in ("network.py", "ws_fast.py", "isa.py", "memory_map.py")]
@@ -210,7 +214,8 @@ def word_table(shape: LayerShape, x: np.ndarray, w: np.ndarray, thresholds: np.n
     if shape.emit == "requant":
         cfg = CONFIG.with_array(n)
         levels = thresholds.shape[1]
-        tp = np.zeros((geo.n_oc_tiles * n, levels), dtype=np.int64)
+        # padding channels (sums 0) never reach a threshold: level 0, as the reference pads
+        tp = np.full((geo.n_oc_tiles * n, levels), (1 << (cfg.threshold_bw - 1)) - 1, dtype=np.int64)
         tp[:thresholds.shape[0]] = thresholds
         t = (tp & ((1 << cfg.threshold_bw) - 1)).astype(np.uint64)
         part_shift = np.arange(cfg.threshold_parts, dtype=np.uint64) * np.uint64(cfg.xmem_word_bits)
@@ -248,3 +253,36 @@ def inst_hex(words: list[int]) -> bytes:
     """The instruction words, one per line in hex (INST_WIDTH bits)."""
     digits = (INST_WIDTH + 3) // 4
     return "".join(f"{w:0{digits}x}\n" for w in words).encode()
+
+
+def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape, np.ndarray, np.ndarray]:
+    """(shape, x, w): what the core multiplies for the layer, the digits of an input with
+    negative levels (split_signed), else the input as it is. One-line ModelError /
+    LayerError for a layer the core cannot run."""
+    x = as_int_array(x_int, "x_int")
+    if x.size and x.min() < 0:
+        _, w = check_layer(np.clip(x, 0, None), w_int)    # shapes, weight range (split_signed: levels)
+        xs, ws, shifts = split_signed(x, w, array_size)
+    else:
+        xs, ws = check_layer(x, w_int)
+        shifts = ()
+    shape = LayerShape(ic=xs.shape[0], oc=ws.shape[0], h=xs.shape[1], w=xs.shape[2],
+                       array_size=array_size, emit=emit, ic_tile_shift=shifts)
+    return shape, xs, ws
+
+
+def layer_program(x_int, w_int, requant: Requant | None = None, array_size: int = CONFIG.row, emit: str | None = None,
+                  cache: Path | None = None) -> tuple[Program, np.ndarray, np.ndarray]:
+    """A network layer's whole program, data bound (for the cocotb bench and the core
+    model), and the operands (x, w) it multiplies (reference_results takes those).
+    emit: "requant" when requant is given, else "raw" unless named ("relu")."""
+    emit = emit or ("requant" if requant is not None else "raw")
+    if (emit == "requant") != (requant is not None):
+        raise ModelError(f"emit mode {emit!r} {'needs' if emit == 'requant' else 'takes no'} thresholds")
+    shape, x, w = layer_operands(x_int, w_int, array_size, emit)
+    if requant is not None and requant.out_channels != shape.oc:
+        raise ModelError(f"requant has {requant.out_channels} channels, the layer {shape.oc} output channels")
+    tpl = template(shape, cache)
+    table = word_table(shape, x, w, *((requant.thresholds, requant.descending) if requant is not None else ()))
+    program = dataclasses.replace(tpl.program, inst=list(tpl.program.inst), d_xmem=bind(tpl, table).tolist())
+    return program, x, w
