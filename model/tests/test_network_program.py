@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program import ws_fast
-from model.program.network import LayerShape, layer_program, template
+from model.program.network import LayerShape, Template, layer_program, template, template_folder
 from model.program.signed_input import MIN_LEVEL, split_signed
 from model.program_check import ProgramError, check_program
 from model.requant import Requant
@@ -85,7 +85,11 @@ def test_template_depends_only_on_the_geometry(tmp_path):
     assert a.inst == b.inst and a.d_xmem != b.d_xmem
     shape = LayerShape(8, 8, 4, 4, CONFIG.row, "raw")
     assert template(shape) is template(shape)
-    assert len(list(tmp_path.glob(f"{shape.key}-*.pkl"))) == 1
+    stored = Template.load(shape, template_folder(shape, tmp_path))     # what a fresh process reads
+    fresh = template(shape)
+    assert stored.inst_hex == fresh.inst_hex and stored.program == fresh.program
+    assert all(np.array_equal(getattr(stored, k), getattr(fresh, k)) for k in Template._ARRAYS)
+    assert stored.full_program(a.d_xmem) == a
 
 
 def test_requant_program_loads_every_threshold_into_the_sfp():
