@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,11 @@ from model.vgg import MODELS
 from tb.layer_cases import int_conv, quantile_requant
 
 
+def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def maxpool(x: np.ndarray) -> np.ndarray:
     c, h, w = x.shape
     return x.reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
@@ -39,7 +45,8 @@ def maxpool(x: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="vgg16_quant_project", choices=sorted(MODELS))
+    ap.add_argument("--model", default="vgg16_quant_project",
+                    choices=sorted(k for k, v in MODELS.items() if v.a_bit == v.w_bit == 4))
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--out", type=Path, default=Path("build/conv_bench"))
     ap.add_argument("--seed", type=int, default=0)
@@ -48,7 +55,7 @@ def main(argv=None) -> int:
     from tb.core_conv import CoreConv
 
     try:
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), cpu_s() + cpu_s(resource.RUSAGE_CHILDREN)
         conv = CoreConv(sim=args.sim, build=args.out)
         rng = np.random.default_rng(args.seed)
         x = rng.integers(-40, 16, (3, args.size, args.size))
@@ -70,13 +77,16 @@ def main(argv=None) -> int:
             requant = None if last else quantile_requant(sums, rng)
             want = sums if last else requant.apply(sums)
             check_s += time.perf_counter() - t0
+            cpu0 = cpu_s()
             run = conv.run(x, w, requant)
+            run_cpu = cpu_s() - cpu0
             mismatches = int((run.out != want).sum())
             rows.append({"layer": k, "in_channels": x.shape[0], "out_channels": oc, "height": x.shape[1],
                          "width": x.shape[2], "signed_input": bool(x.min() < 0), "emit": run.shape.emit,
                          "cycles": run.cycles, "busy": run.busy, "macs": run.macs,
                          "utilization": run.utilization, "outputs_checked": int(want.size),
-                         "mismatches": mismatches, "build_s": run.build_s, "sim_s": run.sim_s})
+                         "mismatches": mismatches, "build_s": run.build_s, "sim_s": run.sim_s,
+                         "sim_cpu_s": run.sim_cpu_s, "python_cpu_s": run_cpu})
             if mismatches:
                 raise ModelError(f"conv {k}: {mismatches} of {want.size} outputs differ from the reference")
             x = run.out
@@ -87,17 +97,20 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - t_start
-    print(f"{'conv':>4} {'shape':>18} {'emit':>7} {'cycles':>9} {'util':>6} {'checked':>8} {'build s':>8} {'sim s':>7}")
+    cpu = cpu_s() + cpu_s(resource.RUSAGE_CHILDREN) - cpu_start
+    print(f"{'conv':>4} {'shape':>18} {'emit':>7} {'cycles':>9} {'util':>6} {'checked':>8} {'build s':>8} "
+          f"{'sim s':>7} {'sim CPU s':>9}")
     for r in rows:
         shape = f"{r['in_channels']}->{r['out_channels']} {r['height']}x{r['width']}"
         print(f"{r['layer']:>4} {shape:>18} {r['emit']:>7} {r['cycles']:>9,} {r['utilization']:>6.1%} "
-              f"{r['outputs_checked']:>8,} {r['build_s']:>8.2f} {r['sim_s']:>7.2f}")
+              f"{r['outputs_checked']:>8,} {r['build_s']:>8.2f} {r['sim_s']:>7.2f} {r['sim_cpu_s']:>9.2f}")
     totals = {"cycles": sum(r["cycles"] for r in rows), "macs": sum(r["macs"] for r in rows),
               "build_s": sum(r["build_s"] for r in rows), "sim_s": sum(r["sim_s"] for r in rows),
-              "check_s": check_s, "wall_s": wall}
+              "check_s": check_s, "wall_s": wall, "cpu_s": cpu,
+              "sim_cpu_s": sum(r["sim_cpu_s"] for r in rows)}
     print(f"total: {totals['cycles']:,} cycles, {totals['macs']:,} MACs, every output bit-exact; wall {wall:.1f} s "
           f"= build/bind {totals['build_s']:.1f} s + simulate {totals['sim_s']:.1f} s + reference "
-          f"{check_s:.1f} s + rest")
+          f"{check_s:.1f} s + rest; CPU {cpu:.1f} s (simulator {totals['sim_cpu_s']:.1f} s)")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "conv_bench.json"
     path.write_text(json.dumps({"model": args.model, "sim": args.sim, "layers": rows, **totals}, indent=2))

@@ -60,6 +60,7 @@ class ConvRun:
     build_s: float = 0.0
     sim_s: float = 0.0
     shape: LayerShape | None = None
+    sim_cpu_s: float = 0.0     # the simulator process's CPU time (player runs; steadier than sim_s on a loaded machine)
 
     @property
     def utilization(self) -> float:
@@ -111,7 +112,7 @@ class CoreConv:
         errors = [name for i, name in enumerate(self.config.error_names) if result.summary["errors"] >> i & 1]
         run = ConvRun(out=out, cycles=int(result.output_counters[-1] - result.summary["start"]),
                       busy=result.summary["busy"], macs=macs, errors=errors, build_s=build_s,
-                      sim_s=time.perf_counter() - t1, shape=shape)
+                      sim_s=time.perf_counter() - t1, shape=shape, sim_cpu_s=self.player.last_cpu_s)
         self._check(run, tpl)
         return run
 
