@@ -47,8 +47,9 @@ __all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_cycles", "hex
            "layer_program", "template", "template_folder", "threshold_words", "word_table"]
 
 EMIT_MODES = ("relu", "requant", "raw")
+# what a template depends on besides its shape: the builders, the geometry, the instruction layout
 _SOURCES = [Path(__file__).resolve().parent / name for name in ("network.py", "ws_fast.py", "isa.py", "memory_map.py")]
-_SOURCES.append(Path(__file__).resolve().parents[2] / "rtl" / "core_inst.vh")
+_SOURCES += [Path(__file__).resolve().parents[1] / "tiling.py", Path(__file__).resolve().parents[2] / "rtl" / "core_inst.vh"]
 
 
 @dataclass(frozen=True)
