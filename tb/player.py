@@ -22,6 +22,23 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
+    """Vectors dumped with %h (lane 0 in the low bits) -> [n, lanes] int64, each lane two's
+    complement of `bits` bits (numpy, no Python loop per lane). An X or Z digit raises
+    ValueError."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros((0, lanes), dtype=np.int64)
+    text = "".join(vectors)
+    if len(vectors[0]) % 2:
+        text = "".join("0" + v for v in vectors)
+    raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
+    msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
+    weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
+    half = 1 << (bits - 1)
+    return ((msb_first.astype(np.int64) @ weights + half) & ((1 << bits) - 1)) - half
+
+
 @dataclass
 class PlayerResult:
     """What the core did. Arrays are int64, lanes column 0 first."""
@@ -29,7 +46,8 @@ class PlayerResult:
     summary: dict              # start (counter at Program.compute_start), cycles, busy, errors
     psum_addr: np.ndarray      # [writes] pmem address of each pmem write
     psums: np.ndarray          # [writes, col] the vector written
-    outputs: np.ndarray        # [outputs, col] each SFP output
+    outputs: np.ndarray        # [outputs, col] each SFP output (sfp_out, psum_bw lanes)
+    outputs_wide: np.ndarray   # [outputs, col] the same outputs on sfp_wide (acc_bw lanes)
     output_counters: np.ndarray  # [outputs] the core's cycle counter with it on sfp_out
     wall_s: float
 
@@ -76,14 +94,20 @@ class Player:
         """Play `program` (files in `folder`); ModelError when the player fails or the core
         dumped unknown (X/Z) values."""
         program.save_hex(folder)
+        return self.play(folder, len(program.inst), program.compute_start)
+
+    def play(self, folder: Path, n_words: int, start: int, psums: bool = True, progress: bool = True) -> PlayerResult:
+        """Play the program files already in `folder` (inst.hex, dxmem.hex: n_words each).
+        psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty);
+        progress=False: its progress lines are not echoed (the caller shows its own)."""
         t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={len(program.inst)}", f"+START={program.compute_start}",
-                           f"+IDLE={CONFIG.isa.idle:x}"]
+        args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={n_words}", f"+START={start}",
+                           f"+IDLE={CONFIG.isa.idle:x}"] + ([] if psums else ["+NOPSUMS"])
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
             output = []
             for line in sim.stdout:
                 output.append(line)
-                if line.startswith("core_player:"):       # progress of long programs, every 10%
+                if progress and line.startswith("core_player:"):   # progress of long programs, every 10%
                     print("    " + line.rstrip(), flush=True)
         if sim.returncode or not (folder / "summary.txt").is_file():
             raise ModelError(f"the player failed on {folder}: {' / '.join(l.strip() for l in output[-3:])}")
@@ -107,6 +131,7 @@ class Player:
             summary={k: int(v) for k, v in summary.items()},
             psum_addr=np.array([int(a, 16) for a, _ in psum_lines], dtype=np.int64),
             psums=vectors([d for _, d in psum_lines]),
-            outputs=vectors([v for v, _ in out_lines]),
-            output_counters=np.array([int(c) for _, c in out_lines], dtype=np.int64),
+            outputs=vectors([v for v, _, _ in out_lines]),
+            outputs_wide=hex_lanes([w for _, _, w in out_lines], self.config.acc_bw, self.config.col),
+            output_counters=np.array([int(c) for _, c, _ in out_lines], dtype=np.int64),
             wall_s=wall)

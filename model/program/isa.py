@@ -57,13 +57,16 @@ class Timeline:
         self.d_xmem: dict[int, int] = {}
 
     def at(self, t: int, **fields: int) -> None:
-        while len(self.cycles) <= t:
-            self.cycles.append({})
-        cycle = self.cycles[t]
+        cycles = self.cycles
+        if t >= len(cycles):
+            cycles.extend({} for _ in range(t + 1 - len(cycles)))
+        cycle = cycles[t]
         for name, value in fields.items():
-            if name in cycle and cycle[name] != value:
-                raise AssertionError(f"cycle {t}: field {name} set to {cycle[name]} and {value}")
-            cycle[name] = int(value)
+            old = cycle.get(name)
+            if old is None:
+                cycle[name] = int(value)
+            elif old != value:
+                raise AssertionError(f"cycle {t}: field {name} set to {old} and {value}")
 
     def busy(self, t: int, name: str) -> bool:
         return t < len(self.cycles) and name in self.cycles[t]
@@ -100,6 +103,11 @@ class Program:
     emits: list[tuple[int, ...]] = field(default_factory=list)                     # keys
     executes: int = 0                  # activation vectors sent into the array
     last_emit: int = 0                 # cycle in which the last output is on sfp_out
+    emit: str = "relu"                 # what an output is: "relu" (ReLU of the sum, on sfp_out),
+                                       # "requant" (the level, model.requant) or "raw" (the sum,
+                                       # on sfp_wide)
+    ic_tile_shift: tuple = ()          # per ic tile: 1 = its psums count 2**LANE_BITS times
+                                       # (a signed input's high digit); () = all 0
 
     @property
     def cycles(self) -> int:
