@@ -2,6 +2,8 @@
 #
 #   make demo            the main job: export the 8->8 layer, run it through the RTL, report
 #   make demo ARRAY=16   the same on a 16x16 core (any n with ARRAY=n; default: rtl/core_inst.vh)
+#   make infer           the whole network on the core: every conv of one image, bit-exact per layer,
+#                        predictions next to PyTorch's (build/infer/infer.json, infer.png)
 #   make test            the whole regression (model tests + every cocotb test); = make
 #   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
 #   make test PYTEST_ARGS="tb/test_mac.py -k ..."   a subset
@@ -40,7 +42,7 @@ RTL := $(wildcard rtl/*.v)
 PSUM_BW ?= 16
 DATAFLOW ?= ws
 
-.PHONY: all test demo classic waves lint bench synth formal clean check-sim check-z3
+.PHONY: all test demo infer classic waves lint bench synth formal clean check-sim check-z3
 
 all: test
 
@@ -74,6 +76,9 @@ test: $(STAMP) check-sim
 
 demo: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m model demo --out "$(BUILD)/demo" $(if $(ARRAY),--array $(ARRAY))
+
+infer: $(STAMP) check-sim
+	$(TOOLS) $(PY) -m model infer --out "$(BUILD)/infer" $(if $(ARRAY),--array $(ARRAY))
 
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder.

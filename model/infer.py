@@ -167,25 +167,29 @@ def _finished(path: Path, key: str, wanted: set) -> dict:
     return done
 
 
-def _connect(args):
-    """A Dask client: the --scheduler's, or a fresh local cluster (returned to close)."""
+def connect(address: str):
+    """A client of the running Dask scheduler at ``address``; ModelError (one line) when none
+    answers within SCHEDULER_TIMEOUT_S."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ModelError(f"--scheduler {address}: no Dask scheduler answers within {SCHEDULER_TIMEOUT_S} s "
+                         f"({type(e).__name__})") from None
+
+
+def _local_cluster(workers: int):
     from distributed import Client, LocalCluster
 
-    if args.scheduler:
-        try:
-            return Client(args.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s"), None
-        except (OSError, TimeoutError, ValueError) as e:
-            raise ModelError(f"--scheduler {args.scheduler}: no Dask scheduler answers within "
-                             f"{SCHEDULER_TIMEOUT_S} s ({type(e).__name__})") from None
-    workers = args.workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=50)
     return Client(cluster), cluster
 
 
-def run_all(args, net, images, key: str, out: Path) -> tuple[list[dict], set]:
-    """Every image not yet in OUT/images.jsonl, serially or on Dask: (all results in order, the
-    indices run now)."""
+def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[dict], set]:
+    """Every image not yet in OUT/images.jsonl: here one after the other, or on Dask (``client``,
+    else a local cluster of --workers processes). (all results in order, the indices run now)"""
     from tqdm import tqdm
 
     path = out / RESULTS
@@ -203,13 +207,15 @@ def run_all(args, net, images, key: str, out: Path) -> tuple[list[dict], set]:
             done[rec["index"]] = rec
             bar.update(1)
 
-        if todo and (len(images) == 1 or args.workers == 0) and not args.scheduler:
+        if todo and client is None and (len(images) == 1 or args.workers == 0):
             for index, image, label in todo:
                 record(image_job(net, args.sim, args.array, build, index, image, label))
         elif todo:
             from distributed import as_completed
 
-            client, cluster = _connect(args)
+            cluster = None
+            if client is None:
+                client, cluster = _local_cluster(args.workers or os.cpu_count() or 1)
             try:
                 shared = client.scatter(net, broadcast=True)
                 futures = [client.submit(image_job, shared, args.sim, args.array, build, i, img, label,
@@ -217,8 +223,8 @@ def run_all(args, net, images, key: str, out: Path) -> tuple[list[dict], set]:
                 for fut in as_completed(futures):
                     record(fut.result())
             finally:
-                client.close()
                 if cluster is not None:
+                    client.close()
                     cluster.close()
     return [done[i] for i, _, _ in images], {i for i, _, _ in todo}
 
@@ -268,7 +274,7 @@ def print_report(summary: dict, results: list[dict], array: int) -> None:
     t = summary["time_s"]
     print(f"wall {summary['wall_s']:.1f} s: preparing (model, thresholds, images) {t['preparing']:.1f} s, "
           f"building {t['building']:.1f} s, simulating {t['simulating']:.1f} s, checking {t['checking']:.1f} s"
-          + (" (summed over workers)" if t.get("workers", 1) > 1 else ""))
+          + (" (summed over the Dask workers)" if t["parallel"] else ""))
     for r in results[:5]:
         hw = sorted(range(len(r["logits_hw"])), key=lambda c: -r["logits_hw"][c])[:3]
         tq = sorted(range(len(r["logits_torch"])), key=lambda c: -r["logits_torch"][c])[:3]
@@ -314,14 +320,23 @@ def plot(summary: dict, array: int, path: Path) -> None:
 
 
 def run(args) -> int:
-    from .network import Network
-
     t_start = time.perf_counter()
     indices = args.images if args.images is not None else range(args.image or 0, (args.image or 0) + 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, what = load_model(args.checkpoint, args.model, args.seed, args.act_quant)
+    client = connect(args.scheduler) if args.scheduler else None       # fail fast, before the model
+    try:
+        return _run(args, indices, out, client, t_start)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run(args, indices, out: Path, client, t_start: float) -> int:
+    from .network import Network
+
     images, source = load_images(args.data, indices, args.seed)
+    model, what = load_model(args.checkpoint, args.model, args.seed, args.act_quant)
     net = Network(model)
     key = _run_key(args, what, net)
     prep = time.perf_counter() - t_start
@@ -329,15 +344,15 @@ def run(args) -> int:
     print(f"images  {len(images)} from {source}")
     print(f"core    {args.array}x{args.array}, {args.sim} player, {len(net.stages)} convs; thresholds from the model "
           f"in the SFP, max-pools on the host")
-    results, fresh = run_all(args, net, images, key, out)
-    wall = time.perf_counter() - t_start
+    results, fresh = run_all(args, net, images, key, out, client)
     per_layer = [l for r in results if r["index"] in fresh for l in r["layers"]]
     timing = dict(preparing=prep, building=sum(l["build_s"] for l in per_layer),
                   simulating=sum(l["sim_s"] for l in per_layer), checking=sum(l["check_s"] for l in per_layer),
-                  workers=1 if len(images) == 1 or args.workers == 0 else (args.workers or os.cpu_count() or 1))
-    summary = summarize(net, results, wall, timing)
-    print_report(summary, results, args.array)
+                  parallel=client is not None or (len(fresh) > 1 and args.workers != 0))
+    summary = summarize(net, results, 0.0, timing)
     plot(summary, args.array, out / "infer.png")
+    summary["wall_s"] = time.perf_counter() - t_start
+    print_report(summary, results, args.array)
     (out / "infer.json").write_text(json.dumps(summary, indent=2))
     print(f"written {out / 'infer.json'}, {out / 'infer.png'}, per image {out / RESULTS}")
     bad = [l["name"] for l in summary["layers"] if l["mismatches"] or l["errors"]]

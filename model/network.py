@@ -218,14 +218,18 @@ class Network:
     def __init__(self, model: nn.Module, image_size: int = 32):
         model.eval()
         self.model = model
-        self.stages = _stages(model, image_size)
+        self.prefix, self.stages = _stages(model, image_size)
         for stage, nxt in zip(self.stages, self.stages[1:]):
             stage.requant = derive_requant(level_function(stage, nxt.conv), stage.out_channels)
 
     def first_levels(self, image: torch.Tensor) -> np.ndarray:
-        """The first conv's input levels of a normalized image (3, H, W): int64, may be negative."""
+        """The first conv's input levels of a normalized image (3, H, W): the model's modules before
+        it (max-pools, on the host), then its quantizer. int64, may be negative."""
+        y = image.unsqueeze(0)
         with torch.no_grad(), exact_fp32():
-            return input_levels(self.stages[0].conv, image.unsqueeze(0))[0].numpy()
+            for m in self.prefix:
+                y = m(y)
+            return input_levels(self.stages[0].conv, y)[0].numpy()
 
     def head(self, sums: np.ndarray) -> np.ndarray:
         """The last conv's integer output (OC, H, W) -> logits (float32, classes) on the host."""
@@ -262,8 +266,9 @@ class Network:
         return seen, logits
 
 
-def _stages(model: nn.Module, image_size: int) -> list[ConvStage]:
-    """Walk model.features: convs, the pointwise modules and pools between them, the tail."""
+def _stages(model: nn.Module, image_size: int) -> tuple[list, list[ConvStage]]:
+    """Walk model.features: (the modules before the first conv, the conv stages with the pointwise
+    modules and pools between them and the last one's tail)."""
     features = getattr(model, "features", None)
     if not isinstance(features, nn.Sequential) or not hasattr(model, "classifier"):
         raise ModelError("integer inference needs a VGG_quant model (features + classifier)")
@@ -273,7 +278,15 @@ def _stages(model: nn.Module, image_size: int) -> list[ConvStage]:
         raise ModelError("the model has no QuantConv2d")
     stages: list[ConvStage] = []
     size, pooled = image_size, False
+    for i, m in enumerate(modules[:convs[0]]):        # on the float image, before its quantizer
+        if _is_max_pool(m):
+            size //= 2
+        elif not (isinstance(m, nn.Identity) or _is_unit_pool(m)):
+            raise ModelError(f"features.{i}: {type(m).__name__} before the first conv is not supported "
+                             f"(MaxPool2d(2, 2) only)")
     for i, m in enumerate(modules[:convs[-1] + 1]):
+        if i < convs[0]:
+            continue
         name = f"features.{i}"
         if isinstance(m, QuantConv2d):
             if (m.kernel_size, m.stride, m.padding, m.dilation, m.groups) != ((3, 3), (1, 1), (1, 1), (1, 1), 1) \
@@ -290,16 +303,16 @@ def _stages(model: nn.Module, image_size: int) -> list[ConvStage]:
             pooled = False
         elif isinstance(m, nn.Identity) or _is_unit_pool(m):
             continue
-        elif stages and _is_max_pool(m):
+        elif _is_max_pool(m):
             stages[-1].pools += 1
             size, pooled = size // 2, True
-        elif stages and isinstance(m, (nn.BatchNorm2d, nn.ReLU)) and not pooled:
+        elif isinstance(m, (nn.BatchNorm2d, nn.ReLU)) and not pooled:
             stages[-1].pointwise.append(m)
         else:
-            raise ModelError(f"{name}: {type(m).__name__} {'between two convs' if stages else 'before the first conv'}"
-                             f" is not supported (BatchNorm2d and ReLU, then MaxPool2d(2, 2))")
+            raise ModelError(f"{name}: {type(m).__name__} between two convs is not supported "
+                             f"(BatchNorm2d and ReLU, then MaxPool2d(2, 2))")
     stages[-1].tail = modules[convs[-1] + 1:]
-    return stages
+    return modules[:convs[0]], stages
 
 
 def run_image(net: Network, image: torch.Tensor, core, index: int = 0, label: int | None = None) -> ImageResult:
