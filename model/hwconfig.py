@@ -25,7 +25,9 @@ INST_HEADER = Path(__file__).resolve().parent.parent / "rtl" / "core_inst.vh"
 
 # Widths of the multi-bit instruction fields: which width define each one uses.
 _FIELD_WIDTHS = {"A_XMEM": "ADDR_BITS", "A_PMEM": "ADDR_BITS", "WCOL": "WCOL_BITS",
-                 "ACC_ADDR": "ACC_BITS", "ABUF_WADDR": "ABUF_BITS", "ABUF_RADDR": "ABUF_BITS"}
+                 "ACC_ADDR": "ACC_BITS", "ABUF_WADDR": "ABUF_BITS", "ABUF_RADDR": "ABUF_BITS",
+                 "THR_TILE": "THR_TILE_BITS", "THR_LANE": "WCOL_BITS", "THR_LEVEL": "THR_LEVEL_BITS",
+                 "THR_PART": "THR_PART_BITS"}
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,21 @@ class CoreConfig:
     @property
     def sfp_depth(self) -> int:
         return 1 << self.sfp_bits
+
+    @property
+    def threshold_bw(self) -> int:
+        """Bits of an SFP requantization threshold: acc_bw + 1, signed (model.requant)."""
+        return self.acc_bw + 1
+
+    @property
+    def threshold_tiles(self) -> int:
+        """Oc tiles whose thresholds the SFP holds (the THR_TILE field's reach)."""
+        return 1 << self.isa.fields["thr_tile"][1]
+
+    @property
+    def threshold_parts(self) -> int:
+        """xmem words per threshold: ceil(threshold_bw / xmem_word_bits)."""
+        return -(-self.threshold_bw // self.xmem_word_bits)
 
     @property
     def ofifo_latency(self) -> int:

@@ -23,6 +23,7 @@ module core #(
     output wire                   ofifo_valid,
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
+    output wire [col*acc_bw-1:0]  sfp_wide,   // sfp_out at acc_bw bits: raw sums, levels
     output wire [`ERR_COUNT-1:0]   errors,
     output wire [4:0]             fifo_flags,
     output reg  [31:0]            cycles,
@@ -67,6 +68,7 @@ module core #(
         .ofifo_valid(ofifo_valid),
         .sfp_out(sfp_out),
         .sfp_valid(sfp_valid),
+        .sfp_wide(sfp_wide),
         .errors(errors),
         .fifo_flags(fifo_flags)
     );

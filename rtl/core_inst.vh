@@ -58,11 +58,23 @@
 `define INST_ABUF_WADDR 49   // ABUF_BITS
 `define INST_ABUF_RADDR 55   // ABUF_BITS
 `define INST_ACC_ADDR 61   // ACC_BITS: SFP bank entry
-`define INST_WIDTH 74
+// bit 74: reserved for the 2-bit activation mode
+`define INST_REQUANT 75   // SFP: emit each sum's level (0..15, the thresholds of tile THR_TILE) instead of the sum
+`define INST_RAW 76   // SFP: emit the whole acc_bw sum (on sfp_wide) without the psum_bw check of sfp_out
+`define INST_ACC_SHIFT 77   // SFP: the psum is added times 2**CORE_BW (a signed input's high digit)
+`define INST_THR_WR 78   // xmem Q -> the SFP's thresholds: part THR_PART of threshold THR_LEVEL of lane THR_LANE in tile THR_TILE
+`define INST_THR_TILE 79   // THR_TILE_BITS: oc tile of a threshold write, or whose thresholds a REQUANT emit uses
+`define INST_THR_LANE 85   // WCOL_BITS: column (lane) of a threshold write
+`define INST_THR_LEVEL 89   // THR_LEVEL_BITS: threshold 0..14; 15 writes the tile's descending bits (xmem Q bit c -> lane c)
+`define INST_THR_PART 93   // THR_PART_BITS: which xmem-word-wide part of the threshold (low part 0)
+`define INST_WIDTH 96
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4
 `define ABUF_BITS 6
 `define ACC_BITS 13
+`define THR_TILE_BITS 6   // threshold memory: 64 oc tiles (512 channels at 8 columns)
+`define THR_LEVEL_BITS 4  // 15 thresholds and the descending bits (4-bit activations)
+`define THR_PART_BITS 3   // a threshold (acc_bw + 1 bits) in up to 8 xmem-word parts
 
 `endif

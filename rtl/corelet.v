@@ -22,6 +22,7 @@ module corelet #(
     output wire                   ofifo_valid,
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
+    output wire [col*acc_bw-1:0]  sfp_wide,  // the SFP output at acc_bw bits (raw sums, levels)
     output wire [`ERR_COUNT-1:0]   errors,   // sticky flags, bit order ERR_* (core_inst.vh)
     output wire [4:0]             fifo_flags // {ofifo full, ififo any full, ififo all empty, l0 any full, l0 all empty}
 );
@@ -138,7 +139,8 @@ module corelet #(
         end
     end
 
-    sfp #(.col(col), .psum_bw(psum_bw), .acc_bw(acc_bw), .depth(sfp_depth)) u_sfp (
+    sfp #(.col(col), .psum_bw(psum_bw), .acc_bw(acc_bw), .depth(sfp_depth), .shift_bits(bw),
+          .levels((1 << bw) - 1), .thr_data_bw(row*bw), .thr_tiles(1 << `THR_TILE_BITS)) u_sfp (
         .clk(clk), .reset(clear),
         .acc(inst[`INST_ACC]),
         .first(inst[`INST_ACC_FIRST]),
@@ -148,7 +150,17 @@ module corelet #(
         .in_data(sfp_from_ofifo ? ofifo_head_q : pmem_q),
         .out(sfp_out),
         .out_valid(sfp_valid),
-        .overflow(sfp_ovf)
+        .overflow(sfp_ovf),
+        .shift(inst[`INST_ACC_SHIFT]),
+        .raw(inst[`INST_RAW]),
+        .requant(inst[`INST_REQUANT]),
+        .thr_wr(inst[`INST_THR_WR]),
+        .thr_tile(inst[`INST_THR_TILE +: `THR_TILE_BITS]),
+        .thr_lane(inst[`INST_THR_LANE +: `WCOL_BITS]),
+        .thr_level(inst[`INST_THR_LEVEL +: `THR_LEVEL_BITS]),
+        .thr_part(inst[`INST_THR_PART +: `THR_PART_BITS]),
+        .thr_data(xmem_q),
+        .out_wide(sfp_wide)
     );
 
     assign errors[`ERR_L0_OVERFLOW] = l0_ovf;

@@ -1,5 +1,6 @@
 // Special function processor: accumulates psum vectors into a bank of `depth` sums
-// (one per output pixel in flight), then emits a sum, optionally through ReLU.
+// (one per output pixel in flight), then emits a sum, optionally through ReLU, or its
+// requantized level (the next layer's activation).
 //
 // Two stages. Issue (the edge that takes acc/first/emit/relu/addr): the controls are
 // registered and the bank entry addr is read into a register, so the bank is a block RAM
@@ -10,6 +11,15 @@
 // acc_bw, or an emitted value that does not fit psum_bw, raises the sticky overflow flag
 // instead of wrapping unnoticed. Back-to-back operations on one entry see the sum just
 // written (forwarded past the block RAM's read-before-write).
+// Extensions (added ports; the ones above keep their meaning):
+// - shift: the psum is added times 2**shift_bits (the high digit of a signed input,
+//   model/program/signed_input.py); the overflow check covers the wider addend.
+// - out_wide: every emitted value at acc_bw bits (out holds its low psum_bw bits).
+// - raw: emit without the psum_bw check (the value is on out_wide; acc overflow still flags).
+// - requant: emit each lane's level instead of the sum: ascending channel
+//   #{k : sum >= t_k}, descending #{k : sum <= t_k} (model/requant.py Requant.apply),
+//   thresholds t of channel thr_tile * col + c (sfp_thresholds, loaded by thr_wr from
+//   thr_data = xmem Q and read at the issue edge with the emit's thr_tile).
 // Needs acc_bw >= psum_bw (checked at elaboration).
 `include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
@@ -17,7 +27,11 @@ module sfp #(
     parameter col = `CORE_COL,
     parameter psum_bw = `CORE_PSUM_BW,
     parameter acc_bw = `CORE_ACC_BW,
-    parameter depth = 16
+    parameter depth = 16,
+    parameter shift_bits = `CORE_BW,
+    parameter levels = (1 << `CORE_BW) - 1,
+    parameter thr_data_bw = `CORE_ROW * `CORE_BW,
+    parameter thr_tiles = 1 << `THR_TILE_BITS
 ) (
     input  wire                     clk,
     input  wire                     reset,
@@ -29,9 +43,22 @@ module sfp #(
     input  wire [col*psum_bw-1:0]   in_data,
     output reg  [col*psum_bw-1:0]   out,
     output reg                      out_valid,
-    output reg                      overflow
+    output reg                      overflow,
+    input  wire                     shift,
+    input  wire                     raw,
+    input  wire                     requant,
+    input  wire                     thr_wr,
+    input  wire [$clog2(thr_tiles)-1:0] thr_tile,
+    input  wire [`WCOL_BITS-1:0]    thr_lane,
+    input  wire [`THR_LEVEL_BITS-1:0] thr_level,
+    input  wire [`THR_PART_BITS-1:0] thr_part,
+    input  wire [thr_data_bw-1:0]   thr_data,
+    output reg  [col*acc_bw-1:0]    out_wide
 );
     localparam aw = $clog2(depth);
+    localparam thr_bw = acc_bw + 1;
+    // the adder is wide enough for a shifted psum, so an overflow is seen, never wrapped
+    localparam ext_bw = (acc_bw > psum_bw + shift_bits ? acc_bw : psum_bw + shift_bits) + 1;
 
     generate
         if (acc_bw < psum_bw) begin : g_bad_acc_bw
@@ -41,7 +68,7 @@ module sfp #(
     endgenerate
 
     // issue -> execute registers
-    reg              acc_q, first_q, emit_q, relu_q;
+    reg              acc_q, first_q, emit_q, relu_q, shift_q, raw_q, requant_q;
     reg  [aw-1:0]    addr_q;
     reg  [col*acc_bw-1:0] bank_q;      // bank[addr] as read at the issue edge
     reg  [col*acc_bw-1:0] forward_q;   // the sum written at the issue edge ...
@@ -51,6 +78,7 @@ module sfp #(
     wire [col*acc_bw-1:0] base = first_q ? {col*acc_bw{1'b0}} : use_forward ? forward_q : bank_q;
     wire [col*acc_bw-1:0] sum;
     wire [col*psum_bw-1:0] result;
+    wire [col*acc_bw-1:0]  result_wide;
     wire [col-1:0]         lane_acc_ovf;
     wire [col-1:0]         lane_out_ovf;
     wire                   write = (acc_q | first_q) & ~reset;   // reset cancels the operation in flight
@@ -60,14 +88,17 @@ module sfp #(
         for (c = 0; c < col; c = c + 1) begin : g_lane
             wire signed [psum_bw-1:0] in_c = in_data[c*psum_bw +: psum_bw];
             wire signed [acc_bw-1:0]  base_c = base[c*acc_bw +: acc_bw];
-            wire signed [acc_bw:0]    addend = acc_q ? {{(acc_bw+1-psum_bw){in_c[psum_bw-1]}}, in_c}
-                                                     : {(acc_bw+1){1'b0}};
-            wire signed [acc_bw:0]    wide = {base_c[acc_bw-1], base_c} + addend;
+            wire signed [ext_bw-1:0]  in_ext = {{(ext_bw-psum_bw){in_c[psum_bw-1]}}, in_c};
+            wire signed [ext_bw-1:0]  addend = !acc_q ? {ext_bw{1'b0}} : shift_q ? in_ext <<< shift_bits : in_ext;
+            wire signed [ext_bw-1:0]  wide = {{(ext_bw-acc_bw){base_c[acc_bw-1]}}, base_c} + addend;
             wire signed [acc_bw-1:0]  sum_c = wide[acc_bw-1:0];
             wire signed [acc_bw-1:0]  act_c = (relu_q && sum_c[acc_bw-1]) ? {acc_bw{1'b0}} : sum_c;
             assign sum[c*acc_bw +: acc_bw] = sum_c;
             assign result[c*psum_bw +: psum_bw] = act_c[psum_bw-1:0];
-            assign lane_acc_ovf[c] = wide[acc_bw] != wide[acc_bw-1];
+            assign result_wide[c*acc_bw +: acc_bw] = act_c;
+            // the sum fits acc_bw when the adder's bits above it are all sign copies
+            assign lane_acc_ovf[c] = (wide[ext_bw-1:acc_bw-1] != {(ext_bw-acc_bw+1){1'b0}})
+                                  && (wide[ext_bw-1:acc_bw-1] != {(ext_bw-acc_bw+1){1'b1}});
             // the emitted value fits psum_bw when its dropped high bits are all sign copies
             if (acc_bw > psum_bw) begin : g_narrow
                 assign lane_out_ovf[c] = (act_c[acc_bw-1:psum_bw-1] != {(acc_bw-psum_bw+1){1'b0}})
@@ -77,6 +108,41 @@ module sfp #(
             end
         end
     endgenerate
+
+    // Requantization: the thresholds of the emit's tile, read at its issue edge.
+    wire [col*levels*thr_bw-1:0] thr;
+    wire [col-1:0]               desc;
+    sfp_thresholds #(.col(col), .acc_bw(acc_bw), .data_bw(thr_data_bw), .levels(levels), .tiles(thr_tiles)) u_thr (
+        .clk(clk), .wr(thr_wr), .rd(emit & requant), .tile(thr_tile), .lane(thr_lane), .level(thr_level),
+        .part(thr_part), .data(thr_data), .thr(thr), .desc(desc)
+    );
+
+    // lane c's level: how many of its thresholds the sum reaches (from below when ascending)
+    function [col*acc_bw-1:0] requantize(input [col*acc_bw-1:0] sums);
+        integer l, k;
+        reg signed [thr_bw-1:0] s, t;
+        reg [acc_bw-1:0] n;
+        begin
+            for (l = 0; l < col; l = l + 1) begin
+                s = {sums[l*acc_bw + acc_bw - 1], sums[l*acc_bw +: acc_bw]};
+                n = {acc_bw{1'b0}};
+                for (k = 0; k < levels; k = k + 1) begin
+                    t = thr[(l*levels + k)*thr_bw +: thr_bw];
+                    if (desc[l] ? s <= t : s >= t)
+                        n = n + 1'b1;
+                end
+                requantize[l*acc_bw +: acc_bw] = n;
+            end
+        end
+    endfunction
+
+    function [col*psum_bw-1:0] narrow(input [col*acc_bw-1:0] lanes);
+        integer l;
+        begin
+            for (l = 0; l < col; l = l + 1)
+                narrow[l*psum_bw +: psum_bw] = lanes[l*acc_bw +: psum_bw];
+        end
+    endfunction
 
     // The bank: one write port (execute), one registered read port (issue), no reset.
     always @(posedge clk) begin
@@ -91,8 +157,12 @@ module sfp #(
             first_q <= 1'b0;
             emit_q <= 1'b0;
             relu_q <= 1'b0;
+            shift_q <= 1'b0;
+            raw_q <= 1'b0;
+            requant_q <= 1'b0;
             use_forward <= 1'b0;
             out <= {col*psum_bw{1'b0}};
+            out_wide <= {col*acc_bw{1'b0}};
             out_valid <= 1'b0;
             overflow <= 1'b0;
         end else begin
@@ -100,11 +170,20 @@ module sfp #(
             first_q <= first;
             emit_q <= emit;
             relu_q <= relu;
+            shift_q <= shift;
+            raw_q <= raw;
+            requant_q <= requant;
             use_forward <= write && addr == addr_q;
             out_valid <= emit_q;
-            if (emit_q)
+            if (emit_q && requant_q) begin
+                out_wide <= requantize(sum);
+                out <= narrow(requantize(sum));
+            end else if (emit_q) begin
+                out_wide <= result_wide;
                 out <= result;
-            if ((acc_q && |lane_acc_ovf) || (emit_q && |lane_out_ovf))
+            end
+            // raw and requant emits leave psum_bw (sfp_out) aside: only acc_bw must hold
+            if ((acc_q && |lane_acc_ovf) || (emit_q && !raw_q && !requant_q && |lane_out_ovf))
                 overflow <= 1'b1;
         end
     end

@@ -5,8 +5,10 @@
 //   +CYCLES=<n>      number of program words
 //   +START=<k>       the word where measurement starts (Program.compute_start)
 //   +IDLE=<hex>      the idle instruction word (model.hwconfig: active-low enables high)
+//   +NOPSUMS         do not dump the pmem writes (psums.hex stays empty)
 //   writes <dir>/psums.hex    one line per pmem write: address, psum vector (last column first)
-//          <dir>/outputs.txt  one line per SFP output: the vector in hex, then the cycle counter
+//          <dir>/outputs.txt  one line per SFP output: the vector in hex, the cycle counter, then
+//                             sfp_wide in hex, each lane sign-extended to 32 bits
 //          <dir>/summary.txt  the cycle counter at START, then cycles, busy cycles and
 //                             error flags at the end
 `timescale 1ns/1ps
@@ -15,6 +17,7 @@
 module core_player #(
     parameter bw = `CORE_BW,
     parameter psum_bw = `CORE_PSUM_BW,
+    parameter acc_bw = `CORE_ACC_BW,
     parameter row = `CORE_ROW,
     parameter col = `CORE_COL
 );
@@ -27,13 +30,22 @@ module core_player #(
     wire                   ofifo_valid;
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
+    wire [col*acc_bw-1:0]  sfp_wide;
+    wire [col*32-1:0]      sfp_wide32;    // sfp_wide, each lane sign-extended to 32 bits for the dump
+    genvar lane;
+    generate
+        for (lane = 0; lane < col; lane = lane + 1) begin : g_wide32
+            assign sfp_wide32[lane*32 +: 32] = {{(32-acc_bw){sfp_wide[lane*acc_bw + acc_bw - 1]}},
+                                                sfp_wide[lane*acc_bw +: acc_bw]};
+        end
+    endgenerate
     wire [`ERR_COUNT-1:0]  errors;
     wire [4:0]             fifo_flags;
     wire [31:0]            cycles, busy;
 
-    core #(.bw(bw), .psum_bw(psum_bw), .row(row), .col(col)) u_core (
+    core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
         .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem),
-        .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid),
+        .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid), .sfp_wide(sfp_wide),
         .errors(errors), .fifo_flags(fifo_flags), .cycles(cycles), .busy(busy)
     );
 
@@ -44,14 +56,15 @@ module core_player #(
     reg [8*4096-1:0]      dir;                     // PATH_MAX characters
     reg [8*4160-1:0]      path;
     integer               n_cycles, start_word, start_counter, k, psum_fd, out_fd, summary_fd, progress;
+    reg                   dump_psums = 1'b1;
 
     // Sample mid-cycle, when the instruction and the core outputs are stable.
     always @(negedge clk) begin
         if (!reset) begin
-            if (!u_core.u_pmem.CEN && !u_core.u_pmem.WEN)
+            if (dump_psums && !u_core.u_pmem.CEN && !u_core.u_pmem.WEN)
                 $fwrite(psum_fd, "%h %h\n", u_core.u_pmem.A, u_core.u_pmem.D);
             if (sfp_valid)
-                $fwrite(out_fd, "%h %0d\n", sfp_out, cycles);
+                $fwrite(out_fd, "%h %0d %h\n", sfp_out, cycles, sfp_wide32);
         end
     end
 
@@ -64,6 +77,8 @@ module core_player #(
             $display("core_player: +PROGRAM is longer than 4095 characters");
             $fatal(1);
         end
+        if ($test$plusargs("NOPSUMS"))
+            dump_psums = 1'b0;
         if (!$value$plusargs("START=%d", start_word))
             start_word = 0;
         if (n_cycles > max_cycles) begin

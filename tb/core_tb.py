@@ -89,29 +89,36 @@ class PsumWrite:
 
 @dataclass
 class SfpOutput:
-    lanes: list[int]
+    lanes: list[int]          # sfp_out (psum_bw lanes)
     time_ns: float
     counter: int
+    wide: list[int]           # sfp_wide (acc_bw lanes): raw sums, levels
 
 
-def read_recording(path: Path, bits: int, lanes: int) -> tuple[list[str], list[str], np.ndarray]:
+def read_recording(path: Path, bits: int, lanes: int, wide: bool = False) -> tuple:
     """A recorder file of core_harness.v, one line per event: time (ns), a decimal key, a
-    vector in hex. Returns the times and keys (as text) and the vectors' lanes, [n, lanes]
-    int64, two's complement of `bits` bits, lane 0 from the low bits (numpy, not a Python
-    loop per lane: a long program records thousands of vectors). An X or Z bit in a vector
-    raises ValueError."""
+    vector in hex (and, wide: a second vector of 32-bit lanes). Returns the times and keys
+    (as text) and the vectors' lanes, [n, lanes] int64, two's complement of `bits` bits
+    (then the wide lanes), lane 0 from the low bits (numpy, not a Python loop per lane: a
+    long program records thousands of vectors). An X or Z bit in a vector raises ValueError."""
     tokens = path.read_text().split()
-    times, keys, vectors = tokens[0::3], tokens[1::3], tokens[2::3]
+    step = 4 if wide else 3
+    times, keys = tokens[0::step], tokens[1::step]
+    vectors = _lanes(tokens[2::step], bits, lanes)
+    return (times, keys, vectors, _lanes(tokens[3::step], 32, lanes)) if wide else (times, keys, vectors)
+
+
+def _lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
     n = len(vectors)
     if n == 0:
-        return times, keys, np.zeros((0, lanes), dtype=np.int64)
+        return np.zeros((0, lanes), dtype=np.int64)
     text = "".join(vectors)
     if len(vectors[0]) % 2:
         text = "".join("0" + v for v in vectors)
     raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
     msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
     weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
-    return times, keys, signed(msb_first.astype(np.int64) @ weights, bits)
+    return signed(msb_first.astype(np.int64) @ weights, bits)
 
 
 class PmemWriteMonitor:
@@ -128,14 +135,14 @@ class PmemWriteMonitor:
 
 class SfpOutputMonitor:
     """Every vector the SFP emitted (sfp_valid), with the core's cycle counter, as the
-    harness recorded it (outputs.txt: time, counter, vector)."""
+    harness recorded it (outputs.txt: time, counter, vector, wide vector)."""
 
     def __init__(self, psum_bw: int, col: int):
         self.psum_bw, self.col = psum_bw, col
 
     def read(self, folder: Path) -> list[SfpOutput]:
-        times, counters, lanes = read_recording(folder / "outputs.txt", self.psum_bw, self.col)
-        return [SfpOutput(v, float(t), int(c)) for t, c, v in zip(times, counters, lanes.tolist())]
+        times, counters, lanes, wide = read_recording(folder / "outputs.txt", self.psum_bw, self.col, wide=True)
+        return [SfpOutput(v, float(t), int(c), x) for t, c, v, x in zip(times, counters, lanes.tolist(), wide.tolist())]
 
 
 class LayerScoreboard:

@@ -29,7 +29,8 @@ class PlayerResult:
     summary: dict              # start (counter at Program.compute_start), cycles, busy, errors
     psum_addr: np.ndarray      # [writes] pmem address of each pmem write
     psums: np.ndarray          # [writes, col] the vector written
-    outputs: np.ndarray        # [outputs, col] each SFP output
+    outputs: np.ndarray        # [outputs, col] each SFP output (sfp_out, psum_bw lanes)
+    outputs_wide: np.ndarray   # [outputs, col] the same outputs on sfp_wide (acc_bw lanes)
     output_counters: np.ndarray  # [outputs] the core's cycle counter with it on sfp_out
     wall_s: float
 
@@ -76,9 +77,14 @@ class Player:
         """Play `program` (files in `folder`); ModelError when the player fails or the core
         dumped unknown (X/Z) values."""
         program.save_hex(folder)
+        return self.play(folder, len(program.inst), program.compute_start)
+
+    def play(self, folder: Path, n_words: int, start: int, psums: bool = True) -> PlayerResult:
+        """Play the program files already in `folder` (inst.hex, dxmem.hex: n_words each).
+        psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty)."""
         t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={len(program.inst)}", f"+START={program.compute_start}",
-                           f"+IDLE={CONFIG.isa.idle:x}"]
+        args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={n_words}", f"+START={start}",
+                           f"+IDLE={CONFIG.isa.idle:x}"] + ([] if psums else ["+NOPSUMS"])
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
             output = []
             for line in sim.stdout:
@@ -97,8 +103,8 @@ class Player:
             raise ModelError(f"the core dumped unknown (X/Z) values into {folder}")
         lane = f">i{self.config.psum_bw // 8}"               # the dumps hold the last column first
 
-        def vectors(words: list[str]) -> np.ndarray:
-            raw = np.frombuffer(bytes.fromhex("".join(words)), dtype=lane).reshape(len(words), self.config.col)
+        def vectors(words: list[str], dtype: str = lane) -> np.ndarray:
+            raw = np.frombuffer(bytes.fromhex("".join(words)), dtype=dtype).reshape(len(words), self.config.col)
             return raw[:, ::-1].astype(np.int64)
 
         psum_lines = [line.split() for line in psum_text.splitlines()]
@@ -107,6 +113,7 @@ class Player:
             summary={k: int(v) for k, v in summary.items()},
             psum_addr=np.array([int(a, 16) for a, _ in psum_lines], dtype=np.int64),
             psums=vectors([d for _, d in psum_lines]),
-            outputs=vectors([v for v, _ in out_lines]),
-            output_counters=np.array([int(c) for _, c in out_lines], dtype=np.int64),
+            outputs=vectors([v for v, _, _ in out_lines]),
+            outputs_wide=vectors([w for _, _, w in out_lines], ">i4"),
+            output_counters=np.array([int(c) for _, c, _ in out_lines], dtype=np.int64),
             wall_s=wall)

@@ -30,9 +30,10 @@ DEPENDS = {
     "ofifo": ["ofifo", "fifo_bank", "fifo", "skew"],
     "sram": ["sram"],
     "abuf": ["abuf"],
-    "sfp": ["sfp"],
+    "sfp_thresholds": ["sfp_thresholds"],
+    "sfp": ["sfp", "sfp_thresholds"],
 }
-DEPENDS["corelet"] = ["corelet", "sfp", "abuf"] + DEPENDS["ofifo"] + DEPENDS["mac_array"]
+DEPENDS["corelet"] = ["corelet", "abuf"] + DEPENDS["sfp"] + DEPENDS["ofifo"] + DEPENDS["mac_array"]
 DEPENDS["core"] = ["core", "sram"] + DEPENDS["corelet"]
 # Test harnesses in tb/ around an rtl/ top level (clock and stimulus in HDL): what each wraps.
 HARNESSES = {"core_harness": "core"}

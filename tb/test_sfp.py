@@ -1,12 +1,15 @@
 """sfp: accumulates psum vectors into a bank of `depth` sums and emits them, optionally
-through ReLU.
+through ReLU, raw (out_wide, no psum_bw check) or requantized to levels (thresholds).
 
 An operation issues with acc/first/emit/relu/addr at one edge (the bank is a block RAM
 read there) and executes at the next edge, which takes its in_data: lane by lane at
 acc_bw bits, sum = (first ? 0 : bank[addr]) + (acc ? in : 0); bank[addr] <= sum when acc
 or first; with emit, out <= relu(sum) (psum_bw bits) and out_valid pulses. A sum that does
 not fit acc_bw (with acc), or an emitted value that does not fit psum_bw, raises the
-sticky overflow flag (until reset) instead of wrapping silently.
+sticky overflow flag (until reset) instead of wrapping silently. shift adds the psum times
+2**shift_bits. requant emits each lane's level, model.requant.Requant.apply of the sum with
+the thresholds of tile thr_tile (written by thr_wr from thr_data, part by part; read at
+the issue edge); out_wide carries every emitted value at acc_bw bits.
 
 Driver: writes the controls on the falling edge and the operation's in_data one cycle
 later (TB.cycle takes both together). Monitor: at each rising edge the inputs that edge
@@ -19,9 +22,11 @@ from __future__ import annotations
 from collections import Counter
 
 import cocotb
+import numpy as np
 import pytest
 
 import runner
+from model.requant import Requant
 from tbutil import LockstepTB, param, seeded_rng, signed
 
 
@@ -30,28 +35,66 @@ def fits(value: int, bits: int) -> bool:
 
 
 class SfpModel:
-    def __init__(self, col: int, psum_bw: int, acc_bw: int, depth: int):
+    def __init__(self, col: int, psum_bw: int, acc_bw: int, depth: int, shift_bits: int, levels: int,
+                 thr_data_bw: int):
         self.col, self.psum_bw, self.acc_bw, self.depth = col, psum_bw, acc_bw, depth
+        self.shift_bits, self.levels, self.thr_data_bw = shift_bits, levels, thr_data_bw
+        self.thr_bw = acc_bw + 1
         self.bank: dict[int, list[int]] = {}  # entries never written are unknown
+        # threshold parts and descending bits as written: (tile, lane, level, part) -> bits,
+        # (tile, lane) -> bit; never reset, unknown until written
+        self.thr_parts: dict[tuple, int] = {}
+        self.desc: dict[tuple, int] = {}
         self.addr = 0                          # the entry the last edge addressed
         self.reset()
 
     def reset(self):
         self.out = [0] * self.col
+        self.out_wide = [0] * self.col
         self.out_valid = 0
         self.overflow = 0
         self.issued = None                     # the controls of the operation in flight
 
     def outputs(self) -> dict:
-        return {"out": list(self.out), "out_valid": self.out_valid, "overflow": self.overflow}
+        return {"out": list(self.out), "out_wide": list(self.out_wide), "out_valid": self.out_valid,
+                "overflow": self.overflow}
+
+    def requant(self, tile: int) -> Requant:
+        """The thresholds of `tile` as written so far (all must have been)."""
+        parts = -(-self.thr_bw // self.thr_data_bw)
+        t = np.zeros((self.col, self.levels), dtype=np.int64)
+        for c in range(self.col):
+            for k in range(self.levels):
+                bits = 0
+                for p in range(parts):
+                    assert (tile, c, k, p) in self.thr_parts, f"bench: threshold {k} of lane {c} part {p} unwritten"
+                    bits |= self.thr_parts[tile, c, k, p] << (p * self.thr_data_bw)
+                t[c, k] = signed(bits & ((1 << self.thr_bw) - 1), self.thr_bw)
+        desc = np.array([bool(self.desc[tile, c]) for c in range(self.col)])
+        return Requant(t, desc)
+
+    def write_thresholds(self, i: dict) -> None:
+        if i["thr_level"] == self.levels:
+            for c in range(self.col):
+                self.desc[i["thr_tile"], c] = i["thr_data"] >> c & 1
+        elif i["thr_level"] < self.levels and i["thr_lane"] < self.col:
+            self.thr_parts[i["thr_tile"], i["thr_lane"], i["thr_level"], i["thr_part"]] = \
+                i["thr_data"] & ((1 << self.thr_data_bw) - 1)
 
     def clock(self, i: dict) -> Counter:
         ev = Counter()
+        requant = None
+        if i["emit"] and i["requant"]:        # the thresholds are read at the issue edge,
+            requant = self.requant(i["thr_tile"])   # before this edge's write, reset or not
+        if i["thr_wr"]:
+            self.write_thresholds(i)
+            ev["thr_wr"] += 1
         if i["reset"]:
-            self.reset()          # the bank itself is not reset
+            self.reset()          # the bank and the thresholds are not reset
             return ev
         op = self.issued
-        self.issued = {k: i[k] for k in ("acc", "first", "emit", "relu", "addr")}
+        self.issued = {k: i[k] for k in ("acc", "first", "emit", "relu", "addr", "shift", "raw", "requant")}
+        self.issued["thresholds"] = requant
         if op is None or not (op["acc"] or op["first"] or op["emit"]):
             self.out_valid = 0
             return ev
@@ -67,19 +110,26 @@ class SfpModel:
         else:
             assert i["addr"] in self.bank, f"bench: entry {i['addr']} used before a `first`"
             base = self.bank[i["addr"]]
-        addend = i["in_data"] if i["acc"] else [0] * self.col
+        scale = 1 << self.shift_bits if i["shift"] else 1
+        addend = [v * scale for v in i["in_data"]] if i["acc"] else [0] * self.col
         wide = [b + a for b, a in zip(base, addend)]
         sums = [signed(w, self.acc_bw) for w in wide]
         acts = [0 if i["relu"] and s < 0 else s for s in sums]
         acc_ovf = bool(i["acc"]) and any(not fits(w, self.acc_bw) for w in wide)
-        out_ovf = bool(i["emit"]) and any(not fits(a, self.psum_bw) for a in acts)
+        narrow = not (i["raw"] or i["requant"])
+        out_ovf = bool(i["emit"]) and narrow and any(not fits(a, self.psum_bw) for a in acts)
         if i["acc"] or i["first"]:
             self.bank[i["addr"]] = sums
         self.out_valid = i["emit"]
         if i["emit"]:
-            self.out = [signed(a, self.psum_bw) for a in acts]
-            ev["emit_relu" if i["relu"] else "emit"] += 1
+            if i["requant"]:
+                acts = i["thresholds"].apply(np.array(sums)).tolist()
+                ev["requant"] += 1
+            self.out = [signed(a & ((1 << self.psum_bw) - 1), self.psum_bw) for a in acts]
+            self.out_wide = acts
+            ev["raw" if i["raw"] else "requant" if i["requant"] else "emit_relu" if i["relu"] else "emit"] += 1
             ev["relu_clipped"] += i["relu"] and any(s < 0 for s in sums)
+        ev["shift"] += i["acc"] and i["shift"]
         ev["acc_overflow"] += acc_ovf
         ev["out_overflow"] += out_ovf
         ev["acc"] += i["acc"]
@@ -88,18 +138,25 @@ class SfpModel:
 
 
 class TB(LockstepTB):
-    """in_data and out: one signed psum per lane."""
-    INPUTS = ("reset", "acc", "first", "emit", "relu", "addr", "in_data")
-    OUTPUTS = ("out", "out_valid", "overflow")
-    SIGNED = ("in_data", "out")
+    """in_data and out: one signed psum per lane; out_wide: one signed acc_bw value per lane."""
+    INPUTS = ("reset", "acc", "first", "emit", "relu", "addr", "in_data", "shift", "raw", "requant",
+              "thr_wr", "thr_tile", "thr_lane", "thr_level", "thr_part", "thr_data")
+    OUTPUTS = ("out", "out_wide", "out_valid", "overflow")
+    SIGNED = ("in_data", "out", "out_wide")
 
     def __init__(self, dut):
         self.col = param(dut, "col")
         self.psum_bw = param(dut, "psum_bw")
         self.acc_bw = param(dut, "acc_bw")
         self.depth = param(dut, "depth")
-        super().__init__(dut, SfpModel(self.col, self.psum_bw, self.acc_bw, self.depth), packed={
-            "in_data": (self.psum_bw, self.col), "out": (self.psum_bw, self.col)})
+        self.shift_bits = param(dut, "shift_bits")
+        self.levels = param(dut, "levels")
+        self.thr_data_bw = param(dut, "thr_data_bw")
+        self.thr_tiles = param(dut, "thr_tiles")
+        super().__init__(dut, SfpModel(self.col, self.psum_bw, self.acc_bw, self.depth, self.shift_bits,
+                                       self.levels, self.thr_data_bw), packed={
+            "in_data": (self.psum_bw, self.col), "out": (self.psum_bw, self.col),
+            "out_wide": (self.acc_bw, self.col)})
         self.emitted: list[list[int]] = []   # what the DUT emitted (out while out_valid), in order
         self._next_in_data = None            # in_data of the operation issued last
         self.pmin, self.pmax = -(1 << (self.psum_bw - 1)), (1 << (self.psum_bw - 1)) - 1

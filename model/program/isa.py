@@ -100,6 +100,11 @@ class Program:
     emits: list[tuple[int, ...]] = field(default_factory=list)                     # keys
     executes: int = 0                  # activation vectors sent into the array
     last_emit: int = 0                 # cycle in which the last output is on sfp_out
+    emit: str = "relu"                 # what an output is: "relu" (ReLU of the sum, on sfp_out),
+                                       # "requant" (the level, model.requant) or "raw" (the sum,
+                                       # on sfp_wide)
+    ic_tile_shift: tuple = ()          # per ic tile: 1 = its psums count 2**LANE_BITS times
+                                       # (a signed input's high digit); () = all 0
 
     @property
     def cycles(self) -> int:

@@ -139,7 +139,9 @@ _DIRECT_LOOKAHEAD = 8
 class _Plan:
     """What enters the array, in order, and where its words live in xmem, pass by pass."""
 
-    def __init__(self, geo: LayerGeometry, a_pad: np.ndarray, w: np.ndarray):
+    def __init__(self, geo: LayerGeometry, a_pad: np.ndarray | None, w: np.ndarray | None):
+        """a_pad / w None: a template (model.program.network): each xmem write carries the
+        word's id (word_ids) instead of its value."""
         self.geo, self.a_pad, self.w = geo, a_pad, w
         self.passes = plan_passes(geo)
         hp, wp = geo.H + 2, geo.W + 2
@@ -183,22 +185,26 @@ class _Plan:
         return WEIGHT_BASE + (slot * KIJ + kij) * self.geo.array_size + c
 
     def pass_words(self, p: int) -> list[tuple[int, int]]:
-        """(xmem address, word) of every operand of pass p: interior activations, weights."""
+        """(xmem address, word) of every operand of pass p: interior activations, weights.
+        A template's words are their ids (word_ids)."""
         octs, icts = self.passes[p]
-        n, wp, a_pad, w = self.geo.array_size, self.geo.Wp, self.a_pad, self.w
+        geo, n, wp, a_pad, w = self.geo, self.geo.array_size, self.geo.Wp, self.a_pad, self.w
         words = []
         for ict in icts:
-            for py in range(1, self.geo.H + 1):
+            for py in range(1, geo.H + 1):
                 for px in range(1, wp - 1):
                     nij = py * wp + px
                     words.append((self.word_addr((ict, nij)),
+                                  ict * geo.n_onij + self.interior_index(nij) if a_pad is None else
                                   pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
         for oct in octs:
             for ict in icts:
                 for kij in range(KIJ):
                     for c in range(n):
-                        lanes = w[oct * n + c, ict * n:(ict + 1) * n, kij]
-                        words.append((self.weight_addr(oct, ict, kij, c), pack_lanes(lanes, LANE_BITS, signed=True)))
+                        words.append((self.weight_addr(oct, ict, kij, c),
+                                      geo.n_ic_tiles * geo.n_onij + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * n + c
+                                      if w is None else
+                                      pack_lanes(w[oct * n + c, ict * n:(ict + 1) * n, kij], LANE_BITS, signed=True)))
         return words
 
 
@@ -305,6 +311,9 @@ class _ArrayIssuer:
 
     def __init__(self, plan: _Plan, program: Program, whole_layer_in_pmem: bool):
         self.plan, self.program = plan, program
+        # the emit's SFP fields: ReLU (a layer on its own), the level, or the raw sum
+        self.emit_fields = {"relu": {"relu": 1}, "requant": {"requant": 1}, "raw": {"raw": 1}}[program.emit]
+        self.shift = program.ic_tile_shift or (0,) * plan.geo.n_ic_tiles
         self.whole_layer_in_pmem = whole_layer_in_pmem
         self.latency = ofifo_latency(plan.geo.array_size)
         self.next_exec = 0
@@ -330,8 +339,11 @@ class _ArrayIssuer:
         first = pos.ict == 0 and pos.kij == 0
         last = pos.ict == geo.n_ic_tiles - 1 and pos.kij == KIJ - 1
         tl.at(pop, ofifo_rd=1, cen_pmem=0, wen_pmem=0, a_pmem=addr, acc=1, acc_src=1,
-              acc_first=int(first), emit=int(last), relu=int(last),
-              acc_addr=pos.oct * geo.n_onij + pos.o_nij)
+              acc_first=int(first), acc_shift=self.shift[pos.ict], acc_addr=pos.oct * geo.n_onij + pos.o_nij)
+        if last:
+            tl.at(pop, emit=1, **self.emit_fields)
+            if program.emit == "requant":
+                tl.at(pop, thr_tile=pos.oct)
         program.psum_writes.append((addr, (pos.ict, pos.oct, pos.kij, pos.nij)))
         program.executes += 1
         if last:
@@ -365,25 +377,38 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     ahead of their first use (abuf prefetch).
     """
     geo, x, w = layer_operands(x_int, w_int, array_size)
+    check_sfp_depth(geo, sfp_depth)
+    plan = _Plan(geo, *padded_operands(x, w, geo.array_size))
+    program = Program("ws", "fast", geo.array_size, [], [], compute_start=0)
+    tl = Timeline()
+    tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
+    schedule(plan, program, tl, 0, l0_depth, abuf_depth)
+    if len(plan.passes) == 1:
+        program.compute_start = len(plan.pass_words(0))
+    program.inst, program.d_xmem = tl.words()
+    return program
+
+
+def check_sfp_depth(geo: LayerGeometry, sfp_depth: int) -> None:
+    """LayerError when the layer's output vectors do not fit the SFP bank."""
     if geo.n_oc_tiles * geo.n_onij > sfp_depth:
         raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: {geo.n_oc_tiles * geo.n_onij} "
                          f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
-    plan = _Plan(geo, *padded_operands(x, w, geo.array_size))
+
+
+def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: int, abuf_depth: int) -> None:
+    """The fast schedule of `plan` on `tl` from cycle `start` (the first pass's xmem writes
+    first); fills program's results and last_emit and ends the timeline after it."""
     source = _ActivationSource(plan, abuf_depth)
-
-    tl = Timeline()
-    tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
     first = plan.pass_words(0)
-    for t, (addr, data) in enumerate(first):
+    for t, (addr, data) in enumerate(first, start):
         tl.xmem_write(t, addr, data)
-    start = len(first)
-    program = Program("ws", "fast", geo.array_size, [], [], compute_start=start if len(plan.passes) == 1 else 0)
-
     xmem = _XmemLoader(plan)
     l0 = _L0Writer(plan, source, l0_depth)
     weights = _WeightStager(plan, source)
+    geo = plan.geo
     array = _ArrayIssuer(plan, program, geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.n_nij <= PMEM_DEPTH)
-    t = start
+    t = start + len(first)
     while array.next_exec < len(plan.positions):
         xmem.next_pass(l0.next_push, weights.next_wset)
         writing = bool(xmem.pending)
@@ -397,5 +422,3 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
         t += 1
     program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + 2
     tl.at(program.last_emit + 1)
-    program.inst, program.d_xmem = tl.words()
-    return program
