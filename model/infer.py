@@ -15,7 +15,8 @@ Without ``--checkpoint`` the model is the seeded one, its activation thresholds 
 statistics calibrated on synthetic images (as ``systolic demo``). Without ``--data`` the
 images are synthetic (``model.data.synthetic_images(seed=--seed)``, no label).
 
-One image runs in this process. ``--images`` runs on Dask distributed: a local cluster of
+One image runs in this process. ``--images`` runs its first image here (which builds every
+layer's program template once, on disk under ``--out``) and the others on Dask distributed: a local cluster of
 ``--workers`` processes (default: one per core), or the running cluster at ``--scheduler``
 (its workers need this project installed and ``--out`` on a shared filesystem);
 ``--workers 0`` runs the images one after the other here. Each finished image is appended to
@@ -123,23 +124,28 @@ def load_images(data, indices, seed: int):
 _CORES: dict = {}
 
 
-def core_for(sim: str, array: int, build: str):
-    """One CoreConv per (simulator, array, build folder) and process (Dask workers reuse theirs)."""
+def core_for(sim: str, array: int, build: str, worker: bool = False):
+    """One CoreConv per (simulator, array, build folder) and process. The player binary and the
+    program templates live in ``build``; a Dask worker (``worker``) plays its programs in a
+    folder of its own, ``build/workers/<pid>`` (CoreConv plays in ``<its build>/runs``)."""
     from tb.core_conv import CoreConv
 
-    key = (sim, array, build, os.getpid())
+    key = (sim, array, build, worker)
     if key not in _CORES:
-        _CORES[key] = CoreConv(sim=sim, array_size=array, build=Path(build))
+        core = CoreConv(sim=sim, array_size=array, build=Path(build))
+        if worker:
+            core.build = core.build / "workers" / str(os.getpid())
+        _CORES[key] = core
     return _CORES[key]
 
 
-def image_job(net, sim: str, array: int, build: str, index: int, image, label):
+def image_job(net, sim: str, array: int, build: str, index: int, image, label, worker: bool = False):
     """One image through the core (a Dask task): the result as a JSON-ready dict."""
     from dataclasses import asdict
 
     from .network import run_image
 
-    return asdict(run_image(net, image, core_for(sim, array, build), index, label))
+    return asdict(run_image(net, image, core_for(sim, array, build, worker), index, label))
 
 
 def _run_key(args, model_what: str, net) -> str:
@@ -198,7 +204,6 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
     build = str(out)
     if done:
         print(f"   {len(done)} image(s) already in {path}: skipped")
-    core_for(args.sim, args.array, build)        # build the player here once, before any worker needs it
     with path.open("a") as log, tqdm(total=len(todo), desc="images", unit="img", disable=len(todo) < 2) as bar:
         def record(rec):
             rec["run"] = key
@@ -207,10 +212,12 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
             done[rec["index"]] = rec
             bar.update(1)
 
-        if todo and client is None and (len(images) == 1 or args.workers == 0):
-            for index, image, label in todo:
-                record(image_job(net, args.sim, args.array, build, index, image, label))
-        elif todo:
+        serial = client is None and (len(images) == 1 or args.workers == 0)
+        # The first image runs here: it builds every layer's program template once (on disk under
+        # --out), before the workers read them.
+        for index, image, label in todo[:None if serial else 1]:
+            record(image_job(net, args.sim, args.array, build, index, image, label))
+        if not serial and len(todo) > 1:
             from distributed import as_completed
 
             cluster = None
@@ -218,8 +225,8 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
                 client, cluster = _local_cluster(args.workers or os.cpu_count() or 1)
             try:
                 shared = client.scatter(net, broadcast=True)
-                futures = [client.submit(image_job, shared, args.sim, args.array, build, i, img, label,
-                                         pure=False) for i, img, label in todo]
+                futures = [client.submit(image_job, shared, args.sim, args.array, build, i, img, label, True,
+                                         pure=False) for i, img, label in todo[1:]]
                 for fut in as_completed(futures):
                     record(fut.result())
             finally:

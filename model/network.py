@@ -53,6 +53,7 @@ __all__ = ["ConvStage", "Network", "LayerResult", "ImageResult", "conv_int", "ma
 
 SUM_MIN, SUM_MAX = -(1 << (CONFIG.acc_bw - 1)), (1 << (CONFIG.acc_bw - 1)) - 1   # an SFP sum, acc_bw bits
 T_MIN, T_MAX = -(1 << (THRESHOLD_BW - 1)), (1 << (THRESHOLD_BW - 1)) - 1       # threshold sentinels
+DATAFLOW = "ws"       # tb.core_conv.CoreConv runs every network layer as the fast WS schedule
 
 
 def conv_int(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -192,7 +193,7 @@ class LayerResult:
     outputs_checked: int
     mismatches: int
     torch_differences: int
-    errors: int
+    errors: int              # core error flags raised (CoreConv refuses a run that raises one)
     dataflow: str
     build_s: float
     sim_s: float
@@ -219,8 +220,13 @@ class Network:
         model.eval()
         self.model = model
         self.prefix, self.stages = _stages(model, image_size)
-        for stage, nxt in zip(self.stages, self.stages[1:]):
-            stage.requant = derive_requant(level_function(stage, nxt.conv), stage.out_channels)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)        # the search's ops are tiny: thread hand-offs cost 10x more
+        try:
+            for stage, nxt in zip(self.stages, self.stages[1:]):
+                stage.requant = derive_requant(level_function(stage, nxt.conv), stage.out_channels)
+        finally:
+            torch.set_num_threads(threads)
 
     def first_levels(self, image: torch.Tensor) -> np.ndarray:
         """The first conv's input levels of a normalized image (3, H, W): the model's modules before
@@ -338,7 +344,7 @@ def run_image(net: Network, image: torch.Tensor, core, index: int = 0, label: in
         diffs = int(np.count_nonzero(x != torch_inputs[k]))
         layer_check = time.perf_counter() - t0 + (check_s if k == 0 else 0.0)
         layers.append(LayerResult(stage.name, int(run.cycles), int(run.busy), int(run.macs), int(want.size),
-                                  mismatches, diffs, int(run.errors), str(getattr(run, "dataflow", "")),
+                                  mismatches, diffs, len(run.errors), DATAFLOW,
                                   float(run.build_s), float(run.sim_s), layer_check))
         x = max_pool_levels(got, stage.pools)
     logits_hw = net.head(got)
