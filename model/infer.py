@@ -139,13 +139,18 @@ def core_for(sim: str, array: int, build: str, worker: bool = False):
     return _CORES[key]
 
 
-def image_job(net, sim: str, array: int, build: str, index: int, image, label, worker: bool = False):
-    """One image through the core (a Dask task): the result as a JSON-ready dict."""
+def image_job(net, sim: str, array: int, build: str, index: int, image, label, worker: bool = False,
+              quiet: bool = False):
+    """One image through the core (a Dask task): the result as a JSON-ready dict. ``quiet``: without
+    the player's progress lines (the progress bar counts images)."""
+    import contextlib
+    import io
     from dataclasses import asdict
 
     from .network import run_image
 
-    return asdict(run_image(net, image, core_for(sim, array, build, worker), index, label))
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        return asdict(run_image(net, image, core_for(sim, array, build, worker), index, label))
 
 
 def _run_key(args, model_what: str, net) -> str:
@@ -188,7 +193,7 @@ def connect(address: str):
 def _local_cluster(workers: int):
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=50)
     return Client(cluster), cluster
 
@@ -215,8 +220,9 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
         serial = client is None and (len(images) == 1 or args.workers == 0)
         # The first image runs here: it builds every layer's program template once (on disk under
         # --out), before the workers read them.
+        quiet = len(images) > 1
         for index, image, label in todo[:None if serial else 1]:
-            record(image_job(net, args.sim, args.array, build, index, image, label))
+            record(image_job(net, args.sim, args.array, build, index, image, label, quiet=quiet))
         if not serial and len(todo) > 1:
             from distributed import as_completed
 
@@ -225,7 +231,7 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
                 client, cluster = _local_cluster(args.workers or os.cpu_count() or 1)
             try:
                 shared = client.scatter(net, broadcast=True)
-                futures = [client.submit(image_job, shared, args.sim, args.array, build, i, img, label, True,
+                futures = [client.submit(image_job, shared, args.sim, args.array, build, i, img, label, True, True,
                                          pure=False) for i, img, label in todo[1:]]
                 for fut in as_completed(futures):
                     record(fut.result())

@@ -45,6 +45,7 @@ import torch.nn as nn
 from .capture import exact_fp32
 from .errors import ModelError, PsumOverflowError
 from .hwconfig import CONFIG
+from .program.memory_map import useful_macs
 from .quant import QuantConv2d
 from .requant import LEVELS, THRESHOLD_BW, Requant
 
@@ -119,7 +120,7 @@ class ConvStage:
 
     @property
     def macs(self) -> int:
-        return self.out_channels * self.in_channels * 9 * self.height * self.width
+        return useful_macs(self.in_channels, self.out_channels, self.height, self.width)
 
     def floats(self, sums) -> torch.Tensor:
         """float32(float64(sums) * act_delta * w_delta), as a torch tensor of sums' shape."""

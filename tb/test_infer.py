@@ -7,6 +7,7 @@ import json
 import pytest
 
 from model.cli import main
+from model.data import write_synthetic_cifar
 from model.network import Network, run_image
 from model.tests.test_network import TINY_GAMMA, TINY_SIZE, tiny_images, tiny_model
 from tb.core_conv import CoreConv
@@ -38,7 +39,8 @@ def test_tiny_network_on_the_core(tmp_path):
 
 
 def infer(capsys, out, *argv) -> str:
-    rc = main(["infer", "--model", CLI_MODEL, "--sim", "icarus", "--out", str(out), *map(str, argv)])
+    rc = main(["infer", "--model", CLI_MODEL, "--sim", "icarus", "--out", str(out), "--images", "0:3",
+               *map(str, argv)])
     text = capsys.readouterr().out
     assert rc == 0, text
     return text
@@ -61,11 +63,12 @@ def test_cli_local_cluster_equals_serial(tmp_path, capsys):
     """--images on a 2-worker local cluster writes the same per-image results and infer.json as
     --workers 0 (one after the other, in the same folder: the player and templates are reused);
     a rerun skips the finished images."""
-    infer(capsys, tmp_path, "--images", "0:3", "--workers", 2)
+    data = write_synthetic_cifar(tmp_path / "cifar", n_train=5, n_test=3, seed=2)
+    infer(capsys, tmp_path, "--data", data, "--workers", 2)
     dask, dask_json = records(tmp_path), json.loads((tmp_path / "infer.json").read_text())
     (tmp_path / "images.jsonl").unlink()
-    text = infer(capsys, tmp_path, "--images", "0:3", "--workers", 0)
-    assert "hardware = integer reference on 3/3" in text
+    text = infer(capsys, tmp_path, "--data", data, "--workers", 0)
+    assert "hardware = integer reference on 3/3" in text and "hardware accuracy" in text
     serial = json.loads((tmp_path / "infer.json").read_text())
     assert {"layers", "total_cycles", "total_macs", "images", "wall_s"} <= set(serial)
     assert [l["name"] for l in serial["layers"]] == ["features.3", "features.7"]
@@ -73,10 +76,10 @@ def test_cli_local_cluster_equals_serial(tmp_path, capsys):
         assert LAYER_KEYS <= set(layer) and layer["mismatches"] == 0
         assert layer["outputs_checked"] == 3 * layer["out_channels"] * layer["height"] * layer["width"]
     assert serial["total_cycles"] == sum(l["cycles"] for l in serial["layers"]) > 0
-    assert [set(i) for i in serial["images"]] == [{"index", "prediction_hw", "prediction_torch",
+    assert [set(i) for i in serial["images"]] == [{"index", "label", "prediction_hw", "prediction_torch",
                                                    "prediction_reference"}] * 3
     assert serial["layers"] == dask_json["layers"] and serial["images"] == dask_json["images"]
     assert records(tmp_path) == dask
-    again = infer(capsys, tmp_path, "--images", "0:3", "--workers", 0)
+    again = infer(capsys, tmp_path, "--data", data, "--workers", 0)
     assert "3 image(s) already in" in again and records(tmp_path) == dask
     assert (tmp_path / "infer.png").stat().st_size > 0

@@ -5,21 +5,13 @@ import pytest
 
 from model.checkpoint import save_checkpoint
 from model.cli import main
-from model.data import write_synthetic_cifar
 from model.infer import parse_images
+from model.tests.test_cli import dataset, one_line_error  # noqa: F401 - dataset is a fixture
 from model.vgg import build_model
 
 
-def one_line_error(capsys) -> str:
-    out, err = capsys.readouterr()
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_synthetic_cifar(tmp_path_factory.mktemp("cifar"), n_train=5, n_test=6, seed=1)
+def error_line(capsys) -> str:
+    return one_line_error(capsys.readouterr().err)
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +38,21 @@ def test_images_ranges():
 ])
 def test_usage_errors(argv, status, needle, capsys, tmp_path):
     assert main(["infer", "--out", str(tmp_path), *argv]) == status
-    assert needle in one_line_error(capsys)
+    assert needle in error_line(capsys)
 
 
 def test_image_out_of_range_of_the_data(dataset, capsys, tmp_path):
     assert main(["infer", "--out", str(tmp_path), "--data", str(dataset), "--image", "6"]) == 1
-    assert "image index 6 out of range: the test set has 6 images" in one_line_error(capsys)
+    assert "image index 6 out of range: the test set has 6 images" in error_line(capsys)
 
 
 def test_checkpoint_of_another_network(checkpoint, capsys, tmp_path):
     assert main(["infer", "--out", str(tmp_path), "--checkpoint", str(checkpoint),
                  "--model", "vgg16_quant_project"]) == 1
-    assert str(checkpoint) in one_line_error(capsys)
+    assert str(checkpoint) in error_line(capsys)
 
 
 def test_unreachable_scheduler(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("model.infer.SCHEDULER_TIMEOUT_S", 1)
     assert main(["infer", "--out", str(tmp_path), "--images", "0:2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
-    assert "--scheduler tcp://127.0.0.1:1: no Dask scheduler answers within 1 s" in one_line_error(capsys)
+    assert "--scheduler tcp://127.0.0.1:1: no Dask scheduler answers within 1 s" in error_line(capsys)
