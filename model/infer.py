@@ -206,7 +206,7 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
     path = out / RESULTS
     done = _finished(path, key, {i for i, _, _ in images})
     todo = [item for item in images if item[0] not in done]
-    build = str(out)
+    build = str(out.resolve())      # the same folder for workers started elsewhere
     if done:
         print(f"   {len(done)} image(s) already in {path}: skipped")
     with path.open("a") as log, tqdm(total=len(todo), desc="images", unit="img", disable=len(todo) < 2) as bar:

@@ -36,6 +36,7 @@ the course quantizer its levels can be negative (the core's signed first-layer p
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -322,32 +323,44 @@ def _stages(model: nn.Module, image_size: int) -> tuple[list, list[ConvStage]]:
     return modules[:convs[0]], stages
 
 
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    return fn(*args), time.perf_counter() - t0
+
+
+def _mismatches(stage: ConvStage, x: np.ndarray, got: np.ndarray) -> int:
+    """Core outputs that differ from the integer reference on the same input."""
+    return int(np.count_nonzero(got != stage.compute(x)))
+
+
 def run_image(net: Network, image: torch.Tensor, core, index: int = 0, label: int | None = None) -> ImageResult:
     """One normalized image (3, H, W) through every conv on ``core`` (``.run(x_int, w_int,
     requant) -> ConvRun``, tb.core_conv.CoreConv), each layer checked against the integer
     reference on the same input and against PyTorch's input levels; max-pools and the head
-    on the host."""
-
-    t0 = time.perf_counter()
-    torch_inputs, logits_torch = net.torch_forward(image)
-    _, logits_ref = net.reference(image)
-    check_s = time.perf_counter() - t0
-    x = net.first_levels(image)
-    layers = []
-    for k, stage in enumerate(net.stages):
-        run = core.run(x, stage.w_int, stage.requant)
-        t0 = time.perf_counter()
-        want = stage.compute(x)
-        got = np.asarray(run.out, dtype=np.int64)
-        if got.shape != want.shape:
-            raise ModelError(f"{stage.name}: the core returned outputs of shape {got.shape}, expected {want.shape}")
-        mismatches = int(np.count_nonzero(got != want))
-        diffs = int(np.count_nonzero(x != torch_inputs[k]))
-        layer_check = time.perf_counter() - t0 + (check_s if k == 0 else 0.0)
-        layers.append(LayerResult(stage.name, int(run.cycles), int(run.busy), int(run.macs), int(want.size),
-                                  mismatches, diffs, len(run.errors), DATAFLOW,
-                                  float(run.build_s), float(run.sim_s), layer_check))
-        x = max_pool_levels(got, stage.pools)
+    on the host. The checks run in a second thread while the core simulates the next layer
+    (``check_s``: their own time)."""
+    with ThreadPoolExecutor(1) as checker:
+        paths = checker.submit(_timed, lambda: (net.torch_forward(image), net.reference(image)))
+        x, inputs, runs, checks = net.first_levels(image), [], [], []
+        for stage in net.stages:
+            run = core.run(x, stage.w_int, stage.requant)
+            got = np.asarray(run.out, dtype=np.int64)
+            if got.shape != (stage.out_channels, stage.height, stage.width):
+                raise ModelError(f"{stage.name}: the core returned outputs of shape {got.shape}, expected "
+                                 f"{(stage.out_channels, stage.height, stage.width)}")
+            checks.append(checker.submit(_timed, _mismatches, stage, x, got))
+            inputs.append(x)
+            runs.append(run)
+            x = max_pool_levels(got, stage.pools)
+        ((torch_inputs, logits_torch), (_, logits_ref)), paths_s = paths.result()
+        layers = []
+        for k, (stage, run, check) in enumerate(zip(net.stages, runs, checks)):
+            mismatches, check_s = check.result()
+            layers.append(LayerResult(stage.name, int(run.cycles), int(run.busy), int(run.macs),
+                                      stage.out_channels * stage.height * stage.width, mismatches,
+                                      int(np.count_nonzero(inputs[k] != torch_inputs[k])), len(run.errors),
+                                      DATAFLOW, float(run.build_s), float(run.sim_s),
+                                      check_s + (paths_s if k == 0 else 0.0)))
     logits_hw = net.head(got)
     return ImageResult(index, label, int(np.argmax(logits_hw)), int(np.argmax(logits_ref)),
                        int(np.argmax(logits_torch)), logits_hw.tolist(), logits_torch.tolist(),
