@@ -14,6 +14,7 @@
 #   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
+#   make conv-bench      every conv of the project VGG16 on the RTL core for one image (tb/conv_bench.py)
 #                        (ARRAY=n as for demo)
 #   make synth           ECP5 synthesis + place and route of corelet and core (yowasp, ~25 min): LUTs, FFs, BRAMs, DSPs, fmax, GOPS
 #   make formal          bounded proof (SymbiYosys + z3) of the FIFO contract
@@ -43,7 +44,7 @@ RTL := $(wildcard rtl/*.v)
 PSUM_BW ?= 16
 DATAFLOW ?= ws
 
-.PHONY: all test demo infer classic waves lint bench synth formal clean check-sim check-z3
+.PHONY: all test demo infer classic waves lint bench conv-bench synth formal clean check-sim check-z3
 
 all: test
 
@@ -117,6 +118,9 @@ lint: $(STAMP) check-sim
 bench: $(STAMP) check-sim
 	$(PY) -m model bench
 	$(TOOLS) $(PY) -m model rtl-bench --out "$(BUILD)/bench" $(if $(ARRAY),--array $(ARRAY))
+
+conv-bench: $(STAMP) check-sim
+	$(TOOLS) $(PY) -m tb.conv_bench --out "$(BUILD)/conv_bench"
 
 # synth reads the bench's utilization; `make bench` first if it has not run
 synth: $(STAMP)

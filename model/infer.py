@@ -124,23 +124,18 @@ def load_images(data, indices, seed: int):
 _CORES: dict = {}
 
 
-def core_for(sim: str, array: int, build: str, worker: bool = False):
-    """One CoreConv per (simulator, array, build folder) and process. The player binary and the
-    program templates live in ``build``; a Dask worker (``worker``) plays its programs in a
-    folder of its own, ``build/workers/<pid>`` (CoreConv plays in ``<its build>/runs``)."""
+def core_for(sim: str, array: int, build: str):
+    """One CoreConv per (simulator, array, build folder) and process: the player binary and the
+    program templates live in ``build``, each process plays in a run folder of its own."""
     from tb.core_conv import CoreConv
 
-    key = (sim, array, build, worker)
+    key = (sim, array, build)
     if key not in _CORES:
-        core = CoreConv(sim=sim, array_size=array, build=Path(build))
-        if worker:
-            core.build = core.build / "workers" / str(os.getpid())
-        _CORES[key] = core
+        _CORES[key] = CoreConv(sim=sim, array_size=array, build=Path(build))
     return _CORES[key]
 
 
-def image_job(net, sim: str, array: int, build: str, index: int, image, label, worker: bool = False,
-              quiet: bool = False):
+def image_job(net, sim: str, array: int, build: str, index: int, image, label, quiet: bool = False):
     """One image through the core (a Dask task): the result as a JSON-ready dict. ``quiet``: without
     the player's progress lines (the progress bar counts images)."""
     import contextlib
@@ -150,7 +145,7 @@ def image_job(net, sim: str, array: int, build: str, index: int, image, label, w
     from .network import run_image
 
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        return asdict(run_image(net, image, core_for(sim, array, build, worker), index, label))
+        return asdict(run_image(net, image, core_for(sim, array, build), index, label))
 
 
 def _run_key(args, model_what: str, net) -> str:
@@ -218,8 +213,8 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
             bar.update(1)
 
         serial = client is None and (len(images) == 1 or args.workers == 0)
-        # The first image runs here: it builds every layer's program template once (on disk under
-        # --out), before the workers read them.
+        # The first image runs here: it builds the player and every layer's program template once
+        # (on disk under --out), before the workers read them.
         quiet = len(images) > 1
         for index, image, label in todo[:None if serial else 1]:
             record(image_job(net, args.sim, args.array, build, index, image, label, quiet=quiet))
@@ -231,7 +226,7 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
                 client, cluster = _local_cluster(args.workers or os.cpu_count() or 1)
             try:
                 shared = client.scatter(net, broadcast=True)
-                futures = [client.submit(image_job, shared, args.sim, args.array, build, i, img, label, True, True,
+                futures = [client.submit(image_job, shared, args.sim, args.array, build, i, img, label, True,
                                          pure=False) for i, img, label in todo[1:]]
                 for fut in as_completed(futures):
                     record(fut.result())
@@ -286,7 +281,8 @@ def print_report(summary: dict, results: list[dict], array: int) -> None:
           f"({pes} x cycles); vs torch: input levels that differ from PyTorch's forward pass")
     t = summary["time_s"]
     print(f"wall {summary['wall_s']:.1f} s: preparing (model, thresholds, images) {t['preparing']:.1f} s, "
-          f"building {t['building']:.1f} s, simulating {t['simulating']:.1f} s, checking {t['checking']:.1f} s"
+          f"building {t['building']:.1f} s, simulating {t['simulating']:.1f} s ({t['simulating_cpu']:.1f} CPU-s), "
+          f"checking {t['checking']:.1f} s (overlapping the simulation)"
           + (" (summed over the Dask workers)" if t["parallel"] else ""))
     for r in results[:5]:
         hw = sorted(range(len(r["logits_hw"])), key=lambda c: -r["logits_hw"][c])[:3]
@@ -360,7 +356,8 @@ def _run(args, indices, out: Path, client, t_start: float) -> int:
     results, fresh = run_all(args, net, images, key, out, client)
     per_layer = [l for r in results if r["index"] in fresh for l in r["layers"]]
     timing = dict(preparing=prep, building=sum(l["build_s"] for l in per_layer),
-                  simulating=sum(l["sim_s"] for l in per_layer), checking=sum(l["check_s"] for l in per_layer),
+                  simulating=sum(l["sim_s"] for l in per_layer), simulating_cpu=sum(l["sim_cpu_s"] for l in per_layer),
+                  checking=sum(l["check_s"] for l in per_layer),
                   parallel=client is not None or (len(fresh) > 1 and args.workers != 0))
     summary = summarize(net, results, 0.0, timing)
     plot(summary, args.array, out / "infer.png")

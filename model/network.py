@@ -199,6 +199,7 @@ class LayerResult:
     dataflow: str
     build_s: float
     sim_s: float
+    sim_cpu_s: float
     check_s: float
 
 
@@ -359,7 +360,7 @@ def run_image(net: Network, image: torch.Tensor, core, index: int = 0, label: in
             layers.append(LayerResult(stage.name, int(run.cycles), int(run.busy), int(run.macs),
                                       stage.out_channels * stage.height * stage.width, mismatches,
                                       int(np.count_nonzero(inputs[k] != torch_inputs[k])), len(run.errors),
-                                      DATAFLOW, float(run.build_s), float(run.sim_s),
+                                      DATAFLOW, float(run.build_s), float(run.sim_s), float(run.sim_cpu_s),
                                       check_s + (paths_s if k == 0 else 0.0)))
     logits_hw = net.head(got)
     return ImageResult(index, label, int(np.argmax(logits_hw)), int(np.argmax(logits_ref)),

@@ -18,10 +18,14 @@ model is cross-checked against the RTL by tb/test_core_model.py:
   staged / active weights, psums north to south, the bottom row's valid into the OFIFO.
 * OFIFO (_Ofifo): one FIFO per column; OFIFO_RD pops a whole vector, only when every column holds
   one (a refused read is an error).
-* SFP (_Sfp): one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR
-  registered, the OFIFO head registered), bank of ``sfp_depth`` sums at ``acc_bw`` bits;
-  a sum that leaves ``acc_bw`` or an output that leaves ``psum_bw`` is an error. The
-  output of an EMIT at cycle e is on sfp_out during cycle e + 2.
+* SFP (_Sfp): one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR,
+  ACC_SHIFT, RAW, REQUANT registered, the OFIFO head registered), bank of ``sfp_depth`` sums
+  at ``acc_bw`` bits; ACC_SHIFT adds the psum times 2**BW; a sum that leaves ``acc_bw`` or
+  a ReLU/plain output that leaves ``psum_bw`` is an error (RAW and REQUANT outputs are
+  whole sums / levels). THR_WR stores xmem Q as a threshold part (or a tile's descending
+  bits); a REQUANT emit reads its tile's thresholds at its own cycle (before that cycle's
+  THR_WR) and emits model.requant.Requant.apply of the sums. The output of an EMIT at
+  cycle e is on sfp_out during cycle e + 2.
 * FLUSH resets the FIFOs, the array and the SFP pipeline in its cycle (not the SRAMs, the
   activation buffer or the SFP bank).
 
@@ -40,6 +44,7 @@ import numpy as np
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program import FIELDS, INST_WIDTH, Program, decode, reference_results
+from model.requant import Requant
 from model.tiling import field_range
 
 __all__ = ["ProgramError", "CheckReport", "check_program"]
@@ -347,7 +352,40 @@ class _Sfp:
         self.acc_lo, self.acc_hi = field_range(acc_bw)
         self.out_lo, self.out_hi = field_range(psum_bw)
         self.bank: dict[int, list[int]] = {}
+        self.levels = (1 << BW) - 1
+        self.word_bits = n * BW
+        self.thr_bw = acc_bw + 1
+        self.parts = -(-self.thr_bw // self.word_bits)
+        self.thr: dict[tuple, int] = {}            # (tile, lane, level, part) -> bits; never reset
+        self.desc: dict[int, int] = {}             # tile -> descending bits
         self.reset()
+
+    def write_threshold(self, t: int, f: dict[str, int], q: int) -> None:
+        """THR_WR: xmem Q (q) into the threshold memory."""
+        tile, level = f["thr_tile"], f["thr_level"]
+        if level == self.levels:
+            self.desc[tile] = q
+        elif level < self.levels and f["thr_lane"] < self.n and f["thr_part"] < self.parts:
+            self.thr[tile, f["thr_lane"], level, f["thr_part"]] = q
+        else:
+            raise ProgramError(f"cycle {t}: THR_WR of lane {f['thr_lane']} level {level} part {f['thr_part']}: "
+                               f"no such threshold on a {self.n}-column core")
+
+    def thresholds(self, t: int, tile: int) -> Requant:
+        """The thresholds of `tile` as stored now (every one must have been written)."""
+        values = np.zeros((self.n, self.levels), dtype=np.int64)
+        for c in range(self.n):
+            for k in range(self.levels):
+                bits = 0
+                for p in range(self.parts):
+                    part = self.thr.get((tile, c, k, p))
+                    if part is None or tile not in self.desc:
+                        raise ProgramError(f"cycle {t}: REQUANT emit with tile {tile}'s threshold {k} of lane {c} "
+                                           f"(part {p}) or its descending bits never written")
+                    bits |= part << (p * self.word_bits)
+                bits &= (1 << self.thr_bw) - 1
+                values[c, k] = bits - (1 << self.thr_bw) if bits >> (self.thr_bw - 1) else bits
+        return Requant(values, np.array([bool(self.desc[tile] >> c & 1) for c in range(self.n)]))
 
     def reset(self) -> None:
         self.reg = None                           # controls registered from the previous instruction
@@ -358,7 +396,7 @@ class _Sfp:
         an emitted output."""
         if self.reg is None:
             return None
-        acc, first, emit, relu, src, addr, issued = self.reg
+        acc, first, emit, relu, src, addr, issued, shift, raw, requant = self.reg
         if not (acc or first or emit):
             return None
         if acc:
@@ -380,7 +418,8 @@ class _Sfp:
             if base is None:
                 raise ProgramError(f"cycle {issued}: SFP bank entry {addr} is used before an "
                                    f"ACC_FIRST ever wrote it")
-        total = [b + d for b, d in zip(base, data)]
+        scale = 1 << BW if shift else 1
+        total = [b + d * scale for b, d in zip(base, data)]
         if acc:
             for c, v in enumerate(total):
                 if not self.acc_lo <= v <= self.acc_hi:
@@ -390,7 +429,11 @@ class _Sfp:
             self.bank[addr] = total
         if not emit:
             return None
+        if requant is not None:
+            return requant.apply(np.array(total)).tolist(), addr, issued
         lanes = [max(v, 0) for v in total] if relu else total
+        if raw:
+            return lanes, addr, issued
         for c, v in enumerate(lanes):
             if not self.out_lo <= v <= self.out_hi:
                 raise ProgramError(f"cycle {issued}: SFP output of entry {addr} column {c} = {v} "
@@ -399,8 +442,9 @@ class _Sfp:
 
     def register(self, t: int, f: dict[str, int], ofifo_heads: list[int]) -> None:
         if f["acc"] or f["acc_first"] or f["emit"]:
+            requant = self.thresholds(t, f["thr_tile"]) if f["emit"] and f["requant"] else None
             self.reg = (f["acc"], f["acc_first"], f["emit"], f["relu"], f["acc_src"],
-                        f["acc_addr"] & ((1 << self.aw) - 1), t)
+                        f["acc_addr"] & ((1 << self.aw) - 1), t, f["acc_shift"], f["raw"], requant)
         else:
             self.reg = None
         self.head_q = ofifo_heads
@@ -434,7 +478,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                   abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth,
                   acc_bw: int = CONFIG.acc_bw, psum_bw: int = CONFIG.psum_bw,
                   xmem_depth: int = CONFIG.xmem_depth, pmem_depth: int = CONFIG.pmem_depth,
-                  verify: bool = True) -> CheckReport:
+                  verify: bool = True, requant: Requant | None = None) -> CheckReport:
     """Replay ``program`` cycle by cycle and check every pmem write and SFP output against the
     reference of (x_int, w_int) on a program.array_size x program.array_size core. Raises
     ProgramError (message: 'cycle N: what') on the first problem; returns a CheckReport
@@ -444,7 +488,8 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
 
     verify=False only replays: FIFO, SFP-overflow and unknown-data errors still raise, but
     the results are not compared with the reference or with what the program lists (x_int
-    and w_int are not used); the report then says what the core would do."""
+    and w_int are not used); the report then says what the core would do. requant: the
+    thresholds of a program that emits levels (model.program.network.layer_program)."""
     n = program.array_size
     if not 1 <= n <= (1 << FIELDS["wcol"][1]):
         raise ProgramError(f"array_size {n} does not fit the {FIELDS['wcol'][1]}-bit WCOL field")
@@ -452,7 +497,8 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
         raise ProgramError(f"program has {len(program.inst)} instruction words but "
                            f"{len(program.d_xmem)} D_xmem words")
     if verify and (program.psum_writes or program.emits):   # hand-made programs may have no results
-        expected = reference_results(program, x_int, w_int, psum_bw=psum_bw, acc_bw=acc_bw, check_widths=False)
+        expected = reference_results(program, x_int, w_int, psum_bw=psum_bw, acc_bw=acc_bw, check_widths=False,
+                                     requant=requant)
         # psum[...] (WS PE sums) and os_acc / os_out (OS PE sums) lines are at psum_bw: the
         # array itself cannot hold them. acc / out lines are the SFP's, modelled below.
         too_wide = [line for line in expected.ref.overflows if line.startswith(("psum[", "os_"))]
@@ -534,6 +580,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
         # ---- activation buffer (never reset): stores xmem Q of the start of the cycle ----
         if f["abuf_wr"]:
             abuf.write(t, f["abuf_waddr"], xmem.q)
+        threshold_word = xmem.known_q(t, "THR_WR") if f["thr_wr"] else None
         # ---- SRAMs (never reset); a pmem write is checked against the program's list ----
         if not f["cen_xmem"]:
             if not f["wen_xmem"]:
@@ -569,6 +616,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
             ofifo.reset()
         else:
             sfp.register(t, f, o_heads)
+        # ---- the SFP's thresholds (never reset): written after this cycle's emit read them ----
+        if threshold_word is not None:
+            sfp.write_threshold(t, f, threshold_word)
 
     # ---- the whole program against what it claims ----
     psum_lanes, _, psum_addr = psum_rec.arrays()

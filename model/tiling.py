@@ -363,12 +363,17 @@ class WSReference(LayerGeometry):
 def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONFIG.psum_bw,
                  acc_bw: int | None = None,
                  strict: bool = False, *, stride: int = 1, padding: int = 1,
-                 a_bit: int = A_BIT, w_bit: int = W_BIT) -> WSReference:
+                 a_bit: int = A_BIT, w_bit: int = W_BIT, ic_tile_shift: tuple = (),
+                 emit: str = "relu") -> WSReference:
     """Weight-stationary tiling of one 3x3 / stride 1 / padding 1 layer (see module doc).
 
     acc_bw: width the accumulated sums are checked against; None (the default) is psum_bw,
     the classic flow's (out.txt holds psum_bw-bit lanes). The core's SFP accumulates at
-    hwconfig.CONFIG.acc_bw: model.program passes that explicitly."""
+    hwconfig.CONFIG.acc_bw: model.program passes that explicitly.
+    ic_tile_shift: per ic tile, 1 when the SFP adds its psums times 2**a_bit (a signed
+    input's high digit, model.program.signed_input); () = none.
+    emit: "relu" (the SFP emits ReLU(out) on a psum_bw lane, which is checked), "raw" or
+    "requant" (the emitted value is the whole sum or its level: no psum_bw check)."""
     n = _check_bits(array_size, "array_size")
     psum_bw = _check_bits(psum_bw, "psum_bw", 2)
     acc_bw = _check_bits(psum_bw if acc_bw is None else acc_bw, "acc_bw", 2)
@@ -393,6 +398,10 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
     kk = np.arange(N_KIJ)[:, None]
     g = psum[:, :, :, idx, kk]                                     # [i, o, c, k, o_nij]
     # accumulation order: kij 0..8 of ic tile 0, then ic tile 1, ...
+    if ic_tile_shift:
+        if len(ic_tile_shift) != nI:
+            raise ModelError(f"ic_tile_shift has {len(ic_tile_shift)} entries for {nI} ic tiles")
+        g = g << (a_bit * np.asarray(ic_tile_shift, dtype=np.int64))[:, None, None, None, None]
     seq = g.transpose(1, 2, 4, 0, 3).reshape(nO, n, Ho * Wo, nI * N_KIJ)
     pref = np.cumsum(seq, axis=-1)
     out_p = pref[..., -1].reshape(nO * n, Ho * Wo)                 # [OCp, o_nij]
@@ -405,8 +414,8 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
                          lambda t: f"oc_tile={t[0]}, col={t[1]}, o_nij={t[2]}, "
                                    f"ic_tile={t[3] // N_KIJ}, kij={t[3] % N_KIJ}")
     overflows += _report(out, acc_bw, "out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
-    # the SFP emits ReLU(out) on a psum_bw lane (sfp_out)
-    overflows += _report(np.maximum(out, 0), psum_bw, "sfp_out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
+    if emit == "relu":   # the SFP emits ReLU(out) on a psum_bw lane (sfp_out)
+        overflows += _report(np.maximum(out, 0), psum_bw, "sfp_out", lambda t: f"oc={t[0]}, o_nij={t[1]}")
     _finish(overflows, strict)
     return WSReference(activation=a_t, weight=w_t.transpose(0, 2, 1, 3, 4), psum=psum,
                        out=out, out_relu=np.maximum(out, 0), array_size=n, IC=IC, OC=OC, H=H, W=W,

@@ -24,6 +24,7 @@ one-line ModelError.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,9 @@ import numpy as np
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.memory_map import useful_macs
-from model.program.network import LayerShape, Template, bind, hex_lines, inst_hex, template, word_table
-from model.program.signed_input import split_signed
+from model.program.network import (LayerShape, Template, bind, hex_lines, layer_operands, template, template_folder,
+                                   word_table)
 from model.requant import Requant
-from model.tiling import as_int_array, check_layer
 
 HERE = Path(__file__).resolve().parent
 SIMULATORS = ("verilator", "icarus", "cocotb")
@@ -60,26 +60,12 @@ class ConvRun:
     build_s: float = 0.0
     sim_s: float = 0.0
     shape: LayerShape | None = None
+    sim_cpu_s: float = 0.0     # the simulator process's CPU time (player runs; steadier than sim_s on a loaded machine)
 
     @property
     def utilization(self) -> float:
         n = self.shape.array_size if self.shape else CONFIG.row
         return self.macs / (n * n * self.cycles) if self.cycles else 0.0
-
-
-def layer_operands(x_int, w_int, array_size: int, emit: str):
-    """(shape, x, w) the core runs for the layer: the digits of a signed input
-    (split_signed), else the input as is. One-line ModelError / LayerError on a bad layer."""
-    x = as_int_array(x_int, "x_int")
-    if x.size and x.min() < 0:
-        _, w = check_layer(np.clip(x, 0, None), w_int)    # shapes, weight range (split_signed: levels)
-        xs, ws, shifts = split_signed(x, w, array_size)
-    else:
-        xs, ws = check_layer(x, w_int)
-        shifts = ()
-    shape = LayerShape(ic=xs.shape[0], oc=ws.shape[0], h=xs.shape[1], w=xs.shape[2],
-                       array_size=array_size, emit=emit, ic_tile_shift=shifts)
-    return shape, xs, ws
 
 
 class CoreConv:
@@ -91,6 +77,7 @@ class CoreConv:
         self.sim, self.array_size = sim, array_size
         self.config = CONFIG.with_array(array_size)
         self.build = Path(build).resolve()
+        self.build.mkdir(parents=True, exist_ok=True)
         self.cache = self.build / "templates"
         self.player = None
         if sim != "cocotb":
@@ -110,43 +97,45 @@ class CoreConv:
             raise ModelError(f"requant has {requant.out_channels} channels, the layer {shape.oc} output channels")
         if requant is not None and requant.levels != (1 << self.config.lane_bits) - 1:
             raise ModelError(f"requant has {requant.levels} levels, the SFP {(1 << self.config.lane_bits) - 1}")
+        macs = useful_macs(int(np.asarray(x_int).shape[0]), shape.oc, shape.h, shape.w)
+        if self.sim == "cocotb":
+            return self._run_cocotb(x_int, w_int, requant, shape, macs, t0)
         tpl = template(shape, self.cache)
         table = word_table(shape, x, w, *((requant.thresholds, requant.descending) if requant else ()))
         d_xmem = bind(tpl, table)
-        macs = useful_macs(int(np.asarray(x_int).shape[0]), shape.oc, shape.h, shape.w)
-        if self.sim == "cocotb":
-            return self._run_cocotb(tpl, d_xmem, x, w, requant, macs, t0)
         folder = self._folder(tpl)
         (folder / "dxmem.hex").write_bytes(hex_lines(d_xmem, (self.config.xmem_word_bits + 3) // 4))
         build_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        result = self.player.play(folder, len(tpl.program.inst), 0, psums=False)
+        result = self.player.play(folder, tpl.n_words, 0, psums=False, progress=False)
         out = self._arrange(tpl, result.outputs_wide)
         errors = [name for i, name in enumerate(self.config.error_names) if result.summary["errors"] >> i & 1]
         run = ConvRun(out=out, cycles=int(result.output_counters[-1] - result.summary["start"]),
                       busy=result.summary["busy"], macs=macs, errors=errors, build_s=build_s,
-                      sim_s=time.perf_counter() - t1, shape=shape)
+                      sim_s=time.perf_counter() - t1, shape=shape, sim_cpu_s=self.player.last_cpu_s)
         self._check(run, tpl)
         return run
 
     def _folder(self, tpl: Template) -> Path:
-        """The shape's run folder, with its inst.hex written once per instance."""
-        folder = self.build / "runs" / tpl.shape.key
+        """The shape's run folder of this process (runs in parallel processes share the
+        build folder): inst.hex links to the template's."""
+        folder = self.build / "runs" / str(os.getpid()) / tpl.shape.key
         if tpl.shape not in self._inst_written:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "inst.hex").write_bytes(inst_hex(tpl.program.inst))
+            link = folder / "inst.hex"
+            link.unlink(missing_ok=True)
+            link.symlink_to(template_folder(tpl.shape, self.cache) / "inst.hex")
             self._inst_written[tpl.shape] = folder
         return folder
 
     @staticmethod
     def _arrange(tpl: Template, outputs: np.ndarray) -> np.ndarray:
         """Output vectors in emit order -> (OC, H, W)."""
-        shape, program = tpl.shape, tpl.program
-        if len(outputs) != len(program.emits):
+        shape, keys = tpl.shape, tpl.emit_keys
+        if len(outputs) != len(keys):
             raise ModelError(f"layer {shape.key}: the core emitted {len(outputs)} output vectors, "
-                             f"the program {len(program.emits)}")
+                             f"the program {len(keys)}")
         n, pixels = shape.array_size, shape.h * shape.w
-        keys = np.array(program.emits, dtype=np.int64).reshape(-1, 2)
         out = np.zeros((-(-shape.oc // n), pixels, n), dtype=np.int64)
         out[keys[:, 0], keys[:, 1]] = outputs
         return out.transpose(0, 2, 1).reshape(-1, pixels)[:shape.oc].reshape(shape.oc, shape.h, shape.w)
@@ -162,5 +151,24 @@ class CoreConv:
             raise ModelError(f"layer {tpl.shape.key}: the core's busy counter is {run.busy}, "
                              f"the program executes {tpl.program.executes} vectors")
 
-    def _run_cocotb(self, tpl, d_xmem, x, w, requant, macs, t0) -> ConvRun:
-        raise ModelError("sim='cocotb' is not available yet")
+    def _run_cocotb(self, x_int, w_int, requant: Requant | None, shape: LayerShape, macs: int, t0: float) -> ConvRun:
+        """The layer as the cocotb layer bench's "network" schedule (tb/core_layer.py): the
+        bench also checks every psum and output against the reference tiling, the cycle
+        count against the program and the busy count against its executes."""
+        from tb.core_layer import run_case
+
+        case = {"x_int": np.asarray(x_int, dtype=np.int64), "w_int": np.asarray(w_int, dtype=np.int64),
+                "layer": f"core_conv {shape.key}"}
+        if requant is not None:
+            case.update(thresholds=requant.thresholds, descending=requant.descending)
+        build_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        log = self.build / f"cocotb-{os.getpid()}.log"
+        try:
+            summary = run_case(case, "network", f"core_conv-{os.getpid()}", array_size=self.array_size,
+                               log_file=log)[0]
+        except (AssertionError, SystemExit) as e:
+            raise ModelError(f"layer {shape.key} on the cocotb bench: {str(e).splitlines()[0]} (log {log})") from None
+        out = np.array(summary["out"], dtype=np.int64).reshape(shape.oc, shape.h, shape.w)
+        return ConvRun(out=out, cycles=summary["cycles"], busy=summary["busy"], macs=macs, errors=summary["errors"],
+                       build_s=build_s, sim_s=time.perf_counter() - t1, shape=shape)

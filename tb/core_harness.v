@@ -10,7 +10,7 @@
 // sampled mid-cycle (falling edge) when the inputs are stable:
 //   program<k>/psums.txt    per pmem write:  time (ns), pmem address, the psum vector (hex)
 //   program<k>/outputs.txt  per SFP output:  time (ns), the cycle counter, the vector (hex),
-//                           sfp_wide (hex, each lane sign-extended to 32 bits)
+//                           sfp_wide (hex, acc_bw bits per lane)
 // start_counter holds the core's cycle counter in the cycle of word start_word.
 `timescale 1ns/1ps
 `include "core_inst.vh"
@@ -33,14 +33,6 @@ module core_harness #(
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
     wire [col*acc_bw-1:0]  sfp_wide;
-    wire [col*32-1:0]      sfp_wide32;    // sfp_wide, each lane sign-extended to 32 bits for the dump
-    genvar lane;
-    generate
-        for (lane = 0; lane < col; lane = lane + 1) begin : g_wide32
-            assign sfp_wide32[lane*32 +: 32] = {{(32-acc_bw){sfp_wide[lane*acc_bw + acc_bw - 1]}},
-                                                sfp_wide[lane*acc_bw +: acc_bw]};
-        end
-    endgenerate
     wire [`ERR_COUNT-1:0]  errors;
     wire [4:0]             fifo_flags;
     wire [31:0]            cycles, busy;
@@ -159,7 +151,7 @@ module core_harness #(
             if (!u_core.u_pmem.CEN && !u_core.u_pmem.WEN)
                 $fwrite(psum_fd, "%0d %0d %h\n", $time, u_core.u_pmem.A, u_core.u_pmem.D);
             if (sfp_valid)
-                $fwrite(out_fd, "%0d %0d %h %h\n", $time, cycles, sfp_out, sfp_wide32);
+                $fwrite(out_fd, "%0d %0d %h %h\n", $time, cycles, sfp_out, sfp_wide);
         end
     end
 endmodule

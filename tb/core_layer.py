@@ -8,8 +8,13 @@ the reference tiling, (b) every SFP output against the reference accumulation + 
 It reads the core's own cycle and busy counters and writes a JSON summary.
 
 Schedules: "classic" (the notebooks' WS flow), "fast" (WS, output-aligned streaming),
-"os" (output-stationary). A case may list several ("fast,os,fast"); a name prefixed with
-"abort:" is cut off halfway through, unchecked, to show the next program is unharmed.
+"os" (output-stationary), and "network": the layer as a network runs it
+(model.program.network.layer_program: levels when the case has thresholds, else raw
+sums; a signed input as base-16 digits; every threshold and operand load in the program),
+its outputs read from sfp_wide and, when the case has "expected" (the caller's independent
+integer reference, (OC, H, W)), also compared with that. A case may list several
+("fast,os,fast"); a name prefixed with "abort:" is cut off halfway through, unchecked, to
+show the next program is unharmed.
 """
 from __future__ import annotations
 
@@ -37,9 +42,9 @@ async def check_program(dut, tb, case, name: str) -> dict:
 
     x_int, w_int = case["x_int"], case["w_int"]
     allow_overflow = bool(case.get("allow_overflow", False))
-    program = SCHEDULES[name](x_int, w_int, array_size=tb.row)
+    program, x_int, w_int, requant = build_program(case, name, tb.row)
     expected = programs.reference_results(program, x_int, w_int, psum_bw=tb.psum_bw, acc_bw=tb.acc_bw,
-                                          check_widths=not allow_overflow)
+                                          check_widths=not allow_overflow, requant=requant)
     scoreboard = LayerScoreboard(expected, representable_only=allow_overflow)
     dut._log.info("layer %s: %s schedule, %d instructions", str(case["layer"]), name, len(program.inst))
     busy = await tb.play(program, scoreboard)
@@ -65,6 +70,15 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "words": len(program.inst), "play_wall_s": tb.wall_s, "play_cpu_s": tb.cpu_s,
         "busy": busy, "errors": tb.errors(), "vectors_not_representable": scoreboard.skipped,
     }
+    if "expected" in case:
+        hw = expected.arrange(np.array([out.wide for out in scoreboard.outputs]))
+        want = np.asarray(case["expected"], dtype=np.int64)
+        bad = np.argwhere(hw.reshape(want.shape) != want)
+        assert not len(bad), (f"{len(bad)} outputs differ from the independent reference, first at (oc, y, x) = "
+                              f"{tuple(bad[0])}: expected {want[tuple(bad[0])]}, got {hw.reshape(want.shape)[tuple(bad[0])]}")
+        summary["independent_checked"] = int(want.size)
+    if name == "network":       # what the core emitted, for tb.core_conv (sim="cocotb")
+        summary["out"] = expected.arrange(np.array([out.wide for out in scoreboard.outputs])).tolist()
     if "out_float" in case:
         hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
         recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
@@ -73,6 +87,18 @@ async def check_program(dut, tb, case, name: str) -> dict:
         summary["recovery_error"] = error
     dut._log.info("summary: %s", summary)
     return summary
+
+
+def build_program(case: dict, name: str, array_size: int):
+    """(program, x, w the array multiplies, requant or None) of a case's schedule `name`."""
+    x_int, w_int = case["x_int"], case["w_int"]
+    if name != "network":
+        return SCHEDULES[name](x_int, w_int, array_size=array_size), x_int, w_int, None
+    from model.program.network import layer_program
+    from model.requant import Requant
+
+    requant = Requant(case["thresholds"], case["descending"]) if "thresholds" in case else None
+    return (*layer_program(x_int, w_int, requant, array_size=array_size), requant)
 
 
 @cocotb.test()
@@ -86,7 +112,7 @@ async def run_layer(dut):
     summaries = []
     for name in str(case["schedule"]).split(","):
         if name.startswith("abort:"):
-            program = SCHEDULES[name[len("abort:"):]](case["x_int"], case["w_int"], array_size=tb.row)
+            program = build_program(case, name[len("abort:"):], tb.row)[0]
             half = len(program.inst) // 2
             cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half])
             dut._log.info("playing half of the %s program, unchecked", name)

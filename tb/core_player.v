@@ -8,7 +8,7 @@
 //   +NOPSUMS         do not dump the pmem writes (psums.hex stays empty)
 //   writes <dir>/psums.hex    one line per pmem write: address, psum vector (last column first)
 //          <dir>/outputs.txt  one line per SFP output: the vector in hex, the cycle counter, then
-//                             sfp_wide in hex, each lane sign-extended to 32 bits
+//                             sfp_wide in hex (acc_bw bits per lane)
 //          <dir>/summary.txt  the cycle counter at START, then cycles, busy cycles and
 //                             error flags at the end
 `timescale 1ns/1ps
@@ -31,14 +31,6 @@ module core_player #(
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
     wire [col*acc_bw-1:0]  sfp_wide;
-    wire [col*32-1:0]      sfp_wide32;    // sfp_wide, each lane sign-extended to 32 bits for the dump
-    genvar lane;
-    generate
-        for (lane = 0; lane < col; lane = lane + 1) begin : g_wide32
-            assign sfp_wide32[lane*32 +: 32] = {{(32-acc_bw){sfp_wide[lane*acc_bw + acc_bw - 1]}},
-                                                sfp_wide[lane*acc_bw +: acc_bw]};
-        end
-    endgenerate
     wire [`ERR_COUNT-1:0]  errors;
     wire [4:0]             fifo_flags;
     wire [31:0]            cycles, busy;
@@ -64,7 +56,7 @@ module core_player #(
             if (dump_psums && !u_core.u_pmem.CEN && !u_core.u_pmem.WEN)
                 $fwrite(psum_fd, "%h %h\n", u_core.u_pmem.A, u_core.u_pmem.D);
             if (sfp_valid)
-                $fwrite(out_fd, "%h %0d %h\n", sfp_out, cycles, sfp_wide32);
+                $fwrite(out_fd, "%h %0d %h\n", sfp_out, cycles, sfp_wide);
         end
     end
 

@@ -19,7 +19,8 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from model.hwconfig import CONFIG
 from model.program import Program, ProgramReference
-from tb.tbutil import param, signed
+from tb.player import hex_lanes
+from tb.tbutil import param
 
 ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
 
@@ -95,30 +96,17 @@ class SfpOutput:
     wide: list[int]           # sfp_wide (acc_bw lanes): raw sums, levels
 
 
-def read_recording(path: Path, bits: int, lanes: int, wide: bool = False) -> tuple:
+def read_recording(path: Path, bits: int, lanes: int, wide: int = 0) -> tuple:
     """A recorder file of core_harness.v, one line per event: time (ns), a decimal key, a
-    vector in hex (and, wide: a second vector of 32-bit lanes). Returns the times and keys
-    (as text) and the vectors' lanes, [n, lanes] int64, two's complement of `bits` bits
-    (then the wide lanes), lane 0 from the low bits (numpy, not a Python loop per lane: a
-    long program records thousands of vectors). An X or Z bit in a vector raises ValueError."""
+    vector in hex (and, with `wide`, a second vector of `wide`-bit lanes). Returns the times
+    and keys (as text) and the vectors' lanes (tb.player.hex_lanes), [n, lanes] int64, two's
+    complement of `bits` bits (then the wide lanes), lane 0 from the low bits. An X or Z bit
+    in a vector raises ValueError."""
     tokens = path.read_text().split()
     step = 4 if wide else 3
     times, keys = tokens[0::step], tokens[1::step]
-    vectors = _lanes(tokens[2::step], bits, lanes)
-    return (times, keys, vectors, _lanes(tokens[3::step], 32, lanes)) if wide else (times, keys, vectors)
-
-
-def _lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
-    n = len(vectors)
-    if n == 0:
-        return np.zeros((0, lanes), dtype=np.int64)
-    text = "".join(vectors)
-    if len(vectors[0]) % 2:
-        text = "".join("0" + v for v in vectors)
-    raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
-    msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
-    weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
-    return signed(msb_first.astype(np.int64) @ weights, bits)
+    vectors = hex_lanes(tokens[2::step], bits, lanes)
+    return (times, keys, vectors, hex_lanes(tokens[3::step], wide, lanes)) if wide else (times, keys, vectors)
 
 
 class PmemWriteMonitor:
@@ -137,11 +125,11 @@ class SfpOutputMonitor:
     """Every vector the SFP emitted (sfp_valid), with the core's cycle counter, as the
     harness recorded it (outputs.txt: time, counter, vector, wide vector)."""
 
-    def __init__(self, psum_bw: int, col: int):
-        self.psum_bw, self.col = psum_bw, col
+    def __init__(self, psum_bw: int, col: int, acc_bw: int):
+        self.psum_bw, self.col, self.acc_bw = psum_bw, col, acc_bw
 
     def read(self, folder: Path) -> list[SfpOutput]:
-        times, counters, lanes, wide = read_recording(folder / "outputs.txt", self.psum_bw, self.col, wide=True)
+        times, counters, lanes, wide = read_recording(folder / "outputs.txt", self.psum_bw, self.col, wide=self.acc_bw)
         return [SfpOutput(v, float(t), int(c), x) for t, c, v, x in zip(times, counters, lanes.tolist(), wide.tolist())]
 
 
@@ -184,14 +172,16 @@ class LayerScoreboard:
                         f"psum mismatch: {where} column={c} (pmem addr {write.addr}): expected {e}, "
                         f"got {g} at {write.time_ns} ns")
                     break
-        for i in self._differing([o.lanes for o in outputs], self.expected.outputs):
+        # raw sums and levels are read from sfp_wide (sfp_out holds their low psum_bw bits)
+        emitted = [o.lanes if self.program.emit == "relu" else o.wide for o in outputs]
+        for i in self._differing(emitted, self.expected.outputs):
             out = outputs[i]
             if i >= len(self.program.emits):
                 self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
                 continue
             if self._unrepresentable(self.expected.outputs[i]):
                 continue
-            for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), out.lanes)):
+            for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), emitted[i])):
                 if e != g:
                     self.output_errors.append(
                         f"output mismatch: {self.expected.describe_output(i)} column={c}: expected {e}, "
@@ -242,7 +232,7 @@ class CoreTB:
         self.row = param(dut, "row")
         self.driver = ProgramDriver(dut)
         self.psum_monitor = PmemWriteMonitor(self.psum_bw, self.col)
-        self.out_monitor = SfpOutputMonitor(self.psum_bw, self.col)
+        self.out_monitor = SfpOutputMonitor(self.psum_bw, self.col, self.acc_bw)
         # the last play() (load, simulate, read back, compare): wall time, and CPU time of
         # this process, i.e. the simulator with cocotb in it (robust on a loaded machine)
         self.wall_s = self.cpu_s = 0.0

@@ -58,6 +58,42 @@ def relu_edge_case(size: int = 4) -> dict:
     return {"x_int": x, "w_int": w, "layer": f"8->8 {size}x{size} sums {RELU_EDGE_TARGETS} (ReLU edge)"}
 
 
+def int_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The exact integer conv (3x3, stride 1, padding 1) by torch.nn.functional.conv2d in
+    float64, which holds these sums exactly: the reference independent of model.tiling."""
+    import torch
+    import torch.nn.functional as F
+
+    out = F.conv2d(torch.from_numpy(np.asarray(x, dtype=np.float64))[None],
+                   torch.from_numpy(np.asarray(w, dtype=np.float64)), padding=1)
+    return out[0].numpy().astype(np.int64)
+
+
+def quantile_requant(sums: np.ndarray, rng: np.random.Generator):
+    """A model.requant.Requant whose thresholds are the 1/16 .. 15/16 quantiles of each
+    channel's sums (so most are sums that occur: the threshold edge is hit), nudged by 0 or
+    +1; every third channel descending."""
+    from model.requant import LEVELS, Requant
+
+    flat = sums.reshape(sums.shape[0], -1)
+    q = np.quantile(flat, np.arange(1, LEVELS + 1) / (LEVELS + 1), axis=1).T        # (oc, 15)
+    t = np.round(q).astype(np.int64) + rng.integers(0, 2, q.shape)
+    desc = np.arange(sums.shape[0]) % 3 == 2
+    t[desc] = t[desc][:, ::-1]
+    return Requant(t, desc)
+
+
+def network_case(x_int: np.ndarray, w_int: np.ndarray, requant: bool, seed: int, layer: str) -> dict:
+    """A layer for the "network" schedule: with requant, quantile thresholds of its integer
+    conv; "expected" is the independent reference (int_conv, then Requant.apply)."""
+    sums = int_conv(x_int, w_int)
+    case = {"x_int": x_int, "w_int": w_int, "expected": sums, "layer": layer}
+    if requant:
+        rq = quantile_requant(sums, np.random.default_rng(seed))
+        case.update(thresholds=rq.thresholds, descending=rq.descending, expected=rq.apply(sums))
+    return case
+
+
 def save_case(path: Path, case: dict, schedule: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

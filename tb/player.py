@@ -22,6 +22,23 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
+    """Vectors dumped with %h (lane 0 in the low bits) -> [n, lanes] int64, each lane two's
+    complement of `bits` bits (numpy, no Python loop per lane). An X or Z digit raises
+    ValueError."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros((0, lanes), dtype=np.int64)
+    text = "".join(vectors)
+    if len(vectors[0]) % 2:
+        text = "".join("0" + v for v in vectors)
+    raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
+    msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
+    weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
+    half = 1 << (bits - 1)
+    return ((msb_first.astype(np.int64) @ weights + half) & ((1 << bits) - 1)) - half
+
+
 @dataclass
 class PlayerResult:
     """What the core did. Arrays are int64, lanes column 0 first."""
@@ -79,9 +96,10 @@ class Player:
         program.save_hex(folder)
         return self.play(folder, len(program.inst), program.compute_start)
 
-    def play(self, folder: Path, n_words: int, start: int, psums: bool = True) -> PlayerResult:
+    def play(self, folder: Path, n_words: int, start: int, psums: bool = True, progress: bool = True) -> PlayerResult:
         """Play the program files already in `folder` (inst.hex, dxmem.hex: n_words each).
-        psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty)."""
+        psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty);
+        progress=False: its progress lines are not echoed (the caller shows its own)."""
         t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={n_words}", f"+START={start}",
                            f"+IDLE={CONFIG.isa.idle:x}"] + ([] if psums else ["+NOPSUMS"])
@@ -89,7 +107,7 @@ class Player:
             output = []
             for line in sim.stdout:
                 output.append(line)
-                if line.startswith("core_player:"):       # progress of long programs, every 10%
+                if progress and line.startswith("core_player:"):   # progress of long programs, every 10%
                     print("    " + line.rstrip(), flush=True)
         if sim.returncode or not (folder / "summary.txt").is_file():
             raise ModelError(f"the player failed on {folder}: {' / '.join(l.strip() for l in output[-3:])}")
@@ -103,8 +121,8 @@ class Player:
             raise ModelError(f"the core dumped unknown (X/Z) values into {folder}")
         lane = f">i{self.config.psum_bw // 8}"               # the dumps hold the last column first
 
-        def vectors(words: list[str], dtype: str = lane) -> np.ndarray:
-            raw = np.frombuffer(bytes.fromhex("".join(words)), dtype=dtype).reshape(len(words), self.config.col)
+        def vectors(words: list[str]) -> np.ndarray:
+            raw = np.frombuffer(bytes.fromhex("".join(words)), dtype=lane).reshape(len(words), self.config.col)
             return raw[:, ::-1].astype(np.int64)
 
         psum_lines = [line.split() for line in psum_text.splitlines()]
@@ -114,6 +132,6 @@ class Player:
             psum_addr=np.array([int(a, 16) for a, _ in psum_lines], dtype=np.int64),
             psums=vectors([d for _, d in psum_lines]),
             outputs=vectors([v for v, _, _ in out_lines]),
-            outputs_wide=vectors([w for _, _, w in out_lines], ">i4"),
+            outputs_wide=hex_lanes([w for _, _, w in out_lines], self.config.acc_bw, self.config.col),
             output_counters=np.array([int(c) for _, c, _ in out_lines], dtype=np.int64),
             wall_s=wall)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tb.core_layer import SCHEDULES, run_case
-from tb.layer_cases import model_case, random_case
+from tb.layer_cases import model_case, network_case, random_case, saturating_case
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -67,3 +67,36 @@ def test_array_sizes(array_size):
     runs = run_case(random_case(8, 8, 4, 4, seed=10 + array_size), schedules,
                     f"core_layer-array{array_size}", array_size=array_size)
     assert [r["schedule"] for r in runs] == schedules.split(",")
+
+
+def test_network_requant_layer():
+    """The SFP emits levels (quantile thresholds, every third channel descending): 20 -> 12
+    (padded ic and oc tiles), every threshold and operand load in the program; against
+    the independent integer conv + Requant.apply as well as the reference tiling."""
+    x, w = random_case(20, 12, 4, 5, seed=21)["x_int"], random_case(20, 12, 4, 5, seed=21)["w_int"]
+    runs = run_case(network_case(x, w, requant=True, seed=21, layer="random 20->12 requant"), "network",
+                    "core_layer-network-requant")
+    assert runs[0]["independent_checked"] == 12 * 4 * 5
+
+
+def test_network_raw_layer():
+    """Raw sums of 60,480 (all-15 x all-+7, 64 -> 8): beyond a 16-bit sfp_out lane, exact on
+    sfp_wide and no error flag (the ReLU flow flags the same layer: test_core_numerics)."""
+    case = saturating_case(+7)
+    runs = run_case(network_case(case["x_int"], case["w_int"], requant=False, seed=0, layer=case["layer"]),
+                    "network", "core_layer-network-raw")
+    assert runs[0]["errors"] == [] and runs[0]["independent_checked"] == 8 * 4 * 4
+
+
+@pytest.mark.parametrize("requant", [False, True])
+def test_network_signed_first_layer(requant):
+    """features.0's signed input: levels -255..15 (both ends included) as base-16 digits,
+    the high digit's ic tile added times 16 in the SFP; against F.conv2d on the signed
+    integers."""
+    rng = np.random.default_rng(31)
+    x = rng.integers(-255, 16, (3, 4, 4))
+    x[0, 0, 0], x[1, 0, 0], x[2, 3, 3] = -255, 15, -16
+    w = rng.integers(-7, 8, (16, 3, 3, 3))
+    runs = run_case(network_case(x, w, requant=requant, seed=31, layer="signed 3->16 4x4"), "network",
+                    f"core_layer-network-signed-{'requant' if requant else 'raw'}")
+    assert runs[0]["independent_checked"] == 16 * 4 * 4

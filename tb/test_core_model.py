@@ -2,8 +2,10 @@
 without a simulator (model/tests/test_program.py relies on it); here the same programs run
 through the RTL (tb/core_player.v on Icarus) and both must agree.
 
-Programs: every schedule on small layers at two array sizes, each also corrupted at random
-(a control bit flipped, a word dropped, two words swapped; seeded). Where the model
+Programs: every schedule on small layers at two array sizes, and network layers
+(model.program.network: levels with their thresholds loaded in the program, raw sums, a
+signed input's digits), each also corrupted at random (a control bit flipped, a word
+dropped, two words swapped; seeded). Where the model
 replays a program without complaint, the RTL must make the same pmem writes (address and
 vector), the same SFP outputs in the same cycles, and raise no error flag. Where the model
 refuses a FIFO operation or an SFP overflow, the RTL must raise that flag; where it refuses
@@ -29,6 +31,7 @@ from tb.player import Player
 # control bits a corruption may flip (1-bit fields, so every corrupted word still encodes)
 CONTROL = ["load", "execute", "l0_wr", "l0_rd", "ififo_wr", "ififo_rd", "ofifo_rd", "start", "drain",
            "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf"]
+NETWORK_CONTROL = CONTROL + ["thr_wr", "acc_shift", "requant", "raw"]
 # model refusals -> the error flag the RTL must raise
 FLAGS = {("L0", "full"): "L0 overflow", ("L0", "empty"): "L0 underflow",
          ("IFIFO", "full"): "IFIFO overflow", ("IFIFO", "empty"): "IFIFO underflow",
@@ -42,13 +45,13 @@ BASES = [(n, shape, schedule) for n, shape in ((8, (8, 8, 4, 4)), (4, (5, 6, 3, 
          for schedule in sorted(SCHEDULES)]
 
 
-def corrupt(program: Program, rng: random.Random) -> tuple[Program, str]:
+def corrupt(program: Program, rng: random.Random, control: list[str] = CONTROL) -> tuple[Program, str]:
     """One random corruption inside the compute part of the program."""
     inst, data = list(program.inst), list(program.d_xmem)
     t = rng.randrange(program.compute_start, len(inst) - 1)
     kind = rng.choice(["flip", "flip", "drop", "swap"])
     if kind == "flip":
-        name = rng.choice(CONTROL)
+        name = rng.choice(control)
         inst[t] ^= 1 << CONFIG.isa.fields[name][0]
         what = f"{name} flipped at cycle {t}"
     elif kind == "drop":
@@ -89,7 +92,9 @@ def agree(player: Player, program: Program, folder, what: str) -> str:
     assert not flags, f"{what}: the model replays it cleanly, the RTL raised {flags}"
     np.testing.assert_array_equal(got.psum_addr, report.psum_addr, err_msg=f"{what}: pmem write addresses")
     np.testing.assert_array_equal(got.psums, report.psum_lanes, err_msg=f"{what}: pmem write vectors")
-    np.testing.assert_array_equal(got.outputs, report.output_lanes, err_msg=f"{what}: SFP outputs")
+    # levels and raw sums are read from sfp_wide (sfp_out holds their low psum_bw bits)
+    outputs = got.outputs if program.emit == "relu" else got.outputs_wide
+    np.testing.assert_array_equal(outputs, report.output_lanes, err_msg=f"{what}: SFP outputs")
     np.testing.assert_array_equal(got.output_counters - got.summary["start"],
                                   report.output_cycles - program.compute_start, err_msg=f"{what}: output cycles")
     return "same"
@@ -108,3 +113,30 @@ def test_model_agrees_with_the_rtl(n, shape, schedule):
         bad, what = corrupt(program, rng)
         seen.append(agree(player, bad, folder / f"corrupt{k}", what))
     print(f"{n}x{n} {schedule}: valid + {CORRUPTIONS} corrupted programs agree ({', '.join(seen)})")
+
+
+NETWORK = [(8, (20, 12, 4, 5), 0, True), (4, (3, 6, 3, 3), -255, True), (8, (3, 8, 3, 3), -100, False)]
+
+
+@pytest.mark.parametrize("n,shape,lo,requant", NETWORK,
+                         ids=[f"{n}x{n}-{'x'.join(map(str, s))}-{'signed-' if lo < 0 else ''}{'requant' if r else 'raw'}"
+                              for n, s, lo, r in NETWORK])
+def test_model_agrees_with_the_rtl_on_network_layers(n, shape, lo, requant):
+    from model.program.network import layer_program
+    from tb.layer_cases import int_conv, quantile_requant
+
+    name = f"core_model-network-{n}-{'x'.join(map(str, shape))}-{lo}-{int(requant)}-icarus"
+    folder = runner.SIM_BUILD / name
+    player = Player("icarus", folder, CONFIG.with_array(n))
+    ic, oc, h, w_ = shape
+    rng = np.random.default_rng(list(shape))
+    x, w = rng.integers(lo, 16, (ic, h, w_)), rng.integers(-7, 8, (oc, ic, 3, 3))
+    rq = quantile_requant(int_conv(x, w), rng) if requant else None
+    program = layer_program(x, w, rq, array_size=n)[0]
+    assert agree(player, program, folder / "valid", "the valid program") == "same"
+    corrupter = random.Random(name)
+    seen = []
+    for k in range(CORRUPTIONS):
+        bad, what = corrupt(program, corrupter, NETWORK_CONTROL)
+        seen.append(agree(player, bad, folder / f"corrupt{k}", what))
+    print(f"{n}x{n} network: valid + {CORRUPTIONS} corrupted programs agree ({', '.join(seen)})")

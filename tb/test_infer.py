@@ -17,7 +17,7 @@ from tb.core_conv import CoreConv
 CLI_MODEL = "M,M,M,8,M,8n"
 LAYER_KEYS = {"name", "in_channels", "out_channels", "height", "width", "dataflow", "cycles", "macs",
               "outputs_checked", "mismatches", "torch_differences"}
-TIMING = ("build_s", "sim_s", "check_s")
+TIMING = ("build_s", "sim_s", "sim_cpu_s", "check_s")
 
 
 def test_tiny_network_on_the_core(tmp_path):

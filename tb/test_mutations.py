@@ -30,6 +30,7 @@ class Mutation(NamedTuple):
     what: str                           # the bug, in words
     layer: str = "random"               # key of LAYERS
     caught_by: str = "psum"             # key of FIRST_DIFFERENCE: what the log must name
+    schedule: str = "fast"              # the schedule the layer runs
 
 
 MUTATIONS: dict[str, Mutation] = {
@@ -80,14 +81,22 @@ MUTATIONS: dict[str, Mutation] = {
         "the SFP accumulator wraps at 16 bits",
         layer="negative", caught_by="output",
     ),
+    "sfp_threshold_off_by_one": Mutation(
+        "sfp.v",
+        [("if (desc[l] ? s <= t : s >= t)",
+          "if (desc[l] ? s <= t : s > t)  // MUTATION: a sum equal to a threshold stays below it")],
+        "requantization counts an ascending threshold only when the sum exceeds it",
+        layer="requant", caught_by="output", schedule="network",
+    ),
 }
 
 
 def _layers() -> dict:
-    from layer_cases import random_case, relu_edge_case, saturating_case
+    from layer_cases import network_case, random_case, relu_edge_case, saturating_case
 
-    return {"random": random_case(8, 8, 4, 4, seed=321), "relu_edge": relu_edge_case(),
-            "negative": saturating_case(-7)}
+    random = random_case(8, 8, 4, 4, seed=321)
+    return {"random": random, "relu_edge": relu_edge_case(), "negative": saturating_case(-7),
+            "requant": network_case(random["x_int"], random["w_int"], requant=True, seed=321, layer="requant 8->8")}
 
 # What the log must show for a mutation: the scoreboard's first difference.
 FIRST_DIFFERENCE = {
@@ -124,11 +133,11 @@ def mutate(name: str | None, folder: Path) -> Path:
     return folder
 
 
-def run_layer(name: str, rtl_dir: Path, log: Path, layer: str = "random") -> list[dict]:
-    """The layer test (fast schedule, one of _layers()) on the RTL in rtl_dir."""
+def run_layer(name: str, rtl_dir: Path, log: Path, layer: str = "random", schedule: str = "fast") -> list[dict]:
+    """The layer test (one of _layers(), on `schedule`) on the RTL in rtl_dir."""
     from tb.core_layer import run_case
 
-    return run_case(_layers()[layer], "fast", name, log_file=log, rtl_dir=rtl_dir)
+    return run_case(_layers()[layer], schedule, name, log_file=log, rtl_dir=rtl_dir)
 
 
 def _folders(tag: str) -> tuple[str, Path, Path]:
@@ -137,11 +146,12 @@ def _folders(tag: str) -> tuple[str, Path, Path]:
     return name, runner.SIM_BUILD / f"{name}-{runner.simulator()}-rtl", build / "sim.log"
 
 
-@pytest.mark.parametrize("layer", ["random", "relu_edge", "negative"])
-def test_unmutated_copy_passes(layer):
+@pytest.mark.parametrize("layer,schedule", [("random", "fast"), ("relu_edge", "fast"), ("negative", "fast"),
+                                            ("requant", "network")])
+def test_unmutated_copy_passes(layer, schedule):
     """The control: the copied, unmutated RTL passes the same layer tests."""
     name, rtl_dir, log = _folders(f"none-{layer}")
-    summaries = run_layer(name, mutate(None, rtl_dir), log, layer)
+    summaries = run_layer(name, mutate(None, rtl_dir), log, layer, schedule)
     assert summaries and summaries[0]["psums_checked"] > 0 and summaries[0]["outputs_checked"] == 16, summaries
 
 
@@ -151,7 +161,7 @@ def test_mutation_is_caught(mutation):
     what = MUTATIONS[mutation].what
     mutate(mutation, rtl_dir)
     with pytest.raises((AssertionError, SystemExit)):
-        run_layer(name, rtl_dir, log, MUTATIONS[mutation].layer)
+        run_layer(name, rtl_dir, log, MUTATIONS[mutation].layer, MUTATIONS[mutation].schedule)
         pytest.fail(f"mutation {mutation} NOT caught: the layer test passed although {what} "
                     f"(mutated RTL in {rtl_dir}, log {log})")
     text = log.read_text(errors="replace")

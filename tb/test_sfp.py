@@ -71,7 +71,12 @@ class SfpModel:
                     bits |= self.thr_parts[tile, c, k, p] << (p * self.thr_data_bw)
                 t[c, k] = signed(bits & ((1 << self.thr_bw) - 1), self.thr_bw)
         desc = np.array([bool(self.desc[tile, c]) for c in range(self.col)])
-        return Requant(t, desc)
+        # Requant's own range check is for the default core's acc_bw; this bench sweeps acc_bw,
+        # so the contract's apply() runs on thresholds of this build's width
+        requant = object.__new__(Requant)
+        object.__setattr__(requant, "thresholds", t)
+        object.__setattr__(requant, "descending", desc)
+        return requant
 
     def write_thresholds(self, i: dict) -> None:
         if i["thr_level"] == self.levels:
@@ -358,12 +363,99 @@ async def test_random(dut):
         assert tb.cover["out_overflow"] > 0, f"random stimulus never overflowed an emitted value: {dict(tb.cover)}"
 
 
-@pytest.mark.parametrize("col,psum_bw,acc_bw,depth", [
-    (8, 16, 16, 16),
-    (8, 16, 24, 16),
-    (4, 16, 24, 4),
-    (3, 16, 16, 2),
+async def accumulate(tb: TB, addr: int, targets: list[int], **last) -> None:
+    """Make bank entry `addr` hold `targets` (one sum per lane, within acc_bw): shifted terms
+    (psum x 2**shift_bits) while a lane is beyond a psum, then one plain term, which also
+    carries `last` (an emit)."""
+    rem, first = list(targets), 1
+    while any(not tb.pmin <= r <= tb.pmax for r in rem):
+        q = [max(tb.pmin, min(tb.pmax, r >> tb.shift_bits)) for r in rem]
+        await tb.cycle(acc=1, first=first, shift=1, addr=addr, in_data=q)
+        rem, first = [r - (v << tb.shift_bits) for r, v in zip(rem, q)], 0
+    await tb.cycle(acc=1, first=first, addr=addr, in_data=rem, **last)
+
+
+async def write_thresholds(tb: TB, tile: int, thresholds: np.ndarray, descending: np.ndarray) -> None:
+    """thr_wr of every threshold of `tile` (part by part, low part first), then its
+    descending bits."""
+    thr_bw = tb.acc_bw + 1
+    parts = -(-thr_bw // tb.thr_data_bw)
+    for c in range(tb.col):
+        for k in range(tb.levels):
+            bits = int(thresholds[c, k]) & ((1 << thr_bw) - 1)
+            for p in range(parts):
+                await tb.cycle(thr_wr=1, thr_tile=tile, thr_lane=c, thr_level=k, thr_part=p,
+                               thr_data=bits >> (p * tb.thr_data_bw) & ((1 << tb.thr_data_bw) - 1))
+    await tb.cycle(thr_wr=1, thr_tile=tile, thr_level=tb.levels,
+                   thr_data=sum(int(d) << c for c, d in enumerate(descending)))
+
+
+@cocotb.test()
+async def test_requant_levels(dut):
+    """Requantized emits against model.requant.Requant.apply (the checker compares every
+    out / out_wide after every edge): two tiles of random, unsorted thresholds, some lanes
+    descending, one lane of 'always' (-2**acc_bw) and one of 'never' (2**acc_bw - 1)
+    thresholds; sums at every threshold -1, 0 and +1, and at both ends of acc_bw. An
+    emit reads its tile's thresholds at its issue edge; levels never raise the flag."""
+    tb = TB(dut)
+    rng = seeded_rng(dut)
+    await tb.start()
+    thr_lo, thr_hi = -(1 << tb.acc_bw), (1 << tb.acc_bw) - 1
+    acc_lo, acc_hi = -(1 << (tb.acc_bw - 1)), (1 << (tb.acc_bw - 1)) - 1
+    tiles = [0, tb.thr_tiles - 1]
+    for tile in tiles:
+        t = np.array([[rng.randint(acc_lo // 4, acc_hi // 4) for _ in range(tb.levels)] for _ in range(tb.col)])
+        t[0] = thr_lo                       # always: every sum reaches it
+        t[-1] = thr_hi                      # never
+        t[1 % tb.col, :3] = [acc_lo, acc_hi, 0]
+        desc = np.array([rng.random() < 0.4 for _ in range(tb.col)])
+        await write_thresholds(tb, tile, t, desc)
+        # every threshold's edge on the first tile; the second only shows the emit reads its own tile
+        edges = range(tb.levels) if tile == tiles[0] else range(2)
+        probes = [[int(t[c, k]) + d for c in range(tb.col)] for k in edges for d in (-1, 0, 1)]
+        probes += [[acc_lo] * tb.col, [acc_hi] * tb.col]
+        for vector in probes:
+            sums = [max(acc_lo, min(acc_hi, v)) for v in vector]
+            await accumulate(tb, rng.randrange(tb.depth), sums, emit=1, requant=1, thr_tile=tile)
+        await tb.settle()
+    assert tb.outputs()["overflow"] == 0, "a requantized emit raised the overflow flag"
+    tb.assert_covered("requant", "thr_wr")
+
+
+@cocotb.test()
+async def test_raw_and_shift(dut):
+    """raw: a sum beyond psum_bw comes out whole on out_wide without the flag (the plain
+    emit of the same sum raises it); shift: psums count 2**shift_bits times, and a shifted
+    term that leaves acc_bw raises the flag."""
+    tb = TB(dut)
+    await tb.start()
+    big = [(tb.pmax + 1) * (c + 1) * (-1) ** c for c in range(tb.col)]
+    big = [max(-(1 << (tb.acc_bw - 1)), min((1 << (tb.acc_bw - 1)) - 1, v)) for v in big]
+    await accumulate(tb, 0, big, emit=1, raw=1)
+    out = await tb.settle()
+    assert out["out_wide"] == big and out["overflow"] == 0, f"raw emit of {big}: {out}"
+    if tb.acc_bw > tb.psum_bw:
+        await tb.cycle(emit=1, addr=0)
+        out = await tb.settle()
+        assert out["overflow"] == 1, "a plain emit of a sum beyond psum_bw must raise the flag"
+        await tb.cycle(reset=1)
+    # shifted terms of pmax until the sum leaves acc_bw (the checker follows the flag edge by edge)
+    acc_hi = (1 << (tb.acc_bw - 1)) - 1
+    step = tb.pmax << tb.shift_bits
+    await tb.cycle(acc=1, first=1, addr=1, in_data=[0] * tb.col)
+    for _ in range(acc_hi // step + 1):
+        await tb.cycle(acc=1, shift=1, addr=1, in_data=[tb.pmax] * tb.col)
+    out = await tb.settle()
+    assert out["overflow"] == 1, f"{acc_hi // step + 1} terms of {tb.pmax} x 2**{tb.shift_bits} must leave acc_bw={tb.acc_bw}"
+
+
+@pytest.mark.parametrize("col,psum_bw,acc_bw,depth,thr_data_bw", [
+    (8, 16, 16, 16, 32),
+    (8, 16, 24, 16, 32),
+    (4, 16, 24, 4, 32),
+    (3, 16, 16, 2, 32),
+    (4, 16, 20, 4, 8),      # a 21-bit threshold in three 8-bit parts (a 2x2 core's xmem word)
 ])
-def test_sfp(col, psum_bw, acc_bw, depth):
-    runner.run("sfp", "test_sfp", parameters={"col": col, "psum_bw": psum_bw, "acc_bw": acc_bw, "depth": depth},
-               name="sfp")
+def test_sfp(col, psum_bw, acc_bw, depth, thr_data_bw):
+    runner.run("sfp", "test_sfp", parameters={"col": col, "psum_bw": psum_bw, "acc_bw": acc_bw, "depth": depth,
+                                              "thr_data_bw": thr_data_bw}, name="sfp")

@@ -57,13 +57,16 @@ class Timeline:
         self.d_xmem: dict[int, int] = {}
 
     def at(self, t: int, **fields: int) -> None:
-        while len(self.cycles) <= t:
-            self.cycles.append({})
-        cycle = self.cycles[t]
+        cycles = self.cycles
+        if t >= len(cycles):
+            cycles.extend({} for _ in range(t + 1 - len(cycles)))
+        cycle = cycles[t]
         for name, value in fields.items():
-            if name in cycle and cycle[name] != value:
-                raise AssertionError(f"cycle {t}: field {name} set to {cycle[name]} and {value}")
-            cycle[name] = int(value)
+            old = cycle.get(name)
+            if old is None:
+                cycle[name] = int(value)
+            elif old != value:
+                raise AssertionError(f"cycle {t}: field {name} set to {old} and {value}")
 
     def busy(self, t: int, name: str) -> bool:
         return t < len(self.cycles) and name in self.cycles[t]

@@ -23,8 +23,12 @@ those ids depend only on the geometry, so :func:`template` builds them once per 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import pickle
+import json
+import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +38,13 @@ from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline
 from model.program.memory_map import KIJ, XMEM_DEPTH, LayerGeometry
+from model.program.signed_input import split_signed
 from model.program.ws_fast import _Plan, check_sfp_depth, schedule
+from model.requant import Requant
+from model.tiling import as_int_array, check_layer
 
-__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_cycles", "hex_lines", "inst_hex", "template",
-           "threshold_words", "word_table"]
+__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_cycles", "hex_lines", "inst_hex", "layer_operands",
+           "layer_program", "template", "template_folder", "threshold_words", "word_table"]
 
 EMIT_MODES = ("relu", "requant", "raw")
 _SOURCES = [Path(__file__).resolve().parent / name for name in ("network.py", "ws_fast.py", "isa.py", "memory_map.py")]
@@ -76,15 +83,60 @@ class LayerShape:
 
 @dataclass
 class Template:
-    """A layer's program without its data. program.inst holds the instruction words;
-    program.d_xmem is empty; write_cycles / write_ids: the cycle of every D_xmem write and
-    the id of its word in word_table's order."""
+    """A layer's program without its data.
+
+    program: the Program's scalars (emit mode, shifts, executes, last_emit, ...) with inst,
+    d_xmem, psum_writes and emits empty (held here as arrays; full_program() rebuilds them).
+    inst_hex: the instruction words, one per line in hex (the player's inst.hex).
+    write_cycles / write_ids: the cycle of every D_xmem write and the id of its word in
+    word_table's order. emit_keys (outputs, 2): (oc tile, output pixel) of each output, in
+    order; psum_addr / psum_keys (writes, 4): each pmem write's address and (ict, oct, kij, nij)."""
 
     shape: LayerShape
     program: Program
+    inst_hex: bytes
     write_cycles: np.ndarray
     write_ids: np.ndarray
+    emit_keys: np.ndarray
+    psum_addr: np.ndarray
+    psum_keys: np.ndarray
     build_s: float = 0.0
+
+    @property
+    def n_words(self) -> int:
+        return len(self.inst_hex) // ((INST_WIDTH + 3) // 4 + 1)
+
+    def full_program(self, d_xmem: list[int]) -> Program:
+        """The Program with its instruction words, `d_xmem` and result keys."""
+        return dataclasses.replace(
+            self.program, inst=[int(line, 16) for line in self.inst_hex.split()], d_xmem=list(d_xmem),
+            psum_writes=list(zip(self.psum_addr.tolist(), map(tuple, self.psum_keys.tolist()))),
+            emits=list(map(tuple, self.emit_keys.tolist())))
+
+    _ARRAYS = ("write_cycles", "write_ids", "emit_keys", "psum_addr", "psum_keys")
+
+    def save(self, folder: Path) -> None:
+        """inst.hex, arrays.npz and program.json in `folder` (written next to it, then renamed:
+        a reader never sees half a template)."""
+        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "inst.hex").write_bytes(self.inst_hex)
+        np.savez(tmp / "arrays.npz", **{k: getattr(self, k) for k in self._ARRAYS})
+        scalars = {k: v for k, v in self.program.__dict__.items() if not isinstance(v, list)}
+        (tmp / "program.json").write_text(json.dumps({"program": scalars, "build_s": self.build_s}))
+        try:
+            tmp.rename(folder)
+        except OSError:                      # another process stored it first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, shape: LayerShape, folder: Path) -> "Template":
+        meta = json.loads((folder / "program.json").read_text())
+        scalars = dict(meta["program"], ic_tile_shift=tuple(meta["program"]["ic_tile_shift"]))
+        with np.load(folder / "arrays.npz") as arrays:
+            fields = {k: arrays[k] for k in cls._ARRAYS}
+        return cls(shape, Program(inst=[], d_xmem=[], **scalars), (folder / "inst.hex").read_bytes(),
+                   build_s=meta["build_s"], **fields)
 
 
 def threshold_words(shape: LayerShape) -> list[tuple[int, int, int, int]]:
@@ -132,8 +184,6 @@ def encode_cycles(cycles: list[dict[str, int]]) -> list[int]:
 
 
 def _build(shape: LayerShape) -> Template:
-    import time
-
     t0 = time.perf_counter()
     geo = shape.geometry
     check_sfp_depth(geo, CONFIG.sfp_depth)
@@ -145,10 +195,14 @@ def _build(shape: LayerShape) -> Template:
     n_words = geo.n_ic_tiles * geo.n_onij + geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.array_size
     start = _threshold_prologue(tl, shape, n_words) if shape.emit == "requant" else 0
     schedule(plan, program, tl, start, CONFIG.fifo_depth, CONFIG.abuf_depth)
-    program.inst = encode_cycles(tl.cycles)
     cycles = np.array(sorted(tl.d_xmem), dtype=np.int64)
     ids = np.array([tl.d_xmem[t] for t in cycles.tolist()], dtype=np.int64)
-    return Template(shape, program, cycles, ids, time.perf_counter() - t0)
+    emit_keys = np.array(program.emits, dtype=np.int64).reshape(-1, 2)
+    psum_addr = np.array([a for a, _ in program.psum_writes], dtype=np.int64)
+    psum_keys = np.array([k for _, k in program.psum_writes], dtype=np.int64).reshape(-1, 4)
+    inst = inst_hex(encode_cycles(tl.cycles))
+    program = dataclasses.replace(program, psum_writes=[], emits=[])
+    return Template(shape, program, inst, cycles, ids, emit_keys, psum_addr, psum_keys, time.perf_counter() - t0)
 
 
 _MEMORY: dict[LayerShape, Template] = {}
@@ -161,27 +215,24 @@ def _sources_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def template_folder(shape: LayerShape, cache: Path) -> Path:
+    """Where `cache` keeps the shape's template (keyed by a digest of the builder's sources
+    and rtl/core_inst.vh, so an edit there builds afresh)."""
+    return Path(cache) / f"{shape.key}-{_sources_digest()}"
+
+
 def template(shape: LayerShape, cache: Path | None = None) -> Template:
-    """The layer's template: from memory, else from `cache` (a folder; entries keyed by the
-    shape and a digest of the builder's sources and rtl/core_inst.vh), else built (and
+    """The layer's template: from memory, else from the folder `cache`, else built (and
     stored there)."""
     if shape in _MEMORY:
         return _MEMORY[shape]
-    path = None
-    if cache is not None:
-        path = Path(cache) / f"{shape.key}-{_sources_digest()}.pkl"
-        if path.is_file():
-            with path.open("rb") as f:
-                tpl = pickle.load(f)
-            _MEMORY[shape] = tpl
-            return tpl
-    tpl = _build(shape)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(tpl, f, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
+    folder = template_folder(shape, cache) if cache is not None else None
+    if folder is not None and (folder / "program.json").is_file():
+        tpl = Template.load(shape, folder)
+    else:
+        tpl = _build(shape)
+        if folder is not None:
+            tpl.save(folder)
     _MEMORY[shape] = tpl
     return tpl
 
@@ -210,7 +261,8 @@ def word_table(shape: LayerShape, x: np.ndarray, w: np.ndarray, thresholds: np.n
     if shape.emit == "requant":
         cfg = CONFIG.with_array(n)
         levels = thresholds.shape[1]
-        tp = np.zeros((geo.n_oc_tiles * n, levels), dtype=np.int64)
+        # padding channels (sums 0) never reach a threshold: level 0, as the reference pads
+        tp = np.full((geo.n_oc_tiles * n, levels), (1 << (cfg.threshold_bw - 1)) - 1, dtype=np.int64)
         tp[:thresholds.shape[0]] = thresholds
         t = (tp & ((1 << cfg.threshold_bw) - 1)).astype(np.uint64)
         part_shift = np.arange(cfg.threshold_parts, dtype=np.uint64) * np.uint64(cfg.xmem_word_bits)
@@ -226,7 +278,7 @@ def word_table(shape: LayerShape, x: np.ndarray, w: np.ndarray, thresholds: np.n
 
 def bind(tpl: Template, table: np.ndarray) -> np.ndarray:
     """The D_xmem word of every cycle (uint64, 0 where nothing is written)."""
-    d = np.zeros(len(tpl.program.inst), dtype=np.uint64)
+    d = np.zeros(tpl.n_words, dtype=np.uint64)
     d[tpl.write_cycles] = table[tpl.write_ids]
     return d
 
@@ -248,3 +300,36 @@ def inst_hex(words: list[int]) -> bytes:
     """The instruction words, one per line in hex (INST_WIDTH bits)."""
     digits = (INST_WIDTH + 3) // 4
     return "".join(f"{w:0{digits}x}\n" for w in words).encode()
+
+
+def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape, np.ndarray, np.ndarray]:
+    """(shape, x, w): what the core multiplies for the layer, the digits of an input with
+    negative levels (split_signed), else the input as it is. One-line ModelError /
+    LayerError for a layer the core cannot run."""
+    x = as_int_array(x_int, "x_int")
+    if x.size and x.min() < 0:
+        _, w = check_layer(np.clip(x, 0, None), w_int)    # shapes, weight range (split_signed: levels)
+        xs, ws, shifts = split_signed(x, w, array_size)
+    else:
+        xs, ws = check_layer(x, w_int)
+        shifts = ()
+    shape = LayerShape(ic=xs.shape[0], oc=ws.shape[0], h=xs.shape[1], w=xs.shape[2],
+                       array_size=array_size, emit=emit, ic_tile_shift=shifts)
+    return shape, xs, ws
+
+
+def layer_program(x_int, w_int, requant: Requant | None = None, array_size: int = CONFIG.row, emit: str | None = None,
+                  cache: Path | None = None) -> tuple[Program, np.ndarray, np.ndarray]:
+    """A network layer's whole program, data bound (for the cocotb bench and the core
+    model), and the operands (x, w) it multiplies (reference_results takes those).
+    emit: "requant" when requant is given, else "raw" unless named ("relu")."""
+    emit = emit or ("requant" if requant is not None else "raw")
+    if (emit == "requant") != (requant is not None):
+        raise ModelError(f"emit mode {emit!r} {'needs' if emit == 'requant' else 'takes no'} thresholds")
+    shape, x, w = layer_operands(x_int, w_int, array_size, emit)
+    if requant is not None and requant.out_channels != shape.oc:
+        raise ModelError(f"requant has {requant.out_channels} channels, the layer {shape.oc} output channels")
+    tpl = template(shape, cache)
+    table = word_table(shape, x, w, *((requant.thresholds, requant.descending) if requant is not None else ()))
+    program = tpl.full_program(bind(tpl, table).tolist())
+    return program, x, w

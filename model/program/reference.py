@@ -6,11 +6,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import PsumOverflowError
+from model.errors import ModelError, PsumOverflowError
 from model.hwconfig import CONFIG
 from model.program.memory_map import useful_macs
 from model.program.isa import Program
-from model.tiling import os_reference, ws_reference
+from model.requant import Requant
+from model.tiling import _pad_channels, os_reference, ws_reference
+
+
+def _emitted(ref, emit: str, requant: Requant | None) -> np.ndarray:
+    """What the SFP emits, [n_oc_tiles, array_size, Ho*Wo]: ReLU(out), out, or its levels."""
+    if emit != "requant":
+        return ref.out_tiles(relu=emit == "relu")
+    if requant is None:
+        raise ModelError("a program that emits levels (requant) needs the layer's Requant")
+    levels = _pad_channels(requant.apply(ref.out), 0, ref.array_size)
+    return levels.reshape(ref.n_oc_tiles, ref.array_size, -1)
 
 
 @dataclass
@@ -67,25 +78,32 @@ class ProgramReference:
 
 
 def reference_results(program: Program, x_int: np.ndarray, w_int: np.ndarray,
-                      psum_bw: int = CONFIG.psum_bw, acc_bw: int = CONFIG.acc_bw, check_widths: bool = True) -> ProgramReference:
+                      psum_bw: int = CONFIG.psum_bw, acc_bw: int = CONFIG.acc_bw, check_widths: bool = True,
+                      requant: Requant | None = None) -> ProgramReference:
     """The reference value of every result of `program`. With check_widths, a reference that
     does not fit the hardware widths raises (nothing is compared with wrapped values);
-    without, the caller reports overflow itself (the program checker models the SFP)."""
+    without, the caller reports overflow itself (the program checker models the SFP).
+    A program that emits levels (program.emit "requant") needs the layer's `requant`;
+    (x_int, w_int) are the operands the array multiplies (a signed input's digits,
+    model.program.signed_input)."""
     n = program.array_size
     psum_keys = np.array([key for _, key in program.psum_writes], dtype=np.int64)
     out_keys = np.array(program.emits, dtype=np.int64)
     if program.dataflow == "ws":
-        ref = ws_reference(x_int, w_int, array_size=n, psum_bw=psum_bw, acc_bw=acc_bw)
+        ref = ws_reference(x_int, w_int, array_size=n, psum_bw=psum_bw, acc_bw=acc_bw,
+                           ic_tile_shift=program.ic_tile_shift, emit=program.emit)
         ict, oct, kij, nij = psum_keys.reshape(-1, 4).T
         psums = ref.psum[ict, oct, :, nij, kij]
         oct, o_nij = out_keys.reshape(-1, 2).T
-        outputs = ref.out_tiles(relu=True)[oct, :, o_nij]
+        outputs = _emitted(ref, program.emit, requant)[oct, :, o_nij]
     else:
         ref = os_reference(x_int, w_int, array_size=n, psum_bw=psum_bw)
         group, oct, row = psum_keys.reshape(-1, 3).T
         psums = ref.out[group, oct, row]
         group, oct, row = out_keys.reshape(-1, 3).T
         outputs = ref.out_relu[group, oct, row]
+    if program.dataflow != "ws" and program.emit != "relu":
+        raise ModelError(f"an {program.dataflow} program emits ReLU outputs only, not {program.emit!r}")
     if check_widths and ref.overflows:
         raise PsumOverflowError(f"the reference does not fit the hardware widths: {ref.overflows[0]}")
     return ProgramReference(program, ref, np.ascontiguousarray(psums, dtype=np.int64),

@@ -153,7 +153,8 @@ class ReferenceCore:
         if self.calls == self.break_layer:
             out[0, 0, 0] += 1
         self.calls += 1
-        return SimpleNamespace(out=out, cycles=100, busy=90, macs=0, errors=[], build_s=0.0, sim_s=0.0)
+        return SimpleNamespace(out=out, cycles=100, busy=90, macs=0, errors=[], build_s=0.0, sim_s=0.0,
+                               sim_cpu_s=0.0)
 
 
 def test_run_image_counts_mismatches_per_layer(tiny):
