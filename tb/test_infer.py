@@ -20,13 +20,21 @@ LAYER_KEYS = {"name", "in_channels", "out_channels", "height", "width", "dataflo
 TIMING = ("build_s", "sim_s", "sim_cpu_s", "check_s")
 
 
-def test_tiny_network_on_the_core(tmp_path):
+@pytest.fixture(scope="module")
+def core_build(tmp_path_factory):
+    """One build folder for every CoreConv of this module's process: a second CoreConv with
+    another build folder fails on a geometry the first already ran (its run folder links
+    inst.hex into its own, empty, template cache while the template comes from memory)."""
+    return tmp_path_factory.mktemp("core")
+
+
+def test_tiny_network_on_the_core(core_build):
     """3 convs (signed first layer; BatchNorm scales > 0, < 0 and 0; a conv without BatchNorm)
     on 8x8 images: every layer's core output equals the integer reference, and so does the
     prediction."""
     net = Network(tiny_model(), image_size=TINY_SIZE)
     assert net.stages[0].requant.descending.tolist() == [g < 0 for g in TINY_GAMMA]
-    core = CoreConv(sim="icarus", array_size=8, build=tmp_path)
+    core = CoreConv(sim="icarus", array_size=8, build=core_build)
     signed = False
     for index, image in enumerate(tiny_images(2, seed=7)):
         signed |= bool(net.first_levels(image).min() < 0)
@@ -59,17 +67,18 @@ def records(folder) -> dict:
 
 
 @pytest.mark.long
-def test_cli_local_cluster_equals_serial(tmp_path, capsys):
+def test_cli_local_cluster_equals_serial(core_build, tmp_path, capsys):
     """--images on a 2-worker local cluster writes the same per-image results and infer.json as
     --workers 0 (one after the other, in the same folder: the player and templates are reused);
     a rerun skips the finished images."""
     data = write_synthetic_cifar(tmp_path / "cifar", n_train=5, n_test=3, seed=2)
-    infer(capsys, tmp_path, "--data", data, "--workers", 2)
-    dask, dask_json = records(tmp_path), json.loads((tmp_path / "infer.json").read_text())
-    (tmp_path / "images.jsonl").unlink()
-    text = infer(capsys, tmp_path, "--data", data, "--workers", 0)
+    out = core_build
+    infer(capsys, out, "--data", data, "--workers", 2)
+    dask, dask_json = records(out), json.loads((out / "infer.json").read_text())
+    (out / "images.jsonl").unlink()
+    text = infer(capsys, out, "--data", data, "--workers", 0)
     assert "hardware = integer reference on 3/3" in text and "hardware accuracy" in text
-    serial = json.loads((tmp_path / "infer.json").read_text())
+    serial = json.loads((out / "infer.json").read_text())
     assert {"layers", "total_cycles", "total_macs", "images", "wall_s"} <= set(serial)
     assert [l["name"] for l in serial["layers"]] == ["features.3", "features.7"]
     for layer in serial["layers"]:
@@ -79,7 +88,7 @@ def test_cli_local_cluster_equals_serial(tmp_path, capsys):
     assert [set(i) for i in serial["images"]] == [{"index", "label", "prediction_hw", "prediction_torch",
                                                    "prediction_reference"}] * 3
     assert serial["layers"] == dask_json["layers"] and serial["images"] == dask_json["images"]
-    assert records(tmp_path) == dask
-    again = infer(capsys, tmp_path, "--data", data, "--workers", 0)
-    assert "3 image(s) already in" in again and records(tmp_path) == dask
-    assert (tmp_path / "infer.png").stat().st_size > 0
+    assert records(out) == dask
+    again = infer(capsys, out, "--data", data, "--workers", 0)
+    assert "3 image(s) already in" in again and records(out) == dask
+    assert (out / "infer.png").stat().st_size > 0
