@@ -2,6 +2,9 @@
 #
 #   make demo            the main job: export the 8->8 layer, run it through the RTL, report
 #   make demo ARRAY=16   the same on a 16x16 core (any n with ARRAY=n; default: rtl/core_inst.vh)
+#   make infer           the whole network on the core: every conv of one image, bit-exact per layer,
+#                        predictions next to PyTorch's (build/infer/infer.json, infer.png);
+#                        CHECKPOINT=path (default checkpoints/vgg16_quant_project.pt when present)
 #   make test            the whole regression (model tests + every cocotb test); = make
 #   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
 #   make test PYTEST_ARGS="tb/test_mac.py -k ..."   a subset
@@ -41,7 +44,7 @@ RTL := $(wildcard rtl/*.v)
 PSUM_BW ?= 16
 DATAFLOW ?= ws
 
-.PHONY: all test demo classic waves lint bench conv-bench synth formal clean check-sim
+.PHONY: all test demo infer classic waves lint bench conv-bench synth formal clean check-sim
 
 all: test
 
@@ -75,6 +78,11 @@ test: $(STAMP) check-sim
 
 demo: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m model demo --out "$(BUILD)/demo" $(if $(ARRAY),--array $(ARRAY))
+
+# The trained checkpoint once one is committed there (CHECKPOINT=path for another), else the seeded model.
+CHECKPOINT ?= $(wildcard checkpoints/vgg16_quant_project.pt)
+infer: $(STAMP) check-sim
+	$(TOOLS) $(PY) -m model infer --out "$(BUILD)/infer" $(if $(ARRAY),--array $(ARRAY)) $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder.

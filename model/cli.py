@@ -1,12 +1,12 @@
-"""Command line: ``systolic {train,eval,export,pack,demo,bench,rtl-bench} ...`` (the console
+"""Command line: ``systolic {train,eval,export,pack,demo,bench,rtl-bench,infer} ...`` (the console
 command of pyproject.toml), the same as ``python -m model ...``.
 
 Every error is one line on stderr, ``error: ...``: exit status 2 for a usage
 error (bad or missing option), 1 for anything else (bad path, bad layer, bad
 checkpoint, ...). No traceback unless ``MODEL_DEBUG=1`` is set.
 
-``export``, ``bench``, ``demo`` and ``rtl-bench`` live in ``model/export.py``,
-``model/bench.py``, ``tb/demo.py`` and ``tb/bench.py``; their options come from their
+``export``, ``bench``, ``demo``, ``rtl-bench`` and ``infer`` live in ``model/export.py``,
+``model/bench.py``, ``tb/demo.py``, ``tb/bench.py`` and ``model/infer.py``; their options come from their
 ``add_arguments(parser)`` and they run with ``run(args)`` (torch, cocotb and the slow
 references are imported inside ``run``).
 """
@@ -31,9 +31,11 @@ COMMANDS = {
     "bench": "time the vectorized reference tiling against the notebook-style loops (RTL cycles: rtl-bench)",
     "demo": "run the 8->8 layer of the model through the RTL core in every schedule, bit-exact, with cycles",
     "rtl-bench": "RTL benchmark table: layers through the core, cycles and utilization, every output verified",
+    "infer": "the whole network on the RTL core, conv after conv, from real or synthetic images, bit-exact",
 }
 # Commands whose module has add_arguments(parser) and run(args).
-MODULES = {"export": "model.export", "bench": "model.bench", "demo": "tb.demo", "rtl-bench": "tb.bench"}
+MODULES = {"export": "model.export", "bench": "model.bench", "demo": "tb.demo", "rtl-bench": "tb.bench",
+           "infer": "model.infer"}
 
 
 def program_name() -> str:

@@ -1,0 +1,58 @@
+"""systolic infer: bad input is one line and a non-zero exit, before any simulation."""
+from __future__ import annotations
+
+import pytest
+
+from model.checkpoint import save_checkpoint
+from model.cli import main
+from model.infer import parse_images
+from model.tests.test_cli import dataset, one_line_error  # noqa: F401 - dataset is a fixture
+from model.vgg import build_model
+
+
+def error_line(capsys) -> str:
+    return one_line_error(capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A checkpoint of a small network (not the project VGG16)."""
+    path = tmp_path_factory.mktemp("ck") / "small.pt"
+    return save_checkpoint(path, build_model("8,M,8", seed=0), "8,M,8", 1, 0.0)
+
+
+def test_images_ranges():
+    assert parse_images("0:20") == range(0, 20)
+    assert parse_images("0:10000:500") == range(0, 10000, 500)
+    for bad in ("5:3", "0:10001", "0:4:0", "3", "a:b", "-1:2"):
+        with pytest.raises(ValueError):
+            parse_images(bad)
+
+
+@pytest.mark.parametrize("argv, status, needle", [
+    (["--model", "vgg17"], 2, "unknown model 'vgg17'"),
+    (["--image", "10000"], 2, "--image: must be an integer in 0..9999"),
+    (["--images", "4:2"], 2, "--images: expected 0 <= A < B"),
+    (["--image", "1", "--images", "0:2"], 2, "not allowed with argument"),
+    (["--sim", "modelsim"], 2, "--sim: invalid choice"),
+])
+def test_usage_errors(argv, status, needle, capsys, tmp_path):
+    assert main(["infer", "--out", str(tmp_path), *argv]) == status
+    assert needle in error_line(capsys)
+
+
+def test_image_out_of_range_of_the_data(dataset, capsys, tmp_path):
+    assert main(["infer", "--out", str(tmp_path), "--data", str(dataset), "--image", "6"]) == 1
+    assert "image index 6 out of range: the test set has 6 images" in error_line(capsys)
+
+
+def test_checkpoint_of_another_network(checkpoint, capsys, tmp_path):
+    assert main(["infer", "--out", str(tmp_path), "--checkpoint", str(checkpoint),
+                 "--model", "vgg16_quant_project"]) == 1
+    assert str(checkpoint) in error_line(capsys)
+
+
+def test_unreachable_scheduler(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("model.infer.SCHEDULER_TIMEOUT_S", 1)
+    assert main(["infer", "--out", str(tmp_path), "--images", "0:2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    assert "--scheduler tcp://127.0.0.1:1: no Dask scheduler answers within 1 s" in error_line(capsys)
