@@ -58,7 +58,8 @@
 `define INST_ABUF_WADDR 49   // ABUF_BITS
 `define INST_ABUF_RADDR 55   // ABUF_BITS
 `define INST_ACC_ADDR 61   // ACC_BITS: SFP bank entry
-`define INST_WIDTH 74
+`define INST_ACT2 74   // 2-bit mode (WS): with EXECUTE the lanes hold two 2-bit activations; with LOAD the word is a 2-bit weight half (WCOL >= col: upper rows)
+`define INST_WIDTH 75
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4

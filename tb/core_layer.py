@@ -8,8 +8,10 @@ the reference tiling, (b) every SFP output against the reference accumulation + 
 It reads the core's own cycle and busy counters and writes a JSON summary.
 
 Schedules: "classic" (the notebooks' WS flow), "fast" (WS, output-aligned streaming),
-"os" (output-stationary). A case may list several ("fast,os,fast"); a name prefixed with
-"abort:" is cut off halfway through, unchecked, to show the next program is unharmed.
+"os" (output-stationary), "fast2" (fast in the 2-bit mode). A case may list several
+("fast,os,fast"); a name prefixed with "abort:" is cut off halfway through, unchecked, to
+show the next program is unharmed; a name suffixed with "@1" plays the case's second layer
+(x_int1, w_int1), e.g. "fast2,fast@1,fast2": a 2-bit, a 4-bit and a 2-bit layer.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import numpy as np
 from model import program as programs
 from model.hwconfig import CONFIG
 
-SCHEDULES = programs.SCHEDULES
+SCHEDULES = programs.ALL_SCHEDULES
 EXECUTE_BIT = programs.FIELDS["execute"][0]
 TOPLEVEL = "core_harness"     # tb/core_harness.v: the core with its clock and program player in HDL
 
@@ -35,7 +37,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
     the error flags that the reference's overflow report calls for."""
     from tb.core_tb import LayerScoreboard, expected_flags
 
-    x_int, w_int = case["x_int"], case["w_int"]
+    name, x_int, w_int = layer_of(case, name)
     allow_overflow = bool(case.get("allow_overflow", False))
     program = SCHEDULES[name](x_int, w_int, array_size=tb.row)
     expected = programs.reference_results(program, x_int, w_int, psum_bw=tb.psum_bw, acc_bw=tb.acc_bw,
@@ -61,11 +63,11 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "layer": str(case["layer"]), "dataflow": program.dataflow, "schedule": name,
         "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
         "cycles": rtl_cycles, "executes": program.executes, "useful_macs": macs,
-        "utilization": macs / (tb.row * tb.col * rtl_cycles),
+        "utilization": macs / (tb.row * tb.col * expected.ref.lanes * rtl_cycles), "a_bit": program.a_bit,
         "words": len(program.inst), "play_wall_s": tb.wall_s, "play_cpu_s": tb.cpu_s,
         "busy": busy, "errors": tb.errors(), "vectors_not_representable": scoreboard.skipped,
     }
-    if "out_float" in case:
+    if "out_float" in case and x_int is case["x_int"]:
         hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
         recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
         error = float(np.abs(recovered - np.maximum(case["out_float"], 0)).mean())
@@ -73,6 +75,13 @@ async def check_program(dut, tb, case, name: str) -> dict:
         summary["recovery_error"] = error
     dut._log.info("summary: %s", summary)
     return summary
+
+
+def layer_of(case: dict, name: str) -> tuple:
+    """(schedule, x_int, w_int) of a schedule entry: "fast" plays the case's layer,
+    "fast@1" its second one (x_int1, w_int1)."""
+    schedule, _, index = name.partition("@")
+    return schedule, case["x_int" + index], case["w_int" + index]
 
 
 @cocotb.test()
@@ -86,7 +95,8 @@ async def run_layer(dut):
     summaries = []
     for name in str(case["schedule"]).split(","):
         if name.startswith("abort:"):
-            program = SCHEDULES[name[len("abort:"):]](case["x_int"], case["w_int"], array_size=tb.row)
+            schedule, x_int, w_int = layer_of(case, name[len("abort:"):])
+            program = SCHEDULES[schedule](x_int, w_int, array_size=tb.row)
             half = len(program.inst) // 2
             cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half])
             dut._log.info("playing half of the %s program, unchecked", name)

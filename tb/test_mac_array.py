@@ -285,6 +285,9 @@ class TB:
         dut.w_in.value = pack(junk(cyc.w), bw)
         dut.wload_data.value = pack(junk(cyc.wload), bw)
         dut.wload_en.value = cyc.wload_en
+        dut.wload_act2.value = 0    # 4-bit mode here; 2-bit mode is checked on the core
+        dut.wload_half.value = 0    # (tb/test_core_layer.py, the a_bit=2 layers)
+        dut.act2.value = 0
         dut.valid.value = cyc.valid
         dut.start.value = cyc.start
         dut.os.value = cyc.os

@@ -5,7 +5,7 @@ exact text replacement (the replacement asserts the original text is there, so a
 edit breaks this test loudly instead of silently testing nothing), runs the cocotb layer
 test (tb/test_core_layer.py) on the mutated copy with the mutation's layer on the "fast"
 schedule (a random 8->8 4x4 layer, or a layer from tb/layer_cases.py that reaches the
-bug), and expects
+bug; "fast2", the 2-bit mode, for a random 2-bit 16->16 4x4 layer), and expects
   (1) the run to fail, and
   (2) the simulator log to name the first difference: the first differing psum (kij,
       nij, column, expected, got), output, or counter, as the mutation says.
@@ -28,7 +28,7 @@ class Mutation(NamedTuple):
     file: str
     edits: list[tuple[str, str]]        # (original text, mutated text)
     what: str                           # the bug, in words
-    layer: str = "random"               # key of LAYERS
+    layer: str = "random"               # key of _layers()
     caught_by: str = "psum"             # key of FIRST_DIFFERENCE: what the log must name
 
 
@@ -80,6 +80,12 @@ MUTATIONS: dict[str, Mutation] = {
         "the SFP accumulator wraps at 16 bits",
         layer="negative", caught_by="output",
     ),
+    "mac_2bit_second_product_dropped": Mutation(
+        "mac_tile.v",
+        [(".a(a1), .b(ws_weight1)", ".a({bw{1'b0}}), .b(ws_weight1)  /* MUTATION: no slot-1 product */")],
+        "in 2-bit mode the PE drops its second product (the high 2-bit activation)",
+        layer="random2",
+    ),
 }
 
 
@@ -87,7 +93,11 @@ def _layers() -> dict:
     from layer_cases import random_case, relu_edge_case, saturating_case
 
     return {"random": random_case(8, 8, 4, 4, seed=321), "relu_edge": relu_edge_case(),
-            "negative": saturating_case(-7)}
+            "negative": saturating_case(-7), "random2": random_case(16, 16, 4, 4, seed=322, a_bit=2)}
+
+
+# the schedule a layer of _layers() runs on: the 2-bit layer in the 2-bit mode
+SCHEDULE = {"random2": "fast2"}
 
 # What the log must show for a mutation: the scoreboard's first difference.
 FIRST_DIFFERENCE = {
@@ -125,10 +135,10 @@ def mutate(name: str | None, folder: Path) -> Path:
 
 
 def run_layer(name: str, rtl_dir: Path, log: Path, layer: str = "random") -> list[dict]:
-    """The layer test (fast schedule, one of _layers()) on the RTL in rtl_dir."""
+    """The layer test (fast schedule, or SCHEDULE's; one of _layers()) on the RTL in rtl_dir."""
     from tb.core_layer import run_case
 
-    return run_case(_layers()[layer], "fast", name, log_file=log, rtl_dir=rtl_dir)
+    return run_case(_layers()[layer], SCHEDULE.get(layer, "fast"), name, log_file=log, rtl_dir=rtl_dir)
 
 
 def _folders(tag: str) -> tuple[str, Path, Path]:
@@ -137,12 +147,13 @@ def _folders(tag: str) -> tuple[str, Path, Path]:
     return name, runner.SIM_BUILD / f"{name}-{runner.simulator()}-rtl", build / "sim.log"
 
 
-@pytest.mark.parametrize("layer", ["random", "relu_edge", "negative"])
+@pytest.mark.parametrize("layer", ["random", "relu_edge", "negative", "random2"])
 def test_unmutated_copy_passes(layer):
     """The control: the copied, unmutated RTL passes the same layer tests."""
     name, rtl_dir, log = _folders(f"none-{layer}")
     summaries = run_layer(name, mutate(None, rtl_dir), log, layer)
-    assert summaries and summaries[0]["psums_checked"] > 0 and summaries[0]["outputs_checked"] == 16, summaries
+    outputs = 16 * -(-_layers()[layer]["w_int"].shape[0] // 8)     # pixels x oc tiles
+    assert summaries and summaries[0]["psums_checked"] > 0 and summaries[0]["outputs_checked"] == outputs, summaries
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))

@@ -100,6 +100,7 @@ class Program:
     emits: list[tuple[int, ...]] = field(default_factory=list)                     # keys
     executes: int = 0                  # activation vectors sent into the array
     last_emit: int = 0                 # cycle in which the last output is on sfp_out
+    a_bit: int = A_BIT                 # activation bits: 2 is the array's 2-bit mode (ws_fast)
 
     @property
     def cycles(self) -> int:

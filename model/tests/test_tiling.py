@@ -254,3 +254,31 @@ def test_operand_helpers_match_the_references(rng):
     for o in range(2):
         for i in range(2):
             np.testing.assert_array_equal(ref.weight[o, i], wk[o * 8:(o + 1) * 8, i * 8:(i + 1) * 8])
+
+
+def test_2bit_mode_tiles_16_channels_per_psum(rng):
+    """a_bit=2: an ic tile is 16 channels (row r: channels 2r, 2r+1); the psum of a tile is
+    that tile's einsum, and the accumulated output is the convolution."""
+    ic, oc, h, w = 21, 10, 4, 3
+    x = rng.integers(0, 4, size=(ic, h, w))
+    wt = rng.integers(-7, 8, size=(oc, ic, 3, 3))
+    ref = ws_reference(x, wt, a_bit=2)
+    assert ref.lanes == 2 and ref.ic_tile == 16 and ref.n_ic_tiles == 2 and ref.psum.shape[:3] == (2, 2, 8)
+    a = np.zeros((32, h + 2, w + 2), np.int64)
+    a[:ic, 1:-1, 1:-1] = x
+    a = a.reshape(32, -1)
+    wp = np.zeros((16, 32, 9), np.int64)
+    wp[:oc, :ic] = wt.reshape(oc, ic, 9)
+    for i in range(2):
+        for o in range(2):
+            np.testing.assert_array_equal(ref.psum[i, o], np.einsum(
+                "cjk,jn->cnk", wp[o * 8:(o + 1) * 8, i * 16:(i + 1) * 16], a[i * 16:(i + 1) * 16]))
+    conv = F.conv2d(torch.tensor(x, dtype=torch.float64)[None], torch.tensor(wt, dtype=torch.float64), padding=1)[0]
+    np.testing.assert_array_equal(ref.output(), conv.numpy().astype(np.int64))
+
+
+def test_2bit_activation_above_3_is_refused():
+    x = np.zeros((16, 4, 4), np.int64)
+    x[5, 2, 1] = 4
+    with pytest.raises(ModelError, match=r"^x_int value 4 at \[ic=5, h=2, w=1\] is outside 0..3 \(2-bit unsigned\)"):
+        ws_reference(x, np.zeros((8, 16, 3, 3), np.int64), a_bit=2)
