@@ -26,7 +26,8 @@ import numpy as np
 from model import program as programs
 from model.hwconfig import CONFIG
 
-SCHEDULES = programs.ALL_SCHEDULES
+SCHEDULES = programs.SCHEDULES          # the 4-bit schedules (every 4-bit layer runs on each)
+BUILDERS = programs.ALL_SCHEDULES       # and the 2-bit mode's: what a case may name
 EXECUTE_BIT = programs.FIELDS["execute"][0]
 TOPLEVEL = "core_harness"     # tb/core_harness.v: the core with its clock and program player in HDL
 
@@ -39,7 +40,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
 
     name, x_int, w_int = layer_of(case, name)
     allow_overflow = bool(case.get("allow_overflow", False))
-    program = SCHEDULES[name](x_int, w_int, array_size=tb.row)
+    program = BUILDERS[name](x_int, w_int, array_size=tb.row)
     expected = programs.reference_results(program, x_int, w_int, psum_bw=tb.psum_bw, acc_bw=tb.acc_bw,
                                           check_widths=not allow_overflow)
     scoreboard = LayerScoreboard(expected, representable_only=allow_overflow)
@@ -96,7 +97,7 @@ async def run_layer(dut):
     for name in str(case["schedule"]).split(","):
         if name.startswith("abort:"):
             schedule, x_int, w_int = layer_of(case, name[len("abort:"):])
-            program = SCHEDULES[schedule](x_int, w_int, array_size=tb.row)
+            program = BUILDERS[schedule](x_int, w_int, array_size=tb.row)
             half = len(program.inst) // 2
             cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half])
             dut._log.info("playing half of the %s program, unchecked", name)

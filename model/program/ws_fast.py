@@ -162,9 +162,9 @@ class _Plan:
         self.positions: list[_Position] = []
         # one ic tile in one pass: every oc tile reads the same words, once (one visit)
         shared = len(self.passes) == 1 and geo.n_ic_tiles == 1
-        # 2-bit mode with as many LOADs per weight set as positions: the xmem port, not the
-        # array, is the bound, so read every activation word first; then the LOADs alone
-        # keep pace with the array
+        # at least as many LOADs per weight set as positions (the 2-bit 16->16 4x4 layer; a
+        # map of at most n pixels): the xmem port, not the array, is the bound, so read every
+        # activation word first; then the LOADs alone keep pace with the array
         self.words_first = shared and lanes * n >= geo.n_onij
         self.pass_of_visit: dict[int, int] = {}
         for p, (octs, icts) in enumerate(self.passes):
