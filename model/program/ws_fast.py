@@ -305,7 +305,7 @@ class _WeightStager:
             return
         if plan.pass_of_wset[g] == xmem.loading_pass and xmem.pending:
             return
-        if plan.words_first and len(self.source.requested) < len(self.source.order):
+        if plan.words_first and self.source.reuse and len(self.source.requested) < len(self.source.order):
             return
         prev, k = g - 1, plan.loads[self.col]
         last_row = plan.first_row[k] + plan.rows_per_load - 1
