@@ -13,9 +13,11 @@ model is cross-checked against the RTL by tb/test_core_model.py:
 * L0 (one FIFO per row) and IFIFO (one per column) (_SkewFifoBank): first-word fall-through, lane i pops
   i cycles after the RD instruction; a push into a full lane or a pop of an empty lane,
   which the RTL refuses (raising a sticky flag), is an error here.
-* the array, PE by PE (_Array; rtl/mac_tile.v): west control (valid, start, os) skewed per row
+* the array, PE by PE (_Array; rtl/mac_tile.v): west control (valid, start, os, act2) skewed per row
   and registered per column, column control (OS weight shift, drain) skewed per column,
   staged / active weights, psums north to south, the bottom row's valid into the OFIFO.
+  2-bit mode (ACT2): two 2-bit activations per lane times the two weight slots; a LOAD
+  with ACT2 stages the slot pairs of one half of a column's rows (WCOL >= n: the upper).
 * OFIFO (_Ofifo): one FIFO per column; OFIFO_RD pops a whole vector, only when every column holds
   one (a refused read is an error).
 * SFP (_Sfp): one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR,
@@ -165,11 +167,14 @@ class _Array:
         self.v = np.zeros((n, n + 1), dtype=bool)
         self.s = np.zeros((n, n + 1), dtype=bool)
         self.o = np.zeros((n, n + 1), dtype=bool)
+        self.x = np.zeros((n, n + 1), dtype=bool)          # act2: 2-bit mode
         # [r, c] enters PE(r, c) from the north; [r + 1, c] is PE(r, c)'s register
         self.w = np.zeros((n + 1, n), dtype=np.int64)      # OS chain / WS staged (w_q), signed
         self.p = np.zeros((n + 1, n), dtype=np.int64)      # psum_q, row 0 is the zero input
         self.w_active = np.zeros((n, n), dtype=np.int64)
-        self.row_skew = [0, 0, 0]                         # valid, start, os: bit r = row r
+        self.w1 = np.zeros((n, n), dtype=np.int64)        # 2-bit mode: staged / active slot-1 weights
+        self.w1_active = np.zeros((n, n), dtype=np.int64)
+        self.row_skew = [0, 0, 0, 0]                      # valid, start, os, act2: bit r = row r
         self.col_skew = [0, 0]                            # shift, drain: bit c = column c
         self.live_until = -1                              # last cycle a valid may still move
         self.bottom_ws = 0           # bit c: PE(row-1, c) registered a WS product (valid & ~os)
@@ -184,14 +189,17 @@ class _Array:
             return [], 0
         return self.p[n].tolist(), mask
 
-    def step(self, t: int, valid: int, start: int, os: int, shift: int, drain: int,
-             load_col: int, load_word: int, heads_a, heads_w) -> None:
-        """One clock edge. heads_a / heads_w: callables giving the L0 / IFIFO heads."""
+    def step(self, t: int, valid: int, start: int, os: int, act2: int, shift: int, drain: int,
+             load_col: int, load_word: int, load_half: int, heads_a, heads_w) -> None:
+        """One clock edge. heads_a / heads_w: callables giving the L0 / IFIFO heads.
+        load_half: -1 a 4-bit LOAD (slot 0 of every row), 0 / 1 a 2-bit one (slot pairs of
+        the lower / upper rows)."""
         n, m = self.n, self.mask
         rs = self.row_skew
         rs[0] = ((rs[0] << 1) | valid) & m
         rs[1] = ((rs[1] << 1) | start) & m
         rs[2] = ((rs[2] << 1) | os) & m
+        rs[3] = ((rs[3] << 1) | act2) & m
         cs = self.col_skew
         cs[0] = ((cs[0] << 1) | shift) & m
         cs[1] = ((cs[1] << 1) | drain) & m
@@ -206,12 +214,17 @@ class _Array:
                 self.last_start = t
         if t > self.live_until and load_col < 0 and not cs[0] and not cs[1]:
             return                                       # nothing in the array can change
-        a, v, s, o, w, p = self.a, self.v, self.s, self.o, self.w, self.p
+        a, v, s, o, x, w, p = self.a, self.v, self.s, self.o, self.x, self.w, self.p
         a[:, 0] = heads_a()
         v[:, 0] = self.mask_vec(rs[0])
         s[:, 0] = self.mask_vec(rs[1])
         o[:, 0] = self.mask_vec(rs[2])
+        x[:, 0] = self.mask_vec(rs[3])
         a_in, v_in, s_in, o_in = a[:, :n], v[:, :n], s[:, :n], o[:, :n]
+        x_in = x[:, :n] & ~o_in                           # 2-bit mode is weight-stationary only
+        half = BW // 2
+        a0 = np.where(x_in, a_in & ((1 << half) - 1), a_in)
+        a1 = np.where(x_in, a_in >> half, 0)
         w_q = w[1:]
         psum_q = p[1:]
         if cs[0]:
@@ -225,18 +238,26 @@ class _Array:
                 mac_c = np.where(os_op, np.where(s_in, 0, psum_q), p[:n])
             else:
                 mac_w, mac_c = ws_w, p[:n]
-            mac = _wrap(mac_c + a_in * mac_w, self.psum_bw)
+            mac = _wrap(mac_c + a0 * mac_w + a1 * np.where(s_in, self.w1, self.w1_active), self.psum_bw)
             new_p = np.where(v_in, mac, psum_q)
             if t - self.last_start < n:
                 take = v_in & ~o_in & s_in
                 self.w_active = np.where(take, w_q, self.w_active)
+                self.w1_active = np.where(take, self.w1, self.w1_active)
         if cs[1]:
             drain_c = self.mask_vec(cs[1])
             new_p = np.where(drain_c[None, :], p[:n], psum_q if new_p is None else new_p)
         if cs[0] or load_col >= 0:
             new_w = np.where(self.mask_vec(cs[0])[None, :], w[:n], w_q) if cs[0] else w_q.copy()
             if load_col >= 0:
-                new_w[:, load_col] = [_signed((load_word >> (BW * r)) & LANE_MASK) for r in range(n)]
+                nibbles = [_signed((load_word >> (BW * r)) & LANE_MASK) for r in range(n)]
+                if load_half < 0:
+                    new_w[:, load_col] = nibbles
+                else:
+                    rows = n // 2
+                    for p_ in range(rows):
+                        new_w[load_half * rows + p_, load_col] = nibbles[2 * p_]
+                        self.w1[load_half * rows + p_, load_col] = nibbles[2 * p_ + 1]
             w[1:] = new_w
         if new_p is not None:
             p[1:] = new_p
@@ -245,6 +266,7 @@ class _Array:
         v[:, 1:] = v[:, :n]
         s[:, 1:] = s[:, :n]
         o[:, 1:] = o[:, :n]
+        x[:, 1:] = x[:, :n]
 
 
 class _Sram:
@@ -562,15 +584,19 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                 l0_data = abuf.read(t, f["abuf_raddr"]) if f["l0_abuf"] else xmem.known_q(t, "L0_WR")
             ififo_wr = f["ififo_wr"]
             ififo_data = xmem.known_q(t, "IFIFO_WR") if ififo_wr else 0
-            load_col, load_word = -1, 0
+            load_col, load_word, load_half = -1, 0, -1
             if f["load"]:
                 load_col = f["wcol"]
-                if load_col >= n:
+                if f["act2"]:                      # 2-bit LOAD: WCOL n + c is column c's upper rows
+                    load_half, load_col = divmod(load_col, n)
+                    if n % 2 or load_half > 1:
+                        raise ProgramError(f"cycle {t}: 2-bit LOAD into column {f['wcol']} of a {n}-column array")
+                elif load_col >= n:
                     raise ProgramError(f"cycle {t}: LOAD into column {load_col} of a {n}-column array")
                 load_word = xmem.known_q(t, "LOAD")
             # ---- the array (its inputs are the FIFO heads before this edge) ----
-            array.step(t, f["execute"], f["start"], f["os"], f["os"], f["drain"], load_col, load_word,
-                       l0.heads, lambda: [_signed(v) for v in ififo.heads()])
+            array.step(t, f["execute"], f["start"], f["os"], f["act2"], f["os"], f["drain"], load_col, load_word,
+                       load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()])
             if f["execute"]:
                 executes += 1
             l0.step(t, f["l0_rd"], l0_wr, l0_data)

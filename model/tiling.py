@@ -16,7 +16,10 @@ Conventions (README sections "Numerics" and "Classic text vectors"):
 Weight stationary (WS): per input-channel tile ``i`` and output-channel tile ``o`` the
 array holds ``w_tile[oc, ic]`` for one ``kij`` and streams every padded position
 ``nij``; column ``c`` (output channel ``o * array_size + c``) produces
-``psum[i, o, c, nij, kij]``.  The SFP then accumulates, per output pixel, the 9
+``psum[i, o, c, nij, kij]``.  In 2-bit mode (``a_bit`` 2, ``lanes_per_pe``) an ic tile is
+``2 * array_size`` channels: row ``r`` holds channels ``2r`` (weight slot 0, the low 2 bits
+of the row's 4-bit lane) and ``2r + 1`` (slot 1, the high 2 bits), so one psum sums 16
+input channels on an 8x8 array.  The SFP then accumulates, per output pixel, the 9
 ``kij`` psums of ic tile 0, then of ic tile 1, ... (that order defines the partial
 accumulation prefixes that are checked against ``acc_bw``).
 
@@ -47,7 +50,7 @@ __all__ = [
     "A_BIT", "W_BIT", "KERNEL", "PMEM_ADDR_BITS", "MAX_HW",
     "pad_flatten", "output_to_input_nij", "psum_address", "acc_addresses",
     "padded_operands", "os_operands", "field_range", "as_int_array", "random_layer",
-    "LayerGeometry", "WSReference", "OSReference", "ws_reference", "os_reference", "check_layer",
+    "LayerGeometry", "WSReference", "lanes_per_pe", "OSReference", "ws_reference", "os_reference", "check_layer",
 ]
 
 A_BIT = 4
@@ -205,24 +208,33 @@ def field_range(bits: int, signed: bool = True) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-def random_layer(rng: np.random.Generator, ic: int, oc: int, h: int, w: int
+def random_layer(rng: np.random.Generator, ic: int, oc: int, h: int, w: int, a_bit: int = A_BIT
                  ) -> tuple[np.ndarray, np.ndarray]:
     """A random layer over the full operand ranges: int64 ``x_int [ic, h, w]`` in
-    0..2**A_BIT-1 and ``w_int [oc, ic, 3, 3]`` in -(2**(W_BIT-1)-1)..2**(W_BIT-1)-1."""
-    a_lo, a_hi = field_range(A_BIT, signed=False)
+    0..2**a_bit-1 and ``w_int [oc, ic, 3, 3]`` in -(2**(W_BIT-1)-1)..2**(W_BIT-1)-1."""
+    a_lo, a_hi = field_range(a_bit, signed=False)
     w_max = field_range(W_BIT)[1]                       # symmetric: -7..7, never -8
     x = rng.integers(a_lo, a_hi + 1, size=(ic, h, w), dtype=np.int64)
     wt = rng.integers(-w_max, w_max + 1, size=(oc, ic, KERNEL, KERNEL), dtype=np.int64)
     return x, wt
 
 
-def padded_operands(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def lanes_per_pe(a_bit: int) -> int:
+    """Activations one PE multiplies per cycle: 2 in 2-bit mode (``a_bit`` <= half the
+    CORE_BW lane: two activations share the lane, each with its own weight), else 1."""
+    return 2 if a_bit <= CONFIG.lane_bits // 2 else 1
+
+
+def padded_operands(x: np.ndarray, w: np.ndarray, n: int, ic_tile: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """The array's operands of a validated layer (``check_layer``'s int64 arrays):
-    ``a [ICp, Hp*Wp]`` (padded map, flattened) and ``w [OCp, ICp, 9]``, channel counts
-    zero-padded to multiples of ``n``."""
-    a = _pad_channels(pad_flatten(x, 1), 0, n)
+    ``a [ICp, Hp*Wp]`` (padded map, flattened) and ``w [OCp, ICp, 9]``, output channels
+    zero-padded to a multiple of ``n``, input channels to a multiple of ``ic_tile``
+    (default ``n``; ``2 * n`` in 2-bit mode)."""
+    ic_tile = n if ic_tile is None else ic_tile
+    a = _pad_channels(pad_flatten(x, 1), 0, ic_tile)
     oc, ic = w.shape[:2]
-    wk = _pad_channels(_pad_channels(w.reshape(oc, ic, N_KIJ), 0, n), 1, n)
+    wk = _pad_channels(_pad_channels(w.reshape(oc, ic, N_KIJ), 0, n), 1, ic_tile)
     return a, wk
 
 
@@ -275,16 +287,23 @@ class LayerGeometry:
     """One 3x3 / stride 1 / padding 1 conv layer cut into channel tiles of an array_size x
     array_size array: the one geometry of the references (WSReference, OSReference) and the
     program builders (model.program). ``IC``/``OC`` are the real channel counts; a channel
-    tile is ``array_size`` channels, the last one zero-padded."""
+    tile is ``array_size`` channels, the last one zero-padded; in 2-bit mode (``lanes`` 2)
+    an input-channel tile is ``2 * array_size`` channels."""
     IC: int
     OC: int
     H: int
     W: int
     array_size: int
+    lanes: int = field(default=1, kw_only=True)   # activations per PE and cycle (lanes_per_pe)
+
+    @property
+    def ic_tile(self) -> int:
+        """Input channels per ic tile: array_size x lanes."""
+        return self.array_size * self.lanes
 
     @property
     def n_ic_tiles(self) -> int:
-        return -(-self.IC // self.array_size)
+        return -(-self.IC // self.ic_tile)
 
     @property
     def n_oc_tiles(self) -> int:
@@ -333,8 +352,10 @@ class LayerGeometry:
 class WSReference(LayerGeometry):
     """What the array computes in weight-stationary mode (all int64).
 
-    activation: ``[n_ic_tiles, array_size (row), Hp*Wp (nij)]`` (the padded map per ic
-    tile); weight: ``[n_oc_tiles, n_ic_tiles, array_size (col), array_size (row), 9 (kij)]``
+    activation: ``[n_ic_tiles, ic_tile (channel in the tile), Hp*Wp (nij)]`` (the padded map
+    per ic tile; ic_tile = array_size, or 2 x array_size in 2-bit mode, where channel j of
+    the tile is row j // 2, weight slot j % 2);
+    weight: ``[n_oc_tiles, n_ic_tiles, array_size (col), ic_tile, 9 (kij)]``
     (read-only view); psum: ``[n_ic_tiles, n_oc_tiles, array_size (col), Hp*Wp (nij),
     9 (kij)]``; out / out_relu: ``[OC, Ho*Wo]`` accumulated over ic tiles and kij (before /
     after ReLU).  The geometry fields come from LayerGeometry.
@@ -369,8 +390,9 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
 
     acc_bw: width the accumulated sums are checked against; None (the default) is psum_bw,
     the classic flow's (out.txt holds psum_bw-bit lanes). The core's SFP accumulates at
-    hwconfig.CONFIG.acc_bw: model.program passes that explicitly.
-    ic_tile_shift: per ic tile, 1 when the SFP adds its psums times 2**a_bit (a signed
+    hwconfig.CONFIG.acc_bw: model.program passes that explicitly. a_bit 2 is the array's 2-bit
+    mode: ic tiles of 2 x array_size channels (module doc).
+    ic_tile_shift: per ic tile, 1 when the SFP adds its psums times 2**lane_bits (a signed
     input's high digit, model.program.signed_input); () = none.
     emit: "relu" (the SFP emits ReLU(out) on a psum_bw lane, which is checked), "raw" or
     "requant" (the emitted value is the whole sum or its level: no psum_bw check)."""
@@ -384,12 +406,14 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
     Ho, Wo = H, W
     n_nij = Hp * Wp
 
-    a, wk = padded_operands(x, w, n)                               # [ICp, n_nij], [OCp, ICp, 9]
-    nI, nO = a.shape[0] // n, wk.shape[0] // n
-    a_t = a.reshape(nI, n, n_nij)                                  # [i, r, nij]
-    w_t = wk.reshape(nO, n, nI, n, N_KIJ)                          # [o, c, i, r, k]
-    # per ic tile: [(o c k), r] @ [r, nij]
-    wm = w_t.transpose(2, 0, 1, 4, 3).reshape(nI, nO * n * N_KIJ, n)
+    lanes = lanes_per_pe(a_bit)
+    ict = n * lanes                                                # channels of an ic tile
+    a, wk = padded_operands(x, w, n, ict)                          # [ICp, n_nij], [OCp, ICp, 9]
+    nI, nO = a.shape[0] // ict, wk.shape[0] // n
+    a_t = a.reshape(nI, ict, n_nij)                                # [i, j, nij]
+    w_t = wk.reshape(nO, n, nI, ict, N_KIJ)                        # [o, c, i, j, k]
+    # per ic tile: [(o c k), j] @ [j, nij]
+    wm = w_t.transpose(2, 0, 1, 4, 3).reshape(nI, nO * n * N_KIJ, ict)
     prod = np.matmul(wm, a_t)                                      # [i, (o c k), nij]
     psum = prod.reshape(nI, nO, n, N_KIJ, n_nij).transpose(0, 1, 2, 4, 3)
     psum = np.ascontiguousarray(psum)                              # [i, o, c, nij, k]
@@ -401,7 +425,7 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
     if ic_tile_shift:
         if len(ic_tile_shift) != nI:
             raise ModelError(f"ic_tile_shift has {len(ic_tile_shift)} entries for {nI} ic tiles")
-        g = g << (a_bit * np.asarray(ic_tile_shift, dtype=np.int64))[:, None, None, None, None]
+        g = g << (CONFIG.lane_bits * np.asarray(ic_tile_shift, dtype=np.int64))[:, None, None, None, None]
     seq = g.transpose(1, 2, 4, 0, 3).reshape(nO, n, Ho * Wo, nI * N_KIJ)
     pref = np.cumsum(seq, axis=-1)
     out_p = pref[..., -1].reshape(nO * n, Ho * Wo)                 # [OCp, o_nij]
@@ -419,7 +443,7 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
     _finish(overflows, strict)
     return WSReference(activation=a_t, weight=w_t.transpose(0, 2, 1, 3, 4), psum=psum,
                        out=out, out_relu=np.maximum(out, 0), array_size=n, IC=IC, OC=OC, H=H, W=W,
-                       psum_bw=psum_bw, acc_bw=acc_bw, overflows=overflows)
+                       lanes=lanes, psum_bw=psum_bw, acc_bw=acc_bw, overflows=overflows)
 
 
 # ----------------------------------------------------------------------------------

@@ -6,6 +6,11 @@ binary field (MSB first), highest lane first (row7 .. row0 / col7 .. col0), no s
 notebook strings, table :data:`HEADERS`); ``acc_address.txt`` has none.  Readers take
 any number of leading ``#`` lines as headers (one notebook writes some files without).
 
+Course part 2 (the array's 2-bit mode, a WSReference with ``lanes`` 2): the activation file
+holds 2n 2-bit lanes per line (kind ``activation2``: channel 2n-1 .. channel 0 of the ic
+tile, the xmem word of the 2-bit mode as it is), the weight files 2n 4-bit lanes per line
+(two weights per PE: input channel 2n-1 .. 0); psum and out files are as in 4-bit mode.
+
 Writers check every value against the field first and refuse (PsumOverflowError naming
 the file, the line, the lane and the value); nothing is ever truncated.  Readers return
 int64 arrays in the same orientation the matching writer takes, expect the number of data
@@ -32,6 +37,7 @@ __all__ = [
     "write_psum", "read_psum", "write_out", "read_out", "write_acc_address",
     "read_acc_address", "write_activation_os", "read_activation_os", "write_weight_os",
     "read_weight_os", "write_out_os", "read_out_os", "ws_file_names", "os_file_names",
+    "write_activation2", "read_activation2",
     "write_ws_files", "write_os_files", "acc_address_fits", "psum_address", "prepare_out_dir",
     "CLASSIC_OUT_HW", "data_lines",
 ]
@@ -45,6 +51,9 @@ _ROW_TIME = ("#time0row{h}[msb-lsb],time0row{h1}[msb-lst],....,time0row0[msb-lst
 _COL_ROW = ("#col0row{h}[msb-lsb],col0row{h1}[msb-lst],....,col0row0[msb-lst]#",
             "#col1row{h}[msb-lsb],col1row{h1}[msb-lst],....,col1row0[msb-lst]#",
             "#................#")
+_CH_TIME = ("#time0ch{h}[msb-lsb],time0ch{h1}[msb-lst],....,time0ch0[msb-lst]#",
+            "#time1ch{h}[msb-lsb],time1ch{h1}[msb-lst],....,time1ch0[msb-lst]#",
+            "#................#")
 _COL_TIME = ("#time0col{h}[msb-lsb],time0col{h1}[msb-lst],....,time0col0[msb-lst]#",
              "#time1col{h}[msb-lsb],time1col{h1}[msb-lst],....,time1col0[msb-lst]#",
              "#................#")
@@ -52,6 +61,7 @@ _COL_TIME = ("#time0col{h}[msb-lsb],time0col{h1}[msb-lst],....,time0col0[msb-lst
 #: header templates per file kind (None: the kind has no header)
 HEADERS: dict[str, tuple[str, str, str] | None] = {
     "activation": _ROW_TIME,
+    "activation2": _CH_TIME,
     "weight": _COL_ROW,
     "psum": _COL_TIME,
     "out": _COL_TIME,
@@ -73,6 +83,7 @@ class FileKind:
 #: field layout per kind
 KINDS: dict[str, FileKind] = {
     "activation": FileKind("activation", 4, False, "row"),
+    "activation2": FileKind("activation2", 2, False, "ch"),     # course part 2: 2-bit lanes
     "weight": FileKind("weight", 4, True, "row"),
     "psum": FileKind("psum", 16, True, "col"),
     "out": FileKind("out", 16, True, "col"),
@@ -237,7 +248,7 @@ def data_lines(kind: str, out_hw: tuple[int, int] = CLASSIC_OUT_HW, ic: int = CO
     and psum (H+2)(W+2), out H*W, acc_address 9*H*W, activation_os / weight_os 9*ic,
     weight and out_os ``lanes``."""
     h, w = out_hw
-    return {"activation": (h + 2) * (w + 2), "psum": (h + 2) * (w + 2), "out": h * w,
+    return {"activation": (h + 2) * (w + 2), "activation2": (h + 2) * (w + 2), "psum": (h + 2) * (w + 2), "out": h * w,
             "acc_address": N_KIJ * h * w, "activation_os": N_KIJ * ic,
             "weight_os": N_KIJ * ic, "weight": lanes, "out_os": lanes}[kind]
 
@@ -264,14 +275,26 @@ def read_activation(path, lanes: int = CONFIG.row, n_lines: int | None = None) -
     return _read_kind("activation", path, lanes, n_lines).T.copy()
 
 
+def write_activation2(path, a_tile) -> Path:
+    """Course part 2: ``a_tile[channel in tile (2n), nij]`` -> one line per nij, ch15..ch0
+    (for n = 8), 2-bit unsigned."""
+    return _write_kind("activation2", path, np.asarray(a_tile).T)
+
+
+def read_activation2(path, lanes: int = 2 * CONFIG.row, n_lines: int | None = None) -> np.ndarray:
+    """-> int64 ``[channel, nij]`` (2-bit lanes)."""
+    return _read_kind("activation2", path, lanes, n_lines).T.copy()
+
+
 def write_weight(path, w_tile) -> Path:
     """``w_tile[col = oc in tile, row = ic in tile]`` -> line c = col c, row7..row0."""
     return _write_kind("weight", path, w_tile)
 
 
-def read_weight(path, lanes: int = CONFIG.row) -> np.ndarray:
-    """-> int64 ``[col, row]`` (exactly ``lanes`` lines)."""
-    return _read_kind("weight", path, lanes, lanes)
+def read_weight(path, lanes: int = CONFIG.row, n_lines: int | None = None) -> np.ndarray:
+    """-> int64 ``[col, row]`` (``lanes`` lanes; ``n_lines`` lines, default ``lanes``; course
+    part 2: ``2 * CONFIG.row`` lanes, ``CONFIG.col`` lines)."""
+    return _read_kind("weight", path, lanes, lanes if n_lines is None else n_lines)
 
 
 def write_psum(path, psum, width: int = CONFIG.psum_bw) -> Path:
@@ -411,8 +434,9 @@ def write_ws_files(out_dir, ref: WSReference) -> list[Path]:
     names = ws_file_names(ref.n_ic_tiles, ref.n_oc_tiles)
     outs = ref.out_tiles(relu=True)                                # [o, c, o_nij]
     written: list[Path] = []
+    write_act = write_activation2 if ref.lanes == 2 else write_activation
     for i, name in enumerate(names["activation"]):
-        written.append(write_activation(d / name, ref.activation[i]))
+        written.append(write_act(d / name, ref.activation[i]))
     for (i, o, k), name in names["weight"].items():
         written.append(write_weight(d / name, ref.weight[o, i, :, :, k]))
     for (i, o, k), name in names["psum"].items():

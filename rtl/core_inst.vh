@@ -58,7 +58,7 @@
 `define INST_ABUF_WADDR 49   // ABUF_BITS
 `define INST_ABUF_RADDR 55   // ABUF_BITS
 `define INST_ACC_ADDR 61   // ACC_BITS: SFP bank entry
-// bit 74: reserved for the 2-bit activation mode
+`define INST_ACT2 74   // 2-bit mode (WS): with EXECUTE the lanes hold two 2-bit activations; with LOAD the word is a 2-bit weight half (WCOL >= col: upper rows)
 `define INST_REQUANT 75   // SFP: emit each sum's level (0..15, the thresholds of tile THR_TILE) instead of the sum
 `define INST_RAW 76   // SFP: emit the whole acc_bw sum (on sfp_wide) without the psum_bw check of sfp_out
 `define INST_ACC_SHIFT 77   // SFP: the psum is added times 2**CORE_BW (a signed input's high digit)

@@ -30,6 +30,8 @@ module corelet #(
     // The activation buffer and the SFP bank are as deep as their instruction fields reach.
     localparam abuf_depth = 1 << `ABUF_BITS;
     localparam sfp_depth = 1 << `ACC_BITS;
+    // largest activation sum one PE multiplies per weight magnitude: 15, or 2-bit mode's 3 + 3
+    localparam ws_pe_max = ((1 << bw) - 1) > 2 * ((1 << (bw / 2)) - 1) ? ((1 << bw) - 1) : 2 * ((1 << (bw / 2)) - 1);
 
     // Parameter assumptions, checked at elaboration: a bad configuration names itself in
     // the build error (the instance of a module that does not exist).
@@ -40,8 +42,9 @@ module corelet #(
         if (col > row) begin : g_bad_col_row
             corelet_parameter_error_ififo_lanes_col_must_fit_the_row_wide_xmem_word bad_parameter();
         end
-        // WS psums carry no overflow flag: a column of row products must always fit
-        if (row * ((1 << bw) - 1) * (1 << (bw - 1)) >= (1 << (psum_bw - 1))) begin : g_bad_ws_psum
+        // WS psums carry no overflow flag: a column of row products must always fit, at
+        // 4 bits (one product per PE) and in 2-bit mode (two products of bw/2-bit activations)
+        if (row * ws_pe_max * (1 << (bw - 1)) >= (1 << (psum_bw - 1))) begin : g_bad_ws_psum
             corelet_parameter_error_row_products_do_not_fit_psum_bw bad_parameter();
         end
     endgenerate
@@ -92,7 +95,13 @@ module corelet #(
 
     // ---- the array ----
     wire [`WCOL_BITS-1:0]   wcol = inst[`INST_WCOL +: `WCOL_BITS];
-    wire [col-1:0]         wload_en = inst[`INST_LOAD] ? ({{(col-1){1'b0}}, 1'b1} << wcol) : {col{1'b0}};
+    // 2-bit mode (ACT2): LOAD column wcol stages the lower rows' weight pairs, column
+    // col + c the upper rows' of column c (so 2-bit mode needs 2 * col <= 2**WCOL_BITS)
+    wire                   act2 = inst[`INST_ACT2];
+    localparam [`WCOL_BITS:0] col_w = col;
+    wire                   wload_half = act2 & ({1'b0, wcol} >= col_w);
+    wire [`WCOL_BITS-1:0]   wload_col = wload_half ? wcol - col_w[`WCOL_BITS-1:0] : wcol;
+    wire [col-1:0]         wload_en = inst[`INST_LOAD] ? ({{(col-1){1'b0}}, 1'b1} << wload_col) : {col{1'b0}};
     wire [col*psum_bw-1:0] array_psum;
     wire [col-1:0]         array_valid;
     wire                   pe_ovf;
@@ -102,7 +111,10 @@ module corelet #(
         .valid(inst[`INST_EXECUTE]),
         .start(inst[`INST_START]),
         .os(os),
+        .act2(act2),
         .wload_en(wload_en),
+        .wload_act2(act2),
+        .wload_half(wload_half),
         .wload_data(xmem_q),
         .w_in(ififo_out),
         .drain(inst[`INST_DRAIN]),

@@ -7,6 +7,13 @@
 // cycles later, in step with the IFIFO.
 // The south edge presents each column's psum with its own valid strobe.
 //
+// Weight staging (WS): wload_en selects the column. A 4-bit load (wload_act2 = 0) writes
+// slot 0 of every row, nibble r -> row r. A 2-bit-mode load (wload_act2 = 1) writes both
+// slots of one half of the column's rows (wload_half: 0 rows 0..row/2-1, 1 the rest):
+// nibbles 2p and 2p+1 -> slots 0 and 1 of row half * row/2 + p. Two loads stage a
+// column's 2 x row weights, and the half of row 0 can be loaded last-but-one: the upper
+// rows see the start token row/2 cycles later.
+//
 // Every PE-to-PE link is its own small net (g_row[r].g_col[c].psum, .w, .a_east, ...), not a
 // slice of one wide bus: a simulator then updates only the links that changed (Icarus
 // rebuilt a whole 1,152-bit psum bus, and every slice of it, on each PE update).
@@ -25,8 +32,11 @@ module mac_array #(
     input  wire                   valid,
     input  wire                   start,
     input  wire                   os,
-    // WS weight staging: column one-hot, nibble r of the word for row r
+    input  wire                   act2,        // 2-bit mode (WS): two activations per lane
+    // WS weight staging: column one-hot, nibble r of the word for row r (2-bit: see above)
     input  wire [col-1:0]         wload_en,
+    input  wire                   wload_act2,
+    input  wire                   wload_half,
     input  wire [row*bw-1:0]      wload_data,
     // north edge: OS weights per column (already skewed), drain for column 0
     input  wire [col*bw-1:0]      w_in,
@@ -37,11 +47,13 @@ module mac_array #(
     // some PE's OS sum left psum_bw (sticky until reset)
     output wire                   os_overflow
 );
-    wire [row*3-1:0] west_ctl;
+    localparam half_rows = (row + 1) / 2;
+
+    wire [row*4-1:0] west_ctl;
     wire [col*2-1:0] col_ctl;
 
-    skew #(.width(3), .lanes(row)) u_row_skew (
-        .clk(clk), .reset(reset), .in({os, start, valid}), .out(west_ctl)
+    skew #(.width(4), .lanes(row)) u_row_skew (
+        .clk(clk), .reset(reset), .in({act2, os, start, valid}), .out(west_ctl)
     );
     skew #(.width(2), .lanes(col)) u_col_skew (
         .clk(clk), .reset(reset), .in({drain, os}), .out(col_ctl)
@@ -58,25 +70,38 @@ module mac_array #(
             for (c = 0; c < col; c = c + 1) begin : g_col
                 /* verilator lint_off UNUSEDSIGNAL */
                 wire [bw-1:0]      a_east;                      // the east edge is unused,
-                wire               valid_east, start_east, os_east;
+                wire               valid_east, start_east, os_east, act2_east;
                 wire [bw-1:0]      w;                           // so are the OS weights south
                 /* verilator lint_on UNUSEDSIGNAL */
                 wire [psum_bw-1:0] psum;
                 wire               overflow;                    // sticky OS overflow of this PE
                 wire [bw-1:0]      a_west;
-                wire               valid_west, start_west, os_west;
+                wire               valid_west, start_west, os_west, act2_west;
+                // 2-bit weight staging of this row: its half, and its nibble pair
+                wire               in_half = wload_half == (r >= half_rows);
+                wire [bw-1:0]      wload0, wload1;
+                if (2 * (r % half_rows) + 1 < row) begin : g_pair
+                    assign wload1 = wload_data[(2 * (r % half_rows) + 1)*bw +: bw];
+                    assign wload0 = wload_act2 ? wload_data[(2 * (r % half_rows))*bw +: bw]
+                                               : wload_data[r*bw +: bw];
+                end else begin : g_no_pair   // odd row count: the last pair has one nibble
+                    assign wload1 = {bw{1'b0}};
+                    assign wload0 = wload_act2 ? {bw{1'b0}} : wload_data[r*bw +: bw];
+                end
                 wire [bw-1:0]      w_north;
                 wire [psum_bw-1:0] psum_north;
                 if (c == 0) begin : g_west
                     assign a_west = a_in[r*bw +: bw];
-                    assign valid_west = west_ctl[3*r];
-                    assign start_west = west_ctl[3*r+1];
-                    assign os_west = west_ctl[3*r+2];
+                    assign valid_west = west_ctl[4*r];
+                    assign start_west = west_ctl[4*r+1];
+                    assign os_west = west_ctl[4*r+2];
+                    assign act2_west = west_ctl[4*r+3];
                 end else begin : g_east
                     assign a_west = g_col[c-1].a_east;
                     assign valid_west = g_col[c-1].valid_east;
                     assign start_west = g_col[c-1].start_east;
                     assign os_west = g_col[c-1].os_east;
+                    assign act2_west = g_col[c-1].act2_east;
                 end
                 if (r == 0) begin : g_north
                     assign w_north = w_in[c*bw +: bw];
@@ -92,12 +117,16 @@ module mac_array #(
                     .valid_in(valid_west),
                     .start_in(start_west),
                     .os_in(os_west),
+                    .act2_in(act2_west),
                     .a_out(a_east),
                     .valid_out(valid_east),
                     .start_out(start_east),
                     .os_out(os_east),
-                    .wload_en(wload_en[c]),
-                    .wload_data(wload_data[r*bw +: bw]),
+                    .act2_out(act2_east),
+                    .wload_en(wload_en[c] & (~wload_act2 | in_half)),
+                    .wload_data(wload0),
+                    .wload1_en(wload_en[c] & wload_act2 & in_half),
+                    .wload1_data(wload1),
                     .w_shift(col_ctl[2*c]),
                     .w_in(w_north),
                     .w_out(w),

@@ -13,6 +13,13 @@
 // A held sum that leaves psum_bw two's complement raises the sticky os_overflow flag
 // (until reset) instead of wrapping unnoticed. WS needs no such flag: the core checks at
 // elaboration that a column of row products always fits psum_bw.
+//
+// 2-bit mode (act2_in = 1, weight-stationary only; it travels with the activation like
+// os_in): the bw-bit activation lane carries two bw/2-bit activations, the low half for
+// weight slot 0 and the high half for slot 1, and the PE adds both products:
+// psum_out <= psum_in + a[lo] * w + a[hi] * w1. Slot 1 has its own staged (w1_q, loaded
+// by wload1_en) and active (w1_active) register, switched by the same start token. In
+// 4-bit mode the slot-1 activation is zero, so its product is too.
 `include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module mac_tile #(
@@ -26,13 +33,17 @@ module mac_tile #(
     input  wire               valid_in,
     input  wire               start_in,
     input  wire               os_in,
+    input  wire               act2_in,
     output reg  [bw-1:0]      a_out,
     output reg                valid_out,
     output reg                start_out,
     output reg                os_out,
+    output reg                act2_out,
     // weights: WS column-broadcast load, or OS chain from the north
     input  wire               wload_en,
     input  wire [bw-1:0]      wload_data,
+    input  wire               wload1_en,     // 2-bit mode: stage the slot-1 weight
+    input  wire [bw-1:0]      wload1_data,
     input  wire               w_shift,
     input  wire [bw-1:0]      w_in,
     output wire [bw-1:0]      w_out,
@@ -42,27 +53,42 @@ module mac_tile #(
     output wire [psum_bw-1:0] psum_out,
     output reg                os_overflow
 );
+    localparam hbw = bw / 2;   // bits of a 2-bit-mode activation (half a lane)
+
     reg [bw-1:0]      w_q;
     reg [bw-1:0]      w_active;
+    reg [bw-1:0]      w1_q;
+    reg [bw-1:0]      w1_active;
     reg [psum_bw-1:0] psum_q;
 
     wire ws_op = valid_in & ~os_in;
     wire os_op = valid_in & os_in;
+    wire act2 = act2_in & ~os_in;
+
+    // slot 0 takes the whole lane (4-bit mode) or its low half; slot 1 the high half or 0
+    wire [bw-1:0] a0 = act2 ? {{(bw-hbw){1'b0}}, a_in[hbw-1:0]} : a_in;
+    wire [bw-1:0] a1 = act2 ? {{hbw{1'b0}}, a_in[bw-1:hbw]} : {bw{1'b0}};
 
     wire [bw-1:0]      ws_weight = start_in ? w_q : w_active;
+    wire [bw-1:0]      ws_weight1 = start_in ? w1_q : w1_active;
     wire [psum_bw-1:0] os_base = start_in ? {psum_bw{1'b0}} : psum_q;
     wire [bw-1:0]      mac_w = os_op ? w_in : ws_weight;
     wire [psum_bw-1:0] mac_c = os_op ? os_base : psum_in;
+    wire [psum_bw-1:0] sum0;
     wire [psum_bw-1:0] mac_out;
 
     mac #(.bw(bw), .psum_bw(psum_bw)) u_mac (
-        .a(a_in), .b(mac_w), .c(mac_c), .out(mac_out)
+        .a(a0), .b(mac_w), .c(mac_c), .out(sum0)
+    );
+    mac #(.bw(bw), .psum_bw(psum_bw)) u_mac1 (
+        .a(a1), .b(ws_weight1), .c(sum0), .out(mac_out)
     );
 
     // Signed addition overflows when both addends have one sign and the result the other;
     // the product is negative exactly when the weight is and the activation is not zero.
-    wire product_neg = mac_w[bw-1] & |a_in;
-    wire os_add_ovf = (mac_c[psum_bw-1] == product_neg) && (mac_out[psum_bw-1] != product_neg);
+    // (OS has no slot-1 product: a1 is zero there, so mac_out is sum0.)
+    wire product_neg = mac_w[bw-1] & |a0;
+    wire os_add_ovf = (mac_c[psum_bw-1] == product_neg) && (sum0[psum_bw-1] != product_neg);
 
     assign w_out = w_q;
     assign psum_out = psum_q;
@@ -73,8 +99,11 @@ module mac_tile #(
             valid_out <= 1'b0;
             start_out <= 1'b0;
             os_out <= 1'b0;
+            act2_out <= 1'b0;
             w_q <= {bw{1'b0}};
             w_active <= {bw{1'b0}};
+            w1_q <= {bw{1'b0}};
+            w1_active <= {bw{1'b0}};
             psum_q <= {psum_bw{1'b0}};
             os_overflow <= 1'b0;
         end else begin
@@ -82,12 +111,17 @@ module mac_tile #(
             valid_out <= valid_in;
             start_out <= start_in;
             os_out <= os_in;
+            act2_out <= act2_in;
             if (wload_en)
                 w_q <= wload_data;
             else if (w_shift)
                 w_q <= w_in;
-            if (ws_op & start_in)
+            if (wload1_en)
+                w1_q <= wload1_data;
+            if (ws_op & start_in) begin
                 w_active <= w_q;
+                w1_active <= w1_q;
+            end
             if (drain)
                 psum_q <= psum_in;
             else if (valid_in)

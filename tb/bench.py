@@ -11,7 +11,9 @@ table (tb/sim_speed.py): Icarus and Verilator, cocotb and the player, on one pro
 under "sim_speed" in the JSON.
 
 Columns (n x n array, n = --array): MACs = IC*OC*9*Ho*Wo (model.program.useful_macs);
-ideal = MACs / n^2; utilization = MACs / (n^2 * cycles); SCALE-Sim = the SCALE-Sim v2
+ideal = MACs / n^2; utilization = MACs / (n^2 * cycles); in the 2-bit mode (a_bit 2, the
+"fast2" schedule) every PE makes two MACs per cycle, so n^2 becomes 2 n^2 in both (and
+SCALE-Sim, which has no such mode, is left out); SCALE-Sim = the SCALE-Sim v2
 analytic model (model.program.scalesim_cycles), WS: ceil(9IC/n)*ceil(OC/n)*(2n+n+Ho*Wo-2)-1,
 OS: ceil(Ho*Wo/n)*ceil(OC/n)*(n+n+9IC-2)-1. Cycles run from 'operands in xmem' to the last
 ReLU output for single-pass layers, and from cycle 0 with every xmem load included for
@@ -41,12 +43,13 @@ class Row:
     cycles: int | None
     ideal: float
     utilization: float | None
-    scalesim: int
+    scalesim: int | None
     sim_cycles_per_s: float | None
     wall_s: float | None
     psums_checked: int
     outputs_checked: int
     note: str = ""
+    a_bit: int = 4
 
 
 def first_difference(got: np.ndarray, want: np.ndarray, what: str, describe) -> str | None:
@@ -62,13 +65,14 @@ def first_difference(got: np.ndarray, want: np.ndarray, what: str, describe) -> 
 def bench_row(player: Player, name: str, x_int, w_int, schedule: str, out: Path) -> Row:
     ic, h, w = x_int.shape
     oc = w_int.shape[0]
-    n, pes = player.config.row, player.config.row * player.config.col
+    a_bit = 2 if schedule in programs.SCHEDULES_2BIT else 4
+    n, pes = player.config.row, player.config.row * player.config.col * (2 if a_bit == 2 else 1)
     dataflow = "os" if schedule == "os" else "ws"
     macs = programs.useful_macs(ic, oc, h, w)      # (a refused row has no ProgramReference)
-    base = dict(layer=name, dataflow=dataflow, schedule=schedule, macs=macs, ideal=macs / pes,
-                scalesim=programs.scalesim_cycles(ic, oc, h, w, dataflow, n))
+    base = dict(layer=name, dataflow=dataflow, schedule=schedule, macs=macs, ideal=macs / pes, a_bit=a_bit,
+                scalesim=programs.scalesim_cycles(ic, oc, h, w, dataflow, n) if a_bit == 4 else None)
     try:
-        program = programs.SCHEDULES[schedule](x_int, w_int, array_size=n)
+        program = programs.ALL_SCHEDULES[schedule](x_int, w_int, array_size=n)
     except ModelError as exc:
         return Row(**base, cycles=None, utilization=None, sim_cycles_per_s=None, wall_s=None,
                    psums_checked=0, outputs_checked=0, note=f"refused: {exc}")
@@ -99,6 +103,8 @@ def layers(quick: bool):
 
     demo = model_case(seed=0)
     yield "8->8 4x4 (features.27)", demo["x_int"], demo["w_int"], ["classic", "fast", "os"]
+    part2 = model_case(seed=0, model_name="vgg16_quant_project_part2")
+    yield "16->16 4x4 2-bit (part 2)", part2["x_int"], part2["w_int"], ["fast2"]
     r = random_case(16, 16, 8, 8, seed=1)
     yield "16->16 8x8", r["x_int"], r["w_int"], ["fast", "os"]
     if not quick:
@@ -146,17 +152,18 @@ def run(args) -> int:
         for schedule in schedules:
             print(f"  {name}: {schedule} ...", flush=True)
             rows.append(bench_row(player, name, x_int, w_int, schedule, out))
-    header = (f"{'layer':<24}{'flow':<5}{'schedule':<9}{'MACs':>11}{'cycles':>10}{'ideal':>10}"
+    header = (f"{'layer':<27}{'flow':<5}{'schedule':<9}{'MACs':>11}{'cycles':>10}{'ideal':>10}"
               f"{'util':>8}{'SCALE-Sim':>11}{'sim cyc/s':>11}{'wall s':>8}  checked")
     print()
     print(header)
     for r in rows:
+        scalesim = '-' if r.scalesim is None else f"{r.scalesim:,}"
         if r.cycles is None:
-            print(f"{r.layer:<24}{r.dataflow:<5}{r.schedule:<9}{r.macs:>11,}{'-':>10}{r.ideal:>10,.0f}"
-                  f"{'-':>8}{r.scalesim:>11,}{'-':>11}{'-':>8}  {r.note}")
+            print(f"{r.layer:<27}{r.dataflow:<5}{r.schedule:<9}{r.macs:>11,}{'-':>10}{r.ideal:>10,.0f}"
+                  f"{'-':>8}{scalesim:>11}{'-':>11}{'-':>8}  {r.note}")
             continue
-        print(f"{r.layer:<24}{r.dataflow:<5}{r.schedule:<9}{r.macs:>11,}{r.cycles:>10,}{r.ideal:>10,.0f}"
-              f"{r.utilization:>8.1%}{r.scalesim:>11,}{r.sim_cycles_per_s:>11,.0f}{r.wall_s:>8.2f}"
+        print(f"{r.layer:<27}{r.dataflow:<5}{r.schedule:<9}{r.macs:>11,}{r.cycles:>10,}{r.ideal:>10,.0f}"
+              f"{r.utilization:>8.1%}{scalesim:>11}{r.sim_cycles_per_s:>11,.0f}{r.wall_s:>8.2f}"
               f"  {r.psums_checked:,} psums + {r.outputs_checked:,} outputs bit-exact")
     speeds = sim_speed_rows(out, repeats=1 if args.quick else 3)
     path = out / "bench.json"

@@ -5,6 +5,12 @@
 //   weight-stationary:    +DIR=<dir>            activation_tile0.txt, weight_itile0_otile0_kij*.txt,
 //                                               out.txt; optional: psum_kij*.txt, acc_address.txt
 //   output-stationary:    +DIR=<dir> +OS        activation_os.txt, weight_os.txt, out_os.txt
+//   course part 2 (WS):   +DIR=<dir> +A2        the array's 2-bit mode: activation_tile0.txt holds
+//                                               2 x row 2-bit lanes, the weight files 2 x row 4-bit
+//                                               lanes (two weights per PE)
+//   +OTILE=<o> (WS):      the files of output-channel tile o of a multi-tile export:
+//                         weight_itile0_otile<o>_kij*.txt, psum_itile0_otile<o>_kij*.txt,
+//                         out_otile<o>.txt
 //
 // Every file is read and checked line by line before the run, with the rules of the
 // Python readers (model/vectors.py): leading lines starting with '#' are headers (any
@@ -85,13 +91,23 @@ module classic_tb #(
     reg [line_bits-1:0] vec [0:max_lines-1];         // the last file read, line j = data line j
     integer n_headers;                               // its header lines
     reg [act_bits-1:0]  act [0:len_os_steps > len_nij ? len_os_steps - 1 : len_nij - 1];
-    reg [act_bits-1:0]  wgt [0:len_os_steps > len_kij * col ? len_os_steps - 1 : len_kij * col - 1];
+    reg [act_bits-1:0]  wgt [0:len_os_steps > 2 * len_kij * col ? len_os_steps - 1 : 2 * len_kij * col - 1];
     reg [psum_bits-1:0] psum_want [0:len_kij * len_nij - 1];
     integer             psum_headers [0:len_kij - 1];
     reg [addr_bw-1:0]   acc_addr [0:len_acc - 1];
     reg [psum_bits-1:0] out_want [0:len_onij - 1];
     integer             out_headers;
     reg                 have_psums, have_acc;
+    // +A2: 2-bit mode (two 2-bit activations per lane, two weights per PE); +OTILE=<o>
+    reg                 a2;
+    integer             otile;                        // -1: the single-tile names
+    integer             halves;                       // weight words (LOADs) per column: 1 or 2
+
+    // file names of kij i (the single-tile or the oc tile's)
+    task psum_name(input integer i);
+        if (otile < 0) $sformat(name, "psum_kij%0d.txt", i);
+        else $sformat(name, "psum_itile0_otile%0d_kij%0d.txt", otile, i);
+    endtask
 
     task fail_file(input integer line);
         begin
@@ -296,23 +312,30 @@ module classic_tb #(
     task load_ws;
         reg found;
         begin
-            load("activation_tile0.txt", row, bw, len_nij, 0, found);
+            // 2-bit: channel j in bits 2j+1:2j, the xmem word of the 2-bit mode as it is
+            load("activation_tile0.txt", halves * row, bw / halves, len_nij, 0, found);
             for (t = 0; t < len_nij; t = t + 1) act[t] = vec[t];
             for (i = 0; i < len_kij; i = i + 1) begin
-                $sformat(name, "weight_itile0_otile0_kij%0d.txt", i);
-                load(name, row, bw, col, 0, found);
-                for (t = 0; t < col; t = t + 1) wgt[i * col + t] = vec[t];
+                $sformat(name, "weight_itile0_otile%0d_kij%0d.txt", otile < 0 ? 0 : otile, i);
+                load(name, halves * row, bw, col, 0, found);
+                // 2-bit: column t's word h holds channels h*row .. h*row+row-1 (LOAD column h*col+t)
+                for (t = 0; t < halves * col; t = t + 1)
+                    wgt[i * halves * col + t] = vec[t % col][(t / col) * act_bits +: act_bits];
             end
             // psum files come as a set: all nine, or none
             for (i = 0; i < len_kij; i = i + 1) begin
-                $sformat(name, "psum_kij%0d.txt", i);
+                psum_name(i);
                 load(name, col, psum_bw, len_nij, 1, found);
                 if (i == 0) have_psums = found;
                 if (found != have_psums) begin
                     // name the missing file
-                    $sformat(reason, "file not found (psum_kij%0d.txt exists: the psum files come as a set of %0d)",
-                             found ? i : 0, len_kij);
-                    if (found) $sformat(path, "%0s/psum_kij0.txt", dir);
+                    psum_name(found ? i : 0);
+                    $sformat(reason, "file not found (%0s exists: the psum files come as a set of %0d)",
+                             name, len_kij);
+                    if (found) begin
+                        psum_name(0);
+                        $sformat(path, "%0s/%0s", dir, name);
+                    end
                     fail_file(0);
                 end
                 psum_headers[i] = n_headers;
@@ -324,7 +347,9 @@ module classic_tb #(
                 acc_addr[t] = have_acc ? vec[t][addr_bw-1:0]
                     : (t % len_kij) * len_nij + (t / len_kij / out_w) * (out_w + 2) + (t / len_kij) % out_w
                       + (t % len_kij / 3) * (out_w + 2) + (t % len_kij) % 3;
-            load("out.txt", col, psum_bw, len_onij, 0, found);
+            if (otile < 0) name = "out.txt";
+            else $sformat(name, "out_otile%0d.txt", otile);
+            load(name, col, psum_bw, len_onij, 0, found);
             out_headers = n_headers;
             for (t = 0; t < len_onij; t = t + 1) out_want[t] = vec[t];
         end
@@ -336,16 +361,18 @@ module classic_tb #(
             if (!have_psums) $display("note: no psum_kij*.txt: psums are not checked");
             if (!have_acc) $display("note: no acc_address.txt: accumulation addresses from the %0dx%0d layer", out_h, out_w);
             for (t = 0; t < len_nij; t = t + 1) xmem_write(t, act[t]);
-            for (t = 0; t < len_kij * col; t = t + 1) xmem_write(weight_base + t, wgt[t]);
+            for (t = 0; t < len_kij * halves * col; t = t + 1) xmem_write(weight_base + t, wgt[t]);
 
             for (i = 0; i < len_kij; i = i + 1) begin
-                // stage the weights column by column (read, then LOAD next cycle)
-                for (t = 0; t <= col; t = t + 1) begin
+                // stage the weights column by column (read, then LOAD next cycle; 2-bit mode:
+                // LOAD column c stages the lower rows' weight pairs, col + c the upper rows')
+                for (t = 0; t <= halves * col; t = t + 1) begin
                     inst = idle(0);
-                    if (t < col) xmem_read(weight_base + i * col + t);
+                    if (t < halves * col) xmem_read(weight_base + i * halves * col + t);
                     if (t > 0) begin
                         inst[`INST_LOAD] = 1'b1;
                         inst[`INST_WCOL +: `WCOL_BITS] = t - 1;
+                        inst[`INST_ACT2] = a2;
                     end
                     tick;
                 end
@@ -358,6 +385,7 @@ module classic_tb #(
                         inst[`INST_L0_RD] = 1'b1;
                         inst[`INST_EXECUTE] = 1'b1;
                         inst[`INST_START] = (t == 2);
+                        inst[`INST_ACT2] = a2;
                     end
                     tick;
                 end
@@ -370,7 +398,7 @@ module classic_tb #(
                             psums_checked = psums_checked + 1;
                             if (u_core.u_corelet.ofifo_data !== psum_want[i * len_nij + t]) begin
                                 psum_errors = psum_errors + 1;
-                                $sformat(name, "psum_kij%0d.txt", i);
+                                psum_name(i);
                                 $display("psum kij %0d nij %0d MISMATCH (%0s:%0d): got %b expected %b", i, t,
                                          name, psum_headers[i] + t + 1, u_core.u_corelet.ofifo_data,
                                          psum_want[i * len_nij + t]);
@@ -401,7 +429,9 @@ module classic_tb #(
                 end
                 inst = idle(0);
                 while (!sfp_valid) tick;
-                check_output(k, sfp_out, out_want[k], "out.txt", out_headers + k + 1);
+                if (otile < 0) name = "out.txt";
+                else $sformat(name, "out_otile%0d.txt", otile);
+                check_output(k, sfp_out, out_want[k], name, out_headers + k + 1);
                 tick;
             end
         end
@@ -504,6 +534,9 @@ module classic_tb #(
         first_line = 0;
         have_psums = 1'b0;
         have_acc = 1'b0;
+        a2 = $test$plusargs("A2");
+        halves = a2 ? 2 : 1;
+        if (!$value$plusargs("OTILE=%d", otile)) otile = -1;
         dir = 0;
         if (!$value$plusargs("DIR=%s", dir)) begin
             $display("FAIL: give the folder of the exported files with +DIR=<dir>");
@@ -520,6 +553,10 @@ module classic_tb #(
         repeat (3) tick;
         reset = 1'b0;
         tick;
+        if ($test$plusargs("OS") && a2) begin
+            $display("FAIL: +A2 (the 2-bit mode) is weight-stationary only, not with +OS");
+            $fatal(1, "classic_tb: FAIL");
+        end
         if ($test$plusargs("OS"))
             run_os;
         else

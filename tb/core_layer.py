@@ -8,13 +8,14 @@ the reference tiling, (b) every SFP output against the reference accumulation + 
 It reads the core's own cycle and busy counters and writes a JSON summary.
 
 Schedules: "classic" (the notebooks' WS flow), "fast" (WS, output-aligned streaming),
-"os" (output-stationary), and "network": the layer as a network runs it
-(model.program.network.layer_program: levels when the case has thresholds, else raw
-sums; a signed input as base-16 digits; every threshold and operand load in the program),
-its outputs read from sfp_wide and, when the case has "expected" (the caller's independent
-integer reference, (OC, H, W)), also compared with that. A case may list several
+"os" (output-stationary), "fast2" (fast in the 2-bit mode), and "network": the layer as a
+network runs it (model.program.network.layer_program: levels when the case has thresholds,
+else raw sums; a signed input as base-16 digits; every threshold and operand load in the
+program), its outputs read from sfp_wide and, when the case has "expected" (the caller's
+independent integer reference, (OC, H, W)), also compared with that. A case may list several
 ("fast,os,fast"); a name prefixed with "abort:" is cut off halfway through, unchecked, to
-show the next program is unharmed.
+show the next program is unharmed; a name suffixed with "@1" plays the case's second layer
+(x_int1, w_int1), e.g. "fast2,fast@1,fast2": a 2-bit, a 4-bit and a 2-bit layer.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ import numpy as np
 from model import program as programs
 from model.hwconfig import CONFIG
 
-SCHEDULES = programs.SCHEDULES
+SCHEDULES = programs.SCHEDULES          # the 4-bit schedules (every 4-bit layer runs on each)
+BUILDERS = programs.ALL_SCHEDULES       # and the 2-bit mode's: what a case may name
 EXECUTE_BIT = programs.FIELDS["execute"][0]
 TOPLEVEL = "core_harness"     # tb/core_harness.v: the core with its clock and program player in HDL
 
@@ -40,9 +42,9 @@ async def check_program(dut, tb, case, name: str) -> dict:
     the error flags that the reference's overflow report calls for."""
     from tb.core_tb import LayerScoreboard, expected_flags
 
-    x_int, w_int = case["x_int"], case["w_int"]
+    name, x_int, w_int = layer_of(case, name)
     allow_overflow = bool(case.get("allow_overflow", False))
-    program, x_int, w_int, requant = build_program(case, name, tb.row)
+    program, x_int, w_int, requant = build_program(case, name, x_int, w_int, tb.row)
     expected = programs.reference_results(program, x_int, w_int, psum_bw=tb.psum_bw, acc_bw=tb.acc_bw,
                                           check_widths=not allow_overflow, requant=requant)
     scoreboard = LayerScoreboard(expected, representable_only=allow_overflow)
@@ -66,7 +68,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "layer": str(case["layer"]), "dataflow": program.dataflow, "schedule": name,
         "psums_checked": len(scoreboard.psums), "outputs_checked": len(scoreboard.outputs),
         "cycles": rtl_cycles, "executes": program.executes, "useful_macs": macs,
-        "utilization": macs / (tb.row * tb.col * rtl_cycles),
+        "utilization": macs / (tb.row * tb.col * expected.ref.lanes * rtl_cycles), "a_bit": program.a_bit,
         "words": len(program.inst), "play_wall_s": tb.wall_s, "play_cpu_s": tb.cpu_s,
         "busy": busy, "errors": tb.errors(), "vectors_not_representable": scoreboard.skipped,
     }
@@ -79,7 +81,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
         summary["independent_checked"] = int(want.size)
     if name == "network":       # what the core emitted, for tb.core_conv (sim="cocotb")
         summary["out"] = expected.arrange(np.array([out.wide for out in scoreboard.outputs])).tolist()
-    if "out_float" in case:
+    if "out_float" in case and x_int is case["x_int"]:
         hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
         recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
         error = float(np.abs(recovered - np.maximum(case["out_float"], 0)).mean())
@@ -89,11 +91,18 @@ async def check_program(dut, tb, case, name: str) -> dict:
     return summary
 
 
-def build_program(case: dict, name: str, array_size: int):
-    """(program, x, w the array multiplies, requant or None) of a case's schedule `name`."""
-    x_int, w_int = case["x_int"], case["w_int"]
-    if name != "network":
-        return SCHEDULES[name](x_int, w_int, array_size=array_size), x_int, w_int, None
+def layer_of(case: dict, name: str) -> tuple:
+    """(schedule, x_int, w_int) of a schedule entry: "fast" plays the case's layer,
+    "fast@1" its second one (x_int1, w_int1)."""
+    schedule, _, index = name.partition("@")
+    return schedule, case["x_int" + index], case["w_int" + index]
+
+
+def build_program(case: dict, schedule: str, x_int, w_int, array_size: int):
+    """(program, x, w the array multiplies, requant or None) of layer (x_int, w_int) on
+    `schedule`; "network" takes the case's thresholds when it has them."""
+    if schedule != "network":
+        return BUILDERS[schedule](x_int, w_int, array_size=array_size), x_int, w_int, None
     from model.program.network import layer_program
     from model.requant import Requant
 
@@ -112,7 +121,7 @@ async def run_layer(dut):
     summaries = []
     for name in str(case["schedule"]).split(","):
         if name.startswith("abort:"):
-            program = build_program(case, name[len("abort:"):], tb.row)[0]
+            program = build_program(case, *layer_of(case, name[len("abort:"):]), tb.row)[0]
             half = len(program.inst) // 2
             cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half])
             dut._log.info("playing half of the %s program, unchecked", name)

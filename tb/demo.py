@@ -8,6 +8,9 @@ Steps: the layer is captured from the model once; its classic text vectors and t
 are written as by `systolic export`; the same tensors then run through one n x n core
 (n = --array, default rtl/core_inst.vh's) in cocotb in every schedule that can run the
 layer, with every psum and output compared bit for bit against the reference tiling.
+A 2-bit layer (a_bit 2) also runs in the array's 2-bit mode (fast2). Without --model,
+--layer and --checkpoint the demo ends with one more row: the 16 -> 16 layer of the
+course's part-2 model (PART2) in the 2-bit mode.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ COURSE_ARRAY = 8
 COURSE_LAYER = (8, 8, 4, 4)    # ic, oc, output height, width
 COURSE_ANCHORS = [("typical course designs (classic flow)", "900-1,900"),
                   ("best published course variant", "875")]
+PART2 = "vgg16_quant_project_part2"   # the 2-bit row of the default demo: its 16 -> 16 layer
 
 
 def add_arguments(p) -> None:
@@ -56,12 +60,50 @@ def anchors(x_int, w_int, n: int) -> list[tuple[str, str]]:
                     (f"physical limit ({macs:,} MACs on {n * n} MACs)", f"{-(-macs // (n * n)):,}")]
 
 
+def simulate(case: dict, schedules: list[str], name: str, n: int) -> list[dict] | None:
+    """run_case on one n x n core; None (after printing the first mismatch) when it fails."""
+    from tb import runner
+    from tb.core_layer import run_case
+
+    log = runner.SIM_BUILD / f"{name}.log"
+    log.parent.mkdir(exist_ok=True)
+    try:
+        return run_case(case, ",".join(schedules), name, array_size=n, log_file=log)
+    except AssertionError as exc:
+        lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+        found = [l.strip() for l in lines if "mismatch" in l.lower() or "AssertionError" in l][:5]
+        print("FAILED: " + "\n        ".join(found or [str(exc).splitlines()[0]]) + f"\nsimulator log: {log}")
+        return None
+
+
+def print_rows(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"{r['dataflow']:<9}{r['schedule']:<10}{r['psums_checked']:>7}{r['outputs_checked']:>9}"
+              f"{r['cycles']:>8}{r['utilization']:>9.1%}  all bit-exact")
+
+
+def part2_row(args, n: int) -> list[dict] | None:
+    """The default demo's 2-bit row: PART2's 16 -> 16 layer (same seed) in the 2-bit mode."""
+    from model.capture import default_capture
+    from tb.layer_cases import case_from_capture
+
+    cap = default_capture(model_name=PART2, seed=args.seed)
+    (ic, h, w), oc = cap.x_int.shape, cap.w_int.shape[0]
+    rows = simulate(case_from_capture(cap), ["fast2"], "demo-part2" if n == CONFIG.row else f"demo-part2-{n}x{n}", n)
+    if rows is not None:
+        print(f"2-bit     {cap.layer_name} of {PART2} (seed {args.seed})  ({ic} -> {oc} channels, {h}x{w} output, "
+              f"a_bit={cap.a_bit}: two activations per PE, MAC util of {2 * n * n} MACs per cycle; "
+              f"float mean |diff| = {rows[0]['recovery_error']:.2e})")
+        print_rows(rows)
+    return rows
+
+
 def run(args) -> int:
     from model.capture import default_capture
     from model.export import export_capture
-    from model.program import SCHEDULES, useful_macs
+    from model.program import ALL_SCHEDULES, SCHEDULES, useful_macs
     from tb import runner
-    from tb.core_layer import TOPLEVEL, run_case
+    from tb.core_layer import TOPLEVEL
     from tb.layer_cases import case_from_capture
 
     n = CONFIG.with_array(args.array).row
@@ -80,7 +122,7 @@ def run(args) -> int:
     export_capture(cap, args.out)
     case = case_from_capture(cap)
     schedules = []
-    for name, build in SCHEDULES.items():
+    for name, build in (ALL_SCHEDULES if cap.a_bit == 2 else SCHEDULES).items():
         try:
             build(cap.x_int, cap.w_int, array_size=n)
         except LayerError as exc:
@@ -92,14 +134,8 @@ def run(args) -> int:
     print(f"== RTL simulation ({runner.simulator()}): one {n}x{n} core, {cap.layer_name} in "
           f"schedules {', '.join(schedules)}, back to back")
     name = "demo" if n == CONFIG.row else f"demo-{n}x{n}"
-    log = runner.SIM_BUILD / f"{name}.log"
-    log.parent.mkdir(exist_ok=True)
-    try:
-        rows = run_case(case, ",".join(schedules), name, array_size=n, log_file=log)
-    except AssertionError as exc:
-        lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
-        found = [l.strip() for l in lines if "mismatch" in l.lower() or "AssertionError" in l][:5]
-        print("FAILED: " + "\n        ".join(found or [str(exc).splitlines()[0]]) + f"\nsimulator log: {log}")
+    rows = simulate(case, schedules, name, n)
+    if rows is None:
         return 1
 
     print()
@@ -107,9 +143,10 @@ def run(args) -> int:
     print(f"float     ReLU outputs from the RTL x act_delta x w_delta vs the model's own layer output: "
           f"mean |diff| = {rows[0]['recovery_error']:.2e}")
     print(f"{'dataflow':<9}{'schedule':<10}{'psums':>7}{'outputs':>9}{'cycles':>8}{'MAC util':>10}  result")
-    for r in rows:
-        print(f"{r['dataflow']:<9}{r['schedule']:<10}{r['psums_checked']:>7}{r['outputs_checked']:>9}"
-              f"{r['cycles']:>8}{r['utilization']:>9.1%}  all bit-exact")
+    print_rows(rows)
+    if args.model is None and args.layer is None and args.checkpoint is None and n % 2 == 0 \
+            and 2 * n <= 1 << CONFIG.wcol_bits and part2_row(args, n) is None:
+        return 1
     print("cycles: from activations and weights in xmem to the last ReLU output on sfp_out,"
           " counted by the core's own counter")
     print("anchors: " + "; ".join(f"{k} {v}" for k, v in anchors(case["x_int"], case["w_int"], n)))

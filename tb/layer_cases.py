@@ -27,10 +27,12 @@ def case_from_capture(cap) -> dict:
             "w_delta": cap.w_delta, "out_float": cap.out_float, "layer": cap.layer_name}
 
 
-def random_case(ic: int, oc: int, h: int, w: int, seed: int) -> dict:
-    x_int, w_int = random_layer(np.random.default_rng(seed), ic, oc, h, w)
+def random_case(ic: int, oc: int, h: int, w: int, seed: int, a_bit: int = 4) -> dict:
+    """Activations 0..2**a_bit-1 (a_bit 2: a layer for the 2-bit mode), weights -7..7."""
+    x_int, w_int = random_layer(np.random.default_rng(seed), ic, oc, h, w, a_bit=a_bit)
+    bits = "" if a_bit == 4 else f" {a_bit}-bit"
     return {"x_int": x_int.astype(np.uint8), "w_int": w_int.astype(np.int8),
-            "layer": f"random {ic}->{oc} {h}x{w} seed {seed}"}
+            "layer": f"random{bits} {ic}->{oc} {h}x{w} seed {seed}"}
 
 
 def saturating_case(weight: int, ic: int = 64, oc: int = 8, size: int = 4) -> dict:

@@ -45,9 +45,9 @@ def compile_bench(folder: Path, *params: str) -> Path:
     return vvp
 
 
-def simulate(vvp: Path, vectors: Path, dataflow: str) -> tuple[int, list[str]]:
-    """vvp -n classic_tb.vvp +DIR=<vectors> [+OS]: (exit status, the bench's own output lines)."""
-    cmd = ["vvp", "-n", str(vvp), f"+DIR={vectors}", *FLOWS[dataflow][0]]
+def simulate(vvp: Path, vectors: Path, dataflow: str, plusargs=()) -> tuple[int, list[str]]:
+    """vvp -n classic_tb.vvp +DIR=<vectors> [+OS] [plusargs]: (exit status, the bench's own output lines)."""
+    cmd = ["vvp", "-n", str(vvp), f"+DIR={vectors}", *FLOWS[dataflow][0], *plusargs]
     try:
         done = subprocess.run(cmd, cwd=vvp.parent, capture_output=True, text=True, timeout=VVP_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
@@ -300,3 +300,57 @@ def test_export_knows_the_bench_psum_width():
     source = (runner.TB / "classic_tb.v").read_text()
     assert re.search(r"parameter\s+psum_bw\s*=\s*`CORE_PSUM_BW\b", source)   # rtl/core_inst.vh
     assert CLASSIC_TB_PSUM_BW == CONFIG.psum_bw
+
+
+# ---- course part 2: the 2-bit mode (+A2), a 16 -> 16 layer in two oc tiles (+OTILE=o) ----
+@pytest.fixture(scope="module")
+def part2(tmp_path_factory):
+    """The part-2 model's 16 -> 16 4x4 layer (a_bit=2), exported (read-only: cases copy it)."""
+    from model.capture import default_capture
+    from model.export import export_capture
+
+    folder = tmp_path_factory.mktemp("classic-part2") / "ws"
+    export_capture(default_capture(model_name="vgg16_quant_project_part2"), folder, echo=lambda *a: None)
+    return folder
+
+
+@pytest.mark.parametrize("otile", [0, 1])
+def test_part2_classic_bench(bench, part2, otile):
+    """Activation lines of 16 2-bit lanes, weight lines of 16 4-bit lanes (two weights per
+    PE): each oc tile's 324 psums and 16 outputs match in the 2-bit mode."""
+    verdict = assert_pass(*simulate(bench, part2, "ws", ["+A2", f"+OTILE={otile}"]), "ws")
+    assert "324 psum vectors match" in verdict, verdict
+
+
+def test_part2_classic_bench_catches_a_wrong_output(bench, part2, tmp_path):
+    folder = Path(shutil.copytree(part2, tmp_path / "ws"))
+    path = folder / "out_otile1.txt"
+    text = path.read_text().splitlines()
+    text[3 + 7] = text[3 + 7][:-1] + ("1" if text[3 + 7][-1] == "0" else "0")
+    path.write_text("\n".join(text) + "\n")
+    assert_fail(*simulate(bench, folder, "ws", ["+A2", "+OTILE=1"]), f"{path}:11: first differing line")
+
+
+@pytest.mark.parametrize("name,edit,reader", [
+    ("activation_tile0.txt", lambda ln: ln + "0", lambda p: V.read_activation2(p, n_lines=36)),
+    ("weight_itile0_otile0_kij4.txt", lambda ln: ln[:32], lambda p: V.read_weight(p, lanes=16, n_lines=8)),
+    ("activation_tile0.txt", lambda ln: ln[:-1] + "2", lambda p: V.read_activation2(p, n_lines=36)),
+])
+def test_part2_malformed_file_fails_naming_file_and_line(bench, part2, tmp_path, name, edit, reader):
+    """The 2-bit files' readers (model.vectors) and the bench refuse alike: `file:line: reason`."""
+    folder = Path(shutil.copytree(part2, tmp_path / "ws"))
+    path = folder / name
+    lines = path.read_text().split("\n")[:-1]
+    lines[5] = edit(lines[5])
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(VectorFileError) as ei:
+        reader(path)
+    rc, out = simulate(bench, folder, "ws", ["+A2", "+OTILE=0"])
+    assert_fail(rc, out, str(ei.value))
+    assert out[-1] == f"FAIL: {ei.value}", "bench and reader disagree"
+
+
+def test_part2_files_need_the_2bit_mode(bench, part2):
+    """Read as 4-bit files, the 2-bit layer's weights are refused (16 lanes, not 8)."""
+    rc, lines = simulate(bench, part2, "ws", ["+OTILE=0"])
+    assert_fail(rc, lines, f"{part2 / 'weight_itile0_otile0_kij0.txt'}:4: line length 64, expected 32")

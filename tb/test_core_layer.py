@@ -8,6 +8,8 @@ import pytest
 from tb.core_layer import SCHEDULES, run_case
 from tb.layer_cases import model_case, network_case, random_case, saturating_case
 
+PART2 = "vgg16_quant_project_part2"     # course part 2: 16-channel squeeze, 2-bit activations
+
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
@@ -42,7 +44,48 @@ def test_os_activations_above_7():
     run_case(case, "os", "core_layer-os-high")
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_part2_layer(seed):
+    """The 16->16 4x4 layer of the part-2 model (a_bit=2) in the 2-bit mode: every psum and
+    output bit-exact, the recovered float output against the model's (run_case checks
+    below 1e-5), the RTL cycles against the builder's plan."""
+    case = model_case(seed=seed, model_name=PART2)
+    assert case["x_int"].shape == (16, 4, 4) and case["x_int"].max() <= 3, case["x_int"].shape
+    [run] = run_case(case, "fast2", f"core_layer-part2-{seed}")
+    assert run["a_bit"] == 2 and run["psums_checked"] == 2 * 9 * 16 and "recovery_error" in run, run
+
+
+def test_precision_switch():
+    """A 2-bit layer, a 4-bit layer (activations 8..15, so a lane read as two 2-bit
+    activations would differ) and the 2-bit layer again in one simulation, no reset."""
+    case = random_case(16, 16, 4, 4, seed=14, a_bit=2)
+    other = random_case(16, 8, 4, 4, seed=15)
+    case["x_int1"], case["w_int1"] = (other["x_int"] % 8 + 8).astype(np.uint8), other["w_int"]
+    runs = run_case(case, "fast2,fast@1,fast2", "core_layer-precision-switch")
+    assert [r["a_bit"] for r in runs] == [2, 4, 2], runs
+
+
+def test_2bit_range_edges():
+    """2-bit activations 0 and 3 against weights -7 and 7 (every PE's two products at
+    their extremes; -8 is covered by tb/test_mac_tile.py), on 3 ic tiles of 16 channels."""
+    rng = np.random.default_rng(16)
+    x = rng.choice([0, 3], size=(40, 4, 4)).astype(np.uint8)
+    w = rng.choice([-7, 7], size=(8, 40, 3, 3)).astype(np.int8)
+    run_case({"x_int": x, "w_int": w, "layer": "2-bit 40->8 4x4, activations 0/3, weights -7/7"}, "fast2",
+             "core_layer-2bit-edges")
+
+
 LONG = pytest.mark.long     # tb/conftest.py starts these first
+
+
+@pytest.mark.parametrize("ic,oc,size", [
+    (40, 24, 5),                            # 3 ic tiles of 16 channels (the last padded) x 3 oc tiles
+    pytest.param(48, 64, 4, marks=LONG),    # 3 x 8 tiles: more weights than xmem holds, passes
+])
+def test_random_2bit_layer(ic, oc, size):
+    [run] = run_case(random_case(ic, oc, size, size, seed=ic + oc, a_bit=2), "fast2",
+                     f"core_layer-2bit-{ic}x{oc}x{size}")
+    assert run["a_bit"] == 2 and run["psums_checked"] == -(-ic // 16) * -(-oc // 8) * 9 * size * size, run
 
 
 @pytest.mark.parametrize("ic,oc,size,schedules", [

@@ -2,10 +2,10 @@
 without a simulator (model/tests/test_program.py relies on it); here the same programs run
 through the RTL (tb/core_player.v on Icarus) and both must agree.
 
-Programs: every schedule on small layers at two array sizes, and network layers
-(model.program.network: levels with their thresholds loaded in the program, raw sums, a
-signed input's digits), each also corrupted at random (a control bit flipped, a word
-dropped, two words swapped; seeded). Where the model
+Programs: every schedule (the 2-bit mode's fast2 included) on small layers at two array
+sizes, and network layers (model.program.network: levels with their thresholds loaded in
+the program, raw sums, a signed input's digits), each also corrupted at random (a control
+bit flipped, a word dropped, two words swapped; seeded). Where the model
 replays a program without complaint, the RTL must make the same pmem writes (address and
 vector), the same SFP outputs in the same cycles, and raise no error flag. Where the model
 refuses a FIFO operation or an SFP overflow, the RTL must raise that flag; where it refuses
@@ -22,7 +22,7 @@ import pytest
 
 from model.errors import ModelError
 from model.hwconfig import CONFIG
-from model.program import SCHEDULES, Program
+from model.program import ALL_SCHEDULES, SCHEDULES, SCHEDULES_2BIT, Program
 from model.program_check import ProgramError, check_program
 from model.tiling import random_layer
 from tb import runner
@@ -30,7 +30,7 @@ from tb.player import Player
 
 # control bits a corruption may flip (1-bit fields, so every corrupted word still encodes)
 CONTROL = ["load", "execute", "l0_wr", "l0_rd", "ififo_wr", "ififo_rd", "ofifo_rd", "start", "drain",
-           "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf"]
+           "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf", "act2"]
 NETWORK_CONTROL = CONTROL + ["thr_wr", "acc_shift", "requant", "raw"]
 # model refusals -> the error flag the RTL must raise
 FLAGS = {("L0", "full"): "L0 overflow", ("L0", "empty"): "L0 underflow",
@@ -42,7 +42,7 @@ UNKNOWN = ("unknown", "never written", "ever wrote")
 CORRUPTIONS = 4      # corrupted variants per program
 
 BASES = [(n, shape, schedule) for n, shape in ((8, (8, 8, 4, 4)), (4, (5, 6, 3, 3)))
-         for schedule in sorted(SCHEDULES)]
+         for schedule in sorted(SCHEDULES)] + [(8, (16, 8, 4, 4), "fast2"), (4, (10, 6, 3, 3), "fast2")]
 
 
 def corrupt(program: Program, rng: random.Random, control: list[str] = CONTROL) -> tuple[Program, str]:
@@ -104,8 +104,8 @@ def agree(player: Player, program: Program, folder, what: str) -> str:
 def test_model_agrees_with_the_rtl(n, shape, schedule):
     folder = runner.SIM_BUILD / f"core_model-{n}-{'x'.join(map(str, shape))}-{schedule}-icarus"
     player = Player("icarus", folder, CONFIG.with_array(n))
-    x, w = random_layer(np.random.default_rng(list(shape)), *shape)
-    program = SCHEDULES[schedule](x, w, array_size=n)
+    x, w = random_layer(np.random.default_rng(list(shape)), *shape, a_bit=2 if schedule in SCHEDULES_2BIT else 4)
+    program = ALL_SCHEDULES[schedule](x, w, array_size=n)
     assert agree(player, program, folder / "valid", "the valid program") == "same"
     rng = random.Random(f"{n}-{shape}-{schedule}")
     seen = []

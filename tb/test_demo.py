@@ -1,7 +1,8 @@
 """tb/demo.py (make demo): the options that choose the layer, and what it says it ran.
 
 The full run (capture, export, every schedule through the core) is the one of `make
-demo`, with the model and layer named explicitly; the refusals end before any simulation.
+demo` (default model and layer, so it ends with the part-2 layer's 2-bit row); the refusals
+end before any simulation.
 """
 from __future__ import annotations
 
@@ -27,11 +28,12 @@ def one_line_error(done) -> str:
 
 
 def test_demo_runs_and_names_the_layer(tmp_path):
-    done = demo("--model", "vgg16_quant_project", "--layer", "features.27", "--seed", "1",
-                "--out", tmp_path / "out")
+    done = demo("--seed", "1", "--out", tmp_path / "out")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "layer     features.27 of vgg16_quant_project (seed 1)  (8 -> 8 channels, 4x4 output" in done.stdout
-    for schedule in ("classic", "fast", "os"):
+    assert ("2-bit     features.27 of vgg16_quant_project_part2 (seed 1)  (16 -> 16 channels, 4x4 output, "
+            "a_bit=2") in done.stdout, done.stdout
+    for schedule in ("classic", "fast", "os", "fast2"):
         assert any(line.split()[1:2] == [schedule] and line.endswith("all bit-exact")
                    for line in done.stdout.splitlines()), done.stdout
 

@@ -43,6 +43,9 @@ class Cycle:
     os: int = 0
     drain: int = 0
     wload_en: int = 0
+    act2: int = 0          # 2-bit mode: travels with valid/start (test_ws_2bit_mode)
+    wload_act2: int = 0    # a 2-bit weight load of the rows in wload_half
+    wload_half: int = 0
 
 
 class Program:
@@ -285,6 +288,9 @@ class TB:
         dut.w_in.value = pack(junk(cyc.w), bw)
         dut.wload_data.value = pack(junk(cyc.wload), bw)
         dut.wload_en.value = cyc.wload_en
+        dut.wload_act2.value = cyc.wload_act2
+        dut.wload_half.value = cyc.wload_half
+        dut.act2.value = cyc.act2
         dut.valid.value = cyc.valid
         dut.start.value = cyc.start
         dut.os.value = cyc.os
@@ -401,6 +407,42 @@ async def test_ws_single_tiles(dut):
         got = np.array([[v for k, v in tb.south[c] if k >= start_cycle] for c in range(tb.col)]).T
         want = ws_numpy(W, A, tb.psum_bw)
         assert np.array_equal(got, want), f"round {rnd}: south edge\n{got}\nnumpy W^T a\n{want}"
+
+
+@cocotb.test()
+async def test_ws_2bit_mode(dut):
+    """2-bit mode: two loads per column (wload_half 0: rows 0..row/2-1, 1: the rest; nibbles
+    2p, 2p+1 -> slots 0, 1 of the half's row p), vectors of two 2-bit activations per lane
+    (row r: channels 2r, 2r+1); column c's psum is the sum over 2 x row channels (numpy).
+    Then a 4-bit tile right after: the mode travels with each vector. (The ArrayModel of the
+    other tests is 4-bit only: the numpy comparison is the check here.)"""
+    tb = TB(dut)
+    await tb.start()
+    r, c, half = tb.row, tb.col, tb.row // 2
+    if r % 2:
+        return                                   # the 2-bit mode needs an even row count
+    W = np.array([[tb.rng.randint(-8, 7) for _ in range(c)] for _ in range(2 * r)], dtype=np.int64)
+    A = np.array([[tb.rng.randint(0, 3) for _ in range(2 * r)] for _ in range(9)], dtype=np.int64)
+    prog = Program(r, c)
+    for k, (h, cc) in enumerate((h, cc) for h in (0, 1) for cc in range(c)):
+        cyc = prog.at(k)
+        cyc.wload_en, cyc.wload_act2, cyc.wload_half = 1 << cc, 1, h
+        cyc.wload = [int(W[2 * h * half + j, cc]) for j in range(r)]    # nibble j: channel 2 h half + j
+    k0 = 2 * c
+    for v in range(len(A)):
+        prog.ws_vector(k0 + v, A[v, 0::2] | A[v, 1::2] << 2, start=v == 0)
+        prog.at(k0 + v).act2 = 1
+    W4, A4 = tb.rand_w(r, c), tb.rand_a(5, r)
+    for cc in range(c):
+        prog.load_column(k0 + r + cc, cc, W4[:, cc])          # after the 2-bit start passed the column
+    k4 = k0 + max(len(A), r + c + 1)
+    for v in range(len(A4)):
+        prog.ws_vector(k4 + v, A4[v], start=v == 0)
+    start_cycle = len(tb.inputs)
+    await tb.play(prog)
+    got = np.array([[v for k, v in tb.south[cc] if k >= start_cycle] for cc in range(c)]).T
+    want = np.concatenate([ws_numpy(W, A, tb.psum_bw), ws_numpy(W4, A4, tb.psum_bw)])
+    assert np.array_equal(got, want), f"south edge\n{got}\nnumpy (2-bit tile, then 4-bit tile)\n{want}"
 
 
 @cocotb.test()

@@ -5,7 +5,10 @@ activation that carries start_in, which uses the staged weight w_q (loaded by wl
 and makes it active. OS (os_in = 1): psum_q accumulates a * w_in, start_in restarts the
 sum with this product, drain shifts psum_in into psum_q; an OS sum that leaves psum_bw
 raises the sticky os_overflow flag (until reset). w_q loads wload_data (wload_en) or
-shifts w_in (w_shift); w_out shows it. a/valid/start/os go east one cycle later.
+shifts w_in (w_shift); w_out shows it. a/valid/start/os/act2 go east one cycle later.
+2-bit mode (act2_in = 1, WS only): the lane holds two half-width activations, the low
+one times the slot-0 weight plus the high one times the slot-1 weight (w1_q staged by
+wload1_en, made active by the same start); in 4-bit mode and in OS the slot-1 product is 0.
 
 Driver: writes one input vector per cycle, on the falling edge. Monitor: at each rising
 edge samples the inputs that edge takes, then in ReadOnly the registered outputs it made.
@@ -35,9 +38,11 @@ class PeModel:
         self.reset()
 
     def reset(self):
-        self.fwd = {"a_out": 0, "valid_out": 0, "start_out": 0, "os_out": 0}
+        self.fwd = {"a_out": 0, "valid_out": 0, "start_out": 0, "os_out": 0, "act2_out": 0}
         self.w_q = 0        # staged (WS) / shifting (OS) weight
         self.w_active = 0   # weight the WS products use
+        self.w1_q = 0       # 2-bit mode: staged / active slot-1 weight
+        self.w1_active = 0
         self.psum_q = 0     # psum register
         self.os_overflow = 0
 
@@ -57,6 +62,11 @@ class PeModel:
             weight = self.w_q if i["start_in"] else self.w_active
             base = i["psum_in"]
             product = a * weight
+            if i["act2_in"]:                 # two half-width activations, two weights
+                half = self.bw // 2
+                weight1 = self.w1_q if i["start_in"] else self.w1_active
+                lo, hi = a & ((1 << half) - 1), a >> half
+                product = lo * weight + hi * weight1
         os_wrapped = False
         if i["drain"]:
             psum_q = i["psum_in"]
@@ -68,26 +78,29 @@ class PeModel:
         self.os_overflow |= int(os_wrapped)
         if i["valid_in"] and not i["os_in"] and i["start_in"]:
             self.w_active = self.w_q
+            self.w1_active = self.w1_q
+        if i["wload1_en"]:
+            self.w1_q = i["wload1_data"]
         if i["wload_en"]:
             self.w_q = i["wload_data"]
         elif i["w_shift"]:
             self.w_q = i["w_in"]
         self.psum_q = psum_q
         self.fwd = {"a_out": a, "valid_out": i["valid_in"], "start_out": i["start_in"],
-                    "os_out": i["os_in"]}
+                    "os_out": i["os_in"], "act2_out": i["act2_in"]}
         if i["drain"]:
             return Counter(drain=1)
         if i["valid_in"]:
-            kind = "os" if i["os_in"] else "ws"
+            kind = "os" if i["os_in"] else ("ws2" if i["act2_in"] else "ws")
             return Counter({kind: 1, kind + "_start": i["start_in"], "os_overflow": os_wrapped})
         return Counter()
 
 
 class TB(LockstepTB):
-    INPUTS = ("reset", "a_in", "valid_in", "start_in", "os_in", "wload_en", "wload_data",
-              "w_shift", "w_in", "drain", "psum_in")
-    OUTPUTS = ("a_out", "valid_out", "start_out", "os_out", "w_out", "psum_out", "os_overflow")
-    SIGNED = ("wload_data", "w_in", "psum_in", "w_out", "psum_out")
+    INPUTS = ("reset", "a_in", "valid_in", "start_in", "os_in", "act2_in", "wload_en", "wload_data",
+              "wload1_en", "wload1_data", "w_shift", "w_in", "drain", "psum_in")
+    OUTPUTS = ("a_out", "valid_out", "start_out", "os_out", "act2_out", "w_out", "psum_out", "os_overflow")
+    SIGNED = ("wload_data", "wload1_data", "w_in", "psum_in", "w_out", "psum_out")
 
     def __init__(self, dut):
         self.bw = param(dut, "bw")
@@ -97,7 +110,7 @@ class TB(LockstepTB):
 
     def model_state(self) -> str:
         m = self.model
-        return f"w_q {m.w_q}, w_active {m.w_active}, psum_q {m.psum_q}, os_overflow {m.os_overflow}"
+        return f"w_q {m.w_q}, w_active {m.w_active}, w1_q {m.w1_q}, w1_active {m.w1_active}, psum_q {m.psum_q}, os_overflow {m.os_overflow}"
 
     async def start(self):
         """As LockstepTB's, then on to the falling edge, where drive() expects to be."""
@@ -121,6 +134,9 @@ def rand_inputs(rng, tb: TB, mode: str) -> dict:
         "a_in": rng.getrandbits(bw),
         "w_in": rng.getrandbits(bw),
         "wload_data": rng.getrandbits(bw),
+        "wload1_data": rng.getrandbits(bw),
+        "wload1_en": int(rng.random() < 0.2),
+        "act2_in": int(rng.random() < 0.5),
         "psum_in": psum,
     }
     if mode == "ws":
@@ -166,16 +182,55 @@ async def test_ws_weight_switch(dut):
 
 
 @cocotb.test()
+async def test_ws2_exhaustive(dut):
+    """2-bit mode: every activation lane (two 2-bit activations, 0..3 each) with every pair
+    of slot weights (-8..7 each), 4,096 combinations, each on a start that switches to the
+    pair staged the cycle before, then held for a second product without start; psum_in
+    walks the 16-bit corners so the wrap is exercised too. The lockstep checker compares
+    every output every edge; here the psum is also checked against the formula itself."""
+    tb = TB(dut)
+    await tb.start()
+    top = (1 << (tb.psum_bw - 1)) - 1
+    corners = [0, 1, -1, top, -top - 1, 12345, -12345]
+    half = tb.bw // 2
+    weights = [(w0, w1) for w0 in range(-8, 8) for w1 in range(-8, 8)]
+    await tb.drive(wload_en=1, wload_data=weights[0][0], wload1_en=1, wload1_data=weights[0][1])
+    checked = 0
+    for k, (w0, w1) in enumerate(weights):
+        nxt = weights[(k + 1) % len(weights)]
+        for a in range(1 << tb.bw):
+            base = corners[(k + a) % len(corners)]
+            first = a == 0
+            # the first activation of a pair carries start; the last stages the next pair
+            stage = {"wload_en": 1, "wload_data": nxt[0], "wload1_en": 1, "wload1_data": nxt[1]} \
+                if a == (1 << tb.bw) - 1 else {}
+            out = await tb.drive(valid_in=1, act2_in=1, start_in=int(first), a_in=a, psum_in=base, **stage)
+            want = signed(base + (a & ((1 << half) - 1)) * w0 + (a >> half) * w1, tb.psum_bw)
+            assert out["psum_out"] == want, (
+                f"2-bit a={a} (lo {a & 3}, hi {a >> half}) w0={w0} w1={w1} psum_in={base}: "
+                f"expected {want}, got {out['psum_out']}")
+            checked += 1
+    assert checked == 16 * 256, checked
+    # mode switch on the next activation, no flush needed: the same lane in 4-bit mode
+    out = await tb.drive(valid_in=1, start_in=1, a_in=15, psum_in=0)
+    assert out["psum_out"] == 15 * weights[0][0], f"4-bit after 2-bit: {out}"
+    # OS ignores act2: a single product of the whole lane
+    out = await tb.drive(valid_in=1, os_in=1, act2_in=1, start_in=1, a_in=13, w_in=-3)
+    assert out["psum_out"] == -39, f"OS with act2 must take the whole lane: {out}"
+
+
+@cocotb.test()
 async def test_forwarding(dut):
-    """a/valid/start/os reach the east outputs exactly one cycle later."""
+    """a/valid/start/os/act2 reach the east outputs exactly one cycle later."""
     tb = TB(dut)
     rng = seeded_rng(dut)
     await tb.start()
     for _ in range(60):
         i = {"a_in": rng.getrandbits(tb.bw), "valid_in": rng.getrandbits(1),
-             "start_in": rng.getrandbits(1), "os_in": rng.getrandbits(1)}
+             "start_in": rng.getrandbits(1), "os_in": rng.getrandbits(1), "act2_in": rng.getrandbits(1)}
         out = await tb.drive(**i)
-        for src, dst in (("a_in", "a_out"), ("valid_in", "valid_out"), ("start_in", "start_out"), ("os_in", "os_out")):
+        for src, dst in (("a_in", "a_out"), ("valid_in", "valid_out"), ("start_in", "start_out"),
+                         ("os_in", "os_out"), ("act2_in", "act2_out")):
             assert out[dst] == i[src], (
                 f"{get_sim_time('ns'):.0f} ns: {dst} expected {i[src]} (the {src} of the edge just passed), got {out[dst]}"
             )
@@ -264,7 +319,7 @@ async def test_random(dut):
             await tb.drive(reset=1, **rand_inputs(rng, tb, "any"))
     await tb.drive()
     dut._log.info("checked %d cycles: %s", tb.edges, dict(tb.cover))
-    for kind in ("ws", "os", "drain", "ws_start", "os_start"):
+    for kind in ("ws", "ws2", "os", "drain", "ws_start", "ws2_start", "os_start"):
         assert tb.cover[kind] > 20, f"random stimulus too thin: only {tb.cover[kind]} {kind} operations"
     tb.assert_covered("os_overflow")
 

@@ -5,7 +5,7 @@ exact text replacement (the replacement asserts the original text is there, so a
 edit breaks this test loudly instead of silently testing nothing), runs the cocotb layer
 test (tb/test_core_layer.py) on the mutated copy with the mutation's layer on the "fast"
 schedule (a random 8->8 4x4 layer, or a layer from tb/layer_cases.py that reaches the
-bug), and expects
+bug; "fast2", the 2-bit mode, for a random 2-bit 16->16 4x4 layer), and expects
   (1) the run to fail, and
   (2) the simulator log to name the first difference: the first differing psum (kij,
       nij, column, expected, got), output, or counter, as the mutation says.
@@ -28,7 +28,7 @@ class Mutation(NamedTuple):
     file: str
     edits: list[tuple[str, str]]        # (original text, mutated text)
     what: str                           # the bug, in words
-    layer: str = "random"               # key of LAYERS
+    layer: str = "random"               # key of _layers()
     caught_by: str = "psum"             # key of FIRST_DIFFERENCE: what the log must name
     schedule: str = "fast"              # the schedule the layer runs
 
@@ -88,6 +88,12 @@ MUTATIONS: dict[str, Mutation] = {
         "requantization counts an ascending threshold only when the sum exceeds it",
         layer="requant", caught_by="output", schedule="network",
     ),
+    "mac_2bit_second_product_dropped": Mutation(
+        "mac_tile.v",
+        [(".a(a1), .b(ws_weight1)", ".a({bw{1'b0}}), .b(ws_weight1)  /* MUTATION: no slot-1 product */")],
+        "in 2-bit mode the PE drops its second product (the high 2-bit activation)",
+        layer="random2", schedule="fast2",
+    ),
 }
 
 
@@ -96,7 +102,8 @@ def _layers() -> dict:
 
     random = random_case(8, 8, 4, 4, seed=321)
     return {"random": random, "relu_edge": relu_edge_case(), "negative": saturating_case(-7),
-            "requant": network_case(random["x_int"], random["w_int"], requant=True, seed=321, layer="requant 8->8")}
+            "requant": network_case(random["x_int"], random["w_int"], requant=True, seed=321, layer="requant 8->8"),
+            "random2": random_case(16, 16, 4, 4, seed=322, a_bit=2)}
 
 # What the log must show for a mutation: the scoreboard's first difference.
 FIRST_DIFFERENCE = {
@@ -147,12 +154,13 @@ def _folders(tag: str) -> tuple[str, Path, Path]:
 
 
 @pytest.mark.parametrize("layer,schedule", [("random", "fast"), ("relu_edge", "fast"), ("negative", "fast"),
-                                            ("requant", "network")])
+                                            ("requant", "network"), ("random2", "fast2")])
 def test_unmutated_copy_passes(layer, schedule):
     """The control: the copied, unmutated RTL passes the same layer tests."""
     name, rtl_dir, log = _folders(f"none-{layer}")
     summaries = run_layer(name, mutate(None, rtl_dir), log, layer, schedule)
-    assert summaries and summaries[0]["psums_checked"] > 0 and summaries[0]["outputs_checked"] == 16, summaries
+    outputs = 16 * -(-_layers()[layer]["w_int"].shape[0] // 8)     # pixels x oc tiles
+    assert summaries and summaries[0]["psums_checked"] > 0 and summaries[0]["outputs_checked"] == outputs, summaries
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))

@@ -13,6 +13,9 @@ Program). One module per job:
 * ``reference``: the reference value of every result a program names;
 * ``network`` (imported on its own): a network's conv layer, levels or raw sums, per-geometry
   templates bound to data; ``signed_input``: a signed input as base-16 digits.
+
+``SCHEDULES`` run 4-bit layers; ``SCHEDULES_2BIT`` the array's 2-bit mode (x_int in 0..3,
+two activations per PE), ``ALL_SCHEDULES`` both.
 """
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline, decode, encode, pack_lanes
 from model.program.memory_map import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, geometry,
@@ -25,7 +28,17 @@ from model.program.ws_fast import plan_passes, ws_fast
 # The schedules by name, as the tests, the bench and the demo choose them.
 SCHEDULES = {"classic": ws_classic, "fast": ws_fast, "os": os_program}
 
-__all__ = ["FIELDS", "INST_WIDTH", "KIJ", "LANE_BITS", "PMEM_DEPTH", "SCHEDULES", "WEIGHT_BASE", "XMEM_DEPTH",
+
+def ws_fast_2bit(x_int, w_int, array_size: int = ws_fast.__defaults__[0], **kwargs) -> Program:
+    """ws_fast in the array's 2-bit mode (a_bit=2)."""
+    return ws_fast(x_int, w_int, array_size, a_bit=2, **kwargs)
+
+
+SCHEDULES_2BIT = {"fast2": ws_fast_2bit}
+ALL_SCHEDULES = {**SCHEDULES, **SCHEDULES_2BIT}
+
+__all__ = ["ALL_SCHEDULES", "FIELDS", "INST_WIDTH", "KIJ", "LANE_BITS", "PMEM_DEPTH", "SCHEDULES",
+           "SCHEDULES_2BIT", "WEIGHT_BASE", "XMEM_DEPTH", "ws_fast_2bit",
            "LayerGeometry", "Program", "ProgramReference", "Timeline", "decode", "encode", "geometry",
            "ofifo_latency", "os_program", "pack_lanes", "plan_passes", "reference_results", "scalesim_cycles",
            "useful_macs", "ws_classic", "ws_fast"]

@@ -108,6 +108,7 @@ class Program:
                                        # on sfp_wide)
     ic_tile_shift: tuple = ()          # per ic tile: 1 = its psums count 2**LANE_BITS times
                                        # (a signed input's high digit); () = all 0
+    a_bit: int = A_BIT                 # activation bits: 2 is the array's 2-bit mode (ws_fast)
 
     @property
     def cycles(self) -> int:

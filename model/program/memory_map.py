@@ -21,7 +21,7 @@ import numpy as np
 from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import LANE_BITS, Timeline, pack_lanes
-from model.tiling import LayerGeometry, _check_bits, check_layer, psum_address
+from model.tiling import A_BIT, LayerGeometry, _check_bits, check_layer, lanes_per_pe, psum_address
 
 WEIGHT_BASE = CONFIG.weight_base
 XMEM_DEPTH = CONFIG.xmem_depth
@@ -51,13 +51,18 @@ def psum_addr(geo: LayerGeometry, oct: int, ict: int, kij: int, nij: int) -> int
     return psum_address(kij, nij, geo.n_nij, ict, oct, geo.n_ic_tiles)
 
 
-def layer_operands(x_int, w_int, array_size: int) -> tuple[LayerGeometry, np.ndarray, np.ndarray]:
-    """Validate the layer (model.tiling.check_layer: shapes, value ranges, at most
-    MAX_HW x MAX_HW) and return its geometry and int64 x_int, w_int."""
+def layer_operands(x_int, w_int, array_size: int, a_bit: int = A_BIT) -> tuple[LayerGeometry, np.ndarray, np.ndarray]:
+    """Validate the layer (model.tiling.check_layer: shapes, value ranges for a_bit-bit
+    activations, at most MAX_HW x MAX_HW) and return its geometry and int64 x_int, w_int.
+    a_bit 2 is the array's 2-bit mode (ic tiles of 2 x array_size channels)."""
     n = _check_bits(array_size, "array_size")
     CONFIG.with_array(n)               # refuses a size the core cannot be built with
-    x, w = check_layer(x_int, w_int)
-    return LayerGeometry(IC=x.shape[0], OC=w.shape[0], H=x.shape[1], W=x.shape[2], array_size=n), x, w
+    x, w = check_layer(x_int, w_int, a_bit=a_bit)
+    lanes = lanes_per_pe(a_bit)
+    if lanes == 2 and (n % 2 or 2 * n > 1 << CONFIG.wcol_bits):
+        raise LayerError(f"2-bit mode needs an even array size with 2 x {n} weight columns in the "
+                         f"{CONFIG.wcol_bits}-bit WCOL field, not a {n}x{n} array")
+    return LayerGeometry(IC=x.shape[0], OC=w.shape[0], H=x.shape[1], W=x.shape[2], array_size=n, lanes=lanes), x, w
 
 
 def geometry(x_int, w_int, array_size: int = CONFIG.row) -> LayerGeometry:

@@ -91,7 +91,7 @@ def reference_results(program: Program, x_int: np.ndarray, w_int: np.ndarray,
     out_keys = np.array(program.emits, dtype=np.int64)
     if program.dataflow == "ws":
         ref = ws_reference(x_int, w_int, array_size=n, psum_bw=psum_bw, acc_bw=acc_bw,
-                           ic_tile_shift=program.ic_tile_shift, emit=program.emit)
+                           ic_tile_shift=program.ic_tile_shift, emit=program.emit, a_bit=program.a_bit)
         ict, oct, kij, nij = psum_keys.reshape(-1, 4).T
         psums = ref.psum[ict, oct, :, nij, kij]
         oct, o_nij = out_keys.reshape(-1, 2).T

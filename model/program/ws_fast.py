@@ -7,6 +7,13 @@ _ActivationSource (activation reads: abuf or xmem Q), _WeightStager (weight colu
 the staged registers) and _ArrayIssuer (EXECUTE, and the OFIFO pop into the SFP). A
 "weight set" is the n x n weights of one (oc tile, ic tile, kij): what the array holds
 while the positions of that kij stream through.
+
+2-bit mode (a_bit=2, model.tiling.lanes_per_pe): an ic tile is 2n channels, an
+activation word holds 2n 2-bit lanes (channel j of the tile in bits 2j+1:2j, so row j // 2,
+weight slot j % 2), and a weight set is 2n words: LOAD column k < n stages the weight
+pairs of rows 0..n/2-1 of column k, k >= n those of rows n/2.. of column k - n; each word
+holds channels (k // n) * n .. + n-1 of the tile, nibble by nibble (the 4-bit word of that
+half of the tile). ACT2 is set with every EXECUTE and LOAD.
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from model.hwconfig import CONFIG
 from model.program.memory_map import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, layer_operands,
                                       ofifo_latency, psum_addr)
 from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
-from model.tiling import padded_operands
+from model.tiling import A_BIT, padded_operands
 
 
 @dataclass
@@ -119,7 +126,7 @@ def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
     (oc tile, ic tile) pairs in xmem[1024:2048]. Oc-tile groups are as large as the weight
     half allows, so each ic tile's activations are loaded once per group."""
     act_words = geo.n_onij
-    tile_weights = KIJ * geo.array_size
+    tile_weights = KIJ * geo.array_size * geo.lanes
     half = XMEM_DEPTH - WEIGHT_BASE
     if act_words > WEIGHT_BASE:
         raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: one ic tile needs "
@@ -144,14 +151,29 @@ class _Plan:
         word's id (word_ids) instead of its value."""
         self.geo, self.a_pad, self.w = geo, a_pad, w
         self.passes = plan_passes(geo)
+        n, lanes = geo.array_size, geo.lanes
+        # LOAD columns of a weight set (wcol k: column k % n, rows from first_row[k], n // lanes
+        # of them), in order of the cycle the start token reaches their first row
+        self.rows_per_load = n // lanes
+        self.first_row = [(k // n) * self.rows_per_load for k in range(lanes * n)]
+        self.loads = sorted(range(lanes * n), key=lambda k: (k % n + self.first_row[k], k // n))
+        self.mode = {"act2": 1} if lanes == 2 else {}      # instruction fields of every EXECUTE / LOAD
         hp, wp = geo.H + 2, geo.W + 2
         self.wsets: list[tuple[int, int, int]] = []       # (oct, ict, kij)
         self.pass_of_wset: list[int] = []
         self.positions: list[_Position] = []
+        # one ic tile in one pass: every oc tile reads the same words, once (one visit)
+        shared = len(self.passes) == 1 and geo.n_ic_tiles == 1
+        # at least as many LOADs per weight set as positions (the 2-bit 16->16 4x4 layer; a
+        # map of at most n pixels): the xmem port, not the array, is the bound, so read every
+        # activation word first; then the LOADs alone keep pace with the array
+        self.words_first = shared and lanes * n >= geo.n_onij
+        self.pass_of_visit: dict[int, int] = {}
         for p, (octs, icts) in enumerate(self.passes):
             for oct in octs:
                 for ict in icts:
-                    visit = oct * geo.n_ic_tiles + ict
+                    visit = 0 if shared else oct * geo.n_ic_tiles + ict
+                    self.pass_of_visit[visit] = p
                     for kij in range(KIJ):
                         g = len(self.wsets)
                         self.wsets.append((oct, ict, kij))
@@ -161,8 +183,6 @@ class _Plan:
                             padding = py in (0, hp - 1) or px in (0, wp - 1)
                             self.positions.append(_Position(g, oct, ict, kij, o_nij, nij,
                                                             None if padding else (visit, nij)))
-        self.pass_of_visit = {oct * geo.n_ic_tiles + ict: p for p, (octs, icts) in enumerate(self.passes)
-                              for oct in octs for ict in icts}
         self.ict_slot = {ict: icts.index(ict) for _, icts in self.passes for ict in icts}
         self.oct_slot = {oct: octs.index(oct) for octs, _ in self.passes for oct in octs}
         self.group_size = len(self.passes[0][1])
@@ -180,15 +200,17 @@ class _Plan:
         visit, nij = word
         return self.ict_slot[visit % self.geo.n_ic_tiles] * self.geo.n_onij + self.interior_index(nij)
 
-    def weight_addr(self, oct: int, ict: int, kij: int, c: int) -> int:
+    def weight_addr(self, oct: int, ict: int, kij: int, k: int) -> int:
+        """xmem address of the word of LOAD column k of weight set (oct, ict, kij)."""
         slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
-        return WEIGHT_BASE + (slot * KIJ + kij) * self.geo.array_size + c
+        return WEIGHT_BASE + (slot * KIJ + kij) * self.geo.array_size * self.geo.lanes + k
 
     def pass_words(self, p: int) -> list[tuple[int, int]]:
         """(xmem address, word) of every operand of pass p: interior activations, weights.
         A template's words are their ids (word_ids)."""
         octs, icts = self.passes[p]
         geo, n, wp, a_pad, w = self.geo, self.geo.array_size, self.geo.Wp, self.a_pad, self.w
+        t, lane_bits, loads = geo.ic_tile, LANE_BITS // geo.lanes, geo.lanes * geo.array_size
         words = []
         for ict in icts:
             for py in range(1, geo.H + 1):
@@ -196,15 +218,16 @@ class _Plan:
                     nij = py * wp + px
                     words.append((self.word_addr((ict, nij)),
                                   ict * geo.n_onij + self.interior_index(nij) if a_pad is None else
-                                  pack_lanes(a_pad[ict * n:(ict + 1) * n, nij], LANE_BITS, signed=False)))
+                                  pack_lanes(a_pad[ict * t:(ict + 1) * t, nij], lane_bits, signed=False)))
         for oct in octs:
             for ict in icts:
                 for kij in range(KIJ):
-                    for c in range(n):
-                        words.append((self.weight_addr(oct, ict, kij, c),
-                                      geo.n_ic_tiles * geo.n_onij + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * n + c
+                    for k in range(loads):
+                        first = ict * t + (k // n) * n
+                        words.append((self.weight_addr(oct, ict, kij, k),
+                                      geo.n_ic_tiles * geo.n_onij + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * loads + k
                                       if w is None else
-                                      pack_lanes(w[oct * n + c, ict * n:(ict + 1) * n, kij], LANE_BITS, signed=True)))
+                                      pack_lanes(w[oct * n + k % n, first:first + n, kij], LANE_BITS, signed=True)))
         return words
 
 
@@ -262,6 +285,8 @@ class _L0Writer:
         """xmem read of the word the L0 needs next (direct: look past a run of zeros; Q holds
         the word until the next read)."""
         plan, source = self.plan, self.source
+        if tl.busy(t, "cen_xmem"):            # a committed weight set's LOAD went first
+            return
         ahead = 1 if source.reuse else _DIRECT_LOOKAHEAD
         head = next((p for p in plan.positions[self.next_push:self.next_push + ahead] if p.word is not None), None)
         if (head is not None and plan.pass_of_wset[head.wset] <= loading_pass
@@ -271,13 +296,13 @@ class _L0Writer:
 
 
 class _WeightStager:
-    """Stages the weight sets column by column: an xmem read, LOAD the next cycle. Column c
-    of the next set may be overwritten once the current set's start token has passed
-    PE(row-1, c)."""
+    """Stages the weight sets column by column (plan.loads order): an xmem read, LOAD the
+    next cycle. The rows of column c that a LOAD writes may be overwritten once the current
+    set's start token has passed the last of them."""
 
     def __init__(self, plan: _Plan, source: _ActivationSource):
         self.plan, self.source = plan, source
-        self.next_wset, self.col = 0, 0           # next weight column to stage
+        self.next_wset, self.col = 0, 0           # next weight set, index into plan.loads
         self.loaded: dict[int, list[int]] = {}   # weight set -> cycle of each column's LOAD
 
     def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
@@ -286,22 +311,48 @@ class _WeightStager:
             return
         if plan.pass_of_wset[g] == xmem.loading_pass and xmem.pending:
             return
-        prev = g - 1
-        if prev >= 0 and not (prev in wset_start and t + 1 >= wset_start[prev] + n - 1 + self.col):
+        if plan.words_first and self.source.reuse and len(self.source.requested) < len(self.source.order):
             return
-        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], self.col))
+        prev, k = g - 1, plan.loads[self.col]
+        last_row = plan.first_row[k] + plan.rows_per_load - 1
+        if prev >= 0 and not (prev in wset_start and t + 1 >= wset_start[prev] + last_row + k % n):
+            return
+        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], k))
         self.source.other_read()
-        tl.at(t + 1, load=1, wcol=self.col)
+        tl.at(t + 1, load=1, wcol=k, **plan.mode)
         self.loaded.setdefault(g, []).append(t + 1)
         self.col += 1
-        if self.col == n:
+        if self.col == len(plan.loads):
             self.next_wset, self.col = g + 1, 0
 
     def ready(self, g: int, t: int) -> bool:
         """Are all columns of weight set g staged before a start token at row 0 in cycle t
-        reaches them (column c is reached c cycles later)?"""
-        loads = self.loaded.get(g, [])
-        return len(loads) == self.plan.geo.array_size and all(load <= t + c - 1 for c, load in enumerate(loads))
+        reaches them (the first row r of column c that a LOAD writes is reached r + c cycles
+        later)?"""
+        plan, n, loads = self.plan, self.plan.geo.array_size, self.loaded.get(g, [])
+        return len(loads) == len(plan.loads) and all(
+            load <= t + plan.first_row[k] + k % n - 1 for k, load in zip(plan.loads, loads))
+
+    def committed(self, wset_start: dict[int, int]) -> bool:
+        """Has the set being staged started already (ready_soon)? Then its LOADs take the
+        xmem port before anything else."""
+        return self.col > 0 and self.next_wset in wset_start
+
+    def ready_soon(self, g: int, t: int, wset_start: dict[int, int], xmem: "_XmemLoader") -> bool:
+        """2-bit mode, where a weight set's 2n LOADs fill the port for as long as the set
+        computes: may set g start at t although LOADs are still to come? Yes when the LOADs
+        staged so far are in time and each remaining one, read in the cycles from t + 1 on
+        (committed() gives it the port first), is both inside its window and in time."""
+        plan, n, loads = self.plan, self.plan.geo.array_size, self.loaded.get(g, [])
+        if plan.geo.lanes == 1 or self.next_wset != g or not loads or xmem.pending:
+            return False
+        prev = wset_start.get(g - 1)
+        for i, k in enumerate(plan.loads):
+            load = loads[i] if i < len(loads) else t + 2 + i - len(loads)
+            opens = prev + plan.first_row[k] + plan.rows_per_load - 1 + k % n if g else load
+            if not opens <= load <= t + plan.first_row[k] + k % n - 1:
+                return False
+        return True
 
 
 class _ArrayIssuer:
@@ -319,16 +370,16 @@ class _ArrayIssuer:
         self.next_exec = 0
         self.wset_start: dict[int, int] = {}     # weight set -> cycle its first vector executes at row 0
 
-    def issue(self, tl: Timeline, t: int, l0: _L0Writer, weights: _WeightStager) -> None:
+    def issue(self, tl: Timeline, t: int, l0: _L0Writer, weights: _WeightStager, xmem: _XmemLoader) -> None:
         if self.next_exec >= l0.next_push or l0.pushed_at[self.next_exec] >= t:
             return
         pos = self.plan.positions[self.next_exec]
         first = pos.wset not in self.wset_start
-        if first and not weights.ready(pos.wset, t):
+        if first and not (weights.ready(pos.wset, t) or weights.ready_soon(pos.wset, t, self.wset_start, xmem)):
             return
         if first:
             self.wset_start[pos.wset] = t
-        tl.at(t, l0_rd=1, execute=1, start=int(first))
+        tl.at(t, l0_rd=1, execute=1, start=int(first), **self.plan.mode)
         self._pop_into_sfp(tl, pos, t + self.latency)
         self.next_exec += 1
 
@@ -352,8 +403,10 @@ class _ArrayIssuer:
 
 def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
             l0_depth: int = CONFIG.fifo_depth, sfp_depth: int = CONFIG.sfp_depth,
-            abuf_depth: int = CONFIG.abuf_depth) -> Program:
+            abuf_depth: int = CONFIG.abuf_depth, a_bit: int = A_BIT) -> Program:
     """Weight-stationary, streaming only the output-aligned positions of each kij.
+    a_bit=2 builds the 2-bit mode program (module doc): x_int in 0..3, 2n input channels
+    per ic tile.
 
     - Per (oc tile, ic tile, kij) only the Ho*Wo positions that feed an output enter the
       array; padding positions are pushed into the L0 as zeros (L0_ZERO), costing no
@@ -376,10 +429,10 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     writes, the word the L0 needs next, a weight column whose window is open, then words
     ahead of their first use (abuf prefetch).
     """
-    geo, x, w = layer_operands(x_int, w_int, array_size)
+    geo, x, w = layer_operands(x_int, w_int, array_size, a_bit)
     check_sfp_depth(geo, sfp_depth)
-    plan = _Plan(geo, *padded_operands(x, w, geo.array_size))
-    program = Program("ws", "fast", geo.array_size, [], [], compute_start=0)
+    plan = _Plan(geo, *padded_operands(x, w, geo.array_size, geo.ic_tile))
+    program = Program("ws", "fast", geo.array_size, [], [], compute_start=0, a_bit=a_bit)
     tl = Timeline()
     tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
     schedule(plan, program, tl, 0, l0_depth, abuf_depth)
@@ -414,11 +467,13 @@ def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: 
         writing = bool(xmem.pending)
         l0.push(tl, t, array.next_exec)
         xmem.write(tl, t)
+        if weights.committed(array.wset_start):
+            weights.stage(tl, t, array.wset_start, xmem)
         if not writing:
             l0.fetch_next_word(tl, t, array.next_exec, xmem.loading_pass)
         weights.stage(tl, t, array.wset_start, xmem)
         source.prefetch(tl, t, xmem)
-        array.issue(tl, t, l0, weights)
+        array.issue(tl, t, l0, weights, xmem)
         t += 1
     program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + 2
     tl.at(program.last_emit + 1)

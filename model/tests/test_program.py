@@ -21,7 +21,7 @@ from model.program import FIELDS, Program, Timeline, decode, geometry, pack_lane
 from model.program_check import CheckReport, ProgramError, check_program
 from model.tiling import psum_address, random_layer
 
-BUILDERS = P.SCHEDULES
+BUILDERS = P.ALL_SCHEDULES
 
 
 def layer(ic, oc, h, w, seed=0):
@@ -348,3 +348,47 @@ def test_useful_macs():
     x, w = layer(3, 11, 5, 6)
     program = P.ws_fast(x, w)
     assert P.reference_results(program, x, w).useful_macs == P.useful_macs(3, 11, 5, 6) == 3 * 11 * 9 * 30
+
+
+# ---- the 2-bit mode (a_bit=2): 16 input channels per ic tile, two products per PE ----
+def layer2(ic, oc, h, w, seed=0):
+    return random_layer(np.random.default_rng([ic, oc, h, w, seed, 2]), ic, oc, h, w, a_bit=2)
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 4, 4), (8, 8, 4, 4), (3, 8, 4, 4), (40, 24, 5, 5), (17, 9, 3, 6),
+                                   (16, 16, 8, 8), (48, 64, 4, 4)])
+def test_2bit_builder_passes_the_cycle_check(shape):
+    program, report = build_and_check("fast2", *layer2(*shape))
+    assert program.a_bit == 2
+    assert report.executes == -(-shape[0] // 16) * -(-shape[1] // 8) * 9 * shape[2] * shape[3]
+
+
+def test_2bit_on_a_4x4_array():
+    build_and_check("fast2", *layer2(16, 8, 4, 4), array_size=4)
+
+
+def test_2bit_16_to_16_4x4_cycles():
+    """The bench's 2-bit row: 36,864 MACs, 288 cycles at 128 MACs per cycle; the xmem port
+    needs 16 activation + 288 weight reads, so 327 is this schedule's floor."""
+    program, _ = build_and_check("fast2", *layer2(16, 16, 4, 4))
+    assert program.cycles <= 330, program.cycles
+
+
+def test_2bit_refusals():
+    x, w = layer2(16, 8, 4, 4)
+    bad = x.copy()
+    bad[3, 0, 2] = 5
+    with pytest.raises(ModelError, match=r"^x_int value 5 at \[ic=3, h=0, w=2\] is outside 0\.\.3 \(2-bit unsigned\);"):
+        P.ws_fast_2bit(bad, w)
+    with pytest.raises(LayerError, match=r"^2-bit mode needs an even array size .* not a 16x16 array$"):
+        P.ws_fast_2bit(x, w, array_size=16)
+
+
+def test_2bit_load_into_a_missing_column_is_caught():
+    x, w = layer2(16, 8, 4, 4)
+    program = P.ws_fast_2bit(x, w)
+    inst = list(program.inst)
+    k = next(i for i, word in enumerate(inst) if decode(word)["load"] and decode(word)["wcol"] >= 8)
+    inst[k] &= ~(1 << FIELDS["act2"][0])           # the upper-rows LOAD read as a 4-bit one
+    with pytest.raises(ProgramError, match=rf"^cycle {k}: LOAD into column \d+ of a 8-column array"):
+        check_program(Program(**{**program.__dict__, "inst": inst}), x, w)

@@ -61,21 +61,28 @@ def test_torch_and_float_inputs_accepted(rng):
     np.testing.assert_array_equal(a.psum, b.psum)
 
 
-def test_ws_psum_equals_per_tile_einsum(rng):
-    ic, oc, h, w = 13, 19, 5, 3
+@pytest.mark.parametrize("a_bit,ic,tile", [(4, 13, 8), (2, 21, 16)])
+def test_ws_psum_equals_per_tile_einsum(rng, a_bit, ic, tile):
+    """The psum of each (ic tile, oc tile) is that tile's einsum; a_bit=2 (the array's 2-bit
+    mode): an ic tile is 16 channels (row r: channels 2r, 2r+1). The accumulated output is
+    the convolution."""
+    oc, h, w = 19, 5, 3
     x, wt = rand_layer(rng, ic, oc, h, w)
-    ref = ws_reference(x, wt)
-    a = np.zeros((16, h + 2, w + 2), np.int64)
+    x %= 1 << a_bit
+    ref = ws_reference(x, wt, a_bit=a_bit)
+    assert ref.ic_tile == tile and ref.psum.shape[:3] == (2, 3, 8)
+    a = np.zeros((2 * tile, h + 2, w + 2), np.int64)
     a[:ic, 1:-1, 1:-1] = x
-    a = a.reshape(16, -1)
-    wp = np.zeros((24, 16, 9), np.int64)
+    a = a.reshape(2 * tile, -1)
+    wp = np.zeros((24, 2 * tile, 9), np.int64)
     wp[:oc, :ic] = wt.reshape(oc, ic, 9)
     for i in range(2):
         for o in range(3):
-            a_tile = a[i * 8:(i + 1) * 8]                       # [ic, nij]
-            w_tile = wp[o * 8:(o + 1) * 8, i * 8:(i + 1) * 8]   # [oc, ic, kij]
+            a_tile = a[i * tile:(i + 1) * tile]                       # [ic, nij]
+            w_tile = wp[o * 8:(o + 1) * 8, i * tile:(i + 1) * tile]   # [oc, ic, kij]
             np.testing.assert_array_equal(ref.psum[i, o],
                                           np.einsum("crk,rn->cnk", w_tile, a_tile))
+    np.testing.assert_array_equal(ref.output(), conv(x, wt))
 
 
 def test_ws_equals_seed_loops_8x8_6x6(rng):
@@ -254,3 +261,10 @@ def test_operand_helpers_match_the_references(rng):
     for o in range(2):
         for i in range(2):
             np.testing.assert_array_equal(ref.weight[o, i], wk[o * 8:(o + 1) * 8, i * 8:(i + 1) * 8])
+
+
+def test_2bit_activation_above_3_is_refused():
+    x = np.zeros((16, 4, 4), np.int64)
+    x[5, 2, 1] = 4
+    with pytest.raises(ModelError, match=r"^x_int value 4 at \[ic=5, h=2, w=1\] is outside 0..3 \(2-bit unsigned\)"):
+        ws_reference(x, np.zeros((8, 16, 3, 3), np.int64), a_bit=2)

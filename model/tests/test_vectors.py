@@ -322,3 +322,19 @@ def test_bad_out_dir(tmp_path, rng):
         V.write_ws_files(f, ws_reference(x, wt))
     with pytest.raises(ModelError, match=r"sub: .*file is not a directory"):
         V.write_os_files(f / "sub", os_reference(x, wt))
+
+
+def test_part2_activation_file_round_trip_and_refusal(tmp_path):
+    """Course part 2: 16 2-bit lanes per line (channel 15 first), written and read back;
+    a value above 3 is refused naming the file, line and lane, and nothing is written."""
+    a = np.random.default_rng(2).integers(0, 4, size=(16, 36))
+    path = V.write_activation2(tmp_path / "activation_tile0.txt", a)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "#time0ch15[msb-lsb],time0ch14[msb-lst],....,time0ch0[msb-lst]#"
+    assert len(lines) == 39 and lines[3] == "".join(f"{v:02b}" for v in a[::-1, 0])
+    np.testing.assert_array_equal(V.read_activation2(path), a)
+    a[9, 4] = 4
+    with pytest.raises(PsumOverflowError, match=r"bad\.txt: value 4 at line 8 \(entry 4, ch9\) does not fit "
+                                                r"2-bit unsigned \(0\.\.3\)"):
+        V.write_activation2(tmp_path / "bad.txt", a)
+    assert not (tmp_path / "bad.txt").exists()
