@@ -121,10 +121,13 @@ class CoreConv:
         build folder): inst.hex links to the template's."""
         folder = self.build / "runs" / str(os.getpid()) / tpl.shape.key
         if tpl.shape not in self._inst_written:
+            stored = template_folder(tpl.shape, self.cache)
+            if not (stored / "program.json").is_file():     # built in memory by another caller
+                tpl.save(stored)
             folder.mkdir(parents=True, exist_ok=True)
             link = folder / "inst.hex"
             link.unlink(missing_ok=True)
-            link.symlink_to(template_folder(tpl.shape, self.cache) / "inst.hex")
+            link.symlink_to(stored / "inst.hex")
             self._inst_written[tpl.shape] = folder
         return folder
 

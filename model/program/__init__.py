@@ -10,7 +10,9 @@ Program). One module per job:
   with the references), the xmem / pmem memory map, the analytic figures (useful MACs,
   SCALE-Sim);
 * one module per schedule: ``ws_classic``, ``ws_fast``, ``output_stationary``;
-* ``reference``: the reference value of every result a program names.
+* ``reference``: the reference value of every result a program names;
+* ``network`` (imported on its own): a network's conv layer, levels or raw sums, per-geometry
+  templates bound to data; ``signed_input``: a signed input as base-16 digits.
 """
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline, decode, encode, pack_lanes
 from model.program.memory_map import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, geometry,

@@ -43,12 +43,13 @@ from model.program.ws_fast import _Plan, check_sfp_depth, schedule
 from model.requant import Requant
 from model.tiling import as_int_array, check_layer
 
-__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_cycles", "hex_lines", "inst_hex", "layer_operands",
+__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_hex", "hex_lines", "inst_hex", "layer_operands",
            "layer_program", "template", "template_folder", "threshold_words", "word_table"]
 
 EMIT_MODES = ("relu", "requant", "raw")
+# what a template depends on besides its shape: the builders, the geometry, the instruction layout
 _SOURCES = [Path(__file__).resolve().parent / name for name in ("network.py", "ws_fast.py", "isa.py", "memory_map.py")]
-_SOURCES.append(Path(__file__).resolve().parents[2] / "rtl" / "core_inst.vh")
+_SOURCES += [Path(__file__).resolve().parents[1] / "tiling.py", Path(__file__).resolve().parents[2] / "rtl" / "core_inst.vh"]
 
 
 @dataclass(frozen=True)
@@ -166,21 +167,37 @@ def _threshold_prologue(tl: Timeline, shape: LayerShape, first_id: int) -> int:
     return t
 
 
-def encode_cycles(cycles: list[dict[str, int]]) -> list[int]:
-    """Instruction words of a timeline's cycles (isa.encode, one pass per word's set fields);
+def encode_hex(cycles: list[dict[str, int]]) -> bytes:
+    """A timeline's cycles as inst.hex text: isa.encode of each cycle (fields not set take
+    their idle value), vectorized over the cycles with the word in 64-bit halves.
     ModelError for a value that does not fit its field."""
+    names = list(FIELDS)
+    index = {name: i for i, name in enumerate(names)}
+    flat = np.array([(t, index[k], v) for t, fields in enumerate(cycles) for k, v in fields.items()],
+                    dtype=np.int64).reshape(-1, 3)
     idle = CONFIG.isa.idle
-    layout = {name: (off, width, ((1 << width) - 1) << off) for name, (off, width) in FIELDS.items()}
-    words = []
-    for fields in cycles:
-        word = idle
-        for name, value in fields.items():
-            off, width, mask = layout[name]
-            if value >> width or value < 0:
-                raise ModelError(f"instruction field {name}={value} does not fit {width} bits")
-            word = (word & ~mask) | (value << off)
-        words.append(word)
-    return words
+    halves = [np.full(len(cycles), idle >> (64 * h) & (2**64 - 1), dtype=np.uint64) for h in (0, 1)]
+    flat = flat[np.argsort(flat[:, 1], kind="stable")]
+    bounds = np.searchsorted(flat[:, 1], np.arange(len(names) + 1))
+    for i, name in enumerate(names):
+        t, value = flat[bounds[i]:bounds[i + 1], 0], flat[bounds[i]:bounds[i + 1], 2]
+        off, width = FIELDS[name]
+        bad = (value < 0) | (value >> width != 0)
+        if bad.any():
+            raise ModelError(f"instruction field {name}={value[bad][0]} does not fit {width} bits")
+        mask = ((1 << width) - 1) << off
+        for h, half in enumerate(halves):
+            part_mask = mask >> (64 * h) & (2**64 - 1)
+            if part_mask:
+                shift = off - 64 * h
+                part = (value << shift) if shift >= 0 else (value >> -shift)
+                half[t] = (half[t] & np.uint64(~part_mask & (2**64 - 1))) | (part.astype(np.uint64) & np.uint64(part_mask))
+    digits = (INST_WIDTH + 3) // 4
+    if digits > 32:
+        raise ModelError(f"an instruction word of {INST_WIDTH} bits does not fit two 64-bit halves")
+    lo, hi = (np.frombuffer(hex_lines(half, 16), dtype=np.uint8).reshape(-1, 17) for half in halves)
+    text = np.concatenate([hi[:, 16 - (digits - 16):16], lo], axis=1) if digits > 16 else lo[:, 16 - digits:]
+    return text.tobytes()
 
 
 def _build(shape: LayerShape) -> Template:
@@ -200,7 +217,7 @@ def _build(shape: LayerShape) -> Template:
     emit_keys = np.array(program.emits, dtype=np.int64).reshape(-1, 2)
     psum_addr = np.array([a for a, _ in program.psum_writes], dtype=np.int64)
     psum_keys = np.array([k for _, k in program.psum_writes], dtype=np.int64).reshape(-1, 4)
-    inst = inst_hex(encode_cycles(tl.cycles))
+    inst = encode_hex(tl.cycles)
     program = dataclasses.replace(program, psum_writes=[], emits=[])
     return Template(shape, program, inst, cycles, ids, emit_keys, psum_addr, psum_keys, time.perf_counter() - t0)
 
