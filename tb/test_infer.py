@@ -20,16 +20,8 @@ LAYER_KEYS = {"name", "in_channels", "out_channels", "height", "width", "dataflo
 TIMING = ("build_s", "sim_s", "sim_cpu_s", "check_s")
 
 
-@pytest.fixture(scope="module")
-def core_build(tmp_path_factory):
-    """One build folder for every CoreConv of this module's process: a second CoreConv with
-    another build folder fails on a geometry the first already ran (its run folder links
-    inst.hex into its own, empty, template cache while the template comes from memory)."""
-    return tmp_path_factory.mktemp("core")
-
-
 @pytest.mark.long
-def test_tiny_network_on_the_cocotb_core(core_build):
+def test_tiny_network_on_the_cocotb_core(tmp_path):
     """3 convs (signed first layer; BatchNorm scales > 0, < 0 and 0; a conv without BatchNorm)
     on an 8x8 image, each on the cocotb layer bench (every psum checked there too): every
     layer's core output equals the integer reference, and so does the prediction."""
@@ -37,7 +29,7 @@ def test_tiny_network_on_the_cocotb_core(core_build):
     assert net.stages[0].requant.descending.tolist() == [g < 0 for g in TINY_GAMMA]
     image = tiny_images(2, seed=7)[1]
     assert net.first_levels(image).min() < 0                   # the signed first layer
-    r = run_image(net, image, CoreConv(sim="cocotb", array_size=8, build=core_build), index=1)
+    r = run_image(net, image, CoreConv(sim="cocotb", array_size=8, build=tmp_path), index=1)
     assert [(l.mismatches, l.errors) for l in r.layers] == [(0, 0)] * 3, r.layers
     assert [l.outputs_checked for l in r.layers] == [8 * 64, 8 * 16, 8 * 4]
     assert all(l.cycles > 0 for l in r.layers)
@@ -65,12 +57,12 @@ def records(folder) -> dict:
 
 
 @pytest.mark.long
-def test_cli_local_cluster_equals_serial(core_build, tmp_path, capsys):
+def test_cli_local_cluster_equals_serial(tmp_path, capsys):
     """--images on a 2-worker local cluster writes the same per-image results and infer.json as
     --workers 0 (one after the other, in the same folder: the player and templates are reused);
     a rerun skips the finished images."""
     data = write_synthetic_cifar(tmp_path / "cifar", n_train=5, n_test=3, seed=2)
-    out = core_build
+    out = tmp_path / "infer"
     infer(capsys, out, "--data", data, "--workers", 2)
     dask, dask_json = records(out), json.loads((out / "infer.json").read_text())
     (out / "images.jsonl").unlink()
