@@ -62,6 +62,21 @@ MUTANTS: dict[str, list[Mutant]] = {
         "(relu_q && sum_c[acc_bw-1])",
         "(relu_q && sum_c[acc_bw-1] && sum_c != -1)  /* MUTATION */",
         "ReLU lets -1 through",
+    ), Mutant(
+        "shift_one_bit_short", "sfp.v",
+        "in_ext <<< shift_bits",
+        "in_ext <<< (shift_bits - 1)  /* MUTATION */",
+        "a shifted psum counts 2**(shift_bits-1) times",
+    ), Mutant(
+        "raw_emit_flags", "sfp.v",
+        "(emit_q && !raw_q && !requant_q && |lane_out_ovf)",
+        "(emit_q && !requant_q && |lane_out_ovf)  /* MUTATION */",
+        "a raw emit of a value beyond psum_bw raises the overflow flag",
+    ), Mutant(
+        "out_wide_before_relu", "sfp.v",
+        "assign result_wide[c*acc_bw +: acc_bw] = act_c;",
+        "assign result_wide[c*acc_bw +: acc_bw] = sum_c;  /* MUTATION */",
+        "out_wide carries the sum before ReLU",
     )],
 }
 

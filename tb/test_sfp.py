@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import runner
-from model.requant import Requant
+from model.requant import THRESHOLD_BW, Requant
 from tbutil import LockstepTB, param, seeded_rng, signed
 
 
@@ -420,6 +420,70 @@ async def test_requant_levels(dut):
         await tb.settle()
     assert tb.outputs()["overflow"] == 0, "a requantized emit raised the overflow flag"
     tb.assert_covered("requant", "thr_wr")
+
+
+def lane_plan(lengths: list[int], col: int) -> list[int]:
+    """Lanes per job for `col` lanes: one each, then each spare lane to the job with the most
+    values per lane, so the jobs' ranges, split over their lanes, take the fewest cycles."""
+    lanes = [1] * len(lengths)
+    for _ in range(col - len(lengths)):
+        j = max(range(len(lengths)), key=lambda j: -(-lengths[j] // lanes[j]))
+        lanes[j] += 1
+    return lanes
+
+
+@cocotb.test()
+async def test_requant_float_pipeline(dut):
+    """Every reachable sum of real channels through a requantized emit, against the float
+    pipeline itself (model.network.level_function: scale, BatchNorm, ReLU, the next conv's
+    quantizer), not Requant.apply. The thresholds are model.network's for the seeded tiny
+    network of model/tests/test_network.py: its first conv (3 -> 8, BatchNorm) channels with
+    a positive, a negative and a zero scale. A channel's reachable sums are |sum| <=
+    ic * 9 * 15 * 7 (2835 here); its range is split over several lanes (one tile of
+    thresholds), one sum per lane per cycle. (A no-BatchNorm channel of the 8 -> 8 conv
+    would double the cycles; model/tests/test_network.py checks those thresholds on every
+    sum in Python.)"""
+    tb = TB(dut)
+    if tb.acc_bw + 1 < THRESHOLD_BW or tb.col < 8:
+        pytest.skip(f"needs {THRESHOLD_BW}-bit thresholds and 8 lanes (build: acc_bw={tb.acc_bw}, col={tb.col})")
+    from model.network import Network, level_function
+    from model.tests.test_network import TINY_GAMMA, TINY_SIZE, tiny_model
+
+    net = Network(tiny_model(), image_size=TINY_SIZE)
+    jobs = [(0, TINY_GAMMA.index(1.3)), (0, TINY_GAMMA.index(-0.8)), (0, TINY_GAMMA.index(0.0))]   # (conv, channel)
+    ranges = [np.arange(-r, r + 1) for r in (net.stages[k].in_channels * 9 * 15 * 7 for k, _ in jobs)]
+    cycles, lanes = 0, []                           # lane -> (job, its stretch of the job's range)
+    for j, n in enumerate(lane_plan([len(r) for r in ranges], tb.col)):
+        lanes += [(j, part) for part in np.array_split(ranges[j], n)]
+        cycles = max(cycles, -(-len(ranges[j]) // n))
+    # a short stretch repeats its last sum; each lane's levels straight from the float pipeline
+    sums = np.stack([np.pad(part, (0, cycles - len(part)), mode="edge") for _, part in lanes])
+    want = np.empty_like(sums)
+    for c, (j, _) in enumerate(lanes):
+        k, channel = jobs[j]
+        stage = net.stages[k]
+        rows = np.broadcast_to(sums[c], (stage.out_channels, cycles))
+        want[c] = level_function(stage, net.stages[k + 1].conv)(rows)[channel]
+    thresholds = np.stack([net.stages[jobs[j][0]].requant.thresholds[jobs[j][1]] for j, _ in lanes])
+    descending = np.array([net.stages[jobs[j][0]].requant.descending[jobs[j][1]] for j, _ in lanes])
+    await tb.start()
+    tile = tb.thr_tiles - 1
+    await write_thresholds(tb, tile, thresholds, descending)
+    vectors = sums.T.tolist()
+    for t, vector in enumerate(vectors):
+        await tb.cycle(acc=1, first=1, emit=1, requant=1, thr_tile=tile, addr=t % tb.depth, in_data=vector)
+    await tb.settle()
+    got = np.array(tb.emitted, dtype=np.int64).T
+    assert got.shape == want.shape, f"{got.shape[1]} emits, expected {cycles}"
+    wrong = np.argwhere(got != want)
+    assert len(wrong) == 0, f"{len(wrong)} levels differ from the float pipeline; first: " + "; ".join(
+        f"lane {c} (stage {jobs[lanes[c][0]][0]} channel {jobs[lanes[c][0]][1]}) sum {sums[c, t]}: "
+        f"level {got[c, t]}, float pipeline {want[c, t]}" for c, t in wrong[:3])
+    # the ranges cross every step: all 16 levels, but one constant level at the zero scale
+    reached = [len(set(want[[c for c, (lj, _) in enumerate(lanes) if lj == j]].ravel().tolist())) for j in range(len(jobs))]
+    dut._log.info("%d sums in %d cycles; levels reached per channel: %s", sum(len(r) for r in ranges), cycles, reached)
+    assert reached == [16, 16, 1], f"levels reached per channel: {reached}"
+    assert tb.outputs()["overflow"] == 0, "a requantized emit raised the overflow flag"
 
 
 @cocotb.test()
