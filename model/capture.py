@@ -26,13 +26,27 @@ from .errors import LayerError, ModelError
 from .options import CIFAR10_TEST_IMAGES
 from .vgg import build_model, conv_layers, default_layer, resolve_layer
 
-__all__ = ["LayerCapture", "capture_layer", "calibrate_act_alphas", "default_capture", "exact_fp32", "INTEGRAL_TOL"]
+__all__ = ["ConvChannels", "LayerCapture", "capture_layer", "calibrate_act_alphas", "default_capture", "exact_fp32", "INTEGRAL_TOL"]
 
 INTEGRAL_TOL = 1e-3
 
 
+class ConvChannels:
+    """in_channels / out_channels of a class holding integer conv weights ``w_int`` [OC, IC, kh, kw]."""
+
+    w_int: np.ndarray
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.w_int.shape[1])
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.w_int.shape[0])
+
+
 @dataclass
-class LayerCapture:
+class LayerCapture(ConvChannels):
     """One layer's tensors for one image (numpy, channel-first, no batch axis)."""
 
     layer_name: str
@@ -52,14 +66,6 @@ class LayerCapture:
     def out_recovered(self) -> np.ndarray:
         """``out_int * act_delta * w_delta`` as float64."""
         return self.out_int.astype(np.float64) * self.act_delta * self.w_delta
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.w_int.shape[1])
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.w_int.shape[0])
 
 
 @contextmanager

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .capture import exact_fp32
+from .capture import ConvChannels, exact_fp32
 from .errors import ModelError, PsumOverflowError
 from .hwconfig import CONFIG
 from .program.memory_map import useful_macs
@@ -91,7 +91,7 @@ def _is_max_pool(m: nn.Module) -> bool:
 
 
 @dataclass
-class ConvStage:
+class ConvStage(ConvChannels):
     """One QuantConv2d of the network, ready for the core.
 
     ``w_int``: int64 (OC, IC, 3, 3) in -7..7; ``height`` x ``width``: its input (= output,
@@ -110,14 +110,6 @@ class ConvStage:
     pointwise: list = field(default_factory=list)
     tail: list = field(default_factory=list)
     requant: Requant | None = None
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.w_int.shape[1])
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.w_int.shape[0])
 
     @property
     def macs(self) -> int:
