@@ -95,7 +95,7 @@ def sby_command(bin_dir: Path) -> list[str]:
 
 def mutant_sby(proof: str, mutant: Mutant, folder: Path) -> Path:
     """Write the mutated RTL file and a copy of formal/<proof>.sby that reads it into
-    `folder`; the other [files] point back at the repository, relative to `folder`."""
+    `folder`; the other [files] point back at the repository (space-free absolute paths)."""
     source = (REPO / "rtl" / mutant.file).read_text()
     if source.count(mutant.original) != 1:
         raise FormalError(f"mutant {proof}~{mutant.name}: rtl/{mutant.file} no longer holds the text to mutate "
@@ -108,7 +108,8 @@ def mutant_sby(proof: str, mutant: Mutant, folder: Path) -> Path:
             in_files = line.strip() == "[files]"
         elif in_files and line.strip():
             path = (FORMAL / line.strip()).resolve()
-            line = mutant.file if path == REPO / "rtl" / mutant.file else os.path.relpath(path, folder)
+            # sby reads "dest source" from a [files] line with a space: name the others by a space-free path
+            line = mutant.file if path == REPO / "rtl" / mutant.file else str(space_free(path.parent) / path.name)
         lines.append(line)
     sby = folder / f"{proof}.sby"
     sby.write_text("\n".join(lines) + "\n")
