@@ -148,9 +148,20 @@ def image_job(net, sim: str, array: int, build: str, index: int, image, label, q
         return asdict(run_image(net, image, core_for(sim, array, build), index, label))
 
 
+# What a result depends on besides the model and the data: the hardware, the player and the
+# program builders. An edit to any of them runs every image afresh.
+_REPO = Path(__file__).resolve().parent.parent
+_CORE_SOURCES = ("rtl/*.v", "rtl/*.vh", "tb/core_player.v", "tb/core_conv.py", "tb/player.py",
+                 "model/program/*.py", "model/network.py", "model/requant.py", "model/tiling.py")
+
+
 def _run_key(args, model_what: str, net) -> str:
-    """Identifies a run's results: the model (its weights and thresholds), data, core."""
+    """Identifies a run's results: the model (its weights and thresholds), data, core (its
+    configuration and the sources of the RTL, the player and the program builders)."""
     h = hashlib.sha256()
+    for pattern in _CORE_SOURCES:
+        for path in sorted(_REPO.glob(pattern)):
+            h.update(path.name.encode() + path.read_bytes())
     for stage in net.stages:
         h.update(stage.w_int.tobytes())
         if stage.requant is not None:
@@ -203,7 +214,8 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
     todo = [item for item in images if item[0] not in done]
     build = str(out.resolve())      # the same folder for workers started elsewhere
     if done:
-        print(f"   {len(done)} image(s) already in {path}: skipped")
+        print(f"   {len(done)} image(s) already in {path} (same model, data, core and RTL sources): skipped, "
+              "not timed; delete that file or use another --out to run them again")
     with path.open("a") as log, tqdm(total=len(todo), desc="images", unit="img", disable=len(todo) < 2) as bar:
         def record(rec):
             rec["run"] = key
@@ -281,7 +293,7 @@ def print_report(summary: dict, results: list[dict], array: int) -> None:
           f"({pes} x cycles); vs torch: input levels that differ from PyTorch's forward pass")
     t = summary["time_s"]
     print(f"wall {summary['wall_s']:.1f} s: preparing (model, thresholds, images) {t['preparing']:.1f} s, "
-          f"building {t['building']:.1f} s, simulating {t['simulating']:.1f} s ({t['simulating_cpu']:.1f} CPU-s), "
+          f"compiling the player {t['compiling']:.1f} s, building {t['building']:.1f} s, simulating {t['simulating']:.1f} s ({t['simulating_cpu']:.1f} CPU-s), "
           f"checking {t['checking']:.1f} s (overlapping the simulation)"
           + (" (summed over the Dask workers)" if t["parallel"] else ""))
     for r in results[:5]:
@@ -353,9 +365,12 @@ def _run(args, indices, out: Path, client, t_start: float) -> int:
     print(f"images  {len(images)} from {source}")
     print(f"core    {args.array}x{args.array}, {args.sim} player, {len(net.stages)} convs; thresholds from the model "
           f"in the SFP, max-pools on the host")
+    t_core = time.perf_counter()
+    core_for(args.sim, args.array, str(out.resolve()))      # compiles the player when it is stale
+    compiling = time.perf_counter() - t_core
     results, fresh = run_all(args, net, images, key, out, client)
     per_layer = [l for r in results if r["index"] in fresh for l in r["layers"]]
-    timing = dict(preparing=prep, building=sum(l["build_s"] for l in per_layer),
+    timing = dict(preparing=prep, compiling=compiling, building=sum(l["build_s"] for l in per_layer),
                   simulating=sum(l["sim_s"] for l in per_layer), simulating_cpu=sum(l["sim_cpu_s"] for l in per_layer),
                   checking=sum(l["check_s"] for l in per_layer),
                   parallel=client is not None or (len(fresh) > 1 and args.workers != 0))

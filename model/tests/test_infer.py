@@ -56,3 +56,23 @@ def test_unreachable_scheduler(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("model.infer.SCHEDULER_TIMEOUT_S", 1)
     assert main(["infer", "--out", str(tmp_path), "--images", "0:2", "--scheduler", "tcp://127.0.0.1:1"]) == 1
     assert "--scheduler tcp://127.0.0.1:1: no Dask scheduler answers within 1 s" in error_line(capsys)
+
+
+def test_saved_results_are_keyed_on_the_rtl_sources(tmp_path, monkeypatch):
+    """An edit to the RTL (or the player, or a program builder) must not reuse images.jsonl."""
+    import shutil
+    from types import SimpleNamespace
+
+    from model import infer
+    from model.network import Network
+
+    repo = tmp_path / "repo"
+    shutil.copytree(infer._REPO / "rtl", repo / "rtl")
+    monkeypatch.setattr(infer, "_REPO", repo)
+    net = Network(build_model("8,M,8", seed=0), image_size=8)
+    args = SimpleNamespace(data=None, seed=0, sim="verilator", array=8)
+    before = infer._run_key(args, "seeded", net)
+    assert infer._run_key(args, "seeded", net) == before
+    mac = repo / "rtl" / "mac.v"
+    mac.write_text(mac.read_text() + "\n// an edit\n")
+    assert infer._run_key(args, "seeded", net) != before
