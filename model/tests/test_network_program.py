@@ -112,6 +112,22 @@ def test_requant_program_loads_every_threshold_into_the_sfp():
         check_program(dataclasses.replace(program, inst=swapped), xs, ws, requant=rq)
 
 
+def test_threshold_write_in_a_requant_emit_is_refused():
+    """The threshold block RAM cannot read and write one word in a cycle (undefined on the
+    FPGA): a THR_WR folded into a REQUANT emit's instruction is a ProgramError there."""
+    rng = np.random.default_rng(7)
+    x, w = rng.integers(0, 16, (8, 4, 4)), rng.integers(-7, 8, (8, 8, 3, 3))
+    rq = random_requant(int_conv(x, w), rng)
+    program, xs, ws = layer_program(x, w, rq)
+    check_program(program, xs, ws, requant=rq)
+    thr_wr = 1 << CONFIG.isa.fields["thr_wr"][0]
+    emit = 1 << CONFIG.isa.fields["emit"][0]
+    first = next(t for t, word in enumerate(program.inst) if word & emit)
+    folded = [word | thr_wr if t == first else word for t, word in enumerate(program.inst)]
+    with pytest.raises(ProgramError, match=rf"^cycle {first}: THR_WR of threshold \d+ in a REQUANT EMIT"):
+        check_program(dataclasses.replace(program, inst=folded), xs, ws, requant=rq)
+
+
 def test_dropped_shift_is_caught():
     """Without ACC_SHIFT on the high digit's psums the outputs differ (the model says where)."""
     x = np.full((3, 3, 3), -200)
