@@ -288,13 +288,20 @@ class LayerGeometry:
     array_size array: the one geometry of the references (WSReference, OSReference) and the
     program builders (model.program). ``IC``/``OC`` are the real channel counts; a channel
     tile is ``array_size`` channels, the last one zero-padded; in 2-bit mode (``lanes`` 2)
-    an input-channel tile is ``2 * array_size`` channels."""
+    an input-channel tile is ``2 * array_size`` channels.
+
+    ``batch`` images share the weights (program builders only; the references take one
+    image): their padded maps lie one after the other, image ``b`` at ``nij`` from
+    ``b * Hp * Wp``, so ``n_nij``, ``n_onij`` and ``nij_table`` cover the whole batch and
+    output pixel ``o_nij`` is pixel ``o_nij % (Ho*Wo)`` of image ``o_nij // (Ho*Wo)``; each
+    image keeps its own padding, and no output sits on the gap between two maps."""
     IC: int
     OC: int
     H: int
     W: int
     array_size: int
     lanes: int = field(default=1, kw_only=True)   # activations per PE and cycle (lanes_per_pe)
+    batch: int = field(default=1, kw_only=True)   # images sharing the weights
 
     @property
     def ic_tile(self) -> int:
@@ -327,18 +334,38 @@ class LayerGeometry:
 
     @property
     def n_nij(self) -> int:
-        """Positions of the padded input map."""
-        return self.Hp * self.Wp
+        """Positions of the padded input maps (batch x Hp x Wp)."""
+        return self.batch * self.Hp * self.Wp
 
     @property
     def n_onij(self) -> int:
-        """Output pixels."""
-        return self.Ho * self.Wo
+        """Output pixels (batch x Ho x Wo)."""
+        return self.batch * self.Ho * self.Wo
 
     @cached_property
     def nij_table(self) -> np.ndarray:
-        """int64 [9, Ho*Wo]: output_to_input_nij of this layer."""
-        return output_to_input_nij(self.H, self.W)
+        """int64 [9, batch*Ho*Wo]: output_to_input_nij of this layer, image b's outputs
+        reading image b's padded map (offset b * Hp * Wp)."""
+        one = output_to_input_nij(self.H, self.W)
+        offsets = np.arange(self.batch, dtype=np.int64) * (self.Hp * self.Wp)
+        return (one[:, None, :] + offsets[None, :, None]).reshape(N_KIJ, -1)
+
+    @property
+    def name(self) -> str:
+        """'IC->OC HxW' (and ', batch N' for more than one image), for messages."""
+        return f"{self.IC}->{self.OC} {self.H}x{self.W}" + (f", batch {self.batch}" if self.batch > 1 else "")
+
+    def is_padding(self, nij: int) -> bool:
+        """Is padded position nij on the zero border of its image's map?"""
+        y, x = divmod(nij % (self.Hp * self.Wp), self.Wp)
+        return y in (0, self.Hp - 1) or x in (0, self.Wp - 1)
+
+    def interior_index(self, nij: int) -> int:
+        """Index of the non-padding position nij among the batch's pixels
+        (image-major, row-major: b * H * W + (y - 1) * W + x - 1)."""
+        b, rest = divmod(nij, self.Hp * self.Wp)
+        y, x = divmod(rest, self.Wp)
+        return (b * self.H + y - 1) * self.W + (x - 1)
 
     def input_nij(self, o_nij: int, kij: int) -> int:
         """Index in the padded map of the input under output pixel o_nij at offset kij."""

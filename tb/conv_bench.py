@@ -1,7 +1,8 @@
-"""Every conv of a VGG layout on the RTL core for one synthetic image (tb.core_conv.CoreConv).
+"""Every conv of a VGG layout on the RTL core, for one synthetic image and for a batch of
+them (tb.core_conv.CoreConv).
 
     python -m tb.conv_bench [--model vgg16_quant_project] [--sim verilator|icarus]
-                            [--out build/conv_bench] [--seed 0] [--size 32]
+                            [--out build/conv_bench] [--seed 0] [--size 32] [--batch 16]
 
 The convs run in network order: features.0 on a signed image (levels -40..15: the
 signed-first-layer path), each later conv on the previous conv's levels from the core
@@ -9,12 +10,19 @@ signed-first-layer path), each later conv on the previous conv's levels from the
 the SFP, the last one raw. Weights are random in -7..7; each channel's thresholds are
 quantiles of its integer conv outputs (every third channel descending), so the levels
 spread over 0..15. Each layer's output from the RTL is compared with numpy (the integer
-conv, torch.nn.functional.conv2d in float64, then Requant.apply) value for value.
+conv, torch.nn.functional.conv2d in float64, then Requant.apply) value for value, image
+by image.
+
+The network runs twice with the same weights: on image 0 alone (batch 1), then on
+--batch distinct images (0 skips it), each layer in programs of up to
+model.program.network.max_batch images that share every weight word loaded (tb.core_conv;
+the thresholds are the quantiles over the whole batch's sums).
 
 Prints a table (cycles from the core's counter with every xmem load included, MAC
-utilization, template build or lookup + binding, simulation) and the wall time split,
-and writes it as JSON (path printed). Run it twice to see the per-geometry templates
-come from the disk cache under --out.
+utilization, SCALE-Sim's WS and OS cycles of the layer, template build or lookup +
+binding, simulation; cycles per image and utilization at the batch) and the wall time
+split, and writes it as JSON (path printed). Run it twice to see the per-geometry
+templates come from the disk cache under --out.
 """
 from __future__ import annotations
 
@@ -29,6 +37,8 @@ import numpy as np
 from tqdm import tqdm
 
 from model.errors import ModelError
+from model.hwconfig import CONFIG
+from model.program.memory_map import scalesim_cycles
 from model.vgg import MODELS
 from tb.layer_cases import int_conv, quantile_requant
 
@@ -37,10 +47,92 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
 
+# images of the batched run: the 2x2 layers' maps of 16 images fill the activation buffer
+BATCH = 16
+
 
 def maxpool(x: np.ndarray) -> np.ndarray:
-    c, h, w = x.shape
-    return x.reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+    """(N, C, H, W) -> (N, C, H/2, W/2)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
+def run_network(conv, model: str, images: np.ndarray, seed: int, desc: str) -> tuple[list[dict], float]:
+    """Every conv of `model` on `images` (N, 3, H, W) through conv.run in network order;
+    the weights come from `seed` (the same for any batch). Returns a row per conv and the
+    time spent on the reference. ModelError when an output differs from the reference."""
+    rng = np.random.default_rng(seed)
+    x, rows, check_s = images, [], 0.0
+    convs = [item for item in MODELS[model].items if isinstance(item, tuple)]
+    bar = tqdm(total=len(convs), desc=desc, unit="layer", file=sys.stdout)
+    for item in MODELS[model].items:
+        if item == "M":
+            x = maxpool(x)
+            continue
+        if not isinstance(item, tuple):
+            continue
+        k, oc = len(rows), item[0]
+        w = rng.integers(-7, 8, (oc, x.shape[1], 3, 3))
+        t0 = time.perf_counter()
+        sums = np.stack([int_conv(image, w) for image in x])
+        last = k == len(convs) - 1
+        requant = None if last else quantile_requant(sums.transpose(1, 0, 2, 3), rng)
+        want = sums if last else np.stack([requant.apply(s) for s in sums])
+        check_s += time.perf_counter() - t0
+        cpu0 = cpu_s()
+        run = conv.run(x, w, requant)
+        run_cpu = cpu_s() - cpu0
+        bad = [int((got != ref).sum()) for got, ref in zip(run.out, want)]
+        n, h, wd = len(x), x.shape[2], x.shape[3]
+        rows.append({"layer": k, "in_channels": x.shape[1], "out_channels": oc, "height": h, "width": wd,
+                     "signed_input": bool(x.min() < 0), "emit": run.shape.emit, "images": n,
+                     "programs": run.programs, "program_batch": run.shape.batch,
+                     "cycles": run.cycles, "cycles_per_image": run.cycles / n, "busy": run.busy, "macs": run.macs,
+                     "ideal_cycles_per_image": run.macs / n / CONFIG.row ** 2, "utilization": run.utilization,
+                     "scalesim_ws": scalesim_cycles(x.shape[1], oc, h, wd, "ws"),
+                     "scalesim_os": scalesim_cycles(x.shape[1], oc, h, wd, "os"),
+                     "outputs_checked": int(want.size), "mismatches": sum(bad), "build_s": run.build_s,
+                     "sim_s": run.sim_s, "sim_cpu_s": run.sim_cpu_s, "python_cpu_s": run_cpu})
+        if sum(bad):
+            worst = int(np.argmax(bad))
+            raise ModelError(f"conv {k}: {sum(bad)} of {want.size} outputs differ from the reference "
+                             f"(image {worst}: {bad[worst]})")
+        x = run.out
+        bar.update(1)
+    bar.close()
+    return rows, check_s
+
+
+def totals(rows: list[dict]) -> dict:
+    """The whole network: summed cycles, MACs, SCALE-Sim figures and times, per image too."""
+    images = rows[0]["images"]
+    out = {key: sum(r[key] for r in rows) for key in ("cycles", "macs", "busy", "scalesim_ws", "scalesim_os",
+                                                       "outputs_checked", "mismatches", "build_s", "sim_s",
+                                                       "sim_cpu_s")}
+    out.update(images=images, cycles_per_image=out["cycles"] / images,
+               ideal_cycles_per_image=out["macs"] / images / CONFIG.row ** 2,
+               utilization=out["macs"] / (CONFIG.row ** 2 * out["cycles"]))
+    return out
+
+
+def print_table(rows: list[dict], batched: list[dict]) -> None:
+    n = batched[0]["images"] if batched else 0
+    head = f"{'conv':>4} {'shape':>18} {'emit':>7} {'cycles':>9} {'util':>6} {'SCALE-Sim WS':>12} {'OS':>9}"
+    if batched:
+        head += f" {'b' + str(n) + ' progs':>9} {'cyc/image':>10} {'util':>6}"
+    print(head + f" {'checked':>8} {'build s':>8} {'sim s':>7}")
+    for i, r in enumerate(rows + [None]):
+        r = r or {"layer": "all", **totals(rows)}
+        shape = (f"{r['in_channels']}->{r['out_channels']} {r['height']}x{r['width']}" if "height" in r else "network")
+        line = (f"{r['layer']:>4} {shape:>18} {r.get('emit', ''):>7} {r['cycles']:>9,} {r['utilization']:>6.1%} "
+                f"{r['scalesim_ws']:>12,} {r['scalesim_os']:>9,}")
+        if batched:
+            b = batched[i] if i < len(rows) else totals(batched)
+            progs = f"{b['programs']}x{b['program_batch']}" if "programs" in b else ""
+            line += f" {progs:>9} {b['cycles_per_image']:>10,.0f} {b['utilization']:>6.1%}"
+        checked = r["outputs_checked"] + (b["outputs_checked"] if batched else 0)
+        print(line + f" {checked:>8,} {r['build_s'] + (b['build_s'] if batched else 0):>8.2f} "
+                     f"{r['sim_s'] + (b['sim_s'] if batched else 0):>7.2f}")
 
 
 def main(argv=None) -> int:
@@ -51,69 +143,42 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("build/conv_bench"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=32, help="image height and width")
+    ap.add_argument("--batch", type=int, default=BATCH, help="images of the batched run (0: none)")
     args = ap.parse_args(argv)
+    if args.batch < 0:
+        print(f"error: --batch must be 0 or more, got {args.batch}", file=sys.stderr)
+        return 2
     from tb.core_conv import CoreConv
 
     try:
         t_start, cpu_start = time.perf_counter(), cpu_s() + cpu_s(resource.RUSAGE_CHILDREN)
         conv = CoreConv(sim=args.sim, build=args.out)
-        rng = np.random.default_rng(args.seed)
-        x = rng.integers(-40, 16, (3, args.size, args.size))
-        convs = sum(1 for item in MODELS[args.model].items if isinstance(item, tuple))
-        rows, k = [], 0
-        check_s = 0.0
-        bar = tqdm(total=convs, desc="convs", unit="layer", file=sys.stdout)
-        for item in MODELS[args.model].items:
-            if item == "M":
-                x = maxpool(x)
-                continue
-            if not isinstance(item, tuple):
-                continue
-            oc = item[0]
-            w = rng.integers(-7, 8, (oc, x.shape[0], 3, 3))
-            t0 = time.perf_counter()
-            sums = int_conv(x, w)
-            last = k == convs - 1
-            requant = None if last else quantile_requant(sums, rng)
-            want = sums if last else requant.apply(sums)
-            check_s += time.perf_counter() - t0
-            cpu0 = cpu_s()
-            run = conv.run(x, w, requant)
-            run_cpu = cpu_s() - cpu0
-            mismatches = int((run.out != want).sum())
-            rows.append({"layer": k, "in_channels": x.shape[0], "out_channels": oc, "height": x.shape[1],
-                         "width": x.shape[2], "signed_input": bool(x.min() < 0), "emit": run.shape.emit,
-                         "cycles": run.cycles, "busy": run.busy, "macs": run.macs,
-                         "utilization": run.utilization, "outputs_checked": int(want.size),
-                         "mismatches": mismatches, "build_s": run.build_s, "sim_s": run.sim_s,
-                         "sim_cpu_s": run.sim_cpu_s, "python_cpu_s": run_cpu})
-            if mismatches:
-                raise ModelError(f"conv {k}: {mismatches} of {want.size} outputs differ from the reference")
-            x = run.out
-            k += 1
-            bar.update(1)
-        bar.close()
+        images = np.random.default_rng(args.seed).integers(-40, 16, (max(args.batch, 1), 3, args.size, args.size))
+        rows, check_s = run_network(conv, args.model, images[:1], args.seed + 1, "batch 1")
+        batched, check_n = (run_network(conv, args.model, images, args.seed + 1, f"batch {args.batch}")
+                            if args.batch else ([], 0.0))
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - t_start
     cpu = cpu_s() + cpu_s(resource.RUSAGE_CHILDREN) - cpu_start
-    print(f"{'conv':>4} {'shape':>18} {'emit':>7} {'cycles':>9} {'util':>6} {'checked':>8} {'build s':>8} "
-          f"{'sim s':>7} {'sim CPU s':>9}")
-    for r in rows:
-        shape = f"{r['in_channels']}->{r['out_channels']} {r['height']}x{r['width']}"
-        print(f"{r['layer']:>4} {shape:>18} {r['emit']:>7} {r['cycles']:>9,} {r['utilization']:>6.1%} "
-              f"{r['outputs_checked']:>8,} {r['build_s']:>8.2f} {r['sim_s']:>7.2f} {r['sim_cpu_s']:>9.2f}")
-    totals = {"cycles": sum(r["cycles"] for r in rows), "macs": sum(r["macs"] for r in rows),
-              "build_s": sum(r["build_s"] for r in rows), "sim_s": sum(r["sim_s"] for r in rows),
-              "check_s": check_s, "wall_s": wall, "cpu_s": cpu,
-              "sim_cpu_s": sum(r["sim_cpu_s"] for r in rows)}
-    print(f"total: {totals['cycles']:,} cycles, {totals['macs']:,} MACs, every output bit-exact; wall {wall:.1f} s "
-          f"= build/bind {totals['build_s']:.1f} s + simulate {totals['sim_s']:.1f} s + reference "
-          f"{check_s:.1f} s + rest; CPU {cpu:.1f} s (simulator {totals['sim_cpu_s']:.1f} s)")
+    print_table(rows, batched)
+    whole = totals(rows)
+    print(f"batch 1: {whole['cycles']:,} cycles, {whole['macs']:,} MACs ({whole['utilization']:.1%}), "
+          f"every output bit-exact")
+    result = {"model": args.model, "sim": args.sim, "layers": rows, **whole, "check_s": check_s + check_n,
+              "wall_s": wall, "cpu_s": cpu}
+    if batched:
+        b = totals(batched)
+        print(f"batch {args.batch}: {b['cycles']:,} cycles, {b['cycles_per_image']:,.0f} per image "
+              f"({b['utilization']:.1%}), every output of every image bit-exact")
+        result["batched"] = {"batch": args.batch, "layers": batched, **b}
+    print(f"wall {wall:.1f} s = build/bind {whole['build_s'] + result.get('batched', {}).get('build_s', 0):.1f} s "
+          f"+ simulate {whole['sim_s'] + result.get('batched', {}).get('sim_s', 0):.1f} s + reference "
+          f"{check_s + check_n:.1f} s + rest; CPU {cpu:.1f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "conv_bench.json"
-    path.write_text(json.dumps({"model": args.model, "sim": args.sim, "layers": rows, **totals}, indent=2))
+    path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
     return 0
 

@@ -3,6 +3,7 @@
     conv = CoreConv(sim="verilator", build=Path("build/core_conv"))
     run = conv.run(x_int, w_int, requant)      # requant: model.requant.Requant, or None
     run.out        # (OC, H, W) int64: levels 0..15 (requant given) or the raw sums
+    run = conv.run(x_batch, w_int, requant)    # x_batch (N, C, H, W): out (N, OC, H, W)
 
 The layer runs as the fast WS schedule (model.program.network): with a Requant the SFP
 emits each output's level, the next layer's activation; without one it emits the whole
@@ -10,7 +11,9 @@ sum (the last conv; BatchNorm and what follows run on the host). An input with n
 levels (the normalized image at features.0) runs as base-16 digits
 (model.program.signed_input), down to MIN_LEVEL (-255). The program of a geometry is
 built once (kept in memory and under build/, model.program.network.template) and each
-run only binds its words in numpy. The simulators:
+run only binds its words in numpy. A batch of images runs in programs of up to
+model.program.network.max_batch images each, every weight word loaded once per program
+and used for each image's pixels. The simulators:
 
 * "verilator" / "icarus": the pure-Verilog player (tb/core_player.v, tb/player.py),
   built once per simulator and array size;
@@ -34,8 +37,8 @@ import numpy as np
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.memory_map import useful_macs
-from model.program.network import (LayerShape, Template, bind, hex_lines, layer_operands, template, template_folder,
-                                   word_table)
+from model.program.network import (LayerShape, Template, bind, hex_lines, layer_operands, max_batch, template,
+                                   template_folder, word_table)
 from model.requant import Requant
 
 HERE = Path(__file__).resolve().parent
@@ -48,7 +51,8 @@ __all__ = ["SIMULATORS", "ConvRun", "CoreConv"]
 class ConvRun:
     """One layer on the core. out: (OC, H, W) int64 (levels with a Requant, else raw sums);
     cycles / busy: the core's counters over the program (loads included); macs: useful
-    MACs (IC*OC*9*H*W of the layer as given); errors: names of the raised error flags (a run
+    MACs (IC*OC*9*H*W of the layer as given, times the images); images: how many; programs:
+    how many programs ran them (a batch split at max_batch); errors: names of the raised error flags (a run
     that raises one is refused, so this is empty); build_s: program build or template
     lookup plus binding; sim_s: the simulator run, reading its dumps included."""
 
@@ -61,6 +65,12 @@ class ConvRun:
     sim_s: float = 0.0
     shape: LayerShape | None = None
     sim_cpu_s: float = 0.0     # the simulator process's CPU time (player runs; steadier than sim_s on a loaded machine)
+    images: int = 1
+    programs: int = 1
+
+    @property
+    def cycles_per_image(self) -> float:
+        return self.cycles / self.images
 
     @property
     def utilization(self) -> float:
@@ -86,9 +96,26 @@ class CoreConv:
             self.player = Player(sim, self.build, self.config)
         self._inst_written: dict[LayerShape, Path] = {}
 
-    def run(self, x_int, w_int, requant: Requant | None = None) -> ConvRun:
-        """x_int (C, H, W) int (negative levels: the signed first layer), w_int (OC, C, 3, 3)
-        in -7..7, requant: the thresholds of the OC channels, or None for raw sums."""
+    def run(self, x_int, w_int, requant: Requant | None = None, batch: int | None = None) -> ConvRun:
+        """x_int (C, H, W) int (negative levels: the signed first layer), or a batch (N, C, H, W)
+        sharing the weights; w_int (OC, C, 3, 3) in -7..7, requant: the thresholds of the OC
+        channels, or None for raw sums. A batch runs in programs of at most `batch` images
+        (default: max_batch of the layer); cycles and busy are summed over them."""
+        x = np.asarray(x_int)
+        if x.ndim != 4:
+            return self._run(x_int, w_int, requant)
+        if batch is not None and batch < 1:
+            raise ModelError(f"batch must be at least 1, got {batch}")
+        one = layer_operands(x[:1], w_int, self.array_size, "raw")[0]
+        size = min(batch or len(x), max_batch(one))
+        runs = [self._run(x[i:i + size], w_int, requant) for i in range(0, len(x), size)]
+        return ConvRun(out=np.concatenate([r.out for r in runs]), cycles=sum(r.cycles for r in runs),
+                       busy=sum(r.busy for r in runs), macs=sum(r.macs for r in runs),
+                       build_s=sum(r.build_s for r in runs), sim_s=sum(r.sim_s for r in runs), shape=runs[0].shape,
+                       sim_cpu_s=sum(r.sim_cpu_s for r in runs), images=len(x), programs=len(runs))
+
+    def _run(self, x_int, w_int, requant: Requant | None) -> ConvRun:
+        """One program: one image (C, H, W) or a batch (N, C, H, W) that fits it."""
         t0 = time.perf_counter()
         if requant is not None and not isinstance(requant, Requant):
             raise ModelError(f"requant must be a model.requant.Requant or None, got {type(requant).__name__}")
@@ -97,8 +124,10 @@ class CoreConv:
             raise ModelError(f"requant has {requant.out_channels} channels, the layer {shape.oc} output channels")
         if requant is not None and requant.levels != (1 << self.config.lane_bits) - 1:
             raise ModelError(f"requant has {requant.levels} levels, the SFP {(1 << self.config.lane_bits) - 1}")
-        macs = useful_macs(int(np.asarray(x_int).shape[0]), shape.oc, shape.h, shape.w)
+        macs = useful_macs(int(np.asarray(x_int).shape[-3]), shape.oc, shape.h, shape.w) * shape.batch
         if self.sim == "cocotb":
+            if shape.batch > 1:
+                raise ModelError("the cocotb flow runs one image per layer; batches run on the player")
             return self._run_cocotb(x_int, w_int, requant, shape, macs, t0)
         tpl = template(shape, self.cache)
         table = word_table(shape, x, w, *((requant.thresholds, requant.descending) if requant else ()))
@@ -109,10 +138,12 @@ class CoreConv:
         t1 = time.perf_counter()
         result = self.player.play(folder, tpl.n_words, 0, psums=False, progress=False)
         out = self._arrange(tpl, result.outputs_wide)
+        out = out if np.ndim(x_int) == 4 else out[0]
         errors = [name for i, name in enumerate(self.config.error_names) if result.summary["errors"] >> i & 1]
         run = ConvRun(out=out, cycles=int(result.output_counters[-1] - result.summary["start"]),
                       busy=result.summary["busy"], macs=macs, errors=errors, build_s=build_s,
-                      sim_s=time.perf_counter() - t1, shape=shape, sim_cpu_s=self.player.last_cpu_s)
+                      sim_s=time.perf_counter() - t1, shape=shape, sim_cpu_s=self.player.last_cpu_s,
+                      images=shape.batch)
         self._check(run, tpl)
         return run
 
@@ -133,15 +164,16 @@ class CoreConv:
 
     @staticmethod
     def _arrange(tpl: Template, outputs: np.ndarray) -> np.ndarray:
-        """Output vectors in emit order -> (OC, H, W)."""
+        """Output vectors in emit order -> (batch, OC, H, W)."""
         shape, keys = tpl.shape, tpl.emit_keys
         if len(outputs) != len(keys):
             raise ModelError(f"layer {shape.key}: the core emitted {len(outputs)} output vectors, "
                              f"the program {len(keys)}")
-        n, pixels = shape.array_size, shape.h * shape.w
+        n, pixels = shape.array_size, shape.batch * shape.h * shape.w
         out = np.zeros((-(-shape.oc // n), pixels, n), dtype=np.int64)
         out[keys[:, 0], keys[:, 1]] = outputs
-        return out.transpose(0, 2, 1).reshape(-1, pixels)[:shape.oc].reshape(shape.oc, shape.h, shape.w)
+        out = out.transpose(0, 2, 1).reshape(-1, pixels)[:shape.oc].reshape(shape.oc, shape.batch, shape.h, shape.w)
+        return out.transpose(1, 0, 2, 3)
 
     @staticmethod
     def _check(run: ConvRun, tpl: Template) -> None:

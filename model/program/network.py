@@ -37,14 +37,14 @@ import numpy as np
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline
-from model.program.memory_map import KIJ, XMEM_DEPTH, LayerGeometry
+from model.program.memory_map import KIJ, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry
 from model.program.signed_input import split_signed
 from model.program.ws_fast import _Plan, check_sfp_depth, schedule
 from model.requant import Requant
 from model.tiling import as_int_array, check_layer
 
 __all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_hex", "hex_lines", "inst_hex", "layer_operands",
-           "layer_program", "template", "template_folder", "threshold_words", "word_table"]
+           "layer_program", "max_batch", "template", "template_folder", "threshold_words", "word_table"]
 
 EMIT_MODES = ("relu", "requant", "raw")
 # what a template depends on besides its shape: the builders, the geometry, the instruction layout
@@ -55,7 +55,8 @@ _SOURCES += [Path(__file__).resolve().parents[1] / "tiling.py", Path(__file__).r
 @dataclass(frozen=True)
 class LayerShape:
     """What a network layer's program depends on: the (expanded) input channels, output
-    channels, map size, array size, emit mode and the SFP shift of each ic tile."""
+    channels, map size, array size, emit mode, the SFP shift of each ic tile and the
+    number of images that share each weight set (batch: LayerGeometry's layout)."""
 
     ic: int
     oc: int
@@ -64,22 +65,27 @@ class LayerShape:
     array_size: int
     emit: str
     ic_tile_shift: tuple = ()
+    batch: int = 1
 
     def __post_init__(self):
         if self.emit not in EMIT_MODES:
             raise ModelError(f"emit mode must be one of {', '.join(EMIT_MODES)}, got {self.emit!r}")
+        if self.batch < 1:
+            raise ModelError(f"batch must be at least 1, got {self.batch}")
         if self.emit == "requant" and -(-self.oc // self.array_size) > CONFIG.threshold_tiles:
             raise ModelError(f"layer with {self.oc} output channels: the SFP holds thresholds for "
                              f"{CONFIG.threshold_tiles * self.array_size} ({CONFIG.threshold_tiles} oc tiles)")
 
     @property
     def geometry(self) -> LayerGeometry:
-        return LayerGeometry(IC=self.ic, OC=self.oc, H=self.h, W=self.w, array_size=self.array_size)
+        return LayerGeometry(IC=self.ic, OC=self.oc, H=self.h, W=self.w, array_size=self.array_size,
+                             batch=self.batch)
 
     @property
     def key(self) -> str:
         shift = "".join(map(str, self.ic_tile_shift)) or "0"
-        return f"{self.ic}x{self.oc}x{self.h}x{self.w}-n{self.array_size}-{self.emit}-s{shift}"
+        batch = f"-b{self.batch}" if self.batch > 1 else ""
+        return f"{self.ic}x{self.oc}x{self.h}x{self.w}{batch}-n{self.array_size}-{self.emit}-s{shift}"
 
 
 @dataclass
@@ -264,12 +270,14 @@ def _pack(lanes: np.ndarray, axis: int) -> np.ndarray:
 def word_table(shape: LayerShape, x: np.ndarray, w: np.ndarray, thresholds: np.ndarray | None = None,
                descending: np.ndarray | None = None) -> np.ndarray:
     """Every xmem word of the layer, uint64, in id order: activation words (ic tile, interior
-    pixel: lane r = channel ict*n + r), weight words (((oct*n_ict + ict)*9 + kij)*n + c: lane r
+    pixel of the batch, image-major: lane r = channel ict*n + r; x (C, H, W), or
+    (batch, C, H, W) for a batched shape), weight words (((oct*n_ict + ict)*9 + kij)*n + c: lane r
     = w[oct*n + c, ict*n + r, kij]), then threshold words (threshold_words' order; only with
     thresholds (oc, 15) int and descending (oc,) bool)."""
     geo, n = shape.geometry, shape.array_size
-    xp = np.zeros((geo.n_ic_tiles * n, geo.H * geo.W), dtype=np.int64)
-    xp[:x.shape[0]] = x.reshape(x.shape[0], -1)
+    images = x.reshape(-1, *x.shape[-3:])                                    # [b, c, h, w]
+    xp = np.zeros((geo.n_ic_tiles * n, geo.n_onij), dtype=np.int64)
+    xp[:images.shape[1]] = images.transpose(1, 0, 2, 3).reshape(images.shape[1], -1)
     act = _pack(xp.reshape(geo.n_ic_tiles, n, -1), 1)                         # [ict, pixel]
     wp = np.zeros((geo.n_oc_tiles * n, geo.n_ic_tiles * n, KIJ), dtype=np.int64)
     wp[:w.shape[0], :w.shape[1]] = w.reshape(w.shape[0], w.shape[1], KIJ)
@@ -321,18 +329,38 @@ def inst_hex(words: list[int]) -> bytes:
 
 def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape, np.ndarray, np.ndarray]:
     """(shape, x, w): what the core multiplies for the layer, the digits of an input with
-    negative levels (split_signed), else the input as it is. One-line ModelError /
-    LayerError for a layer the core cannot run."""
+    negative levels (split_signed), else the input as it is. x_int (C, H, W) is one image,
+    (N, C, H, W) a batch of N sharing the weights (x then (N, C', H, W), shape.batch N).
+    One-line ModelError / LayerError for a layer the core cannot run."""
     x = as_int_array(x_int, "x_int")
-    if x.size and x.min() < 0:
-        _, w = check_layer(np.clip(x, 0, None), w_int)    # shapes, weight range (split_signed: levels)
-        xs, ws, shifts = split_signed(x, w, array_size)
-    else:
-        xs, ws = check_layer(x, w_int)
-        shifts = ()
-    shape = LayerShape(ic=xs.shape[0], oc=ws.shape[0], h=xs.shape[1], w=xs.shape[2],
-                       array_size=array_size, emit=emit, ic_tile_shift=shifts)
-    return shape, xs, ws
+    batched = x.ndim == 4
+    if batched and x.shape[0] == 0:
+        raise ModelError(f"x_int is an empty batch: shape {tuple(x.shape)}")
+    images = x if batched else x[None]
+    signed = bool(x.size and x.min() < 0)
+    for image in images:                   # shapes, ranges (split_signed checks the signed levels)
+        _, w = check_layer(np.clip(image, 0, None) if signed else image, w_int)
+    # the batch's maps one under the other: the digit split is per value
+    flat = images.transpose(1, 0, 2, 3).reshape(images.shape[1], -1, images.shape[3])
+    xs, ws, shifts = split_signed(flat, w, array_size) if signed else (flat, w, ())
+    xs = xs.reshape(xs.shape[0], len(images), *images.shape[2:]).transpose(1, 0, 2, 3)
+    shape = LayerShape(ic=xs.shape[1], oc=ws.shape[0], h=xs.shape[2], w=xs.shape[3], array_size=array_size,
+                       emit=emit, ic_tile_shift=shifts, batch=len(images))
+    return shape, (xs if batched else xs[0]), ws
+
+
+def max_batch(shape: LayerShape, abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth) -> int:
+    """The most images of `shape` (its own batch ignored) that one program should run:
+    the batch's pixels of one ic tile fit xmem's activation part (WEIGHT_BASE words), its
+    output vectors fit the SFP bank, and, for a map that fits the activation buffer (the
+    weight-bound layers: few positions per weight set), the batch's map fits it too, so
+    each activation word is still read from xmem once per (oc tile, ic tile). A map
+    larger than the buffer gains nothing from batching (its positions already outnumber
+    a weight set's xmem port cycles): 1. At least 1 (one image that does not fit is
+    refused by the builder)."""
+    pixels, oc_tiles = shape.h * shape.w, -(-shape.oc // shape.array_size)
+    fits = min(WEIGHT_BASE // pixels, sfp_depth // (oc_tiles * pixels))
+    return max(1, min(fits, abuf_depth // pixels if pixels <= abuf_depth else 1))
 
 
 def layer_program(x_int, w_int, requant: Requant | None = None, array_size: int = CONFIG.row, emit: str | None = None,

@@ -73,7 +73,7 @@ class _ActivationSource:
 
     def slot(self, word: tuple) -> int:
         visit, nij = word
-        return self.plan.interior_index(nij) + ((visit % 2) * self.plan.geo.n_onij if self.halves else 0)
+        return self.plan.geo.interior_index(nij) + ((visit % 2) * self.plan.geo.n_onij if self.halves else 0)
 
     def ready(self, word: tuple, t: int) -> bool:
         """Can the word be pushed into the L0 at cycle t?"""
@@ -116,26 +116,38 @@ class _ActivationSource:
             self.next_fetch += 1
         if self.next_fetch < len(self.order):
             word = self.order[self.next_fetch]
-            if self.plan.pass_of_visit[word[0]] <= xmem.loading_pass and not xmem.pending:
+            if xmem.readable(self.plan.pass_of_visit[word[0]]):
                 self.fetch(tl, t, word, self.plan.word_addr(word))
 
 
-def plan_passes(geo: LayerGeometry) -> list[tuple[list[int], list[int]]]:
-    """Split the layer into passes (oc tiles, ic tiles) whose operands fit xmem at once:
-    the interior activation words of the ic tiles in xmem[0:1024], the weights of those
-    (oc tile, ic tile) pairs in xmem[1024:2048]. Oc-tile groups are as large as the weight
-    half allows, so each ic tile's activations are loaded once per group."""
+def plan_passes(geo: LayerGeometry, banks: int = 1) -> list[tuple[list[int], list[int]]]:
+    """Split the layer into passes (oc tiles, ic tiles) whose operands fit one of `banks`
+    equal parts of xmem at once: the interior activation words of the ic tiles in a part
+    of xmem[0:1024], the weights of those (oc tile, ic tile) pairs in a part of
+    xmem[1024:2048]. Oc-tile groups are as large as the weight part allows, so each ic
+    tile's activations are loaded once per group."""
     act_words = geo.n_onij
     tile_weights = KIJ * geo.array_size * geo.lanes
-    half = XMEM_DEPTH - WEIGHT_BASE
-    if act_words > WEIGHT_BASE:
-        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: one ic tile needs "
-                         f"{act_words} activation words, xmem holds {WEIGHT_BASE}")
-    oct_group = min(geo.n_oc_tiles, half // tile_weights)
-    ict_group = min(geo.n_ic_tiles, WEIGHT_BASE // act_words, half // (oct_group * tile_weights))
+    act_room, weight_room = WEIGHT_BASE // banks, (XMEM_DEPTH - WEIGHT_BASE) // banks
+    if act_words > act_room:
+        raise LayerError(f"layer {geo.name} cannot run: one ic tile needs "
+                         f"{act_words} activation words, xmem holds {act_room}")
+    oct_group = min(geo.n_oc_tiles, weight_room // tile_weights)
+    ict_group = min(geo.n_ic_tiles, act_room // act_words, weight_room // (oct_group * tile_weights))
     octs = [list(range(i, min(i + oct_group, geo.n_oc_tiles))) for i in range(0, geo.n_oc_tiles, oct_group)]
     icts = [list(range(i, min(i + ict_group, geo.n_ic_tiles))) for i in range(0, geo.n_ic_tiles, ict_group)]
     return [(og, ig) for og in octs for ig in icts]
+
+
+def xmem_banks(geo: LayerGeometry) -> int:
+    """2 when the layer needs more than one pass and one (oc tile, ic tile) pair fits half
+    of each xmem part: pass p's words then live in bank p % 2, and pass p + 1's are written
+    in the port's idle cycles while pass p computes (double buffering); else 1."""
+    if len(plan_passes(geo)) == 1:
+        return 1
+    halves_fit = (geo.n_onij <= WEIGHT_BASE // 2
+                  and KIJ * geo.array_size * geo.lanes <= (XMEM_DEPTH - WEIGHT_BASE) // 2)
+    return 2 if halves_fit else 1
 
 
 # ws_fast without the activation buffer: how many positions past the L0 write pointer the
@@ -150,7 +162,8 @@ class _Plan:
         """a_pad / w None: a template (model.program.network): each xmem write carries the
         word's id (word_ids) instead of its value."""
         self.geo, self.a_pad, self.w = geo, a_pad, w
-        self.passes = plan_passes(geo)
+        self.banks = xmem_banks(geo)
+        self.passes = plan_passes(geo, self.banks)
         n, lanes = geo.array_size, geo.lanes
         # LOAD columns of a weight set (wcol k: column k % n, rows from first_row[k], n // lanes
         # of them), in order of the cycle the start token reaches their first row
@@ -158,7 +171,6 @@ class _Plan:
         self.first_row = [(k // n) * self.rows_per_load for k in range(lanes * n)]
         self.loads = sorted(range(lanes * n), key=lambda k: (k % n + self.first_row[k], k // n))
         self.mode = {"act2": 1} if lanes == 2 else {}      # instruction fields of every EXECUTE / LOAD
-        hp, wp = geo.H + 2, geo.W + 2
         self.wsets: list[tuple[int, int, int]] = []       # (oct, ict, kij)
         self.pass_of_wset: list[int] = []
         self.positions: list[_Position] = []
@@ -179,46 +191,47 @@ class _Plan:
                         self.wsets.append((oct, ict, kij))
                         self.pass_of_wset.append(p)
                         for o_nij, nij in enumerate(geo.nij_table[kij].tolist()):
-                            py, px = divmod(nij, wp)
-                            padding = py in (0, hp - 1) or px in (0, wp - 1)
                             self.positions.append(_Position(g, oct, ict, kij, o_nij, nij,
-                                                            None if padding else (visit, nij)))
+                                                            None if geo.is_padding(nij) else (visit, nij)))
         self.ict_slot = {ict: icts.index(ict) for _, icts in self.passes for ict in icts}
         self.oct_slot = {oct: octs.index(oct) for octs, _ in self.passes for oct in octs}
         self.group_size = len(self.passes[0][1])
+        self.pass_of_pair = {(oct, ict): p for p, (octs, icts) in enumerate(self.passes) for oct in octs for ict in icts}
         # the last position with a word and the last weight set of each pass: after them
         # its xmem words are dead
         self.last_position = {self.pass_of_wset[pos.wset]: i for i, pos in enumerate(self.positions)
                               if pos.word is not None}
         self.last_wset = {p: g for g, p in enumerate(self.pass_of_wset)}
 
-    def interior_index(self, nij: int) -> int:
-        y, x = divmod(nij, self.geo.Wp)
-        return (y - 1) * self.geo.W + (x - 1)
-
     def word_addr(self, word: tuple) -> int:
+        """xmem address of activation word (visit, nij)."""
         visit, nij = word
-        return self.ict_slot[visit % self.geo.n_ic_tiles] * self.geo.n_onij + self.interior_index(nij)
+        return self.act_addr(self.pass_of_visit[visit], visit % self.geo.n_ic_tiles, nij)
+
+    def act_addr(self, p: int, ict: int, nij: int) -> int:
+        """xmem address of ic tile ict's word at nij in pass p: in the pass's bank."""
+        bank = p % self.banks * (WEIGHT_BASE // self.banks)
+        return bank + self.ict_slot[ict] * self.geo.n_onij + self.geo.interior_index(nij)
 
     def weight_addr(self, oct: int, ict: int, kij: int, k: int) -> int:
-        """xmem address of the word of LOAD column k of weight set (oct, ict, kij)."""
+        """xmem address of the word of LOAD column k of weight set (oct, ict, kij): in its
+        pass's bank."""
         slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
-        return WEIGHT_BASE + (slot * KIJ + kij) * self.geo.array_size * self.geo.lanes + k
+        bank = self.pass_of_pair[(oct, ict)] % self.banks * ((XMEM_DEPTH - WEIGHT_BASE) // self.banks)
+        return WEIGHT_BASE + bank + (slot * KIJ + kij) * self.geo.array_size * self.geo.lanes + k
 
     def pass_words(self, p: int) -> list[tuple[int, int]]:
         """(xmem address, word) of every operand of pass p: interior activations, weights.
         A template's words are their ids (word_ids)."""
         octs, icts = self.passes[p]
-        geo, n, wp, a_pad, w = self.geo, self.geo.array_size, self.geo.Wp, self.a_pad, self.w
+        geo, n, a_pad, w = self.geo, self.geo.array_size, self.a_pad, self.w
         t, lane_bits, loads = geo.ic_tile, LANE_BITS // geo.lanes, geo.lanes * geo.array_size
         words = []
         for ict in icts:
-            for py in range(1, geo.H + 1):
-                for px in range(1, wp - 1):
-                    nij = py * wp + px
-                    words.append((self.word_addr((ict, nij)),
-                                  ict * geo.n_onij + self.interior_index(nij) if a_pad is None else
-                                  pack_lanes(a_pad[ict * t:(ict + 1) * t, nij], lane_bits, signed=False)))
+            for nij in (nij for nij in range(geo.n_nij) if not geo.is_padding(nij)):
+                words.append((self.act_addr(p, ict, nij),
+                              ict * geo.n_onij + geo.interior_index(nij) if a_pad is None else
+                              pack_lanes(a_pad[ict * t:(ict + 1) * t, nij], lane_bits, signed=False)))
         for oct in octs:
             for ict in icts:
                 for kij in range(KIJ):
@@ -232,8 +245,10 @@ class _Plan:
 
 
 class _XmemLoader:
-    """xmem writes of the next pass, once the current pass has read its last activation and
-    weight word; while it writes, the port does nothing else."""
+    """xmem writes of the next pass, once the pass whose bank it takes (the current pass, or
+    with two banks the one before it) has read its last activation and weight word. A write
+    takes the port in a cycle no read wants it (schedule's order); a pass's words are read
+    once all of them are written (readable)."""
 
     def __init__(self, plan: _Plan):
         self.plan = plan
@@ -242,13 +257,18 @@ class _XmemLoader:
 
     def next_pass(self, next_push: int, next_wset: int) -> None:
         plan, p = self.plan, self.loading_pass
-        if (not self.pending and p + 1 < len(plan.passes)
-                and next_push > plan.last_position.get(p, -1) and next_wset > plan.last_wset[p]):
+        freed = p + 1 - plan.banks                 # the pass whose bank the next one takes
+        if (not self.pending and p + 1 < len(plan.passes) and (freed < 0 or (
+                next_push > plan.last_position.get(freed, -1) and next_wset > plan.last_wset[freed]))):
             self.loading_pass += 1
             self.pending = plan.pass_words(self.loading_pass)
 
+    def readable(self, p: int) -> bool:
+        """Are all the words of pass p in xmem?"""
+        return p < self.loading_pass or (p == self.loading_pass and not self.pending)
+
     def write(self, tl: Timeline, t: int) -> None:
-        if self.pending:
+        if self.pending and not tl.busy(t, "cen_xmem"):
             addr, data = self.pending.pop(0)
             tl.xmem_write(t, addr, data)
 
@@ -281,7 +301,7 @@ class _L0Writer:
             self.pushed_at[self.next_push] = t
             self.next_push += 1
 
-    def fetch_next_word(self, tl: Timeline, t: int, next_exec: int, loading_pass: int) -> None:
+    def fetch_next_word(self, tl: Timeline, t: int, next_exec: int, xmem: "_XmemLoader") -> None:
         """xmem read of the word the L0 needs next (direct: look past a run of zeros; Q holds
         the word until the next read)."""
         plan, source = self.plan, self.source
@@ -289,7 +309,7 @@ class _L0Writer:
             return
         ahead = 1 if source.reuse else _DIRECT_LOOKAHEAD
         head = next((p for p in plan.positions[self.next_push:self.next_push + ahead] if p.word is not None), None)
-        if (head is not None and plan.pass_of_wset[head.wset] <= loading_pass
+        if (head is not None and xmem.readable(plan.pass_of_wset[head.wset])
                 and source.needs_fetch(head.word)
                 and (source.reuse or self.next_push - next_exec < self.room - 1)):
             source.fetch(tl, t, head.word, plan.word_addr(head.word))
@@ -307,9 +327,7 @@ class _WeightStager:
 
     def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
         plan, g, n = self.plan, self.next_wset, self.plan.geo.array_size
-        if tl.busy(t, "cen_xmem") or g >= len(plan.wsets) or plan.pass_of_wset[g] > xmem.loading_pass:
-            return
-        if plan.pass_of_wset[g] == xmem.loading_pass and xmem.pending:
+        if tl.busy(t, "cen_xmem") or g >= len(plan.wsets) or not xmem.readable(plan.pass_of_wset[g]):
             return
         if plan.words_first and self.source.reuse and len(self.source.requested) < len(self.source.order):
             return
@@ -344,7 +362,7 @@ class _WeightStager:
         staged so far are in time and each remaining one, read in the cycles from t + 1 on
         (committed() gives it the port first), is both inside its window and in time."""
         plan, n, loads = self.plan, self.plan.geo.array_size, self.loaded.get(g, [])
-        if plan.geo.lanes == 1 or self.next_wset != g or not loads or xmem.pending:
+        if plan.geo.lanes == 1 or self.next_wset != g or not loads or not xmem.readable(plan.pass_of_wset[g]):
             return False
         prev = wset_start.get(g - 1)
         for i, k in enumerate(plan.loads):
@@ -421,13 +439,14 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
       they leave the OFIFO, across kij and ic tiles, and are also written to pmem so they
       can be checked; the last contribution emits the ReLU output.
     - A layer whose operands do not fit xmem runs in passes of (oc-tile group, ic-tile
-      group) (plan_passes); the next pass's words are written once the current pass has
-      read its last word.
+      group) (plan_passes); where a pass fits half of xmem's parts (xmem_banks), pass
+      p + 1's words are written into the other half while pass p computes, else once
+      the current pass has read its last word.
       Single-pass programs are measured from 'data in xmem'; multi-pass programs from
       cycle 0, every load included.
-    Each cycle the stages act in order of urgency on the single xmem port: the next pass's
-    writes, the word the L0 needs next, a weight column whose window is open, then words
-    ahead of their first use (abuf prefetch).
+    Each cycle the stages act in order of urgency on the single xmem port: the word the L0
+    needs next, a weight column whose window is open, words ahead of their first use
+    (abuf prefetch), then the next pass's writes.
     """
     geo, x, w = layer_operands(x_int, w_int, array_size, a_bit)
     check_sfp_depth(geo, sfp_depth)
@@ -445,7 +464,7 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
 def check_sfp_depth(geo: LayerGeometry, sfp_depth: int) -> None:
     """LayerError when the layer's output vectors do not fit the SFP bank."""
     if geo.n_oc_tiles * geo.n_onij > sfp_depth:
-        raise LayerError(f"layer {geo.IC}->{geo.OC} {geo.H}x{geo.W} cannot run: {geo.n_oc_tiles * geo.n_onij} "
+        raise LayerError(f"layer {geo.name} cannot run: {geo.n_oc_tiles * geo.n_onij} "
                          f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
 
 
@@ -464,15 +483,13 @@ def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: 
     t = start + len(first)
     while array.next_exec < len(plan.positions):
         xmem.next_pass(l0.next_push, weights.next_wset)
-        writing = bool(xmem.pending)
         l0.push(tl, t, array.next_exec)
-        xmem.write(tl, t)
         if weights.committed(array.wset_start):
             weights.stage(tl, t, array.wset_start, xmem)
-        if not writing:
-            l0.fetch_next_word(tl, t, array.next_exec, xmem.loading_pass)
+        l0.fetch_next_word(tl, t, array.next_exec, xmem)
         weights.stage(tl, t, array.wset_start, xmem)
         source.prefetch(tl, t, xmem)
+        xmem.write(tl, t)
         array.issue(tl, t, l0, weights, xmem)
         t += 1
     program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + 2

@@ -82,7 +82,7 @@ def test_fast_8x8_layer_cycles():
 
 def test_two_pass_layer():
     x, w = layer(64, 16, 8, 8)
-    assert len(plan_passes(geometry(x, w))) == 2
+    assert len(plan_passes(geometry(x, w))) == 2 and len(plan_passes(geometry(x, w), banks=2)) == 3
     program, report = build_and_check("fast", x, w)
     assert program.compute_start == 0          # multi-pass: measured with every load
     assert len(report.psum_lanes) == 2 * 8 * 9 * 64
