@@ -46,7 +46,7 @@ module fifo #(
             count <= {(aw+1){1'b0}};
             overflow <= 1'b0;
             underflow <= 1'b0;
-        end else begin
+        end else if (wr | rd) begin     // an idle FIFO's process reads nothing more
             if (do_wr) begin
                 mem[wr_ptr] <= wr_data;
                 wr_ptr <= next_ptr(wr_ptr);

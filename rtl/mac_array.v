@@ -140,11 +140,24 @@ module mac_array #(
         end
         // south edge. WS: the bottom PE registered a fresh psum; OS: this cycle's drain
         // moves the bottom PE's held psum out.
+        // The bus grows one concatenation per column (g_south_edge[c].psums: columns 0..c),
+        // not as a net driven in col parts: Icarus resolves such a net bit by bit on every
+        // change, and this one changes every cycle.
         for (c = 0; c < col; c = c + 1) begin : g_south_edge
-            assign psum_out[c*psum_bw +: psum_bw] = g_row[row-1].g_col[c].psum;
-            assign psum_valid[c] = (g_row[row-1].g_col[c].valid_east & ~g_row[row-1].g_col[c].os_east)
-                                 | col_ctl[2*c+1];
+            wire [(c+1)*psum_bw-1:0] psums;
+            wire                     col_valid = (g_row[row-1].g_col[c].valid_east & ~g_row[row-1].g_col[c].os_east)
+                                           | col_ctl[2*c+1];
+            wire [c:0]               valids;
+            if (c == 0) begin : g_first
+                assign psums = g_row[row-1].g_col[c].psum;
+                assign valids = col_valid;
+            end else begin : g_next
+                assign psums = {g_row[row-1].g_col[c].psum, g_south_edge[c-1].psums};
+                assign valids = {col_valid, g_south_edge[c-1].valids};
+            end
         end
+        assign psum_out = g_south_edge[col-1].psums;
+        assign psum_valid = g_south_edge[col-1].valids;
     endgenerate
 endmodule
 `default_nettype wire

@@ -34,11 +34,11 @@ module mac_tile #(
     input  wire               start_in,
     input  wire               os_in,
     input  wire               act2_in,
-    output reg  [bw-1:0]      a_out,
-    output reg                valid_out,
-    output reg                start_out,
-    output reg                os_out,
-    output reg                act2_out,
+    output wire [bw-1:0]      a_out,
+    output wire               valid_out,
+    output wire               start_out,
+    output wire               os_out,
+    output wire               act2_out,
     // weights: WS column-broadcast load, or OS chain from the north
     input  wire               wload_en,
     input  wire [bw-1:0]      wload_data,
@@ -89,17 +89,20 @@ module mac_tile #(
     // (OS has no slot-1 product: a1 is zero there, so mac_out is sum0.)
     wire product_neg = mac_w[bw-1] & |a0;
     wire os_add_ovf = (mac_c[psum_bw-1] == product_neg) && (sum0[psum_bw-1] != product_neg);
+    // The clocked block reads few signals (a simulator such as Icarus pays for each one on
+    // every edge, in 64 PEs): its conditions are nets, and what travels east is one vector.
+    wire take_weights = ws_op & start_in;
+    wire set_overflow = os_op & ~drain & os_add_ovf;
+    wire [bw+3:0] east_d = {act2_in, os_in, start_in, valid_in, a_in};
+    reg  [bw+3:0] east_q;
+    assign {act2_out, os_out, start_out, valid_out, a_out} = east_q;
 
     assign w_out = w_q;
     assign psum_out = psum_q;
 
     always @(posedge clk) begin
         if (reset) begin
-            a_out <= {bw{1'b0}};
-            valid_out <= 1'b0;
-            start_out <= 1'b0;
-            os_out <= 1'b0;
-            act2_out <= 1'b0;
+            east_q <= {(bw+4){1'b0}};
             w_q <= {bw{1'b0}};
             w_active <= {bw{1'b0}};
             w1_q <= {bw{1'b0}};
@@ -107,18 +110,14 @@ module mac_tile #(
             psum_q <= {psum_bw{1'b0}};
             os_overflow <= 1'b0;
         end else begin
-            a_out <= a_in;
-            valid_out <= valid_in;
-            start_out <= start_in;
-            os_out <= os_in;
-            act2_out <= act2_in;
+            east_q <= east_d;
             if (wload_en)
                 w_q <= wload_data;
             else if (w_shift)
                 w_q <= w_in;
             if (wload1_en)
                 w1_q <= wload1_data;
-            if (ws_op & start_in) begin
+            if (take_weights) begin
                 w_active <= w_q;
                 w1_active <= w1_q;
             end
@@ -126,7 +125,7 @@ module mac_tile #(
                 psum_q <= psum_in;
             else if (valid_in)
                 psum_q <= mac_out;
-            if (os_op & ~drain & os_add_ovf)
+            if (set_overflow)
                 os_overflow <= 1'b1;
         end
     end

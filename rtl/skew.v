@@ -11,26 +11,22 @@ module skew #(
     input  wire [width-1:0]       in,
     output wire [lanes*width-1:0] out
 );
-    reg [width-1:0] stage [1:lanes-1];
-
-    assign out[width-1:0] = in;
-
-    genvar i;
     generate
-        for (i = 1; i < lanes; i = i + 1) begin : g_lane
-            wire [width-1:0] prev;
-            if (i == 1) begin : g_first
-                assign prev = in;
-            end else begin : g_next
-                assign prev = stage[i-1];
-            end
+        if (lanes == 1) begin : g_one
+            assign out = in;
+        end else begin : g_line
+            // One register for the whole line, bits (i-1)*width +: width = `in` delayed by i
+            // cycles, and one clocked process: a simulator wakes one process per edge, not
+            // lanes - 1, and out is one concatenation, not a net driven in lanes parts.
+            reg  [(lanes-1)*width-1:0] stage;
+            wire [lanes*width-1:0]     taps = {stage, in};
             always @(posedge clk) begin
                 if (reset)
-                    stage[i] <= {width{1'b0}};
+                    stage <= {(lanes-1)*width{1'b0}};
                 else
-                    stage[i] <= prev;
+                    stage <= taps[(lanes-1)*width-1:0];
             end
-            assign out[i*width +: width] = stage[i];
+            assign out = taps;
         end
     endgenerate
 endmodule

@@ -16,26 +16,27 @@
 `include "core_inst.vh"
 `default_nettype none
 module core_harness #(
-    parameter bw = `CORE_BW,
-    parameter psum_bw = `CORE_PSUM_BW,
-    parameter acc_bw = `CORE_ACC_BW,
-    parameter row = `CORE_ROW,
-    parameter col = `CORE_COL,
-    parameter fifo_depth = `CORE_FIFO_DEPTH,
-    parameter max_words = 1 << 16,      // longest program the player holds
+    parameter bw /*verilator public*/ = `CORE_BW,
+    parameter psum_bw /*verilator public*/ = `CORE_PSUM_BW,
+    parameter acc_bw /*verilator public*/ = `CORE_ACC_BW,
+    parameter row /*verilator public*/ = `CORE_ROW,
+    parameter col /*verilator public*/ = `CORE_COL,
+    parameter fifo_depth /*verilator public*/ = `CORE_FIFO_DEPTH,
+    parameter max_words /*verilator public*/ = 1 << 16,      // longest program the player holds
     parameter half_period_ns = 5
 ) ();
     reg                    clk = 1'b0;
-    reg                    reset = 1'b1;
+    reg                    reset /*verilator public_flat_rw*/ = 1'b1;
     reg  [`INST_WIDTH-1:0] inst;
     reg  [row*bw-1:0]      D_xmem;
     wire                   ofifo_valid;
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
     wire [col*acc_bw-1:0]  sfp_wide;
-    wire [`ERR_COUNT-1:0]  errors;
+    wire [`ERR_COUNT-1:0]  errors /*verilator public_flat_rw*/;
     wire [4:0]             fifo_flags;
-    wire [31:0]            cycles, busy;
+    wire [31:0]            cycles;
+    wire [31:0]            busy /*verilator public_flat_rw*/;
 
     core #(
         .bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col), .fifo_depth(fifo_depth)
@@ -48,13 +49,13 @@ module core_harness #(
     always #(half_period_ns) clk = ~clk;
 
     // written by Python before go
-    reg        go = 1'b0;
-    reg [31:0] prog_index = 0;
-    reg [31:0] n_words = 0;
-    reg [31:0] start_word = 0;
+    reg        go /*verilator public_flat_rw*/ = 1'b0;
+    reg [31:0] prog_index /*verilator public_flat_rw*/ = 0;
+    reg [31:0] n_words /*verilator public_flat_rw*/ = 0;
+    reg [31:0] start_word /*verilator public_flat_rw*/ = 0;
     // read by Python after done
-    reg        done = 1'b0;
-    reg [31:0] start_counter = 0;
+    reg        done /*verilator public_flat_rw*/ = 1'b0;
+    reg [31:0] start_counter /*verilator public_flat_rw*/ = 0;
     reg [31:0] pc = 0;             // the word on inst (for the waveform)
 
     reg [`INST_WIDTH-1:0] program_words [0:max_words-1];

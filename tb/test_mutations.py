@@ -56,8 +56,8 @@ MUTATIONS: dict[str, Mutation] = {
     ),
     "skew_lane2_as_lane1": Mutation(
         "skew.v",
-        [("            assign out[i*width +: width] = stage[i];",
-          "            assign out[i*width +: width] = (i == 2) ? stage[1] : stage[i];  // MUTATION")],
+        [("            assign out = taps;",
+          "            assign out = {taps[lanes*width-1:3*width], taps[width +: width], taps[2*width-1:0]};  // MUTATION")],
         "every skew line gives lane 2 lane 1's delay (row 2 one cycle early)",
     ),
     "busy_counts_idle_cycles": Mutation(
