@@ -15,7 +15,7 @@
 #   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
-#   make conv-bench      every conv of the project VGG16 on the RTL core for one image (tb/conv_bench.py)
+#   make conv-bench      every conv of the project VGG16 on the RTL core, one image and a batch of 8 (tb/conv_bench.py)
 #                        (ARRAY=n as for demo)
 #   make synth           ECP5 synthesis (Debian yosys) + place and route (yowasp nextpnr) of corelet and core: LUTs, FFs, BRAMs, DSPs, fmax, GOPS
 #   make formal          bounded proofs (SymbiYosys + Yices) of the FIFO, OFIFO and SFP contracts, and mutants they must fail (~2 min)

@@ -47,8 +47,9 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
 
-# images of the batched run: the 2x2 layers' maps of 16 images fill the activation buffer
-BATCH = 16
+# images of the batched run: a 2x2 layer's weight set then serves 32 positions, twice the
+# xmem port cycles its 8 weight words take (written, then LOADed)
+BATCH = 8
 
 
 def maxpool(x: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ module core_player #(
     parameter row = `CORE_ROW,
     parameter col = `CORE_COL
 );
-    localparam max_cycles = 1 << 20;
+    localparam max_cycles = 1 << 21;   // a batched 2x2 layer of 8 images: 1.2M cycles
 
     reg                    clk = 1'b0;
     reg                    reset = 1'b1;

@@ -91,6 +91,8 @@ def test_refusals():
         conv.run(np.zeros((2, 3, 2, 2)), w, batch=0)
     with pytest.raises(ModelError, match=r"^x_int is an empty batch: shape \(0, 3, 2, 2\)$"):
         conv.run(np.zeros((0, 3, 2, 2)), w)
+    with pytest.raises(ModelError, match=r"^x_int must be 3-D \[IC, H, W\] or 4-D \[N, IC, H, W\], got shape \(2, 2\)$"):
+        conv.run(np.zeros((2, 2)), w)
     with pytest.raises(ModelError, match="sim must be one of"):
         CoreConv(sim="xsim")
     flagged = ConvRun(out=np.zeros(0), cycles=1, busy=1, macs=1, errors=["SFP overflow"])

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import ModelError
+from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline
 from model.program.memory_map import KIJ, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry
@@ -333,6 +333,8 @@ def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape
     (N, C, H, W) a batch of N sharing the weights (x then (N, C', H, W), shape.batch N).
     One-line ModelError / LayerError for a layer the core cannot run."""
     x = as_int_array(x_int, "x_int")
+    if x.ndim not in (3, 4):
+        raise LayerError(f"x_int must be 3-D [IC, H, W] or 4-D [N, IC, H, W], got shape {tuple(x.shape)}")
     batched = x.ndim == 4
     if batched and x.shape[0] == 0:
         raise ModelError(f"x_int is an empty batch: shape {tuple(x.shape)}")

@@ -159,3 +159,27 @@ def test_requant_refusals():
         layer_program(x, w, Requant(np.zeros((4, 15), dtype=np.int64), np.zeros(4, dtype=bool)))
     with pytest.raises(ModelError, match="the SFP holds thresholds for 512"):
         LayerShape(8, 520, 2, 2, 8, "requant")
+
+
+@pytest.mark.parametrize("ic, oc, h, want", [
+    (512, 512, 2, 16),    # 16 images' 2x2 maps fill the 64-entry activation buffer
+    (8, 512, 4, 4),       # 4 images' 4x4 maps fill it
+    (256, 256, 8, 1),     # an 8x8 map fills it alone: not batched
+    (64, 64, 32, 1),      # larger than the buffer: not batched
+    (8, 4096, 2, 4),      # 512 oc tiles x 4 pixels x 4 images fill the 8,192-entry SFP bank
+])
+def test_max_batch(ic, oc, h, want):
+    from model.program.network import max_batch
+
+    assert max_batch(LayerShape(ic, oc, h, h, 8, "raw")) == want
+
+
+def test_batch_refusals():
+    from model.errors import LayerError
+
+    with pytest.raises(ModelError, match=r"^batch must be at least 1, got 0$"):
+        LayerShape(8, 8, 2, 2, 8, "raw", batch=0)
+    with pytest.raises(LayerError, match=r"^layer 8->8 16x16, batch 5 cannot run: one ic tile needs 1280 activation"):
+        template(LayerShape(8, 8, 16, 16, 8, "raw", batch=5))
+    with pytest.raises(LayerError, match=r"^layer 8->512 4x4, batch 9 cannot run: 9216 output vectors do not fit"):
+        template(LayerShape(8, 512, 4, 4, 8, "raw", batch=9))
