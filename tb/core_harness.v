@@ -12,6 +12,9 @@
 //   program<k>/outputs.txt  per SFP output:  time (ns), the cycle counter, the vector (hex),
 //                           sfp_wide (hex, acc_bw bits per lane)
 // start_counter holds the core's cycle counter in the cycle of word start_word.
+// What Python reads or writes is marked /*verilator public...*/: the Verilator build leaves
+// out cocotb's --public-flat-rw, which would keep every signal of the core unoptimized
+// (tb/runner.py, HarnessVerilator).
 `timescale 1ns/1ps
 `include "core_inst.vh"
 `default_nettype none

@@ -60,7 +60,7 @@ async def check_program(dut, tb, case, name: str) -> dict:
     assert busy == executes, (
         f"the core's busy counter moved by {busy} while the program executed {executes} "
         f"activation vectors")
-    rtl_cycles = scoreboard.outputs[-1].counter - tb.driver.counter_at_start
+    rtl_cycles = int(scoreboard.outputs.counter[-1]) - tb.driver.counter_at_start
     assert rtl_cycles == program.cycles, (
         f"RTL counted {rtl_cycles} cycles, the program builder planned {program.cycles}")
     macs = expected.useful_macs
@@ -73,16 +73,16 @@ async def check_program(dut, tb, case, name: str) -> dict:
         "busy": busy, "errors": tb.errors(), "vectors_not_representable": scoreboard.skipped,
     }
     if "expected" in case:
-        hw = expected.arrange(np.array([out.wide for out in scoreboard.outputs]))
+        hw = expected.arrange(scoreboard.outputs.wide)
         want = np.asarray(case["expected"], dtype=np.int64)
         bad = np.argwhere(hw.reshape(want.shape) != want)
         assert not len(bad), (f"{len(bad)} outputs differ from the independent reference, first at (oc, y, x) = "
                               f"{tuple(bad[0])}: expected {want[tuple(bad[0])]}, got {hw.reshape(want.shape)[tuple(bad[0])]}")
         summary["independent_checked"] = int(want.size)
     if name == "network":       # what the core emitted, for tb.core_conv (sim="cocotb")
-        summary["out"] = expected.arrange(np.array([out.wide for out in scoreboard.outputs])).tolist()
+        summary["out"] = expected.arrange(scoreboard.outputs.wide).tolist()
     if "out_float" in case and x_int is case["x_int"]:
-        hw = expected.arrange(np.array([out.lanes for out in scoreboard.outputs]))
+        hw = expected.arrange(scoreboard.outputs.lanes)
         recovered = hw.reshape(case["out_float"].shape) * float(case["act_delta"]) * float(case["w_delta"])
         error = float(np.abs(recovered - np.maximum(case["out_float"], 0)).mean())
         assert error < 1e-5, f"recovered float output differs from the model's: mean error {error:.3g}"

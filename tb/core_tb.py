@@ -82,18 +82,26 @@ class ProgramDriver:
 
 
 @dataclass
-class PsumWrite:
-    addr: int
-    lanes: list[int]
-    time_ns: float
+class PsumWrites:
+    """Every pmem write of one program, in order: row i is write i."""
+    addr: np.ndarray          # [n] pmem address
+    lanes: np.ndarray         # [n, col] the psum vector, int64, column 0 first
+    time_ns: np.ndarray       # [n] float
+
+    def __len__(self) -> int:
+        return len(self.addr)
 
 
 @dataclass
-class SfpOutput:
-    lanes: list[int]          # sfp_out (psum_bw lanes)
-    time_ns: float
-    counter: int
-    wide: list[int]           # sfp_wide (acc_bw lanes): raw sums, levels
+class SfpOutputs:
+    """Every SFP output of one program, in order: row i is output i."""
+    lanes: np.ndarray         # [n, col] sfp_out (psum_bw lanes), int64
+    time_ns: np.ndarray       # [n] float
+    counter: np.ndarray       # [n] the core's cycle counter with it on sfp_out
+    wide: np.ndarray          # [n, col] sfp_wide (acc_bw lanes): raw sums, levels
+
+    def __len__(self) -> int:
+        return len(self.counter)
 
 
 def read_recording(path: Path, bits: int, lanes: int, wide: int = 0) -> tuple:
@@ -116,9 +124,9 @@ class PmemWriteMonitor:
     def __init__(self, psum_bw: int, col: int):
         self.psum_bw, self.col = psum_bw, col
 
-    def read(self, folder: Path) -> list[PsumWrite]:
+    def read(self, folder: Path) -> PsumWrites:
         times, addrs, lanes = read_recording(folder / "psums.txt", self.psum_bw, self.col)
-        return [PsumWrite(int(a), v, float(t)) for t, a, v in zip(times, addrs, lanes.tolist())]
+        return PsumWrites(np.array(addrs, dtype=np.int64), lanes, np.array(times, dtype=float))
 
 
 class SfpOutputMonitor:
@@ -128,9 +136,9 @@ class SfpOutputMonitor:
     def __init__(self, psum_bw: int, col: int, acc_bw: int):
         self.psum_bw, self.col, self.acc_bw = psum_bw, col, acc_bw
 
-    def read(self, folder: Path) -> list[SfpOutput]:
+    def read(self, folder: Path) -> SfpOutputs:
         times, counters, lanes, wide = read_recording(folder / "outputs.txt", self.psum_bw, self.col, wide=self.acc_bw)
-        return [SfpOutput(v, float(t), int(c), x) for t, c, v, x in zip(times, counters, lanes.tolist(), wide.tolist())]
+        return SfpOutputs(lanes, np.array(times, dtype=float), np.array(counters, dtype=np.int64), wide)
 
 
 class LayerScoreboard:
@@ -145,61 +153,60 @@ class LayerScoreboard:
         half = 1 << (expected.ref.psum_bw - 1)
         self.representable_only, self.lo, self.hi = representable_only, -half, half - 1
         self.skipped = 0
-        self.psums: list[PsumWrite] = []
-        self.outputs: list[SfpOutput] = []
+        self.psums = PsumWrites(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros(0))
+        self.outputs = SfpOutputs(np.zeros((0, 0), dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64),
+                                  np.zeros((0, 0), dtype=np.int64))
         self.psum_errors: list[str] = []
         self.output_errors: list[str] = []
 
-    def compare(self, psums: list[PsumWrite], outputs: list[SfpOutput]) -> None:
+    def compare(self, psums: PsumWrites, outputs: SfpOutputs) -> None:
         """Record every error of one played program (check() raises on the first)."""
         self.psums, self.outputs = psums, outputs
-        got_addr = [w.addr for w in psums]
-        want_addr = [addr for addr, _ in self.program.psum_writes]
-        for i in self._differing([w.lanes for w in psums], self.expected.psums, got_addr, want_addr):
-            write = psums[i]
+        want_addr = np.array([addr for addr, _ in self.program.psum_writes], dtype=np.int64)
+        for i in self._differing(psums.lanes, self.expected.psums, psums.addr, want_addr):
+            addr, time_ns = psums.addr[i], psums.time_ns[i]
             if i >= len(want_addr):
-                self.psum_errors.append(f"unexpected pmem write #{i} at addr {write.addr} at {write.time_ns} ns")
+                self.psum_errors.append(f"unexpected pmem write #{i} at addr {addr} at {time_ns} ns")
                 continue
             if self._unrepresentable(self.expected.psums[i]):
                 continue
             where = self.expected.describe_psum(i)
-            if write.addr != want_addr[i]:
-                self.psum_errors.append(f"psum write #{i} went to pmem addr {write.addr}, expected "
-                                        f"{want_addr[i]} ({where}) at {write.time_ns} ns")
-            for c, (e, g) in enumerate(zip(self.expected.psums[i].tolist(), write.lanes)):
+            if addr != want_addr[i]:
+                self.psum_errors.append(f"psum write #{i} went to pmem addr {addr}, expected "
+                                        f"{want_addr[i]} ({where}) at {time_ns} ns")
+            for c, (e, g) in enumerate(zip(self.expected.psums[i].tolist(), psums.lanes[i].tolist())):
                 if e != g:
                     self.psum_errors.append(
-                        f"psum mismatch: {where} column={c} (pmem addr {write.addr}): expected {e}, "
-                        f"got {g} at {write.time_ns} ns")
+                        f"psum mismatch: {where} column={c} (pmem addr {addr}): expected {e}, "
+                        f"got {g} at {time_ns} ns")
                     break
         # raw sums and levels are read from sfp_wide (sfp_out holds their low psum_bw bits)
-        emitted = [o.lanes if self.program.emit == "relu" else o.wide for o in outputs]
+        emitted = outputs.lanes if self.program.emit == "relu" else outputs.wide
         for i in self._differing(emitted, self.expected.outputs):
-            out = outputs[i]
             if i >= len(self.program.emits):
-                self.output_errors.append(f"unexpected SFP output #{i} at {out.time_ns} ns")
+                self.output_errors.append(f"unexpected SFP output #{i} at {outputs.time_ns[i]} ns")
                 continue
             if self._unrepresentable(self.expected.outputs[i]):
                 continue
-            for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), emitted[i])):
+            for c, (e, g) in enumerate(zip(self.expected.outputs[i].tolist(), emitted[i].tolist())):
                 if e != g:
                     self.output_errors.append(
                         f"output mismatch: {self.expected.describe_output(i)} column={c}: expected {e}, "
-                        f"got {g} at {out.time_ns} ns")
+                        f"got {g} at {outputs.time_ns[i]} ns")
                     break
 
     @staticmethod
-    def _differing(got: list[list[int]], want: np.ndarray, got_keys=(), want_keys=()) -> list[int]:
-        """Indices (ascending) of the observed vectors that differ from the expected ones in
-        a lane or in their key, or that have no expected vector."""
+    def _differing(got: np.ndarray, want: np.ndarray, got_keys=None, want_keys=None) -> list[int]:
+        """Indices (ascending) of the observed vectors ([n, lanes]) that differ from the
+        expected ones in a lane or in their key ([n]), or that have no expected vector."""
         n = min(len(got), len(want))
         bad = np.zeros(len(got), dtype=bool)
         bad[n:] = True
         if n:
-            bad[:n] = (np.array(got[:n], dtype=np.int64).reshape(n, -1) != want[:n]).any(axis=1)
-        if len(got_keys):
+            bad[:n] = (got[:n] != want[:n]).any(axis=1)
+        if got_keys is not None:
             m = min(len(got_keys), len(want_keys))
-            bad[:m] |= np.array(got_keys[:m]) != np.array(want_keys[:m])
+            bad[:m] |= got_keys[:m] != want_keys[:m]
         return np.flatnonzero(bad).tolist()
 
     def _unrepresentable(self, values) -> bool:
