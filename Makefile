@@ -58,20 +58,25 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 # System tools (Debian packages): installed when we are root, else one line says how.
-# $(call apt_tool,COMMAND,PACKAGE)
-define apt_tool
-	@if ! command -v $(1) >/dev/null; then \
+# $(call apt_need,SHELL TEST,WHAT,PACKAGE); $(call apt_tool,COMMAND,PACKAGE)
+define apt_need
+	@if ! $(1) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing $(2) (apt-get)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	    echo "installing $(3) (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(3) >/dev/null; \
 	  else \
-	    echo "error: $(1) not found: run 'sudo apt-get install -y $(2)' (Debian/Ubuntu)"; exit 1; \
+	    echo "error: $(2) not found: run 'sudo apt-get install -y $(3)' (Debian/Ubuntu)"; exit 1; \
 	  fi; \
 	fi
 endef
+apt_tool = $(call apt_need,command -v $(1),$(1),$(2))
 
+# Verilator's FST writer (WAVES=1: make waves, tb/test_waves.py) compiles against lz4.h.
 check-sim:
 	$(call apt_tool,iverilog,iverilog)
+ifeq ($(SIM),verilator)
+	$(call apt_need,test -f /usr/include/lz4.h,lz4.h,liblz4-dev)
+endif
 
 # One test at a time per worker, the long simulations first (tb/conftest.py): no worker is
 # left with a long test at the end.
