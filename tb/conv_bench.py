@@ -1,8 +1,7 @@
-"""Every conv of a VGG layout on the RTL core, for one synthetic image and for a batch of
-them (tb.core_conv.CoreConv).
+"""Every conv of a VGG layout on the RTL core, for one synthetic image and for a batch (tb.core_conv.CoreConv).
 
     python -m tb.conv_bench [--model vgg16_quant_project] [--sim verilator|icarus]
-                            [--out build/conv_bench] [--seed 0] [--size 32] [--batch 16]
+                            [--out build/conv_bench] [--seed 0] [--size 32] [--batch 8]
 
 The convs run in network order: features.0 on a signed image (levels -40..15: the
 signed-first-layer path), each later conv on the previous conv's levels from the core
@@ -144,11 +143,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("build/conv_bench"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=32, help="image height and width")
-    ap.add_argument("--batch", type=int, default=BATCH, help="images of the batched run (0: none)")
+    ap.add_argument("--batch", type=int, default=BATCH, help=f"images of the batched run (0: none; default {BATCH})")
     args = ap.parse_args(argv)
-    if args.batch < 0:
-        print(f"error: --batch must be 0 or more, got {args.batch}", file=sys.stderr)
-        return 2
+    pools = MODELS[args.model].items.count("M")
+    for bad, message in ((args.batch < 0, f"--batch must be 0 or more, got {args.batch}"),
+                         (args.size < 1 or args.size % 2 ** pools,
+                          f"--size must be a positive multiple of {2 ** pools} ({args.model} halves the "
+                          f"map {pools} times), got {args.size}"),
+                         (args.out.exists() and not args.out.is_dir(), f"--out {args.out}: not a folder")):
+        if bad:
+            print(f"error: {message}", file=sys.stderr)
+            return 2
     from tb.core_conv import CoreConv
 
     try:

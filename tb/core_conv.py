@@ -101,18 +101,31 @@ class CoreConv:
         sharing the weights; w_int (OC, C, 3, 3) in -7..7, requant: the thresholds of the OC
         channels, or None for raw sums. A batch runs in programs of at most `batch` images
         (default: max_batch of the layer); cycles and busy are summed over them."""
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
+            raise ModelError(f"batch must be an integer of at least 1, got {batch!r}")
         x = np.asarray(x_int)
         if x.ndim != 4:
             return self._run(x_int, w_int, requant)
-        if batch is not None and batch < 1:
-            raise ModelError(f"batch must be at least 1, got {batch}")
         one = layer_operands(x[:1], w_int, self.array_size, "raw")[0]
-        size = min(batch or len(x), max_batch(one))
+        size = min(batch or len(x), max_batch(one), self._player_batch(one))
         runs = [self._run(x[i:i + size], w_int, requant) for i in range(0, len(x), size)]
         return ConvRun(out=np.concatenate([r.out for r in runs]), cycles=sum(r.cycles for r in runs),
                        busy=sum(r.busy for r in runs), macs=sum(r.macs for r in runs),
                        build_s=sum(r.build_s for r in runs), sim_s=sum(r.sim_s for r in runs), shape=runs[0].shape,
                        sim_cpu_s=sum(r.sim_cpu_s for r in runs), images=len(x), programs=len(runs))
+
+    def _player_batch(self, one: LayerShape) -> int:
+        """Images per program that the player's program memory (MAX_CYCLES) surely holds: a
+        program takes at least the physical limit, ic tiles x oc tiles x 9 x H x W cycles
+        per image; 25% is left for the loads a template adds (at most 1% at batch 8). The
+        cocotb flow runs one image per program."""
+        from tb.player import MAX_CYCLES
+
+        if self.sim == "cocotb":
+            return 1
+        n = self.array_size
+        ideal = -(-one.ic // n) * -(-one.oc // n) * 9 * one.h * one.w
+        return max(1, int(MAX_CYCLES / (1.25 * ideal)))
 
     def _run(self, x_int, w_int, requant: Requant | None) -> ConvRun:
         """One program: one image (C, H, W) or a batch (N, C, H, W) that fits it."""

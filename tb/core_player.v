@@ -19,9 +19,9 @@ module core_player #(
     parameter psum_bw = `CORE_PSUM_BW,
     parameter acc_bw = `CORE_ACC_BW,
     parameter row = `CORE_ROW,
-    parameter col = `CORE_COL
+    parameter col = `CORE_COL,
+    parameter max_cycles = 1 << 21    // program memory, words (tb/player.py MAX_CYCLES sets it)
 );
-    localparam max_cycles = 1 << 21;   // a batched 2x2 layer of 8 images: 1.2M cycles
 
     reg                    clk = 1'b0;
     reg                    reset = 1'b1;

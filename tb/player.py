@@ -52,8 +52,12 @@ class PlayerResult:
     wall_s: float
 
 
+MAX_CYCLES = 1 << 21   # the player's program memory (words = cycles), a Verilog parameter
+
+
 class Player:
-    """Builds tb/core_player.v once per (simulator, array size) and runs programs through it."""
+    """Builds tb/core_player.v once per (simulator, array size) and runs programs through it
+    (at most MAX_CYCLES words each)."""
 
     def __init__(self, sim: str, build: Path, config: CoreConfig = CONFIG):
         self.sim, self.config = sim, config
@@ -68,7 +72,7 @@ class Player:
             binary = self.build / "core_player.vvp"
             self.cmd = ["vvp", "-n", str(binary)]
             build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), f"-Pcore_player.row={config.row}",
-                     f"-Pcore_player.col={config.col}", "-o", str(binary), *map(str, sources)]
+                     f"-Pcore_player.col={config.col}", f"-Pcore_player.max_cycles={MAX_CYCLES}", "-o", str(binary), *map(str, sources)]
         else:
             from tb.runner import build_dir_without_spaces, space_free, verilator_bin, verilator_root
 
@@ -80,7 +84,7 @@ class Player:
             self.cmd = [str(binary), "+verilator+quiet"]
             build = [verilator_bin(), "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
                      "-CFLAGS", "-std=c++20 -fcoroutines -O2", f"-I{rtl}",
-                     f"-Grow={config.row}", f"-Gcol={config.col}",
+                     f"-Grow={config.row}", f"-Gcol={config.col}", f"-Gmax_cycles={MAX_CYCLES}",
                      "--top-module", "core_player", "-Mdir", str(mdir), "-j", "2",
                      str(space_free(HERE) / "core_player.v"), *(str(rtl / p.name) for p in sources[1:])]
             env = dict(os.environ, VERILATOR_ROOT=str(verilator_root()))

@@ -87,8 +87,10 @@ def test_refusals():
         conv.run(np.zeros((3, 2, 2)), w, Requant(np.zeros((4, 15), dtype=np.int64), np.zeros(4, dtype=bool)))
     with pytest.raises(ModelError, match="w_int has 3 input channels but x_int has 2"):
         conv.run(np.zeros((2, 2, 2)), w)
-    with pytest.raises(ModelError, match=r"^batch must be at least 1, got 0$"):
-        conv.run(np.zeros((2, 3, 2, 2)), w, batch=0)
+    for batch in (0, -1, 1.5, "2", True):
+        for x in (np.zeros((2, 3, 2, 2)), np.zeros((3, 2, 2))):     # checked for one image too
+            with pytest.raises(ModelError, match=rf"^batch must be an integer of at least 1, got {batch!r}$"):
+                conv.run(x, w, batch=batch)
     with pytest.raises(ModelError, match=r"^x_int is an empty batch: shape \(0, 3, 2, 2\)$"):
         conv.run(np.zeros((0, 3, 2, 2)), w)
     with pytest.raises(ModelError, match=r"^x_int must be 3-D \[IC, H, W\] or 4-D \[N, IC, H, W\], got shape \(2, 2\)$"):
@@ -98,6 +100,22 @@ def test_refusals():
     flagged = ConvRun(out=np.zeros(0), cycles=1, busy=1, macs=1, errors=["SFP overflow"])
     with pytest.raises(ModelError, match="the core raised SFP overflow"):
         CoreConv._check(flagged, conv_template())
+
+
+def test_a_batch_fits_the_player():
+    """CoreConv splits a batch so that each program fits the player's program memory
+    (tb/player.py MAX_CYCLES): the 512->512 2x2 layer, 16 images by the buffers, runs 11
+    per program on the player (16 x its 147,456-cycle physical limit would not fit), and
+    the cocotb flow runs one image per program."""
+    from model.program.network import LayerShape, max_batch
+    from tb.player import MAX_CYCLES
+
+    shape = LayerShape(512, 512, 2, 2, 8, "raw")
+    player, cocotb = CoreConv.__new__(CoreConv), CoreConv.__new__(CoreConv)
+    player.sim, player.array_size, cocotb.sim = "verilator", 8, "cocotb"
+    assert max_batch(shape) == 16 and 16 * 147_456 > MAX_CYCLES
+    assert player._player_batch(shape) == 11 and 11 * 147_456 * 1.25 <= MAX_CYCLES
+    assert cocotb._player_batch(shape) == 1
 
 
 def conv_template():

@@ -1,0 +1,44 @@
+"""Bad arguments of the long-running tools fail at once, in one line, before any work:
+tb/conv_bench.py (make conv-bench) and synth/synth.py (make synth)."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tb import conv_bench, runner
+
+spec = importlib.util.spec_from_file_location("synth_tool", runner.REPO / "synth" / "synth.py")
+synth = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synth)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch", "-1"], "error: --batch must be 0 or more, got -1"),
+    (["--size", "0"], "error: --size must be a positive multiple of 32 (vgg16_quant_project halves the map 5 times), got 0"),
+    (["--size", "16"], "error: --size must be a positive multiple of 32 (vgg16_quant_project halves the map 5 times), got 16"),
+    (["--out", "README.md"], "error: --out README.md: not a folder"),
+])
+def test_conv_bench_refuses(args, message, capsys, monkeypatch):
+    monkeypatch.chdir(runner.REPO)
+    assert conv_bench.main(args) == 2
+    assert capsys.readouterr().err.strip() == message
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "build/a b"], "--out build/a b: no spaces below the repository"),
+    (["--out", "README.md"], "--out README.md: not a folder"),
+    (["--out", "/elsewhere"], "--out /elsewhere: must lie inside the repository"),
+    (["--freq", "nan"], "--freq nan: must be a positive number of MHz"),
+    (["--freq", "0"], "--freq 0.0: must be a positive number of MHz"),
+    (["--bench", "missing.json"], "--bench missing.json: not found"),
+    (["--bench", "README.md"], "--bench README.md: not a bench.json of `make bench` (JSONDecodeError"),
+])
+def test_synth_refuses_before_synthesis(args, message, capsys):
+    """(A missing --bench behind each other bad argument: a check that were lost would stop
+    there rather than start an hour of synthesis.)"""
+    if "--bench" not in args:
+        args = args + ["--bench", "missing.json"]
+    assert synth.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
