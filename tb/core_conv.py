@@ -123,8 +123,8 @@ class CoreConv:
 
         if self.sim == "cocotb":
             return 1
-        n = self.array_size
-        ideal = -(-one.ic // n) * -(-one.oc // n) * 9 * one.h * one.w
+        geo = one.geometry
+        ideal = geo.n_ic_tiles * geo.n_oc_tiles * 9 * geo.n_onij
         return max(1, int(MAX_CYCLES / (1.25 * ideal)))
 
     def _run(self, x_int, w_int, requant: Requant | None) -> ConvRun:
