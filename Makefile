@@ -146,3 +146,4 @@ formal: $(STAMP)
 
 clean:
 	rm -rf sim_build "$(BUILD)" .pytest_cache
+	$(PYTHON) tools/clean_temp.py

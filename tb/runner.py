@@ -81,13 +81,21 @@ def build_dir_without_spaces(path: Path) -> Path:
     """`path`, or when it holds whitespace a folder in the temp folder standing for it:
     Verilator's makefiles refuse to build in a folder whose path holds a space."""
     path = Path(path)
-    return _temp_twin(path, "sim_build") if _has_space(path) else path
+    if not _has_space(path):
+        return path
+    twin = _temp_twin(path, "sim_build")
+    twin.mkdir(parents=True, exist_ok=True)
+    (twin / ORIGIN).write_text(str(path))   # lets `make clean` find the twins of its checkout
+    return twin
 
 
 def waves_path(folder: Path, toplevel: str) -> Path:
     """Where WAVES=1 leaves the FST in a build folder: the cocotb Icarus runner dumps
     <toplevel>.fst, a Verilator build with --trace-fst writes dump.fst."""
     return Path(folder) / ("dump.fst" if simulator() == "verilator" else f"{toplevel}.fst")
+
+
+ORIGIN = "origin.txt"   # in a temp build folder: the path it stands for
 
 
 def _has_space(path: Path) -> bool:

@@ -79,6 +79,29 @@ def test_verilator_builds_outside_paths_with_spaces(monkeypatch, tmp_path):
     link = runner.space_free(spaced)
     assert " " not in str(link) and link.resolve() == spaced.resolve()
     assert runner.space_free(spaced) == link and runner.space_free(tmp_path) == tmp_path
+    shutil.rmtree(folder.parent)   # the temp twins of this test's folder
+    link.unlink()
+
+
+def test_make_clean_removes_its_temp_twins(tmp_path):
+    """tools/clean_temp.py (make clean) removes the temp build folders and links that stand
+    for paths inside its checkout, and leaves another checkout's alone."""
+    import sys
+
+    repo, other = tmp_path / "a checkout" / "repo", tmp_path / "another checkout"
+    (repo / "tools").mkdir(parents=True)
+    shutil.copy2(runner.REPO / "tools" / "clean_temp.py", repo / "tools")
+    (repo / "sim_build").mkdir()
+    other.mkdir()
+    mine = [runner.build_dir_without_spaces(repo / "sim_build"), runner.space_free(repo / "sim_build")]
+    theirs = [runner.build_dir_without_spaces(other / "build"), runner.space_free(other)]
+    assert all(" " not in str(p) and os.path.lexists(p) for p in mine + theirs)
+    done = subprocess.run([sys.executable, str(repo / "tools" / "clean_temp.py")], capture_output=True, text=True)
+    assert done.returncode == 0 and "removed 2 " in done.stdout, done.stdout + done.stderr
+    assert not any(os.path.lexists(p) for p in mine), "make clean left a twin of its checkout"
+    assert all(os.path.lexists(p) for p in theirs), "make clean removed another checkout's twin"
+    shutil.rmtree(theirs[0])
+    theirs[1].unlink()
 
 
 def test_program_player_long_path_with_spaces(tmp_path):

@@ -1,0 +1,36 @@
+"""Remove what this checkout left in the temp folder: the space-free build folders and
+links that tb/runner.py makes when the checkout's path holds a space (Verilator's
+makefiles cannot build there). Standard library only, so `make clean` runs without the
+virtual environment. Usage: python3 tools/clean_temp.py"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ORIGIN = "origin.txt"   # tb/runner.py's marker: the path a temp build folder stands for
+
+
+def _inside(text: str) -> bool:
+    return Path(text) == REPO or REPO in Path(text).parents
+
+
+def main() -> None:
+    removed = 0
+    tmp = Path(tempfile.gettempdir())
+    for folder in tmp.glob("sim_build-*"):
+        origin = folder / ORIGIN
+        if origin.is_file() and _inside(origin.read_text()):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    for link in tmp.glob("space-free-*"):
+        if link.is_symlink() and _inside(os.readlink(link)):
+            link.unlink(missing_ok=True)
+            removed += 1
+    print(f"removed {removed} temp folder(s) and link(s) of {REPO}")
+
+
+if __name__ == "__main__":
+    main()
