@@ -106,13 +106,29 @@ class CoreConv:
         x = np.asarray(x_int)
         if x.ndim != 4:
             return self._run(x_int, w_int, requant)
+        try:
+            layer_operands(x, w_int, self.array_size, "raw")
+        except ModelError:
+            for i in range(len(x)):          # name the image that holds the bad value
+                try:
+                    layer_operands(x[i], w_int, self.array_size, "raw")
+                except ModelError as e:
+                    raise ModelError(f"image {i} of the batch: {e}") from None
+            raise
         one = layer_operands(x[:1], w_int, self.array_size, "raw")[0]
         size = min(batch or len(x), max_batch(one), self._player_batch(one))
-        runs = [self._run(x[i:i + size], w_int, requant) for i in range(0, len(x), size)]
+        runs = [self._run_images(x, i, min(i + size, len(x)), w_int, requant) for i in range(0, len(x), size)]
         return ConvRun(out=np.concatenate([r.out for r in runs]), cycles=sum(r.cycles for r in runs),
                        busy=sum(r.busy for r in runs), macs=sum(r.macs for r in runs),
                        build_s=sum(r.build_s for r in runs), sim_s=sum(r.sim_s for r in runs), shape=runs[0].shape,
                        sim_cpu_s=sum(r.sim_cpu_s for r in runs), images=len(x), programs=len(runs))
+
+    def _run_images(self, x: np.ndarray, first: int, end: int, w_int, requant: Requant | None) -> ConvRun:
+        """Images first..end-1 of the batch x as one program; an error names them."""
+        try:
+            return self._run(x[first:end], w_int, requant)
+        except ModelError as e:
+            raise ModelError(f"images {first}..{end - 1} of the batch: {e}") from None
 
     def _player_batch(self, one: LayerShape) -> int:
         """Images per program that the player's program memory (MAX_CYCLES) surely holds: a
