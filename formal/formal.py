@@ -59,8 +59,8 @@ MUTANTS: dict[str, list[Mutant]] = {
         "a sum that does not fit acc_bw raises no overflow unless it is emitted at once",
     ), Mutant(
         "relu_passes_minus_1", "sfp.v",
-        "(relu_q && sum_c[acc_bw-1])",
-        "(relu_q && sum_c[acc_bw-1] && sum_c != -1)  /* MUTATION */",
+        "(relu_q2 && held_c[acc_bw-1])",
+        "(relu_q2 && held_c[acc_bw-1] && held_c != -1)  /* MUTATION */",
         "ReLU lets -1 through",
     ), Mutant(
         "shift_one_bit_short", "sfp.v",
@@ -69,14 +69,19 @@ MUTANTS: dict[str, list[Mutant]] = {
         "a shifted psum counts 2**(shift_bits-1) times",
     ), Mutant(
         "raw_emit_flags", "sfp.v",
-        "(emit_q && !raw_q && !requant_q && |lane_out_ovf)",
-        "(emit_q && !requant_q && |lane_out_ovf)  /* MUTATION */",
+        "(emit_q2 && !raw_q2 && !requant_q2 && |lane_out_ovf)",
+        "(emit_q2 && !requant_q2 && |lane_out_ovf)  /* MUTATION */",
         "a raw emit of a value beyond psum_bw raises the overflow flag",
     ), Mutant(
         "out_wide_before_relu", "sfp.v",
         "assign result_wide[c*acc_bw +: acc_bw] = act_c;",
-        "assign result_wide[c*acc_bw +: acc_bw] = sum_c;  /* MUTATION */",
+        "assign result_wide[c*acc_bw +: acc_bw] = held_c;  /* MUTATION */",
         "out_wide carries the sum before ReLU",
+    ), Mutant(
+        "emit_skips_its_stage", "sfp.v",
+        "wire signed [acc_bw-1:0]  held_c = forward_q[c*acc_bw +: acc_bw];",
+        "wire signed [acc_bw-1:0]  held_c = sum[c*acc_bw +: acc_bw];  /* MUTATION */",
+        "the emit edge takes the sum being added (the next operation's), not the one registered for it",
     )],
 }
 

@@ -1,13 +1,14 @@
 // Bounded proof of rtl/sfp.v against an abstract model of the accumulation (make formal;
 // README "Formal"). The model keeps each bank entry as an exact integer (16 bits: no
-// wrap within the bound) and replays the SFP's two stages: an operation issued at one
+// wrap within the bound) and replays the SFP's three stages: an operation issued at one
 // edge (acc/first/emit/relu/addr) executes at the next with that cycle's in_data:
 // sum = (first ? 0 : entry) + (acc ? in * (shift ? 2**shift_bits : 1) : 0), written
-// back when acc or first; emit sends relu(sum) to out (psum_bw bits) and out_wide
-// (acc_bw bits). Proven, lane by lane:
+// back when acc or first; an emit sends relu(sum) to out (psum_bw bits) and out_wide
+// (acc_bw bits) at the edge after that. Proven, lane by lane:
 //  * overflow is exactly "since reset, a sum written back did not fit acc_bw bits, or
 //    an emitted value of a plain emit (not raw) did not fit psum_bw bits" (sticky);
-//  * out_valid is set exactly by the edge that executes an emit, and while the flag is
+//  * out_valid is set exactly by the edge after the one that executes an emit (the emit
+//    edge; the psum_bw check is at that edge too), and while the flag is
 //    clear, out and out_wide are the model's value (this covers the forwarding of a sum
 //    to the next operation on the same entry).
 // The bank has no reset: the proof assumes the program's contract that an operation
@@ -55,6 +56,11 @@ module sfp_formal #(
 
     // the operation issued at the last edge, executing at the next one
     reg          p_acc = 0, p_first = 0, p_emit = 0, p_relu = 0, p_shift = 0, p_raw = 0;
+    // the emit executed at the last edge, on out after the next one
+    reg          e_emit = 0, e_raw = 0;
+    reg [col-1:0] e_out_misfit = 0;
+    reg [col*psum_bw-1:0] e_out = 0;
+    reg [col*acc_bw-1:0]  e_out_wide = 0;
     reg [aw-1:0] p_addr;
     reg [depth-1:0] written = 0;     // entries written since reset
     reg          spec_overflow = 0, spec_out_valid = 0;
@@ -111,17 +117,22 @@ module sfp_formal #(
         written <= reset ? {depth{1'b0}} : written_now;
         if (reset) begin
             {p_acc, p_first, p_emit, p_relu, p_shift, p_raw} <= 6'b0;
+            {e_emit, e_raw} <= 2'b0;
             spec_overflow <= 1'b0;
             spec_out_valid <= 1'b0;
             spec_out <= {col*psum_bw{1'b0}};
             spec_out_wide <= {col*acc_bw{1'b0}};
         end else begin
             {p_acc, p_first, p_emit, p_relu, p_shift, p_raw} <= {acc, first, emit, relu, shift, raw};
-            spec_overflow <= spec_overflow | ((p_acc | p_first) & |sum_misfit) | (p_emit & ~p_raw & |out_misfit);
-            spec_out_valid <= p_emit;
-            if (p_emit) begin
-                spec_out <= model_out;
-                spec_out_wide <= model_out_wide;
+            {e_emit, e_raw} <= {p_emit, p_raw};
+            e_out_misfit <= out_misfit;
+            e_out <= model_out;
+            e_out_wide <= model_out_wide;
+            spec_overflow <= spec_overflow | ((p_acc | p_first) & |sum_misfit) | (e_emit & ~e_raw & |e_out_misfit);
+            spec_out_valid <= e_emit;
+            if (e_emit) begin
+                spec_out <= e_out;
+                spec_out_wide <= e_out_wide;
             end
         end
     end

@@ -147,6 +147,14 @@ class CoreConfig:
         register, the OFIFO write."""
         return self.row + self.col
 
+    @property
+    def sfp_latency(self) -> int:
+        """Cycles from the instruction with EMIT (cycle e) to the cycle its output is on
+        sfp_out / sfp_wide with sfp_valid (e + 3): rtl/sfp.v's issue edge (end of e: the
+        controls and the bank read), execute edge (the add) and emit edge (ReLU / levels
+        into the output register)."""
+        return 3
+
     def parameters(self) -> dict[str, int]:
         """HDL parameters of rtl/core.v for this configuration (only what differs from the
         header's defaults, so a default build keeps its build folder)."""

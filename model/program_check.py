@@ -20,16 +20,18 @@ model is cross-checked against the RTL by tb/test_core_model.py:
   with ACT2 stages the slot pairs of one half of a column's rows (WCOL >= n: the upper).
 * OFIFO (_Ofifo): one FIFO per column; OFIFO_RD pops a whole vector, only when every column holds
   one (a refused read is an error).
-* SFP (_Sfp): one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR,
-  ACC_SHIFT, RAW, REQUANT registered, the OFIFO head registered), bank of ``sfp_depth`` sums
-  at ``acc_bw`` bits; ACC_SHIFT adds the psum times 2**BW; a sum that leaves ``acc_bw`` or
-  a ReLU/plain output that leaves ``psum_bw`` is an error (RAW and REQUANT outputs are
-  whole sums / levels). THR_WR stores xmem Q as a threshold part (or a tile's descending
-  bits); a REQUANT emit reads its tile's thresholds at its own cycle and emits
-  model.requant.Requant.apply of the sums. THR_WR of a threshold in the instruction of a
-  REQUANT emit is an error: the thresholds are a block RAM read and written at THR_TILE, and
-  an FPGA's block RAM reads undefined data at the word it writes in the same cycle. The output of an EMIT at
-  cycle e is on sfp_out during cycle e + 2.
+* SFP (_Sfp): executes one cycle behind its instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU,
+  ACC_ADDR, ACC_SHIFT, RAW, REQUANT, THR_TILE registered, the OFIFO head registered) and
+  emits one cycle after that; bank of ``sfp_depth`` sums at ``acc_bw`` bits; ACC_SHIFT adds
+  the psum times 2**BW; a sum that leaves ``acc_bw`` or a ReLU/plain output that leaves
+  ``psum_bw`` is an error (RAW and REQUANT outputs are whole sums / levels). THR_WR stores
+  xmem Q as a threshold part (or a tile's descending bits); a REQUANT emit reads its tile's
+  thresholds in the cycle after its own (after that cycle's instruction's THR_WR, before the
+  next one's) and emits model.requant.Requant.apply of the sums. THR_WR of a threshold of
+  the tile that a REQUANT emit of the previous instruction reads is an error: the
+  thresholds are a block RAM, read there at its execute edge, and an FPGA's block RAM reads
+  undefined data at the word it writes in the same cycle. The output of an EMIT at cycle e
+  is on sfp_out during cycle e + CONFIG.sfp_latency (e + 3).
 * FLUSH resets the FIFOs, the array and the SFP pipeline in its cycle (not the SRAMs, the
   activation buffer or the SFP bank).
 
@@ -365,10 +367,10 @@ class _Ofifo:
 
 
 class _Sfp:
-    """SFP (rtl/sfp.v behind corelet.v's registers): one cycle behind its instruction (ACC,
-    ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR and the OFIFO head registered); a bank of
-    `depth` sums at `acc_bw` bits. A sum that leaves acc_bw or an output that leaves
-    psum_bw is an error."""
+    """SFP (rtl/sfp.v behind corelet.v's registers): executes one cycle behind its
+    instruction (ACC, ACC_SRC, ACC_FIRST, EMIT, RELU, ACC_ADDR and the OFIFO head
+    registered), emits one cycle after that; a bank of `depth` sums at `acc_bw` bits. A sum
+    that leaves acc_bw or an output that leaves psum_bw is an error."""
 
     def __init__(self, n: int, depth: int, acc_bw: int, psum_bw: int):
         self.n, self.depth, self.acc_bw, self.psum_bw = n, depth, acc_bw, psum_bw
@@ -414,13 +416,40 @@ class _Sfp:
     def reset(self) -> None:
         self.reg = None                           # controls registered from the previous instruction
         self.head_q = [0] * self.n                # OFIFO head registered from the previous cycle
+        self.held = None                          # the emit executed in the previous cycle
 
-    def operate(self, pmem: _Sram) -> tuple[list[int], int, int] | None:
-        """The registered instruction's operation; returns (lanes, entry, issuing cycle) of
-        an emitted output."""
+    def reads_thresholds(self, tile: int) -> bool:
+        """Whether the registered instruction is a REQUANT emit of `tile` (which reads its
+        thresholds in this cycle)."""
+        return self.reg is not None and self.reg[2] and self.reg[9] and self.reg[10] == tile
+
+    def step(self, pmem: _Sram) -> tuple[list[int], int, int] | None:
+        """One cycle: the emit stage of the operation executed in the previous cycle, then the
+        execution of the registered instruction; returns (lanes, entry, issuing cycle) of an
+        output that goes to sfp_out at the end of this cycle."""
+        out = None if self.held is None else self._emit(*self.held)
+        self.held = self._execute(pmem)
+        return out
+
+    def _emit(self, total: list[int], relu: int, raw: int, requant: Requant | None, addr: int,
+              issued: int) -> tuple[list[int], int, int]:
+        if requant is not None:
+            return requant.apply(np.array(total)).tolist(), addr, issued
+        lanes = [max(v, 0) for v in total] if relu else total
+        if raw:
+            return lanes, addr, issued
+        for c, v in enumerate(lanes):
+            if not self.out_lo <= v <= self.out_hi:
+                raise ProgramError(f"cycle {issued}: SFP output of entry {addr} column {c} = {v} "
+                                   f"does not fit {self.psum_bw} bits")
+        return lanes, addr, issued
+
+    def _execute(self, pmem: _Sram) -> tuple | None:
+        """The registered instruction's add and write-back; returns what its emit stage needs
+        (None: no emit)."""
         if self.reg is None:
             return None
-        acc, first, emit, relu, src, addr, issued, shift, raw, requant = self.reg
+        acc, first, emit, relu, src, addr, issued, shift, raw, requant, tile = self.reg
         if not (acc or first or emit):
             return None
         if acc:
@@ -453,22 +482,13 @@ class _Sfp:
             self.bank[addr] = total
         if not emit:
             return None
-        if requant is not None:
-            return requant.apply(np.array(total)).tolist(), addr, issued
-        lanes = [max(v, 0) for v in total] if relu else total
-        if raw:
-            return lanes, addr, issued
-        for c, v in enumerate(lanes):
-            if not self.out_lo <= v <= self.out_hi:
-                raise ProgramError(f"cycle {issued}: SFP output of entry {addr} column {c} = {v} "
-                                   f"does not fit {self.psum_bw} bits")
-        return lanes, addr, issued
+        return total, relu, raw, self.thresholds(issued, tile) if requant else None, addr, issued
 
     def register(self, t: int, f: dict[str, int], ofifo_heads: list[int]) -> None:
         if f["acc"] or f["acc_first"] or f["emit"]:
-            requant = self.thresholds(t, f["thr_tile"]) if f["emit"] and f["requant"] else None
             self.reg = (f["acc"], f["acc_first"], f["emit"], f["relu"], f["acc_src"],
-                        f["acc_addr"] & ((1 << self.aw) - 1), t, f["acc_shift"], f["raw"], requant)
+                        f["acc_addr"] & ((1 << self.aw) - 1), t, f["acc_shift"], f["raw"], f["requant"],
+                        f["thr_tile"])
         else:
             self.reg = None
         self.head_q = ofifo_heads
@@ -563,8 +583,8 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
         o_heads = ofifo.heads()
         south, south_mask = array.outputs(f["drain"])
 
-        # ---- SFP: the previous instruction's operation, and its output check ----
-        emitted = None if flush else sfp.operate(pmem)
+        # ---- SFP: the emit stage of the instruction two back, the execution of the previous one ----
+        emitted = None if flush else sfp.step(pmem)
         if emitted is not None:
             lanes, _, issued = emitted
             if verify and outputs >= n_emits:
@@ -608,9 +628,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
         # ---- activation buffer (never reset): stores xmem Q of the start of the cycle ----
         if f["abuf_wr"]:
             abuf.write(t, f["abuf_waddr"], xmem.q)
-        if f["thr_wr"] and f["emit"] and f["requant"] and f["thr_level"] < sfp.levels:
-            raise ProgramError(f"cycle {t}: THR_WR of threshold {f['thr_level']} in a REQUANT EMIT: tile "
-                               f"{f['thr_tile']}'s threshold block RAM would be read where it is written")
+        if f["thr_wr"] and f["thr_level"] < sfp.levels and sfp.reads_thresholds(f["thr_tile"]):
+            raise ProgramError(f"cycle {t}: THR_WR of threshold {f['thr_level']} right after a REQUANT EMIT of "
+                               f"tile {f['thr_tile']}: its threshold block RAM would be read where it is written")
         threshold_word = xmem.known_q(t, "THR_WR") if f["thr_wr"] else None
         # ---- SRAMs (never reset); a pmem write is checked against the program's list ----
         if not f["cen_xmem"]:
@@ -647,7 +667,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
             ofifo.reset()
         else:
             sfp.register(t, f, o_heads)
-        # ---- the SFP's thresholds (never reset): written after this cycle's emit read them ----
+        # ---- the SFP's thresholds (never reset): written after the previous instruction's emit read them ----
         if threshold_word is not None:
             sfp.write_threshold(t, f, threshold_word)
 

@@ -2,15 +2,19 @@
 // (one per output pixel in flight), then emits a sum, optionally through ReLU, or its
 // requantized level (the next layer's activation).
 //
-// Two stages. Issue (the edge that takes acc/first/emit/relu/addr): the controls are
-// registered and the bank entry addr is read into a register, so the bank is a block RAM
-// with a synchronous read and no reset of its contents. Execute (the next edge, which
-// takes in_data, the psum vector that belongs to that issue): lane by lane at acc_bw bits,
-// sum = (first ? 0 : bank[addr]) + (acc ? in_data : 0); bank[addr] <= sum when acc or
-// first; with emit, out <= relu(sum) and out_valid pulses. A sum that does not fit
-// acc_bw, or an emitted value that does not fit psum_bw, raises the sticky overflow flag
-// instead of wrapping unnoticed. Back-to-back operations on one entry see the sum just
-// written (forwarded past the block RAM's read-before-write).
+// Three stages, so that the bank read, the add and the output select are each one cycle
+// (README "On an FPGA": they made the critical path in one). Issue (the edge that takes
+// acc/first/emit/relu/addr): the controls are registered and the bank entry addr is read
+// into a register, so the bank is a block RAM with a synchronous read and no reset of its
+// contents. Execute (the next edge, which takes in_data, the psum vector that belongs to
+// that issue): lane by lane at acc_bw bits, sum = (first ? 0 : bank[addr]) + (acc ?
+// in_data : 0); bank[addr] <= sum when acc or first; the sum and the emit's controls are
+// registered. Emit (the edge after): with emit, out <= relu(sum) and out_valid pulses. So
+// an operation issued at edge e is on out after edge e + 2 (model/hwconfig.py
+// CoreConfig.sfp_latency counts it from the instruction). A sum that does not fit acc_bw
+// (checked at execute), or an emitted value that does not fit psum_bw (checked at emit),
+// raises the sticky overflow flag instead of wrapping unnoticed. Back-to-back operations
+// on one entry see the sum just written (forwarded past the block RAM's read-before-write).
 // Extensions (added ports; the ones above keep their meaning):
 // - shift: the psum is added times 2**shift_bits (the high digit of a signed input,
 //   model/program/signed_input.py); the overflow check covers the wider addend.
@@ -19,7 +23,8 @@
 // - requant: emit each lane's level instead of the sum: ascending channel
 //   #{k : sum >= t_k}, descending #{k : sum <= t_k} (model/requant.py Requant.apply),
 //   thresholds t of channel thr_tile * col + c (sfp_thresholds, loaded by thr_wr from
-//   thr_data = xmem Q and read at the issue edge with the emit's thr_tile).
+//   thr_data = xmem Q; the emit's thr_tile is registered at its issue edge and its
+//   thresholds read at its execute edge, so they are there for the emit edge).
 // Needs acc_bw >= psum_bw (checked at elaboration).
 `include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
@@ -70,9 +75,12 @@ module sfp #(
     // issue -> execute registers
     reg              acc_q, first_q, emit_q, relu_q, shift_q, raw_q, requant_q;
     reg  [aw-1:0]    addr_q;
+    reg  [$clog2(thr_tiles)-1:0] thr_tile_q;
     reg  [col*acc_bw-1:0] bank_q;      // bank[addr] as read at the issue edge
-    reg  [col*acc_bw-1:0] forward_q;   // the sum written at the issue edge ...
-    reg                   use_forward; // ... into the entry that was read then
+    reg  [col*acc_bw-1:0] forward_q;   // the sum of the last execute edge: the emit stage's sum,
+    reg                   use_forward; // and the base of the next operation when on its entry
+    // execute -> emit registers (the sum is forward_q)
+    reg              emit_q2, relu_q2, raw_q2, requant_q2;
 
     reg  [col*acc_bw-1:0] bank [0:depth-1];
     wire [col*acc_bw-1:0] base = first_q ? {col*acc_bw{1'b0}} : use_forward ? forward_q : bank_q;
@@ -86,19 +94,22 @@ module sfp #(
     genvar c;
     generate
         for (c = 0; c < col; c = c + 1) begin : g_lane
+            // execute: the add and its acc_bw check
             wire signed [psum_bw-1:0] in_c = in_data[c*psum_bw +: psum_bw];
             wire signed [acc_bw-1:0]  base_c = base[c*acc_bw +: acc_bw];
             wire signed [ext_bw-1:0]  in_ext = {{(ext_bw-psum_bw){in_c[psum_bw-1]}}, in_c};
             wire signed [ext_bw-1:0]  addend = !acc_q ? {ext_bw{1'b0}} : shift_q ? in_ext <<< shift_bits : in_ext;
             wire signed [ext_bw-1:0]  wide = {{(ext_bw-acc_bw){base_c[acc_bw-1]}}, base_c} + addend;
             wire signed [acc_bw-1:0]  sum_c = wide[acc_bw-1:0];
-            wire signed [acc_bw-1:0]  act_c = (relu_q && sum_c[acc_bw-1]) ? {acc_bw{1'b0}} : sum_c;
             assign sum[c*acc_bw +: acc_bw] = sum_c;
-            assign result[c*psum_bw +: psum_bw] = act_c[psum_bw-1:0];
-            assign result_wide[c*acc_bw +: acc_bw] = act_c;
             // the sum fits acc_bw when the adder's bits above it are all sign copies
             assign lane_acc_ovf[c] = (wide[ext_bw-1:acc_bw-1] != {(ext_bw-acc_bw+1){1'b0}})
                                   && (wide[ext_bw-1:acc_bw-1] != {(ext_bw-acc_bw+1){1'b1}});
+            // emit: ReLU of the registered sum and its psum_bw check
+            wire signed [acc_bw-1:0]  held_c = forward_q[c*acc_bw +: acc_bw];
+            wire signed [acc_bw-1:0]  act_c = (relu_q2 && held_c[acc_bw-1]) ? {acc_bw{1'b0}} : held_c;
+            assign result[c*psum_bw +: psum_bw] = act_c[psum_bw-1:0];
+            assign result_wide[c*acc_bw +: acc_bw] = act_c;
             // the emitted value fits psum_bw when its dropped high bits are all sign copies
             if (acc_bw > psum_bw) begin : g_narrow
                 assign lane_out_ovf[c] = (act_c[acc_bw-1:psum_bw-1] != {(acc_bw-psum_bw+1){1'b0}})
@@ -109,11 +120,12 @@ module sfp #(
         end
     endgenerate
 
-    // Requantization: the thresholds of the emit's tile, read at its issue edge.
+    // Requantization: the thresholds of the emit's tile, read at its execute edge.
     wire [col*levels*thr_bw-1:0] thr;
     wire [col-1:0]               desc;
     sfp_thresholds #(.col(col), .acc_bw(acc_bw), .data_bw(thr_data_bw), .levels(levels), .tiles(thr_tiles)) u_thr (
-        .clk(clk), .wr(thr_wr), .rd(emit & requant), .tile(thr_tile), .lane(thr_lane), .level(thr_level),
+        .clk(clk), .wr(thr_wr), .wr_tile(thr_tile), .rd(emit_q & requant_q), .rd_tile(thr_tile_q),
+        .lane(thr_lane), .level(thr_level),
         .part(thr_part), .data(thr_data), .thr(thr), .desc(desc)
     );
 
@@ -161,6 +173,10 @@ module sfp #(
             raw_q <= 1'b0;
             requant_q <= 1'b0;
             use_forward <= 1'b0;
+            emit_q2 <= 1'b0;
+            relu_q2 <= 1'b0;
+            raw_q2 <= 1'b0;
+            requant_q2 <= 1'b0;
             out <= {col*psum_bw{1'b0}};
             out_wide <= {col*acc_bw{1'b0}};
             out_valid <= 1'b0;
@@ -174,16 +190,20 @@ module sfp #(
             raw_q <= raw;
             requant_q <= requant;
             use_forward <= write && addr == addr_q;
-            out_valid <= emit_q;
-            if (emit_q && requant_q) begin
-                out_wide <= requantize(sum);
-                out <= narrow(requantize(sum));
-            end else if (emit_q) begin
+            emit_q2 <= emit_q;
+            relu_q2 <= relu_q;
+            raw_q2 <= raw_q;
+            requant_q2 <= requant_q;
+            out_valid <= emit_q2;
+            if (emit_q2 && requant_q2) begin
+                out_wide <= requantize(forward_q);
+                out <= narrow(requantize(forward_q));
+            end else if (emit_q2) begin
                 out_wide <= result_wide;
                 out <= result;
             end
             // raw and requant emits leave psum_bw (sfp_out) aside: only acc_bw must hold
-            if ((acc_q && |lane_acc_ovf) || (emit_q && !raw_q && !requant_q && |lane_out_ovf))
+            if ((acc_q && |lane_acc_ovf) || (emit_q2 && !raw_q2 && !requant_q2 && |lane_out_ovf))
                 overflow <= 1'b1;
         end
     end
@@ -191,6 +211,7 @@ module sfp #(
     // data registers without reset (they only matter after an issue)
     always @(posedge clk) begin
         addr_q <= addr;
+        thr_tile_q <= thr_tile;
         forward_q <= sum;
     end
 endmodule

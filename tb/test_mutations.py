@@ -69,8 +69,8 @@ MUTATIONS: dict[str, Mutation] = {
     ),
     "sfp_relu_passes_minus_1": Mutation(
         "sfp.v",
-        [("(relu_q && sum_c[acc_bw-1])",
-          "(relu_q && sum_c[acc_bw-1] && sum_c != -1)  /* MUTATION */")],
+        [("(relu_q2 && held_c[acc_bw-1])",
+          "(relu_q2 && held_c[acc_bw-1] && held_c != -1)  /* MUTATION */")],
         "ReLU lets -1 through",
         layer="relu_edge", caught_by="output",
     ),

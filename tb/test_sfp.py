@@ -2,14 +2,16 @@
 through ReLU, raw (out_wide, no psum_bw check) or requantized to levels (thresholds).
 
 An operation issues with acc/first/emit/relu/addr at one edge (the bank is a block RAM
-read there) and executes at the next edge, which takes its in_data: lane by lane at
-acc_bw bits, sum = (first ? 0 : bank[addr]) + (acc ? in : 0); bank[addr] <= sum when acc
-or first; with emit, out <= relu(sum) (psum_bw bits) and out_valid pulses. A sum that does
-not fit acc_bw (with acc), or an emitted value that does not fit psum_bw, raises the
-sticky overflow flag (until reset) instead of wrapping silently. shift adds the psum times
-2**shift_bits. requant emits each lane's level, model.requant.Requant.apply of the sum with
-the thresholds of tile thr_tile (written by thr_wr from thr_data, part by part; read at
-the issue edge); out_wide carries every emitted value at acc_bw bits.
+read there), executes at the next edge, which takes its in_data: lane by lane at acc_bw
+bits, sum = (first ? 0 : bank[addr]) + (acc ? in : 0); bank[addr] <= sum when acc or
+first; and emits at the edge after that: with emit, out <= relu(sum) (psum_bw bits) and
+out_valid pulses. A sum that does not fit acc_bw (with acc, at the execute edge), or an
+emitted value that does not fit psum_bw (at the emit edge), raises the sticky overflow
+flag (until reset) instead of wrapping silently. shift adds the psum times 2**shift_bits.
+requant emits each lane's level, model.requant.Requant.apply of the sum with the
+thresholds of tile thr_tile (written by thr_wr from thr_data, part by part; read at the
+execute edge, after the issue edge's write); out_wide carries every emitted value at
+acc_bw bits.
 
 Driver: writes the controls on the falling edge and the operation's in_data one cycle
 later (TB.cycle takes both together). Monitor: at each rising edge the inputs that edge
@@ -53,7 +55,8 @@ class SfpModel:
         self.out_wide = [0] * self.col
         self.out_valid = 0
         self.overflow = 0
-        self.issued = None                     # the controls of the operation in flight
+        self.issued = None                     # the controls of the operation issued at the last edge
+        self.held = None                       # the emit executed at the last edge: (operation, sums)
 
     def outputs(self) -> dict:
         return {"out": list(self.out), "out_wide": list(self.out_wide), "out_valid": self.out_valid,
@@ -88,25 +91,29 @@ class SfpModel:
 
     def clock(self, i: dict) -> Counter:
         ev = Counter()
+        op, held = self.issued, self.held
         requant = None
-        if i["emit"] and i["requant"]:        # the thresholds are read at the issue edge,
-            requant = self.requant(i["thr_tile"])   # before this edge's write, reset or not
+        if op is not None and op["emit"] and op["requant"]:   # the thresholds are read at the execute
+            requant = self.requant(op["thr_tile"])            # edge, before its write, reset or not
         if i["thr_wr"]:
             self.write_thresholds(i)
             ev["thr_wr"] += 1
         if i["reset"]:
             self.reset()          # the bank and the thresholds are not reset
             return ev
-        op = self.issued
-        self.issued = {k: i[k] for k in ("acc", "first", "emit", "relu", "addr", "shift", "raw", "requant")}
-        self.issued["thresholds"] = requant
-        if op is None or not (op["acc"] or op["first"] or op["emit"]):
-            self.out_valid = 0
-            return ev
-        return self.execute(dict(op, in_data=i["in_data"]), ev)
+        self.issued = {k: i[k] for k in ("acc", "first", "emit", "relu", "addr", "shift", "raw", "requant",
+                                         "thr_tile")}
+        self.out_valid = 0
+        if held is not None:
+            self.emit(*held, ev)
+        self.held = None
+        if op is not None and (op["acc"] or op["first"] or op["emit"]):
+            self.held = self.execute(dict(op, in_data=i["in_data"], thresholds=requant), ev)
+        return ev
 
-    def execute(self, i: dict, ev: Counter) -> Counter:
-        """The issued operation `i` with its in_data."""
+    def execute(self, i: dict, ev: Counter) -> tuple[dict, list[int]] | None:
+        """The issued operation `i` with its in_data: the add and the write-back; returns
+        what its emit edge takes (None: no emit)."""
         self.addr = i["addr"]
         if self.issued["addr"] == i["addr"] and (i["acc"] or i["first"]):
             ev["forward"] += 1    # the next operation reads the entry this one writes
@@ -119,27 +126,29 @@ class SfpModel:
         addend = [v * scale for v in i["in_data"]] if i["acc"] else [0] * self.col
         wide = [b + a for b, a in zip(base, addend)]
         sums = [signed(w, self.acc_bw) for w in wide]
-        acts = [0 if i["relu"] and s < 0 else s for s in sums]
         acc_ovf = bool(i["acc"]) and any(not fits(w, self.acc_bw) for w in wide)
-        narrow = not (i["raw"] or i["requant"])
-        out_ovf = bool(i["emit"]) and narrow and any(not fits(a, self.psum_bw) for a in acts)
         if i["acc"] or i["first"]:
             self.bank[i["addr"]] = sums
-        self.out_valid = i["emit"]
-        if i["emit"]:
-            if i["requant"]:
-                acts = i["thresholds"].apply(np.array(sums)).tolist()
-                ev["requant"] += 1
-            self.out = [signed(a & ((1 << self.psum_bw) - 1), self.psum_bw) for a in acts]
-            self.out_wide = acts
-            ev["raw" if i["raw"] else "requant" if i["requant"] else "emit_relu" if i["relu"] else "emit"] += 1
-            ev["relu_clipped"] += i["relu"] and any(s < 0 for s in sums)
         ev["shift"] += i["acc"] and i["shift"]
         ev["acc_overflow"] += acc_ovf
-        ev["out_overflow"] += out_ovf
         ev["acc"] += i["acc"]
-        self.overflow |= int(acc_ovf or out_ovf)
-        return ev
+        self.overflow |= int(acc_ovf)
+        return (i, sums) if i["emit"] else None
+
+    def emit(self, i: dict, sums: list[int], ev: Counter) -> None:
+        """The emit edge of operation `i`, whose sums the execute edge registered."""
+        acts = [0 if i["relu"] and s < 0 else s for s in sums]
+        out_ovf = not (i["raw"] or i["requant"]) and any(not fits(a, self.psum_bw) for a in acts)
+        if i["requant"]:
+            acts = i["thresholds"].apply(np.array(sums)).tolist()
+            ev["requant"] += 1
+        self.out_valid = 1
+        self.out = [signed(a & ((1 << self.psum_bw) - 1), self.psum_bw) for a in acts]
+        self.out_wide = acts
+        ev["raw" if i["raw"] else "requant" if i["requant"] else "emit_relu" if i["relu"] else "emit"] += 1
+        ev["relu_clipped"] += i["relu"] and any(s < 0 for s in sums)
+        ev["out_overflow"] += out_ovf
+        self.overflow |= int(out_ovf)
 
 
 class TB(LockstepTB):
@@ -182,10 +191,10 @@ class TB(LockstepTB):
             self.emitted.append(got["out"])
 
     async def settle(self) -> dict:
-        """Idle from the next falling edge on and return the outputs after the edge that
-        executed the operation issued last."""
-        await self.cycle()
-        await self.cycle()
+        """Idle from the next falling edge on and return the outputs after the emit edge of
+        the operation issued last (its issue, execute and emit edges)."""
+        for _ in range(3):
+            await self.cycle()
         return self.outputs()
 
 
@@ -396,7 +405,7 @@ async def test_requant_levels(dut):
     out / out_wide after every edge): two tiles of random, unsorted thresholds, some lanes
     descending, one lane of 'always' (-2**acc_bw) and one of 'never' (2**acc_bw - 1)
     thresholds; sums at every threshold -1, 0 and +1, and at both ends of acc_bw. An
-    emit reads its tile's thresholds at its issue edge; levels never raise the flag."""
+    emit reads its tile's thresholds at its execute edge; levels never raise the flag."""
     tb = TB(dut)
     rng = seeded_rng(dut)
     await tb.start()

@@ -92,7 +92,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
                       acc_src=1, acc_first=1, emit=1, relu=1, acc_addr=0)
                 program.psum_writes.append((addr, key))
                 program.emits.append(key)
-            program.last_emit = drain + 2 * n - 1 + 2
+            program.last_emit = drain + 2 * n - 1 + CONFIG.sfp_latency
             earliest_start = drain + n
     tl.at(program.last_emit + 1)
     for k in range(program.compute_start, len(tl.cycles)):

@@ -56,7 +56,7 @@ def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
                       acc_first=int(i == 0), emit=int(last), relu=int(last), acc_addr=0)
                 t += 1
             program.emits.append((oct, o_nij))
-    program.last_emit = t + 1          # the emit at t-1 is on sfp_out during t+1
+    program.last_emit = t - 1 + CONFIG.sfp_latency   # the last emit is at t-1
     tl.at(program.last_emit + 1)       # a few idle cycles so the player sees the last output
     program.inst, program.d_xmem = tl.words()
     return program

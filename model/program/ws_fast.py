@@ -492,5 +492,5 @@ def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: 
         xmem.write(tl, t)
         array.issue(tl, t, l0, weights, xmem)
         t += 1
-    program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + 2
+    program.last_emit = max(k for k, c in enumerate(tl.cycles) if c.get("emit")) + CONFIG.sfp_latency
     tl.at(program.last_emit + 1)
