@@ -74,18 +74,32 @@ def test_other_array_sizes(n, schedule):
 
 
 def test_fast_8x8_layer_cycles():
+    """Weights through wmem, activations through xmem: the first set starts in the cycle after
+    column 0's LOAD (cycle 2), 144 vectors back to back, the OFIFO latency (16) and the
+    SFP's two cycles: 163."""
     x, w = layer(8, 8, 4, 4)
     program, report = build_and_check("fast", x, w)
-    assert program.cycles <= 200
+    assert program.cycles <= 2 + 144 - 1 + 16 + 2
     assert report.last_output - program.compute_start == program.cycles
 
 
+def test_os_8x8_layer_cycles():
+    """One step per cycle (activation from xmem, weight from wmem in one cycle): per pixel
+    group 72 steps; the next group starts 2n - 1 = 15 cycles after a group's last step,
+    once the drain has left row 0 (a PE holds one sum); the last group's drain, OFIFO and
+    SFP take 3n + 1 after its last step, after a fill of 2 cycles."""
+    x, w = layer(8, 8, 4, 4)
+    program, _ = build_and_check("os", x, w)
+    n, steps = 8, 72
+    assert program.cycles == 2 + steps + (2 * n - 1) + steps - 1 + 3 * n + 1
+
+
 def test_two_pass_layer():
-    x, w = layer(64, 16, 8, 8)
+    x, w = layer(64, 32, 4, 4)                 # 4 x 8 tile pairs of weights: more than wmem holds
     assert len(plan_passes(geometry(x, w))) == 2 and len(plan_passes(geometry(x, w), banks=2)) == 3
     program, report = build_and_check("fast", x, w)
     assert program.compute_start == 0          # multi-pass: measured with every load
-    assert len(report.psum_lanes) == 2 * 8 * 9 * 64
+    assert len(report.psum_lanes) == 4 * 8 * 9 * 16
 
 
 def test_report_contents():
@@ -368,10 +382,13 @@ def test_2bit_on_a_4x4_array():
 
 
 def test_2bit_16_to_16_4x4_cycles():
-    """The bench's 2-bit row: 36,864 MACs, 288 cycles at 128 MACs per cycle; the xmem port
-    needs 16 activation + 288 weight reads, so 327 is this schedule's floor."""
+    """The bench's 2-bit row: 36,864 MACs, 288 cycles at 128 MACs per cycle; the wmem port
+    needs 288 LOADs (16 per weight set of 16 positions), so with the activations on the
+    xmem port the array is the bound: the first set starts in cycle 6 (its last LOAD, the
+    16th, in cycle 16, is due when the start token reaches row 4 of column 7), 288 vectors
+    back to back, the OFIFO latency (16) and the SFP's two cycles: 311."""
     program, _ = build_and_check("fast2", *layer2(16, 16, 4, 4))
-    assert program.cycles <= 330, program.cycles
+    assert program.cycles <= 6 + 288 - 1 + 16 + 2, program.cycles
 
 
 def test_2bit_refusals():
