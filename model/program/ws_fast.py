@@ -93,6 +93,10 @@ class _ActivationSource:
     def pushed(self, word: tuple) -> None:
         self.uses[word] -= 1
 
+    def other_read(self) -> None:
+        """xmem Q now holds something else (a weight: weight-bound layers, _Plan.split)."""
+        self.on_q = None
+
     def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> bool:
         """Issue the xmem read of `word` at t (reuse: if its buffer entry is free)."""
         if self.reuse:
@@ -121,15 +125,16 @@ class _ActivationSource:
                 self.fetch(tl, t, word, self.plan.word_addr(word))
 
 
-def plan_passes(geo: LayerGeometry, banks: int = 1) -> list[tuple[list[int], list[int]]]:
+def plan_passes(geo: LayerGeometry, banks: int = 1, split: bool = False) -> list[tuple[list[int], list[int]]]:
     """Split the layer into passes (oc tiles, ic tiles) whose operands fit one of `banks`
     equal parts of each memory at once: the interior activation words of the ic tiles in a
-    part of xmem, the weights of those (oc tile, ic tile) pairs in a part of wmem. Oc-tile
-    groups are as large as the weight part allows, so each ic tile's activations are
-    loaded once per group."""
+    part of xmem, the weights of those (oc tile, ic tile) pairs in a part of wmem (split:
+    the activations in a quarter of xmem, the weights of bank 1 in xmem's upper half).
+    Oc-tile groups are as large as the weight part allows, so each ic tile's activations
+    are loaded once per group."""
     act_words = geo.n_onij
     tile_weights = KIJ * geo.array_size * geo.lanes
-    act_room, weight_room = XMEM_DEPTH // banks, WMEM_DEPTH // banks
+    act_room, weight_room = XMEM_DEPTH // (2 * banks if split else banks), WMEM_DEPTH // banks
     if act_words > act_room:
         raise LayerError(f"layer {geo.name} cannot run: one ic tile needs "
                          f"{act_words} activation words, xmem holds {act_room}")
@@ -151,6 +156,15 @@ def xmem_banks(geo: LayerGeometry) -> int:
     return 2 if halves_fit else 1
 
 
+def weight_bound(geo: LayerGeometry, banks: int) -> bool:
+    """Double-buffered passes whose weight sets have at most twice as many positions as
+    LOADs (the 2x2 to 4x4 maps): each weight word takes two port cycles (its write, its
+    LOAD), more than wmem's port has while the set computes, so odd passes keep their
+    weights in xmem's upper half and LOAD them from xmem Q (WSRC 0): one pass's LOADs and
+    the next pass's writes then use different ports, and the D_xmem bus (a word per cycle)
+    is the bound. The activations take xmem's lower half."""
+    return banks == 2 and geo.n_onij <= 2 * geo.lanes * geo.array_size
+
 # ws_fast without the activation buffer: how many positions past the L0 write pointer the
 # xmem port looks for the next word to read (a run of padding zeros needs no read).
 _DIRECT_LOOKAHEAD = 8
@@ -164,7 +178,8 @@ class _Plan:
         word's id (word_ids) instead of its value."""
         self.geo, self.a_pad, self.w = geo, a_pad, w
         self.banks = xmem_banks(geo)
-        self.passes = plan_passes(geo, self.banks)
+        self.split = weight_bound(geo, self.banks)
+        self.passes = plan_passes(geo, self.banks, self.split)
         n, lanes = geo.array_size, geo.lanes
         # LOAD columns of a weight set (wcol k: column k % n, rows from first_row[k], n // lanes
         # of them), in order of the cycle the start token reaches their first row
@@ -207,12 +222,17 @@ class _Plan:
 
     def act_addr(self, p: int, ict: int, nij: int) -> int:
         """xmem address of ic tile ict's word at nij in pass p: in the pass's bank."""
-        bank = p % self.banks * (XMEM_DEPTH // self.banks)
+        bank = p % self.banks * (XMEM_DEPTH // (2 * self.banks if self.split else self.banks))
         return bank + self.ict_slot[ict] * self.geo.n_onij + self.geo.interior_index(nij)
 
+    def weight_mem(self, p: int) -> str:
+        """The memory that holds pass p's weights: wmem, or xmem for odd passes of a
+        weight-bound layer (weight_bound)."""
+        return "xmem" if self.split and p % 2 else "wmem"
+
     def weight_addr(self, oct: int, ict: int, kij: int, k: int) -> int:
-        """wmem address of the word of LOAD column k of weight set (oct, ict, kij): in its
-        pass's bank."""
+        """Address of the word of LOAD column k of weight set (oct, ict, kij) in its pass's
+        bank of weight_mem: wmem's bank, or xmem's upper half."""
         slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
         bank = self.pass_of_pair[(oct, ict)] % self.banks * (WMEM_DEPTH // self.banks)
         return bank + (slot * KIJ + kij) * self.geo.array_size * self.geo.lanes + k
@@ -234,7 +254,7 @@ class _Plan:
                 for kij in range(KIJ):
                     for k in range(loads):
                         first = ict * t + (k // n) * n
-                        words.append(("wmem", self.weight_addr(oct, ict, kij, k),
+                        words.append((self.weight_mem(p), self.weight_addr(oct, ict, kij, k),
                                       geo.n_ic_tiles * geo.n_onij + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * loads + k
                                       if w is None else
                                       pack_lanes(w[oct * n + k % n, first:first + n, kij], LANE_BITS, signed=True)))
@@ -321,24 +341,30 @@ class _L0Writer:
 
 class _WeightStager:
     """Stages the weight sets column by column (plan.loads order): a wmem read, LOAD (WSRC)
-    the next cycle. The rows of column c that a LOAD writes may be overwritten once the
-    current set's start token has passed the last of them."""
+    the next cycle (from xmem, WSRC 0, for a pass whose weights are there: weight_bound).
+    The rows of column c that a LOAD writes may be overwritten once the current set's start
+    token has passed the last of them."""
 
-    def __init__(self, plan: _Plan):
-        self.plan = plan
+    def __init__(self, plan: _Plan, source: _ActivationSource):
+        self.plan, self.source = plan, source
         self.next_wset, self.col = 0, 0           # next weight set, index into plan.loads
         self.loaded: dict[int, list[int]] = {}   # weight set -> cycle of each column's LOAD
 
     def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
         plan, g, n = self.plan, self.next_wset, self.plan.geo.array_size
-        if tl.busy(t, "cen_wmem") or g >= len(plan.wsets) or not xmem.readable(plan.pass_of_wset[g]):
+        if g >= len(plan.wsets) or not xmem.readable(plan.pass_of_wset[g]):
+            return
+        mem = plan.weight_mem(plan.pass_of_wset[g])
+        if tl.busy(t, "cen_" + mem) or tl.busy(t + 1, "load"):    # one LOAD a cycle, from either memory
             return
         prev, k = g - 1, plan.loads[self.col]
         last_row = plan.first_row[k] + plan.rows_per_load - 1
         if prev >= 0 and not (prev in wset_start and t + 1 >= wset_start[prev] + last_row + k % n):
             return
-        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], k), "wmem")
-        tl.at(t + 1, load=1, wsrc=1, wcol=k, **plan.mode)
+        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], k), mem)
+        if mem == "xmem":
+            self.source.other_read()
+        tl.at(t + 1, load=1, wsrc=int(mem == "wmem"), wcol=k, **plan.mode)
         self.loaded.setdefault(g, []).append(t + 1)
         self.col += 1
         if self.col == len(plan.loads):
@@ -480,11 +506,12 @@ def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: 
         tl.xmem_write(t, addr, data, mem)
     xmem = _XmemLoader(plan)
     l0 = _L0Writer(plan, source, l0_depth)
-    weights = _WeightStager(plan)
+    weights = _WeightStager(plan, source)
     geo = plan.geo
     array = _ArrayIssuer(plan, program, geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.n_nij <= PMEM_DEPTH)
     t = start + len(first)
-    while array.next_exec < len(plan.positions):
+    # (a weight set may start before its last LOADs: those still come after the last EXECUTE)
+    while array.next_exec < len(plan.positions) or weights.next_wset < len(plan.wsets):
         xmem.next_pass(l0.next_push, weights.next_wset)
         l0.push(tl, t, array.next_exec)
         if weights.committed(array.wset_start):

@@ -18,6 +18,7 @@ from model import program as P
 from model.program import memory_map
 from model.errors import LayerError, ModelError
 from model.program import FIELDS, Program, Timeline, decode, geometry, pack_lanes, plan_passes
+from model.program.ws_fast import weight_bound, xmem_banks
 from model.program_check import CheckReport, ProgramError, check_program
 from model.tiling import psum_address, random_layer
 
@@ -100,6 +101,22 @@ def test_two_pass_layer():
     program, report = build_and_check("fast", x, w)
     assert program.compute_start == 0          # multi-pass: measured with every load
     assert len(report.psum_lanes) == 4 * 8 * 9 * 16
+
+
+def test_weight_bound_passes_load_from_both_memories():
+    """2x2 maps: a weight set has 4 positions and 8 LOADs, so odd passes keep their weights in
+    xmem (LOAD with WSRC 0) while the next pass is written into wmem, and the other way
+    round: the D_xmem bus, not wmem's port (a write and a LOAD per weight word), is the
+    bound. Every pass's words written, then LOADed, in well under 2 cycles per word."""
+    x, w = layer(64, 32, 2, 2)
+    geo = geometry(x, w)
+    assert weight_bound(geo, xmem_banks(geo)) and len(plan_passes(geo, 2, split=True)) == 3
+    program, _ = build_and_check("fast", x, w)
+    fields = [decode(word) for word in program.inst]
+    assert {f["wsrc"] for f in fields if f["load"]} == {0, 1}
+    writes = sum(1 for f in fields for m in ("xmem", "wmem") if not f["cen_" + m] and not f["wen_" + m])
+    assert writes == 8 * 4 * 9 * 8 + 8 * 4        # every weight word once, each ic tile's 4 words once
+    assert program.cycles < 1.5 * writes
 
 
 def test_report_contents():
