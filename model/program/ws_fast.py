@@ -379,8 +379,8 @@ class _WeightStager:
             load <= t + plan.first_row[k] + k % n - 1 for k, load in zip(plan.loads, loads))
 
     def committed(self, wset_start: dict[int, int]) -> bool:
-        """Has the set being staged started already (ready_soon)? Then its LOADs take the
-        wmem port before anything else."""
+        """Has the set being staged started already (ready_soon)? Then its LOADs take their
+        memory's port before anything else."""
         return self.col > 0 and self.next_wset in wset_start
 
     def ready_soon(self, g: int, t: int, wset_start: dict[int, int], xmem: "_XmemLoader") -> bool:
@@ -388,7 +388,7 @@ class _WeightStager:
         when the start token reaches it, c cycles after row 0; in 2-bit mode a set's 2n LOADs
         fill the wmem port for as long as the set computes)? Yes when the LOADs staged so
         far are in time and each remaining one, read in the cycles from t + 1 on
-        (committed() gives it the wmem port first), is both inside its window and in time."""
+        (committed() gives it the port first), is both inside its window and in time."""
         plan, n, loads = self.plan, self.plan.geo.array_size, self.loaded.get(g, [])
         if self.next_wset != g or not loads or not xmem.readable(plan.pass_of_wset[g]):
             return False
@@ -459,7 +459,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
       xmem read. xmem holds interior words only.
     - Activation words are read from xmem once per (oc tile, ic tile) into the activation
       buffer and pushed from there for every kij (when the map fits the buffer); weights
-      are LOADed from wmem (WSRC), through its own port.
+      are LOADed from wmem (WSRC), through its own port (a weight-bound layer's odd passes
+      from xmem's upper half: weight_bound).
     - The next weight set is staged column by column while the current one computes:
       column c may be overwritten once the current set's start token has passed
       PE(row-1, c), and must be staged before the next start reaches PE(0, c).

@@ -284,6 +284,13 @@ def test_unknown_data_is_caught():
     tl.at(2, load=1, wcol=3)
     with pytest.raises(ProgramError, match=r"^cycle 2: LOAD takes xmem Q, which is unknown \(xmem\[7\]"):
         check_program(hand_program(tl), None, None)
+    tl = Timeline()                 # wmem: WSRC takes its Q, which a read of xmem does not set
+    tl.xmem_write(0, 7, 5, "wmem")
+    tl.xmem_read(1, 7)
+    tl.xmem_read(1, 6, "wmem")      # never written
+    tl.at(2, ififo_wr=1, wsrc=1)
+    with pytest.raises(ProgramError, match=r"^cycle 2: IFIFO_WR takes wmem Q, which is unknown \(wmem\[6\]"):
+        check_program(hand_program(tl), None, None)
     tl = Timeline()
     tl.at(4, emit=1, acc_addr=5)
     with pytest.raises(ProgramError, match=r"^cycle 4: SFP bank entry 5 is used before an ACC_FIRST"):
