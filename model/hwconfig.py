@@ -24,7 +24,7 @@ __all__ = ["CONFIG", "CoreConfig", "INST_HEADER", "InstructionSet", "read_config
 INST_HEADER = Path(__file__).resolve().parent.parent / "rtl" / "core_inst.vh"
 
 # Widths of the multi-bit instruction fields: which width define each one uses.
-_FIELD_WIDTHS = {"A_XMEM": "ADDR_BITS", "A_PMEM": "ADDR_BITS", "WCOL": "WCOL_BITS",
+_FIELD_WIDTHS = {"A_XMEM": "ADDR_BITS", "A_PMEM": "ADDR_BITS", "A_WMEM": "ADDR_BITS", "WCOL": "WCOL_BITS",
                  "ACC_ADDR": "ACC_BITS", "ABUF_WADDR": "ABUF_BITS", "ABUF_RADDR": "ABUF_BITS",
                  "THR_TILE": "THR_TILE_BITS", "THR_LANE": "WCOL_BITS", "THR_LEVEL": "THR_LEVEL_BITS",
                  "THR_PART": "THR_PART_BITS"}
@@ -73,7 +73,7 @@ class CoreConfig:
     acc_bw: int                # bits of an SFP bank sum
     fifo_depth: int            # entries per L0 / IFIFO / OFIFO lane
     weight_base: int           # xmem address of the first weight word
-    addr_bits: int             # xmem / pmem address width
+    addr_bits: int             # xmem / wmem / pmem address width
     abuf_bits: int             # activation buffer address width
     sfp_bits: int              # SFP bank address width
     wcol_bits: int             # LOAD column field width
@@ -111,6 +111,11 @@ class CoreConfig:
 
     @property
     def xmem_depth(self) -> int:
+        return 1 << self.addr_bits
+
+    @property
+    def wmem_depth(self) -> int:
+        """Weight memory words (each xmem_word_bits wide): its own port beside xmem's."""
         return 1 << self.addr_bits
 
     @property

@@ -5,9 +5,10 @@ word per cycle through a behavioural model of rtl/core.v that follows the RTL's 
 semantics register by register, one class per unit (sizes from model.hwconfig); the
 model is cross-checked against the RTL by tb/test_core_model.py:
 
-* xmem / pmem (_Sram): single port, active-low CEN/WEN; a read puts mem[A] on Q at the end of the
-  cycle and Q holds until the next read (writes leave Q alone); Q starts at 0, memory
-  starts unknown (X). pmem write data is the OFIFO head of that cycle.
+* xmem / wmem / pmem (_Sram): single port each, active-low CEN/WEN; a read puts mem[A] on Q at
+  the end of the cycle and Q holds until the next read (writes leave Q alone); Q starts at 0,
+  memory starts unknown (X). xmem and wmem write the cycle's D_xmem word; pmem write data is
+  the OFIFO head of that cycle. LOAD and IFIFO_WR take xmem Q, or wmem Q with WSRC.
 * activation buffer (_Abuf): ABUF_WR stores xmem Q at the end of the cycle, the read is
   combinational. L0 write data: zeros (L0_ZERO), abuf[ABUF_RADDR] (L0_ABUF) or xmem Q.
 * L0 (one FIFO per row) and IFIFO (one per column) (_SkewFifoBank): first-word fall-through, lane i pops
@@ -522,6 +523,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                   abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth,
                   acc_bw: int = CONFIG.acc_bw, psum_bw: int = CONFIG.psum_bw,
                   xmem_depth: int = CONFIG.xmem_depth, pmem_depth: int = CONFIG.pmem_depth,
+                  wmem_depth: int = CONFIG.wmem_depth,
                   verify: bool = True, requant: Requant | None = None) -> CheckReport:
     """Replay ``program`` cycle by cycle and check every pmem write and SFP output against the
     reference of (x_int, w_int) on a program.array_size x program.array_size core. Raises
@@ -555,6 +557,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
 
     xmask = (1 << (n * BW)) - 1
     xmem = _Sram("xmem", xmem_depth, 0)
+    wmem = _Sram("wmem", wmem_depth, 0)
     pmem = _Sram("pmem", pmem_depth, [0] * n)
     abuf = _Abuf(abuf_depth)
     l0 = _SkewFifoBank("L0", "row", n, fifo_depth)
@@ -604,8 +607,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
             l0_data = 0
             if l0_wr and not f["l0_zero"]:
                 l0_data = abuf.read(t, f["abuf_raddr"]) if f["l0_abuf"] else xmem.known_q(t, "L0_WR")
+            weights = wmem if f["wsrc"] else xmem      # where LOAD / IFIFO_WR take their word
             ififo_wr = f["ififo_wr"]
-            ififo_data = xmem.known_q(t, "IFIFO_WR") if ififo_wr else 0
+            ififo_data = weights.known_q(t, "IFIFO_WR") if ififo_wr else 0
             load_col, load_word, load_half = -1, 0, -1
             if f["load"]:
                 load_col = f["wcol"]
@@ -615,7 +619,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                         raise ProgramError(f"cycle {t}: 2-bit LOAD into column {f['wcol']} of a {n}-column array")
                 elif load_col >= n:
                     raise ProgramError(f"cycle {t}: LOAD into column {load_col} of a {n}-column array")
-                load_word = xmem.known_q(t, "LOAD")
+                load_word = weights.known_q(t, "LOAD")
             # ---- the array (its inputs are the FIFO heads before this edge) ----
             array.step(t, f["execute"], f["start"], f["os"], f["act2"], f["os"], f["drain"], load_col, load_word,
                        load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()])
@@ -633,11 +637,13 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                                f"tile {f['thr_tile']}: its threshold block RAM would be read where it is written")
         threshold_word = xmem.known_q(t, "THR_WR") if f["thr_wr"] else None
         # ---- SRAMs (never reset); a pmem write is checked against the program's list ----
-        if not f["cen_xmem"]:
-            if not f["wen_xmem"]:
-                xmem.write(t, f["a_xmem"], (d_words[t] if t < total else 0) & xmask)
-            else:
-                xmem.read(t, f["a_xmem"])
+        for mem in (xmem, wmem):
+            name = mem.name
+            if not f["cen_" + name]:
+                if not f["wen_" + name]:
+                    mem.write(t, f["a_" + name], (d_words[t] if t < total else 0) & xmask)
+                else:
+                    mem.read(t, f["a_" + name])
         if not f["cen_pmem"]:
             if not f["wen_pmem"]:
                 a = pmem.address(t, f["a_pmem"])

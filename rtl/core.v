@@ -1,7 +1,9 @@
-// The core: corelet + activation/weight SRAM (xmem) + psum SRAM (pmem), driven by one
-// instruction word per cycle (core_inst.vh, which also holds the parameter defaults). xmem
-// holds activations at 0.. and weights at CORE_WEIGHT_BASE..; pmem holds psum vectors
-// (col x psum_bw bits).
+// The core: corelet + activation/weight SRAM (xmem) + weight SRAM (wmem) + psum SRAM (pmem),
+// driven by one instruction word per cycle (core_inst.vh, which also holds the parameter
+// defaults). The classic flow keeps activations at 0.. and weights at CORE_WEIGHT_BASE.. of
+// xmem; wmem is a second port for weights (WSRC: LOAD / IFIFO_WR take wmem Q), written
+// from the same D_xmem bus (a cycle's D_xmem word goes to the memory whose WEN is low).
+// pmem holds psum vectors (col x psum_bw bits).
 // Counters: `cycles` counts every cycle since reset, `busy` the cycles in which an
 // activation vector entered the array (each makes row x col MACs), so busy / cycles is
 // the MAC utilization measured by the RTL itself. errors holds the sticky FIFO/SFP
@@ -32,9 +34,11 @@ module core #(
 
     // The SRAM depths follow from the instruction's address fields (core_inst.vh).
     localparam xmem_depth = 1 << `ADDR_BITS;
+    localparam wmem_depth = 1 << `ADDR_BITS;
     localparam pmem_depth = 1 << `ADDR_BITS;
 
     wire [row*bw-1:0]      xmem_q;
+    wire [row*bw-1:0]      wmem_q;
     wire [col*psum_bw-1:0] pmem_q;
     wire [col*psum_bw-1:0] ofifo_data;
 
@@ -45,6 +49,15 @@ module core #(
         .A(inst[`INST_A_XMEM +: `ADDR_BITS]),
         .D(D_xmem),
         .Q(xmem_q)
+    );
+
+    sram #(.width(row*bw), .depth(wmem_depth)) u_wmem (
+        .CLK(clk),
+        .CEN(inst[`INST_CEN_WMEM]),
+        .WEN(inst[`INST_WEN_WMEM]),
+        .A(inst[`INST_A_WMEM +: `ADDR_BITS]),
+        .D(D_xmem),
+        .Q(wmem_q)
     );
 
     sram #(.width(col*psum_bw), .depth(pmem_depth)) u_pmem (
@@ -63,6 +76,7 @@ module core #(
         .clk(clk), .reset(reset),
         .inst(inst),
         .xmem_q(xmem_q),
+        .wmem_q(wmem_q),
         .pmem_q(pmem_q),
         .ofifo_data(ofifo_data),
         .ofifo_valid(ofifo_valid),

@@ -11,8 +11,8 @@
 `define CORE_PSUM_BW 16       // psum lane width (pmem word = col * CORE_PSUM_BW bits)
 `define CORE_ACC_BW 20        // SFP bank sum width
 `define CORE_FIFO_DEPTH 64    // entries per L0 / IFIFO / OFIFO lane
-`define CORE_WEIGHT_BASE 1024 // xmem: activations at 0.., weights at CORE_WEIGHT_BASE..
-// xmem / pmem depth: 1 << ADDR_BITS; activation buffer: 1 << ABUF_BITS; SFP bank: 1 << ACC_BITS
+`define CORE_WEIGHT_BASE 1024 // xmem: activations at 0.., weights at CORE_WEIGHT_BASE.. (classic flow)
+// xmem / wmem / pmem depth: 1 << ADDR_BITS; activation buffer: 1 << ABUF_BITS; SFP bank: 1 << ACC_BITS
 
 // ---- sticky error flags: bit order of core.errors ----
 `define ERR_L0_OVERFLOW 0
@@ -28,7 +28,8 @@
 // ---- instruction word: one word per cycle. Bits 0..33 are the classic layout
 // (DESIGN.md section 4); extensions sit above bit 33. A field whose comment says
 // "active low" is 1 in the idle word (a cycle that does nothing), every other bit 0.
-// "xmem Q" is the word read from xmem by the previous cycle's instruction.
+// "xmem Q" is the word read from xmem by the previous cycle's instruction ("wmem Q" likewise);
+// with WSRC, LOAD and IFIFO_WR take wmem Q instead of xmem Q.
 `define INST_LOAD 0   // WS: xmem Q -> staged weights of column WCOL (nibble r -> row r)
 `define INST_EXECUTE 1   // the L0 heads enter the array as valid activations (row skew)
 `define INST_L0_WR 2   // push xmem Q (or zeros, L0_ZERO, or an abuf entry, L0_ABUF) into the L0, nibble r -> row r
@@ -67,7 +68,11 @@
 `define INST_THR_LANE 85   // WCOL_BITS: column (lane) of a threshold write
 `define INST_THR_LEVEL 89   // THR_LEVEL_BITS: threshold 0..14; 15 writes the tile's descending bits (xmem Q bit c -> lane c)
 `define INST_THR_PART 93   // THR_PART_BITS: which xmem-word-wide part of the threshold (low part 0)
-`define INST_WIDTH 96
+`define INST_A_WMEM 96   // 11 bits: wmem (weight memory) address
+`define INST_WEN_WMEM 107  // active low: write D_xmem into wmem
+`define INST_CEN_WMEM 108  // active low: wmem enabled
+`define INST_WSRC 109   // LOAD and IFIFO_WR take wmem Q instead of xmem Q (0: the classic flow)
+`define INST_WIDTH 110
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4

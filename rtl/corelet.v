@@ -1,6 +1,7 @@
 // Everything between the SRAMs: abuf -> L0 -> array <- IFIFO, array -> OFIFO -> SFP.
 // Takes the instruction word and the SRAM read data; gives the OFIFO head (pmem write
-// data) and the SFP output.
+// data) and the SFP output. Weights (LOAD, IFIFO_WR) come from xmem Q, or with WSRC from
+// wmem Q, the weight memory's own port.
 `include "core_inst.vh"
 `default_nettype none
 module corelet #(
@@ -17,6 +18,7 @@ module corelet #(
     input  wire [`INST_WIDTH-1:0]  inst,      // the SRAM fields are decoded by the core
     /* verilator lint_on UNUSEDSIGNAL */
     input  wire [row*bw-1:0]      xmem_q,
+    input  wire [row*bw-1:0]      wmem_q,
     input  wire [col*psum_bw-1:0] pmem_q,
     output wire [col*psum_bw-1:0] ofifo_data,
     output wire                   ofifo_valid,
@@ -52,6 +54,9 @@ module corelet #(
     wire os = inst[`INST_OS];
     // A flush starts a layer from a clean datapath whatever the last one left in flight.
     wire clear = reset | inst[`INST_FLUSH];
+    // the word LOAD stages and IFIFO_WR pushes: like xmem Q, read by the previous instruction
+    wire              wsrc = inst[`INST_WSRC];
+    wire [row*bw-1:0] weight_q = wsrc ? wmem_q : xmem_q;
 
     // ---- west: activation reuse buffer, then the L0 ----
     wire [row*bw-1:0] abuf_out;
@@ -86,7 +91,7 @@ module corelet #(
     fifo_bank #(.width(bw), .lanes(col), .depth(fifo_depth), .skew_rd(1)) u_ififo (
         .clk(clk), .reset(clear),
         .wr({col{inst[`INST_IFIFO_WR]}}),
-        .wr_data(xmem_q[col*bw-1:0]),
+        .wr_data(weight_q[col*bw-1:0]),
         .rd(inst[`INST_IFIFO_RD]),
         .rd_data(ififo_out),
         .empty(ififo_empty), .full(ififo_full),
@@ -115,7 +120,7 @@ module corelet #(
         .wload_en(wload_en),
         .wload_act2(act2),
         .wload_half(wload_half),
-        .wload_data(xmem_q),
+        .wload_data(weight_q),
         .w_in(ififo_out),
         .drain(inst[`INST_DRAIN]),
         .psum_out(array_psum),

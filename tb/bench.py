@@ -15,9 +15,9 @@ ideal = MACs / n^2; utilization = MACs / (n^2 * cycles); in the 2-bit mode (a_bi
 "fast2" schedule) every PE makes two MACs per cycle, so n^2 becomes 2 n^2 in both (and
 SCALE-Sim, which has no such mode, is left out); SCALE-Sim = the SCALE-Sim v2
 analytic model (model.program.scalesim_cycles), WS: ceil(9IC/n)*ceil(OC/n)*(2n+n+Ho*Wo-2)-1,
-OS: ceil(Ho*Wo/n)*ceil(OC/n)*(n+n+9IC-2)-1. Cycles run from 'operands in xmem' to the last
-ReLU output for single-pass layers, and from cycle 0 with every xmem load included for
-layers that run in passes.
+OS: ceil(Ho*Wo/n)*ceil(OC/n)*(n+n+9IC-2)-1. Cycles run from 'operands in xmem / wmem' to the
+last ReLU output for single-pass layers, and from cycle 0 with every xmem / wmem load
+included for layers that run in passes.
 """
 from __future__ import annotations
 
@@ -171,6 +171,6 @@ def run(args) -> int:
                                 "rows": [asdict(r) for r in rows],
                                 "sim_speed": [asdict(s) for s in speeds]}, indent=2))
     print(f"\ntable as JSON: {path}")
-    print("cycles: counted by the core's own counter, from operands in xmem (single pass) or from cycle 0 "
+    print("cycles: counted by the core's own counter, from operands in xmem / wmem (single pass) or from cycle 0 "
           "with every load (multi-pass) to the last ReLU output")
     return 0

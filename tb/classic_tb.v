@@ -227,6 +227,8 @@ module classic_tb #(
             idle[`INST_WEN_XMEM] = 1'b1;
             idle[`INST_CEN_PMEM] = 1'b1;
             idle[`INST_WEN_PMEM] = 1'b1;
+            idle[`INST_CEN_WMEM] = 1'b1;    // the classic flow leaves wmem off (and WSRC 0)
+            idle[`INST_WEN_WMEM] = 1'b1;
         end
     endfunction
 

@@ -67,7 +67,7 @@ module core_harness #(
     reg                   recording = 1'b0;
     integer               psum_fd, out_fd;
 
-    // idle word: active-low SRAM enables high (an all-zero word would write both SRAMs)
+    // idle word: active-low SRAM enables high (an all-zero word would write the SRAMs)
     function [`INST_WIDTH-1:0] idle_word(input dummy);
         begin
             idle_word = {`INST_WIDTH{1'b0}};
@@ -75,6 +75,8 @@ module core_harness #(
             idle_word[`INST_WEN_XMEM] = 1'b1;
             idle_word[`INST_CEN_PMEM] = 1'b1;
             idle_word[`INST_WEN_PMEM] = 1'b1;
+            idle_word[`INST_CEN_WMEM] = 1'b1;
+            idle_word[`INST_WEN_WMEM] = 1'b1;
         end
     endfunction
 

@@ -89,7 +89,8 @@ def test_random_2bit_layer(ic, oc, size):
 
 
 @pytest.mark.parametrize("ic,oc,size,schedules", [
-    pytest.param(64, 16, 8, "fast", marks=LONG),    # operands do not fit xmem at once: two passes
+    pytest.param(48, 48, 5, "fast", marks=LONG),    # weights do not fit wmem at once: double-buffered passes
+    pytest.param(64, 32, 2, "fast", marks=LONG),    # weight-bound passes: the odd ones LOAD from xmem (WSRC 0)
     pytest.param(16, 16, 8, "os", marks=LONG),      # 2 ic tiles x 2 oc tiles
     pytest.param(16, 16, 8, "fast", marks=LONG),
     pytest.param(24, 16, 4, "fast,classic", marks=LONG),  # 3 ic tiles x 2 oc tiles

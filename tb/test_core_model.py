@@ -30,7 +30,7 @@ from tb.player import Player
 
 # control bits a corruption may flip (1-bit fields, so every corrupted word still encodes)
 CONTROL = ["load", "execute", "l0_wr", "l0_rd", "ififo_wr", "ififo_rd", "ofifo_rd", "start", "drain",
-           "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf", "act2"]
+           "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf", "act2", "wsrc"]
 NETWORK_CONTROL = CONTROL + ["thr_wr", "acc_shift", "requant", "raw"]
 # model refusals -> the error flag the RTL must raise
 FLAGS = {("L0", "full"): "L0 overflow", ("L0", "empty"): "L0 underflow",

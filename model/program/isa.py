@@ -71,12 +71,15 @@ class Timeline:
     def busy(self, t: int, name: str) -> bool:
         return t < len(self.cycles) and name in self.cycles[t]
 
-    def xmem_write(self, t: int, addr: int, data: int) -> None:
-        self.at(t, cen_xmem=0, wen_xmem=0, a_xmem=addr)
-        self.d_xmem[t] = data
+    def xmem_write(self, t: int, addr: int, data: int, mem: str = "xmem") -> None:
+        """Write `data` (the cycle's D_xmem word) into xmem, or wmem with mem="wmem"."""
+        self.at(t, **{"cen_" + mem: 0, "wen_" + mem: 0, "a_" + mem: addr})
+        if self.d_xmem.setdefault(t, data) != data:
+            raise AssertionError(f"cycle {t}: D_xmem set to {self.d_xmem[t]} and {data}")
 
-    def xmem_read(self, t: int, addr: int) -> None:
-        self.at(t, cen_xmem=0, wen_xmem=1, a_xmem=addr)
+    def xmem_read(self, t: int, addr: int, mem: str = "xmem") -> None:
+        """Read xmem[addr] (or wmem's with mem="wmem"): on that memory's Q from cycle t + 1."""
+        self.at(t, **{"cen_" + mem: 0, "wen_" + mem: 1, "a_" + mem: addr})
 
     def words(self) -> tuple[list[int], list[int]]:
         inst = [encode(c) for c in self.cycles]

@@ -25,6 +25,7 @@ from model.tiling import A_BIT, LayerGeometry, _check_bits, check_layer, lanes_p
 
 WEIGHT_BASE = CONFIG.weight_base
 XMEM_DEPTH = CONFIG.xmem_depth
+WMEM_DEPTH = CONFIG.wmem_depth
 PMEM_DEPTH = CONFIG.pmem_depth
 KIJ = 9
 

@@ -37,7 +37,7 @@ import numpy as np
 from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline
-from model.program.memory_map import KIJ, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry
+from model.program.memory_map import KIJ, XMEM_DEPTH, LayerGeometry
 from model.program.signed_input import split_signed
 from model.program.ws_fast import _Plan, check_sfp_depth, schedule
 from model.requant import Requant
@@ -353,7 +353,7 @@ def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape
 
 def max_batch(shape: LayerShape, abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth) -> int:
     """The most images of `shape` (its own batch ignored) that one program should run:
-    the batch's pixels of one ic tile fit xmem's activation part (WEIGHT_BASE words), its
+    the batch's pixels of one ic tile fit xmem (XMEM_DEPTH words: weights live in wmem), its
     output vectors fit the SFP bank, and, for a map that fits the activation buffer (the
     weight-bound layers: few positions per weight set), the batch's map fits it too, so
     each activation word is still read from xmem once per (oc tile, ic tile). A map
@@ -361,7 +361,7 @@ def max_batch(shape: LayerShape, abuf_depth: int = CONFIG.abuf_depth, sfp_depth:
     a weight set's xmem port cycles): 1. At least 1 (one image that does not fit is
     refused by the builder)."""
     pixels, oc_tiles = shape.h * shape.w, -(-shape.oc // shape.array_size)
-    fits = min(WEIGHT_BASE // pixels, sfp_depth // (oc_tiles * pixels))
+    fits = min(XMEM_DEPTH // pixels, sfp_depth // (oc_tiles * pixels))
     return max(1, min(fits, abuf_depth // pixels if pixels <= abuf_depth else 1))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from model.errors import ModelError
 from model.hwconfig import CONFIG
-from model.program.memory_map import PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, layer_operands
+from model.program.memory_map import PMEM_DEPTH, WMEM_DEPTH, XMEM_DEPTH, layer_operands
 from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
 from model.tiling import os_operands
 
@@ -15,39 +15,40 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     """Output-stationary: row r of the n x n array holds output pixel group*n + r, column c
     output channel oct*n + c; the reduction over (ic, kij) runs in time, one step per cycle at
     most. Per step the L0 takes the activation word (lane r = the input under pixel r at
-    that (ic, kij)) and the IFIFO the weight word (lane c = w[oct*n+c, ic, kij]); both come
-    from xmem, so a step costs two xmem reads. After the last step the held psums drain
-    down the columns into the OFIFO (bottom row first) and through the SFP (ReLU).
+    that (ic, kij)) from xmem and the IFIFO the weight word (lane c = w[oct*n+c, ic, kij])
+    from wmem (WSRC), both read in the same cycle through their own ports: one step per
+    cycle. After the last step the held psums drain down the columns into the OFIFO
+    (bottom row first) and through the SFP (ReLU); the next pixel group starts once the
+    drain has left row 0 of every column (2n - 1 cycles after the group's last step: the
+    PEs hold one sum each).
 
-    xmem (step = ic * 9 + kij): when every operand fits, activation word (group, step) at
-    group * steps + step and weight word (oc tile, step) at 1024 + oct * steps + step,
-    written once before the measurement starts. Otherwise the part that does not fit is
-    written per (oc tile, group) in chunks of steps (the PEs hold their sums meanwhile), and
-    the measurement starts at cycle 0 with every load included.
+    Step = ic * 9 + kij. When every operand fits, activation word (group, step) is at
+    xmem[group * steps + step] and weight word (oc tile, step) at wmem[oct * steps + step],
+    written once before the measurement starts. Otherwise the memory that does not hold its
+    operands is written per (oc tile, group) in chunks of steps (the PEs hold their sums
+    meanwhile), and the measurement starts at cycle 0 with every load included.
     Keys: psum_writes and emits hold (group, oct, row) for output pixel group*n + row.
     """
     geo, x, w = layer_operands(x_int, w_int, array_size)
     n = geo.array_size
     act, wt = os_operands(x, w, n)
     n_groups, steps = act.shape[0], act.shape[1]
-    half = XMEM_DEPTH - WEIGHT_BASE
-    act_resident = n_groups * steps <= WEIGHT_BASE
-    w_resident = geo.n_oc_tiles * steps <= half
-    chunk = min(steps, WEIGHT_BASE, half)
+    act_resident = n_groups * steps <= XMEM_DEPTH
+    w_resident = geo.n_oc_tiles * steps <= WMEM_DEPTH
+    chunk = min(steps, XMEM_DEPTH, WMEM_DEPTH)
 
     def act_word(g, s):
-        return (g * steps + s if act_resident else s % chunk), pack_lanes(act[g, s], LANE_BITS, signed=False)
+        return "xmem", (g * steps + s if act_resident else s % chunk), pack_lanes(act[g, s], LANE_BITS, signed=False)
 
     def weight_word(o, s):
-        return (WEIGHT_BASE + (o * steps + s if w_resident else s % chunk),
-                pack_lanes(wt[o, s], LANE_BITS, signed=True))
+        return "wmem", (o * steps + s if w_resident else s % chunk), pack_lanes(wt[o, s], LANE_BITS, signed=True)
 
     tl = Timeline()
     tl.at(0, flush=1)
     resident = [act_word(g, s) for g in range(n_groups) for s in range(steps)] if act_resident else []
     resident += [weight_word(o, s) for o in range(geo.n_oc_tiles) for s in range(steps)] if w_resident else []
-    for t, (addr, data) in enumerate(resident):
-        tl.xmem_write(t, addr, data)
+    for t, (mem, addr, data) in enumerate(resident):
+        tl.xmem_write(t, addr, data, mem)
     t = len(resident)
     program = Program("os", "os", n, [], [], compute_start=t if act_resident and w_resident else 0)
     earliest_start = t          # a group may start once the previous one has drained
@@ -58,19 +59,20 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
                 rng = range(c0, min(c0 + chunk, steps))
                 writes = [] if act_resident else [act_word(g, s) for s in rng]
                 writes += [] if w_resident else [weight_word(oct, s) for s in rng]
-                for addr, data in writes:
-                    tl.xmem_write(t, addr, data)
+                # no further ahead than the group can start: the FIFOs hold what waits
+                t = max(t, (earliest_start if c0 == 0 else execute) - 2 - len(writes))
+                for mem, addr, data in writes:
+                    tl.xmem_write(t, addr, data, mem)
                     t += 1
-                # fill: activation then weight per step (two xmem reads), pushes a cycle later;
-                # each step executes once both its words are in (bubbles keep the pairs aligned)
+                # fill: a step's activation (xmem) and weight (wmem) are read in one cycle and
+                # pushed in the next; each step executes once its words are in
                 pushed = []
                 for s in rng:
-                    tl.xmem_read(t, act_word(g, s)[0])
-                    tl.at(t + 1, l0_wr=1)
-                    tl.xmem_read(t + 1, weight_word(oct, s)[0])
-                    tl.at(t + 2, ififo_wr=1)
-                    pushed.append(t + 2)
-                    t += 2
+                    tl.xmem_read(t, act_word(g, s)[1])
+                    tl.xmem_read(t, weight_word(oct, s)[1], "wmem")
+                    tl.at(t + 1, l0_wr=1, ififo_wr=1, wsrc=1)
+                    pushed.append(t + 1)
+                    t += 1
                 if c0 == 0:
                     execute = max(execute, earliest_start)
                 for i, s in enumerate(rng):

@@ -1,10 +1,14 @@
 """The fast weight-stationary schedule (ws_fast): output-aligned positions, activation
 reuse, weights staged while the array computes, psums accumulated in the SFP on the fly.
 
+Activations live in xmem, weights in the weight memory wmem: two ports, so a LOAD (WSRC,
+its word read from wmem) never waits for an activation read. The D_xmem bus writes one of
+them per cycle.
+
 The builder simulates the resources cycle by cycle, one small stage per resource:
-_XmemLoader (the next pass's xmem writes), _L0Writer (the L0 write port),
-_ActivationSource (activation reads: abuf or xmem Q), _WeightStager (weight columns into
-the staged registers) and _ArrayIssuer (EXECUTE, and the OFIFO pop into the SFP). A
+_XmemLoader (the next pass's xmem and wmem writes), _L0Writer (the L0 write port),
+_ActivationSource (activation reads: abuf or xmem Q), _WeightStager (weight columns from
+wmem into the staged registers) and _ArrayIssuer (EXECUTE, and the OFIFO pop into the SFP). A
 "weight set" is the n x n weights of one (oc tile, ic tile, kij): what the array holds
 while the positions of that kij stream through.
 
@@ -17,13 +21,14 @@ half of the tile). ACT2 is set with every EXECUTE and LOAD.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from model.errors import LayerError
 from model.hwconfig import CONFIG
-from model.program.memory_map import (KIJ, PMEM_DEPTH, WEIGHT_BASE, XMEM_DEPTH, LayerGeometry, layer_operands,
+from model.program.memory_map import (KIJ, PMEM_DEPTH, WMEM_DEPTH, XMEM_DEPTH, LayerGeometry, layer_operands,
                                       ofifo_latency, psum_addr)
 from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
 from model.tiling import A_BIT, padded_operands
@@ -49,7 +54,7 @@ class _ActivationSource:
     from xmem once per (oc tile, ic tile) visit into its buffer entry, then pushed from
     there for every kij; consecutive visits use the two halves of the buffer when they
     fit. Without reuse each push takes the word straight from xmem Q, which holds the
-    last word read until the next read.
+    last word read until the next read (weights come through wmem and leave it alone).
     """
 
     def __init__(self, plan: "_Plan", abuf_depth: int):
@@ -89,7 +94,7 @@ class _ActivationSource:
         self.uses[word] -= 1
 
     def other_read(self) -> None:
-        """xmem Q now holds something else (a weight)."""
+        """xmem Q now holds something else (a weight: weight-bound layers, _Plan.split)."""
         self.on_q = None
 
     def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> bool:
@@ -120,15 +125,16 @@ class _ActivationSource:
                 self.fetch(tl, t, word, self.plan.word_addr(word))
 
 
-def plan_passes(geo: LayerGeometry, banks: int = 1) -> list[tuple[list[int], list[int]]]:
+def plan_passes(geo: LayerGeometry, banks: int = 1, split: bool = False) -> list[tuple[list[int], list[int]]]:
     """Split the layer into passes (oc tiles, ic tiles) whose operands fit one of `banks`
-    equal parts of xmem at once: the interior activation words of the ic tiles in a part
-    of xmem[0:1024], the weights of those (oc tile, ic tile) pairs in a part of
-    xmem[1024:2048]. Oc-tile groups are as large as the weight part allows, so each ic
-    tile's activations are loaded once per group."""
+    equal parts of each memory at once: the interior activation words of the ic tiles in a
+    part of xmem, the weights of those (oc tile, ic tile) pairs in a part of wmem (split:
+    the activations in a quarter of xmem, the weights of bank 1 in xmem's upper half).
+    Oc-tile groups are as large as the weight part allows, so each ic tile's activations
+    are loaded once per group."""
     act_words = geo.n_onij
     tile_weights = KIJ * geo.array_size * geo.lanes
-    act_room, weight_room = WEIGHT_BASE // banks, (XMEM_DEPTH - WEIGHT_BASE) // banks
+    act_room, weight_room = XMEM_DEPTH // (2 * banks if split else banks), WMEM_DEPTH // banks
     if act_words > act_room:
         raise LayerError(f"layer {geo.name} cannot run: one ic tile needs "
                          f"{act_words} activation words, xmem holds {act_room}")
@@ -141,14 +147,23 @@ def plan_passes(geo: LayerGeometry, banks: int = 1) -> list[tuple[list[int], lis
 
 def xmem_banks(geo: LayerGeometry) -> int:
     """2 when the layer needs more than one pass and one (oc tile, ic tile) pair fits half
-    of each xmem part: pass p's words then live in bank p % 2, and pass p + 1's are written
-    in the port's idle cycles while pass p computes (double buffering); else 1."""
+    of xmem and of wmem: pass p's words then live in bank p % 2 (that half of each), and
+    pass p + 1's are written in the ports' idle cycles while pass p computes (double
+    buffering); else 1."""
     if len(plan_passes(geo)) == 1:
         return 1
-    halves_fit = (geo.n_onij <= WEIGHT_BASE // 2
-                  and KIJ * geo.array_size * geo.lanes <= (XMEM_DEPTH - WEIGHT_BASE) // 2)
+    halves_fit = geo.n_onij <= XMEM_DEPTH // 2 and KIJ * geo.array_size * geo.lanes <= WMEM_DEPTH // 2
     return 2 if halves_fit else 1
 
+
+def weight_bound(geo: LayerGeometry, banks: int) -> bool:
+    """Double-buffered passes whose weight sets have at most twice as many positions as
+    LOADs (the 2x2 to 4x4 maps): each weight word takes two port cycles (its write, its
+    LOAD), more than wmem's port has while the set computes, so odd passes keep their
+    weights in xmem's upper half and LOAD them from xmem Q (WSRC 0): one pass's LOADs and
+    the next pass's writes then use different ports, and the D_xmem bus (a word per cycle)
+    is the bound. The activations take xmem's lower half."""
+    return banks == 2 and geo.n_onij <= 2 * geo.lanes * geo.array_size
 
 # ws_fast without the activation buffer: how many positions past the L0 write pointer the
 # xmem port looks for the next word to read (a run of padding zeros needs no read).
@@ -163,7 +178,8 @@ class _Plan:
         word's id (word_ids) instead of its value."""
         self.geo, self.a_pad, self.w = geo, a_pad, w
         self.banks = xmem_banks(geo)
-        self.passes = plan_passes(geo, self.banks)
+        self.split = weight_bound(geo, self.banks)
+        self.passes = plan_passes(geo, self.banks, self.split)
         n, lanes = geo.array_size, geo.lanes
         # LOAD columns of a weight set (wcol k: column k % n, rows from first_row[k], n // lanes
         # of them), in order of the cycle the start token reaches their first row
@@ -176,10 +192,6 @@ class _Plan:
         self.positions: list[_Position] = []
         # one ic tile in one pass: every oc tile reads the same words, once (one visit)
         shared = len(self.passes) == 1 and geo.n_ic_tiles == 1
-        # at least as many LOADs per weight set as positions (the 2-bit 16->16 4x4 layer; a
-        # map of at most n pixels): the xmem port, not the array, is the bound, so read every
-        # activation word first; then the LOADs alone keep pace with the array
-        self.words_first = shared and lanes * n >= geo.n_onij
         self.pass_of_visit: dict[int, int] = {}
         for p, (octs, icts) in enumerate(self.passes):
             for oct in octs:
@@ -210,26 +222,31 @@ class _Plan:
 
     def act_addr(self, p: int, ict: int, nij: int) -> int:
         """xmem address of ic tile ict's word at nij in pass p: in the pass's bank."""
-        bank = p % self.banks * (WEIGHT_BASE // self.banks)
+        bank = p % self.banks * (XMEM_DEPTH // (2 * self.banks if self.split else self.banks))
         return bank + self.ict_slot[ict] * self.geo.n_onij + self.geo.interior_index(nij)
 
-    def weight_addr(self, oct: int, ict: int, kij: int, k: int) -> int:
-        """xmem address of the word of LOAD column k of weight set (oct, ict, kij): in its
-        pass's bank."""
-        slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
-        bank = self.pass_of_pair[(oct, ict)] % self.banks * ((XMEM_DEPTH - WEIGHT_BASE) // self.banks)
-        return WEIGHT_BASE + bank + (slot * KIJ + kij) * self.geo.array_size * self.geo.lanes + k
+    def weight_mem(self, p: int) -> str:
+        """The memory that holds pass p's weights: wmem, or xmem for odd passes of a
+        weight-bound layer (weight_bound)."""
+        return "xmem" if self.split and p % 2 else "wmem"
 
-    def pass_words(self, p: int) -> list[tuple[int, int]]:
-        """(xmem address, word) of every operand of pass p: interior activations, weights.
-        A template's words are their ids (word_ids)."""
+    def weight_addr(self, oct: int, ict: int, kij: int, k: int) -> int:
+        """Address of the word of LOAD column k of weight set (oct, ict, kij) in its pass's
+        bank of weight_mem: wmem's bank, or xmem's upper half."""
+        slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
+        bank = self.pass_of_pair[(oct, ict)] % self.banks * (WMEM_DEPTH // self.banks)
+        return bank + (slot * KIJ + kij) * self.geo.array_size * self.geo.lanes + k
+
+    def pass_words(self, p: int) -> list[tuple[str, int, int]]:
+        """(memory, address, word) of every operand of pass p: interior activations (xmem),
+        weights (wmem). A template's words are their ids (word_ids)."""
         octs, icts = self.passes[p]
         geo, n, a_pad, w = self.geo, self.geo.array_size, self.a_pad, self.w
         t, lane_bits, loads = geo.ic_tile, LANE_BITS // geo.lanes, geo.lanes * geo.array_size
         words = []
         for ict in icts:
             for nij in (nij for nij in range(geo.n_nij) if not geo.is_padding(nij)):
-                words.append((self.act_addr(p, ict, nij),
+                words.append(("xmem", self.act_addr(p, ict, nij),
                               ict * geo.n_onij + geo.interior_index(nij) if a_pad is None else
                               pack_lanes(a_pad[ict * t:(ict + 1) * t, nij], lane_bits, signed=False)))
         for oct in octs:
@@ -237,7 +254,7 @@ class _Plan:
                 for kij in range(KIJ):
                     for k in range(loads):
                         first = ict * t + (k // n) * n
-                        words.append((self.weight_addr(oct, ict, kij, k),
+                        words.append((self.weight_mem(p), self.weight_addr(oct, ict, kij, k),
                                       geo.n_ic_tiles * geo.n_onij + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * loads + k
                                       if w is None else
                                       pack_lanes(w[oct * n + k % n, first:first + n, kij], LANE_BITS, signed=True)))
@@ -245,32 +262,39 @@ class _Plan:
 
 
 class _XmemLoader:
-    """xmem writes of the next pass, once the pass whose bank it takes (the current pass, or
-    with two banks the one before it) has read its last activation and weight word. A write
-    takes the port in a cycle no read wants it (schedule's order); a pass's words are read
+    """xmem and wmem writes of the next pass, once the pass whose bank it takes (the current
+    pass, or with two banks the one before it) has read its last activation and weight
+    word. A write takes the D_xmem bus and its memory's port in a cycle no read wants that
+    port (schedule's order), xmem first (its port is the busier); a pass's words are read
     once all of them are written (readable)."""
 
     def __init__(self, plan: _Plan):
         self.plan = plan
         self.loading_pass = 0                      # the pass whose words are (being) written
-        self.pending: list[tuple[int, int]] = []
+        self.pending: dict[str, deque] = {"xmem": deque(), "wmem": deque()}
 
     def next_pass(self, next_push: int, next_wset: int) -> None:
         plan, p = self.plan, self.loading_pass
         freed = p + 1 - plan.banks                 # the pass whose bank the next one takes
-        if (not self.pending and p + 1 < len(plan.passes) and (freed < 0 or (
+        if (self.done() and p + 1 < len(plan.passes) and (freed < 0 or (
                 next_push > plan.last_position.get(freed, -1) and next_wset > plan.last_wset[freed]))):
             self.loading_pass += 1
-            self.pending = plan.pass_words(self.loading_pass)
+            for mem, addr, data in plan.pass_words(self.loading_pass):
+                self.pending[mem].append((addr, data))
+
+    def done(self) -> bool:
+        return not any(self.pending.values())
 
     def readable(self, p: int) -> bool:
-        """Are all the words of pass p in xmem?"""
-        return p < self.loading_pass or (p == self.loading_pass and not self.pending)
+        """Are all the words of pass p in xmem and wmem?"""
+        return p < self.loading_pass or (p == self.loading_pass and self.done())
 
     def write(self, tl: Timeline, t: int) -> None:
-        if self.pending and not tl.busy(t, "cen_xmem"):
-            addr, data = self.pending.pop(0)
-            tl.xmem_write(t, addr, data)
+        for mem, queue in self.pending.items():
+            if queue and not tl.busy(t, "cen_" + mem):
+                addr, data = queue.popleft()
+                tl.xmem_write(t, addr, data, mem)
+                return
 
 
 class _L0Writer:
@@ -316,9 +340,10 @@ class _L0Writer:
 
 
 class _WeightStager:
-    """Stages the weight sets column by column (plan.loads order): an xmem read, LOAD the
-    next cycle. The rows of column c that a LOAD writes may be overwritten once the current
-    set's start token has passed the last of them."""
+    """Stages the weight sets column by column (plan.loads order): a wmem read, LOAD (WSRC)
+    the next cycle (from xmem, WSRC 0, for a pass whose weights are there: weight_bound).
+    The rows of column c that a LOAD writes may be overwritten once the current set's start
+    token has passed the last of them."""
 
     def __init__(self, plan: _Plan, source: _ActivationSource):
         self.plan, self.source = plan, source
@@ -327,17 +352,19 @@ class _WeightStager:
 
     def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
         plan, g, n = self.plan, self.next_wset, self.plan.geo.array_size
-        if tl.busy(t, "cen_xmem") or g >= len(plan.wsets) or not xmem.readable(plan.pass_of_wset[g]):
+        if g >= len(plan.wsets) or not xmem.readable(plan.pass_of_wset[g]):
             return
-        if plan.words_first and self.source.reuse and len(self.source.requested) < len(self.source.order):
+        mem = plan.weight_mem(plan.pass_of_wset[g])
+        if tl.busy(t, "cen_" + mem) or tl.busy(t + 1, "load"):    # one LOAD a cycle, from either memory
             return
         prev, k = g - 1, plan.loads[self.col]
         last_row = plan.first_row[k] + plan.rows_per_load - 1
         if prev >= 0 and not (prev in wset_start and t + 1 >= wset_start[prev] + last_row + k % n):
             return
-        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], k))
-        self.source.other_read()
-        tl.at(t + 1, load=1, wcol=k, **plan.mode)
+        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], k), mem)
+        if mem == "xmem":
+            self.source.other_read()
+        tl.at(t + 1, load=1, wsrc=int(mem == "wmem"), wcol=k, **plan.mode)
         self.loaded.setdefault(g, []).append(t + 1)
         self.col += 1
         if self.col == len(plan.loads):
@@ -352,17 +379,18 @@ class _WeightStager:
             load <= t + plan.first_row[k] + k % n - 1 for k, load in zip(plan.loads, loads))
 
     def committed(self, wset_start: dict[int, int]) -> bool:
-        """Has the set being staged started already (ready_soon)? Then its LOADs take the
-        xmem port before anything else."""
+        """Has the set being staged started already (ready_soon)? Then its LOADs take their
+        memory's port before anything else."""
         return self.col > 0 and self.next_wset in wset_start
 
     def ready_soon(self, g: int, t: int, wset_start: dict[int, int], xmem: "_XmemLoader") -> bool:
-        """2-bit mode, where a weight set's 2n LOADs fill the port for as long as the set
-        computes: may set g start at t although LOADs are still to come? Yes when the LOADs
-        staged so far are in time and each remaining one, read in the cycles from t + 1 on
+        """May set g start at t although LOADs are still to come (column c's LOAD is due only
+        when the start token reaches it, c cycles after row 0; in 2-bit mode a set's 2n LOADs
+        fill the wmem port for as long as the set computes)? Yes when the LOADs staged so
+        far are in time and each remaining one, read in the cycles from t + 1 on
         (committed() gives it the port first), is both inside its window and in time."""
         plan, n, loads = self.plan, self.plan.geo.array_size, self.loaded.get(g, [])
-        if plan.geo.lanes == 1 or self.next_wset != g or not loads or not xmem.readable(plan.pass_of_wset[g]):
+        if self.next_wset != g or not loads or not xmem.readable(plan.pass_of_wset[g]):
             return False
         prev = wset_start.get(g - 1)
         for i, k in enumerate(plan.loads):
@@ -430,23 +458,25 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
       array; padding positions are pushed into the L0 as zeros (L0_ZERO), costing no
       xmem read. xmem holds interior words only.
     - Activation words are read from xmem once per (oc tile, ic tile) into the activation
-      buffer and pushed from there for every kij (when the map fits the buffer), so the
-      single xmem port is free to stage weights.
+      buffer and pushed from there for every kij (when the map fits the buffer); weights
+      are LOADed from wmem (WSRC), through its own port (a weight-bound layer's odd passes
+      from xmem's upper half: weight_bound).
     - The next weight set is staged column by column while the current one computes:
       column c may be overwritten once the current set's start token has passed
       PE(row-1, c), and must be staged before the next start reaches PE(0, c).
     - Psums are accumulated on the fly in the SFP bank (entry oct * Ho*Wo + o_nij) as
       they leave the OFIFO, across kij and ic tiles, and are also written to pmem so they
       can be checked; the last contribution emits the ReLU output.
-    - A layer whose operands do not fit xmem runs in passes of (oc-tile group, ic-tile
-      group) (plan_passes); where a pass fits half of xmem's parts (xmem_banks), pass
-      p + 1's words are written into the other half while pass p computes, else once
+    - A layer whose operands do not fit xmem and wmem runs in passes of (oc-tile group,
+      ic-tile group) (plan_passes); where a pass fits half of each (xmem_banks), pass
+      p + 1's words are written into the other halves while pass p computes, else once
       the current pass has read its last word.
       Single-pass programs are measured from 'data in xmem'; multi-pass programs from
       cycle 0, every load included.
-    Each cycle the stages act in order of urgency on the single xmem port: the word the L0
-    needs next, a weight column whose window is open, words ahead of their first use
-    (abuf prefetch), then the next pass's writes.
+    Each cycle the stages act in order of urgency on the two ports: the word the L0 needs
+    next (xmem), a weight column whose window is open (wmem), words ahead of their first
+    use (abuf prefetch, xmem), then the next pass's writes (the D_xmem bus, into a port
+    left free).
     """
     geo, x, w = layer_operands(x_int, w_int, array_size, a_bit)
     check_sfp_depth(geo, sfp_depth)
@@ -473,15 +503,16 @@ def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: 
     first); fills program's results and last_emit and ends the timeline after it."""
     source = _ActivationSource(plan, abuf_depth)
     first = plan.pass_words(0)
-    for t, (addr, data) in enumerate(first, start):
-        tl.xmem_write(t, addr, data)
+    for t, (mem, addr, data) in enumerate(first, start):
+        tl.xmem_write(t, addr, data, mem)
     xmem = _XmemLoader(plan)
     l0 = _L0Writer(plan, source, l0_depth)
     weights = _WeightStager(plan, source)
     geo = plan.geo
     array = _ArrayIssuer(plan, program, geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.n_nij <= PMEM_DEPTH)
     t = start + len(first)
-    while array.next_exec < len(plan.positions):
+    # (a weight set may start before its last LOADs: those still come after the last EXECUTE)
+    while array.next_exec < len(plan.positions) or weights.next_wset < len(plan.wsets):
         xmem.next_pass(l0.next_push, weights.next_wset)
         l0.push(tl, t, array.next_exec)
         if weights.committed(array.wset_start):

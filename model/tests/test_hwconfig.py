@@ -17,13 +17,14 @@ def test_header_values_and_derived_widths():
     c = CONFIG
     assert (c.row, c.col, c.lane_bits) == (8, 8, 4)       # the course's array (README figures)
     assert c.xmem_word_bits == 32 and c.pmem_word_bits == 128
-    assert c.xmem_depth == c.pmem_depth == 2048 and c.weight_base == 1024
+    assert c.xmem_depth == c.wmem_depth == c.pmem_depth == 2048 and c.weight_base == 1024
     assert c.ofifo_latency == 16
     big = c.with_array(16)
     assert (big.xmem_word_bits, big.pmem_word_bits, big.ofifo_latency) == (64, 256, 32)
     assert c.with_array(4).parameters() == {"row": 4, "col": 4} and c.parameters() == {}
     assert c.isa.decode(c.isa.idle) == {**{k: 0 for k in c.isa.fields}, **c.isa.idle_fields}
-    assert c.isa.active_low == {"cen_xmem", "wen_xmem", "cen_pmem", "wen_pmem"}
+    assert c.isa.active_low == {"cen_xmem", "wen_xmem", "cen_wmem", "wen_wmem", "cen_pmem", "wen_pmem"}
+    assert c.isa.fields["a_wmem"] == (96, c.addr_bits) and c.isa.fields["wsrc"][0] > c.isa.fields["cen_wmem"][0]
     assert c.error_names[0] == "L0 overflow" and c.error_names[-1] == "OS PE overflow"
 
 
@@ -79,6 +80,7 @@ def test_readme_hardware_figures_match_the_header():
     c = CONFIG
     text = _readme()
     for figure in (f"xmem ({c.xmem_word_bits}b x {c.xmem_depth}", f"weights {c.weight_base}..",
+                   f"wmem ({c.xmem_word_bits}b x {c.wmem_depth}",
                    f"abuf: {c.abuf_depth} x {c.xmem_word_bits}b", f"pmem ({c.pmem_word_bits}b x {c.pmem_depth})",
                    f"bank of sums ({c.acc_bw}b", f"{c.row} row FIFOs", f"{c.col} column FIFOs",
                    f"{c.row} x {c.col} mac_array", f"at {c.acc_bw} bits"):

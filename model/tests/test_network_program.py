@@ -190,7 +190,7 @@ def test_batch_refusals():
 
     with pytest.raises(ModelError, match=r"^batch must be at least 1, got 0$"):
         LayerShape(8, 8, 2, 2, 8, "raw", batch=0)
-    with pytest.raises(LayerError, match=r"^layer 8->8 16x16, batch 5 cannot run: one ic tile needs 1280 activation"):
-        template(LayerShape(8, 8, 16, 16, 8, "raw", batch=5))
+    with pytest.raises(LayerError, match=r"^layer 8->8 16x16, batch 9 cannot run: one ic tile needs 2304 activation"):
+        template(LayerShape(8, 8, 16, 16, 8, "raw", batch=9))
     with pytest.raises(LayerError, match=r"^layer 8->512 4x4, batch 9 cannot run: 9216 output vectors do not fit"):
         template(LayerShape(8, 512, 4, 4, 8, "raw", batch=9))

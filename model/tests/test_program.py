@@ -18,6 +18,7 @@ from model import program as P
 from model.program import memory_map
 from model.errors import LayerError, ModelError
 from model.program import FIELDS, Program, Timeline, decode, geometry, pack_lanes, plan_passes
+from model.program.ws_fast import weight_bound, xmem_banks
 from model.program_check import CheckReport, ProgramError, check_program
 from model.tiling import psum_address, random_layer
 
@@ -73,19 +74,55 @@ def test_other_array_sizes(n, schedule):
     build_and_check(schedule, *layer(8, 8, 4, 4), array_size=n)
 
 
+def sfp_cycles(program) -> int:
+    """Cycles from the last EMIT instruction to its output on sfp_out, as the builder counts
+    them (the checker holds it to the core's)."""
+    return program.last_emit - max(t for t, word in enumerate(program.inst) if decode(word)["emit"])
+
+
 def test_fast_8x8_layer_cycles():
+    """Weights through wmem, activations through xmem: the first set starts in the cycle after
+    column 0's LOAD (cycle 2), 144 vectors back to back, the OFIFO latency (16) and the
+    SFP's cycles (CoreConfig.sfp_latency, 3): 164."""
     x, w = layer(8, 8, 4, 4)
     program, report = build_and_check("fast", x, w)
-    assert program.cycles <= 200
+    assert program.cycles <= 2 + 144 - 1 + 16 + sfp_cycles(program)
     assert report.last_output - program.compute_start == program.cycles
 
 
+def test_os_8x8_layer_cycles():
+    """One step per cycle (activation from xmem, weight from wmem in one cycle): per pixel
+    group 72 steps; the next group starts 2n - 1 = 15 cycles after a group's last step,
+    once the drain has left row 0 (a PE holds one sum); the last group's drain and OFIFO
+    take 3n - 1 after its last step, then the SFP's cycles (3), after a fill of 2: 186."""
+    x, w = layer(8, 8, 4, 4)
+    program, _ = build_and_check("os", x, w)
+    n, steps = 8, 72
+    assert program.cycles == 2 + steps + (2 * n - 1) + steps - 1 + 3 * n - 1 + sfp_cycles(program)
+
+
 def test_two_pass_layer():
-    x, w = layer(64, 16, 8, 8)
+    x, w = layer(64, 32, 4, 4)                 # 4 x 8 tile pairs of weights: more than wmem holds
     assert len(plan_passes(geometry(x, w))) == 2 and len(plan_passes(geometry(x, w), banks=2)) == 3
     program, report = build_and_check("fast", x, w)
     assert program.compute_start == 0          # multi-pass: measured with every load
-    assert len(report.psum_lanes) == 2 * 8 * 9 * 64
+    assert len(report.psum_lanes) == 4 * 8 * 9 * 16
+
+
+def test_weight_bound_passes_load_from_both_memories():
+    """2x2 maps: a weight set has 4 positions and 8 LOADs, so odd passes keep their weights in
+    xmem (LOAD with WSRC 0) while the next pass is written into wmem, and the other way
+    round: the D_xmem bus, not wmem's port (a write and a LOAD per weight word), is the
+    bound. Every pass's words written, then LOADed, in well under 2 cycles per word."""
+    x, w = layer(64, 32, 2, 2)
+    geo = geometry(x, w)
+    assert weight_bound(geo, xmem_banks(geo)) and len(plan_passes(geo, 2, split=True)) == 3
+    program, _ = build_and_check("fast", x, w)
+    fields = [decode(word) for word in program.inst]
+    assert {f["wsrc"] for f in fields if f["load"]} == {0, 1}
+    writes = sum(1 for f in fields for m in ("xmem", "wmem") if not f["cen_" + m] and not f["wen_" + m])
+    assert writes == 8 * 4 * 9 * 8 + 8 * 4        # every weight word once, each ic tile's 4 words once
+    assert program.cycles < 1.5 * writes
 
 
 def test_report_contents():
@@ -253,6 +290,13 @@ def test_unknown_data_is_caught():
     tl.at(2, load=1, wcol=3)
     with pytest.raises(ProgramError, match=r"^cycle 2: LOAD takes xmem Q, which is unknown \(xmem\[7\]"):
         check_program(hand_program(tl), None, None)
+    tl = Timeline()                 # wmem: WSRC takes its Q, which a read of xmem does not set
+    tl.xmem_write(0, 7, 5, "wmem")
+    tl.xmem_read(1, 7)
+    tl.xmem_read(1, 6, "wmem")      # never written
+    tl.at(2, ififo_wr=1, wsrc=1)
+    with pytest.raises(ProgramError, match=r"^cycle 2: IFIFO_WR takes wmem Q, which is unknown \(wmem\[6\]"):
+        check_program(hand_program(tl), None, None)
     tl = Timeline()
     tl.at(4, emit=1, acc_addr=5)
     with pytest.raises(ProgramError, match=r"^cycle 4: SFP bank entry 5 is used before an ACC_FIRST"):
@@ -368,10 +412,13 @@ def test_2bit_on_a_4x4_array():
 
 
 def test_2bit_16_to_16_4x4_cycles():
-    """The bench's 2-bit row: 36,864 MACs, 288 cycles at 128 MACs per cycle; the xmem port
-    needs 16 activation + 288 weight reads, so 328 is this schedule's floor."""
+    """The bench's 2-bit row: 36,864 MACs, 288 cycles at 128 MACs per cycle; the wmem port
+    needs 288 LOADs (16 per weight set of 16 positions), so with the activations on the
+    xmem port the array is the bound: the first set starts in cycle 6 (its last LOAD, the
+    16th, in cycle 16, is due when the start token reaches row 4 of column 7), 288 vectors
+    back to back, the OFIFO latency (16) and the SFP's cycles (3): 312."""
     program, _ = build_and_check("fast2", *layer2(16, 16, 4, 4))
-    assert program.cycles <= 330, program.cycles
+    assert program.cycles <= 6 + 288 - 1 + 16 + sfp_cycles(program), program.cycles
 
 
 def test_2bit_refusals():
