@@ -129,21 +129,33 @@ module sfp #(
         .part(thr_part), .data(thr_data), .thr(thr), .desc(desc)
     );
 
-    // lane c's level: how many of its thresholds the sum reaches (from below when ascending)
+    // lane c's level: how many of its thresholds the sum reaches (from below when ascending),
+    // counted by a balanced adder tree of cnt_bw-bit partial counts (a chain of 15
+    // increments was the emit stage's critical path)
+    localparam cnt_bw = $clog2(levels + 1);
     function [col*acc_bw-1:0] requantize(input [col*acc_bw-1:0] sums);
-        integer l, k;
+        integer l, k, w;
         reg signed [thr_bw-1:0] s, t;
-        reg [acc_bw-1:0] n;
+        reg [levels*cnt_bw-1:0] p;     // partial counts, cnt_bw bits each
         begin
+            requantize = {col*acc_bw{1'b0}};
             for (l = 0; l < col; l = l + 1) begin
                 s = {sums[l*acc_bw + acc_bw - 1], sums[l*acc_bw +: acc_bw]};
-                n = {acc_bw{1'b0}};
                 for (k = 0; k < levels; k = k + 1) begin
                     t = thr[(l*levels + k)*thr_bw +: thr_bw];
                     if (desc[l] ? s <= t : s >= t)
-                        n = n + 1'b1;
+                        p[k*cnt_bw +: cnt_bw] = 1;
+                    else
+                        p[k*cnt_bw +: cnt_bw] = 0;
                 end
-                requantize[l*acc_bw +: acc_bw] = n;
+                // each round adds neighbours pairwise (an odd last one moves down unchanged)
+                for (w = levels; w > 1; w = (w + 1) / 2) begin
+                    for (k = 0; k < w / 2; k = k + 1)
+                        p[k*cnt_bw +: cnt_bw] = p[2*k*cnt_bw +: cnt_bw] + p[(2*k + 1)*cnt_bw +: cnt_bw];
+                    if (w % 2 == 1)
+                        p[(w/2)*cnt_bw +: cnt_bw] = p[(w - 1)*cnt_bw +: cnt_bw];
+                end
+                requantize[l*acc_bw +: cnt_bw] = p[0 +: cnt_bw];
             end
         end
     endfunction
