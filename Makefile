@@ -15,8 +15,7 @@
 #   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
-#   make conv-bench      every conv of the project VGG16 on the RTL core, one image and a batch of 8 (tb/conv_bench.py)
-#                        (ARRAY=n as for demo)
+#   make conv-bench      every conv of the project VGG16 on the RTL core (8x8), one image and a batch of 8 (tb/conv_bench.py)
 #   make synth           ECP5 synthesis (Debian yosys) + place and route (yowasp nextpnr) of corelet and core: LUTs, FFs, BRAMs, DSPs, fmax, GOPS
 #   make formal          bounded proofs (SymbiYosys + Yices) of the FIFO, OFIFO and SFP contracts, and mutants they must fail (~2 min)
 #   make clean
@@ -99,6 +98,8 @@ classic_run = echo "classic_tb on $(1) $(3) (log: $(BUILD)/classic/$(2))"; \
 	status=$$?; grep -E '^(PASS|FAIL)' $(2) || tail -n 3 $(2); exit $$status
 
 classic: $(STAMP) check-sim
+	$(if $(filter-out ws os,$(DATAFLOW)),$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
+	$(if $(filter-out 2 4,$(A_BIT)),$(error A_BIT must be 2 or 4, got '$(A_BIT)'))
 	@mkdir -p "$(BUILD)/classic"
 	iverilog -g2005 -Wall -Wno-timescale -I rtl -Pclassic_tb.psum_bw=$(PSUM_BW) -o "$(BUILD)/classic/classic_tb.vvp" tb/classic_tb.v $(RTL)
 ifeq ($(VECTORS),)

@@ -1,6 +1,6 @@
 // Activation reuse buffer: a small register file between xmem and the L0. A word read
 // from xmem once is pushed into the L0 many times (once per kij that needs it), which
-// leaves the single xmem port free to stage weights while the array computes.
+// leaves the xmem port free for the next pass's activation writes while the array computes.
 // Write: wr stores wdata (xmem Q) at waddr. Read: rdata = mem[raddr], no latency.
 `include "core_inst.vh"   // parameter defaults: the one hardware configuration
 `default_nettype none

@@ -26,7 +26,7 @@
 `define ERR_COUNT 8
 
 // ---- instruction word: one word per cycle. Bits 0..33 are the classic layout
-// (DESIGN.md section 4); extensions sit above bit 33. A field whose comment says
+// (the course's DESIGN.md contract, section 4); extensions sit above bit 33. A field whose comment says
 // "active low" is 1 in the idle word (a cycle that does nothing), every other bit 0.
 // "xmem Q" is the word read from xmem by the previous cycle's instruction ("wmem Q" likewise);
 // with WSRC, LOAD and IFIFO_WR take wmem Q instead of xmem Q.

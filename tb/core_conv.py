@@ -109,6 +109,8 @@ class CoreConv:
         try:
             layer_operands(x, w_int, self.array_size, "raw")
         except ModelError:
+            if x.ndim == 4 and len(x):       # shared weights (and shapes) first: no image to name
+                layer_operands(np.zeros_like(x[0]), w_int, self.array_size, "raw")
             for i in range(len(x)):          # name the image that holds the bad value
                 try:
                     layer_operands(x[i], w_int, self.array_size, "raw")

@@ -95,6 +95,8 @@ def test_refusals():
     bad[2, 1, 0, 1] = 16
     with pytest.raises(ModelError, match=r"^image 2 of the batch: x_int value 16 at \[ic=1, h=0, w=1\]"):
         conv.run(bad, w)
+    with pytest.raises(ModelError, match=r"^w_int value 8 "):   # shared weights: no image named
+        conv.run(np.zeros((3, 3, 2, 2)), np.full((8, 3, 3, 3), 8))
     with pytest.raises(ModelError, match=r"^x_int is an empty batch: shape \(0, 3, 2, 2\)$"):
         conv.run(np.zeros((0, 3, 2, 2)), w)
     with pytest.raises(ModelError, match=r"^x_int must be 3-D \[IC, H, W\] or 4-D \[N, IC, H, W\], got shape \(2, 2\)$"):

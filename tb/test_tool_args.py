@@ -29,8 +29,10 @@ def test_conv_bench_refuses(args, message, capsys, monkeypatch):
     (["--out", "build/a b"], "--out build/a b: no spaces below the repository"),
     (["--out", "README.md"], "--out README.md: not a folder"),
     (["--out", "/elsewhere"], "--out /elsewhere: must lie inside the repository"),
-    (["--freq", "nan"], "--freq nan: must be a positive number of MHz"),
-    (["--freq", "0"], "--freq 0.0: must be a positive number of MHz"),
+    (["--freq", "nan"], "--freq nan: must be a number of MHz above 0 and at most 1000.0"),
+    (["--freq", "0"], "--freq 0.0: must be a number of MHz above 0 and at most 1000.0"),
+    (["--freq", "1e12"], "--freq 1000000000000.0: must be a number of MHz above 0 and at most 1000.0"),
+    (["--seed", "-1"], "--seed -1: must be 0 or more"),
     (["--bench", "missing.json"], "--bench missing.json: not found"),
     (["--bench", "README.md"], "--bench README.md: not a bench.json of `make bench` (JSONDecodeError"),
 ])

@@ -22,7 +22,8 @@ def main() -> None:
     tmp = Path(tempfile.gettempdir())
     for folder in tmp.glob("sim_build-*"):
         origin = folder / ORIGIN
-        if origin.is_file() and _inside(origin.read_text()):
+        # another user's or a damaged marker is not this checkout's: leave it
+        if origin.is_file() and _inside(origin.read_text(errors="replace")):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     for link in tmp.glob("space-free-*"):
