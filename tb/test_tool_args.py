@@ -1,8 +1,10 @@
 """Bad arguments of the long-running tools fail at once, in one line, before any work:
-tb/conv_bench.py (make conv-bench) and synth/synth.py (make synth)."""
+tb/conv_bench.py (make conv-bench), synth/synth.py (make synth) and make classic's options."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 
 import pytest
 
@@ -44,3 +46,16 @@ def test_synth_refuses_before_synthesis(args, message, capsys):
     assert synth.main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["DATAFLOW=xs"], "DATAFLOW must be ws or os, got 'xs'"),
+    (["A_BIT=3"], "A_BIT must be 2 or 4, got '3'"),
+])
+def test_make_classic_refuses(args, message):
+    """make classic on your own files: a mistyped option stops make in one line (it used to
+    run the WS bench and pass)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "VECTORS=vectors", *args],
+                          cwd=runner.REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
