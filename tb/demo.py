@@ -148,7 +148,7 @@ def run(args) -> int:
     if args.model is None and args.layer is None and args.checkpoint is None and n % 2 == 0 \
             and 2 * n <= 1 << CONFIG.wcol_bits and part2_row(args, n) is None:
         return 1
-    print("cycles: from activations and weights in xmem to the last ReLU output on sfp_out,"
+    print("cycles: from operands in xmem / wmem to the last ReLU output on sfp_out,"
           " counted by the core's own counter")
     print("anchors: " + "; ".join(f"{k} {v}" for k, v in anchors(case["x_int"], case["w_int"], n)))
     if runner.waves_enabled():
