@@ -8,10 +8,10 @@
 #   make test            the whole regression (model tests + every cocotb test); = make
 #   make SIM=verilator   the same on Verilator (SIM=icarus is the default)
 #   make test PYTEST_ARGS="tb/test_mac.py -k ..."   a subset
-#   make classic         pure-Verilog testbench on the exported text vectors (WS, OS, and the
-#                        part-2 16->16 layer in the 2-bit mode, both oc tiles);
+#   make classic         pure-Verilog testbench on the exported text vectors (WS, OS: every pixel
+#                        group, and the part-2 16->16 layer in the 2-bit mode, both oc tiles);
 #                        PSUM_BW=20 exports and builds the bench for 20-bit psums;
-#                        VECTORS=<folder> [DATAFLOW=os] [A_BIT=2] [OTILE=o] runs it on your own files instead
+#                        VECTORS=<folder> [DATAFLOW=os] [A_BIT=2] [OTILE=o] [GROUP=g] runs it on your own files instead
 #   make waves TEST=...  one test with WAVES=1, then the FST path to open in GTKWave
 #   make lint            Verilator -Wall and Icarus -g2005 on rtl/
 #   make bench           RTL benchmark table (cycles, utilization, every output verified) + reference timing
@@ -107,11 +107,12 @@ ifeq ($(VECTORS),)
 	$(PY) -m model export --dataflow os --out "$(EXPORT_OS)" --psum-bw $(PSUM_BW)
 	$(PY) -m model export --model vgg16_quant_project_part2 --out "$(EXPORT_PART2)" --psum-bw $(PSUM_BW)
 	@$(call classic_run,$(EXPORT),ws.log)
-	@$(call classic_run,$(EXPORT_OS),os.log,+OS)
+	@n=$$(ls "$(EXPORT_OS)"/activation_os*.txt | wc -l); g=0; while [ $$g -lt $$n ]; do \
+		($(call classic_run,$(EXPORT_OS),os-group$$g.log,+OS +GROUP=$$g)) || exit 1; g=$$((g + 1)); done
 	@$(call classic_run,$(EXPORT_PART2),part2-otile0.log,+A2 +OTILE=0)
 	@$(call classic_run,$(EXPORT_PART2),part2-otile1.log,+A2 +OTILE=1)
 else
-	@$(call classic_run,$(VECTORS),$(DATAFLOW).log,$(if $(filter os,$(DATAFLOW)),+OS) $(if $(filter 2,$(A_BIT)),+A2) $(if $(OTILE),+OTILE=$(OTILE)))
+	@$(call classic_run,$(VECTORS),$(DATAFLOW).log,$(if $(filter os,$(DATAFLOW)),+OS) $(if $(filter 2,$(A_BIT)),+A2) $(if $(OTILE),+OTILE=$(OTILE)) $(if $(GROUP),+GROUP=$(GROUP)))
 endif
 
 waves: $(STAMP) check-sim

@@ -11,6 +11,11 @@
 //   +OTILE=<o> (WS):      the files of output-channel tile o of a multi-tile export:
 //                         weight_itile0_otile<o>_kij*.txt, psum_itile0_otile<o>_kij*.txt,
 //                         out_otile<o>.txt
+//   +GROUP=<g> (OS):      pixel group g (output pixels 8g..8g+7) of an export with more than
+//                         row output pixels: activation_os_group<g>.txt, and with +OTILE=<o>
+//                         weight_os_otile<o>.txt; the expected outputs out_os_group<g>_otile<o>.txt
+//                         (group 0 of oc tile 0 keeps the classic names; model/vectors.py
+//                         os_file_names)
 //
 // Every file is read and checked line by line before the run, with the rules of the
 // Python readers (model/vectors.py): leading lines starting with '#' are headers (any
@@ -101,6 +106,7 @@ module classic_tb #(
     // +A2: 2-bit mode (two 2-bit activations per lane, two weights per PE); +OTILE=<o>
     reg                 a2;
     integer             otile;                        // -1: the single-tile names
+    integer             group;                        // OS pixel group (+GROUP, default 0)
     integer             halves;                       // weight words (LOADs) per column: 1 or 2
 
     // file names of kij i (the single-tile or the oc tile's)
@@ -475,12 +481,20 @@ module classic_tb #(
     task run_os;
         reg found;
         reg [psum_bits-1:0] got_os [0:row-1];
+        reg [8*64-1:0] out_name;
         begin
-            load("activation_os.txt", row, bw, len_os_steps, 0, found);
+            // the names of model/vectors.py os_file_names
+            if (group == 0) name = "activation_os.txt";
+            else $sformat(name, "activation_os_group%0d.txt", group);
+            load(name, row, bw, len_os_steps, 0, found);
             for (t = 0; t < len_os_steps; t = t + 1) act[t] = vec[t];
-            load("weight_os.txt", col, bw, len_os_steps, 0, found);
+            if (otile <= 0) name = "weight_os.txt";
+            else $sformat(name, "weight_os_otile%0d.txt", otile);
+            load(name, col, bw, len_os_steps, 0, found);
             for (t = 0; t < len_os_steps; t = t + 1) wgt[t] = vec[t];
-            load("out_os.txt", col, psum_bw, row, 0, found);
+            if (group == 0 && otile <= 0) out_name = "out_os.txt";
+            else $sformat(out_name, "out_os_group%0d_otile%0d.txt", group, otile < 0 ? 0 : otile);
+            load(out_name, col, psum_bw, row, 0, found);
             out_headers = n_headers;
             for (t = 0; t < row; t = t + 1) out_want[t] = vec[t];
 
@@ -523,7 +537,7 @@ module classic_tb #(
             end
             // compared in file order, so the verdict names the first differing line
             for (i = 0; i < row; i = i + 1)
-                check_output(i, got_os[i], out_want[i], "out_os.txt", out_headers + i + 1);
+                check_output(i, got_os[i], out_want[i], out_name, out_headers + i + 1);
         end
     endtask
 
@@ -539,6 +553,15 @@ module classic_tb #(
         a2 = $test$plusargs("A2");
         halves = a2 ? 2 : 1;
         if (!$value$plusargs("OTILE=%d", otile)) otile = -1;
+        if (!$value$plusargs("GROUP=%d", group)) group = 0;
+        if (otile < -1 || group < 0) begin
+            $display("FAIL: +OTILE and +GROUP must be 0 or more (got +OTILE=%0d, +GROUP=%0d)", otile, group);
+            $fatal(1, "classic_tb: FAIL");
+        end
+        if (group != 0 && !$test$plusargs("OS")) begin
+            $display("FAIL: +GROUP (an OS pixel group) needs +OS");
+            $fatal(1, "classic_tb: FAIL");
+        end
         dir = 0;
         if (!$value$plusargs("DIR=%s", dir)) begin
             $display("FAIL: give the folder of the exported files with +DIR=<dir>");

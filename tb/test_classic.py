@@ -146,6 +146,29 @@ def test_classic_bench_catches_a_wrong_output(bench, vectors, dataflow):
     assert f"{n_out - 1} of {n_out} outputs match" in verdict, verdict
 
 
+def test_os_second_pixel_group(bench, vectors):
+    """make classic runs every OS pixel group: +GROUP=1 reads activation_os_group1.txt and
+    out_os_group1_otile0.txt (output pixels 8..15 of the 8->8 layer), every output matches;
+    one flipped bit in that out file FAILs naming its line (a bench that read group 0's
+    files instead would PASS here)."""
+    folder = vectors("os")
+    group1 = folder / "out_os_group1_otile0.txt"
+    assert group1.read_text() != (folder / "out_os.txt").read_text(), "the two groups must differ"
+    rc, lines = simulate(bench, folder, "os", ["+GROUP=1"])
+    assert_pass(rc, lines, "os")
+    text = group1.read_text().splitlines()
+    text[3 + 2] = text[3 + 2][:-1] + ("1" if text[3 + 2][-1] == "0" else "0")
+    group1.write_text("\n".join(text) + "\n")
+    rc, lines = simulate(bench, folder, "os", ["+GROUP=1"])
+    assert_fail(rc, lines, f"{group1}:6: first differing line")
+
+
+def test_group_needs_os(bench, vectors):
+    """+GROUP is an OS pixel group: with the WS flow it is refused in one line."""
+    rc, lines = simulate(bench, vectors("ws"), "ws", ["+GROUP=1"])
+    assert_fail(rc, lines, "+GROUP (an OS pixel group) needs +OS")
+
+
 # ---- malformed files: (dataflow, file, edit of its lines) ----------------------------
 def _set(i, value):
     def edit(lines):
