@@ -46,8 +46,8 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
 
-# images of the batched run: a 2x2 layer's weight set then serves 32 positions, more than
-# the D_xmem bus and LOAD cycles its 8 weight words take (each written once, then LOADed)
+# images of the batched run: a 2x2 layer's weight set then serves 32 positions, more than the
+# array's rows, so its columns are LOADed one at a time (ws_fast: no paired weight sets)
 BATCH = 8
 
 

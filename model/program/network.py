@@ -388,8 +388,8 @@ def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape
 def max_batch(shape: LayerShape, abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth) -> int:
     """The most images of `shape` (its own batch ignored) that one program should run:
     the batch's pixels of one ic tile fit xmem (XMEM_DEPTH words: weights live in wmem), its
-    output vectors fit the SFP bank, and, for a map that fits the activation buffer (the
-    weight-bound layers: few positions per weight set), the batch's map fits it too, so
+    output vectors fit the SFP bank, and, for a map that fits the activation buffer (few
+    positions per weight set: the layers batching helps most), the batch's map fits it too, so
     each activation word is still read from xmem once per (oc tile, ic tile). A map
     larger than the buffer gains nothing from batching (its positions already outnumber
     a weight set's xmem port cycles): 1. At least 1 (one image that does not fit is
