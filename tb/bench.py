@@ -144,17 +144,21 @@ def sim_speed_rows(out: Path, repeats: int) -> list:
 def network_rows(out: Path, sim: str) -> dict:
     """The project VGG16's convs at batch 1 on the core (tb.conv_bench.run_network): the
     rows and the whole-network totals, as conv-bench's JSON has them at batch 1."""
+    import time
+
     from tb.conv_bench import images, print_table, run_network, totals
     from tb.core_conv import CoreConv
 
+    t0 = time.perf_counter()
     conv = CoreConv(sim=sim, build=out / "network")
     rows, _ = run_network(conv, "vgg16_quant_project", images(0, 1, 32), 1, "network (batch 1)")
     print()
     print_table(rows, [])
     whole = totals(rows)
+    wall = time.perf_counter() - t0
     print(f"network: {whole['cycles']:,} cycles per image at batch 1 ({whole['utilization']:.1%}; ideal "
-          f"{whole['ideal_cycles_per_image']:,.0f}), every output bit-exact")
-    return {"model": "vgg16_quant_project", "layers": rows, **whole}
+          f"{whole['ideal_cycles_per_image']:,.0f}), every output bit-exact; {wall:.0f} s of wall time")
+    return {"model": "vgg16_quant_project", "layers": rows, **whole, "wall_s": wall}
 
 
 def add_arguments(p) -> None:
