@@ -6,9 +6,10 @@ its word read from wmem) never waits for an activation read. The D_xmem bus writ
 the D_wmem bus wmem's write port (an entry of two weight words per cycle), so the next
 pass's operands go in while the array reads the current one.
 
-Paired weight sets (plan.paired: 4-bit layers whose weight set has fewer positions than
-the array has rows, the 2x2 maps of VGG16 at batch 1): a column's LOAD cannot wait for the
-start token to leave the whole column (n cycles) when a set lasts fewer cycles. A
+Paired weight sets (plan.period > 0, paired_period: 4-bit layers whose weight set has fewer
+positions than the array has rows, the 2x2 maps of VGG16 at batch 1): a column's LOAD
+cannot wait for the start token to leave the whole column (n cycles) when a set lasts
+fewer cycles. A
 *boundary word* then stages rows 0..h-1 (h = n // 2) of set j + 1 together with rows
 h..n-1 of set j, in the one cycle the start token of set j sits between the two halves of
 the column; each set starts `period` cycles after the previous one, and the two boundary
