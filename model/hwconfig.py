@@ -24,7 +24,8 @@ __all__ = ["CONFIG", "CoreConfig", "INST_HEADER", "InstructionSet", "read_config
 INST_HEADER = Path(__file__).resolve().parent.parent / "rtl" / "core_inst.vh"
 
 # Widths of the multi-bit instruction fields: which width define each one uses.
-_FIELD_WIDTHS = {"A_XMEM": "ADDR_BITS", "A_PMEM": "ADDR_BITS", "A_WMEM": "ADDR_BITS", "WCOL": "WCOL_BITS",
+_FIELD_WIDTHS = {"A_XMEM": "ADDR_BITS", "A_PMEM": "ADDR_BITS", "A_WMEM": "ADDR_BITS", "A_WMEM_W": "ADDR_BITS",
+                 "WCOL": "WCOL_BITS", "WCOL2": "WCOL_BITS",
                  "ACC_ADDR": "ACC_BITS", "ABUF_WADDR": "ABUF_BITS", "ABUF_RADDR": "ABUF_BITS",
                  "THR_TILE": "THR_TILE_BITS", "THR_LANE": "WCOL_BITS", "THR_LEVEL": "THR_LEVEL_BITS",
                  "THR_PART": "THR_PART_BITS"}
@@ -115,8 +116,14 @@ class CoreConfig:
 
     @property
     def wmem_depth(self) -> int:
-        """Weight memory words (each xmem_word_bits wide): its own port beside xmem's."""
+        """Weight memory entries (each wmem_word_bits wide): a read port beside xmem's, and
+        a write port of its own (D_wmem)."""
         return 1 << self.addr_bits
+
+    @property
+    def wmem_word_bits(self) -> int:
+        """D_wmem / wmem entry: two weight words (xmem_word_bits each), the low one first."""
+        return 2 * self.xmem_word_bits
 
     @property
     def pmem_depth(self) -> int:

@@ -1,14 +1,19 @@
 """Cycle-level replay of a core program (model.program) against the reference tiling.
 
-``check_program(program, x_int, w_int)`` plays ``program.inst`` / ``program.d_xmem`` one
-word per cycle through a behavioural model of rtl/core.v that follows the RTL's cycle
+``check_program(program, x_int, w_int)`` plays ``program.inst`` / ``program.d_xmem`` /
+``program.d_wmem`` one word per cycle through a behavioural model of rtl/core.v that follows the RTL's cycle
 semantics register by register, one class per unit (sizes from model.hwconfig); the
 model is cross-checked against the RTL by tb/test_core_model.py:
 
-* xmem / wmem / pmem (_Sram): single port each, active-low CEN/WEN; a read puts mem[A] on Q at
+* xmem / pmem (_Sram): single port each, active-low CEN/WEN; a read puts mem[A] on Q at
   the end of the cycle and Q holds until the next read (writes leave Q alone); Q starts at 0,
-  memory starts unknown (X). xmem and wmem write the cycle's D_xmem word; pmem write data is
-  the OFIFO head of that cycle. LOAD and IFIFO_WR take xmem Q, or wmem Q with WSRC.
+  memory starts unknown (X). xmem writes the cycle's D_xmem word; pmem write data is the
+  OFIFO head of that cycle. wmem (rtl/sram_1r1w.v): entries of two weight words, a write
+  port (WEN_WMEM low: D_wmem into entry A_WMEM_W) and a read port (CEN_WMEM low: entry
+  A_WMEM onto Q) that may act in the same cycle, but not on one entry (a block RAM's
+  collision: an error). LOAD and IFIFO_WR take xmem Q, or wmem Q's low word with WSRC;
+  LOAD2 (4-bit mode only, not into LOAD's column) stages column WCOL2 from wmem Q's high
+  word.
 * activation buffer (_Abuf): ABUF_WR stores xmem Q at the end of the cycle, the read is
   combinational. L0 write data: zeros (L0_ZERO), abuf[ABUF_RADDR] (L0_ABUF) or xmem Q.
 * L0 (one FIFO per row) and IFIFO (one per column) (_SkewFifoBank): first-word fall-through, lane i pops
@@ -195,10 +200,11 @@ class _Array:
         return self.p[n].tolist(), mask
 
     def step(self, t: int, valid: int, start: int, os: int, act2: int, shift: int, drain: int,
-             load_col: int, load_word: int, load_half: int, heads_a, heads_w) -> None:
+             load_col: int, load_word: int, load_half: int, heads_a, heads_w,
+             load2_col: int = -1, load2_word: int = 0) -> None:
         """One clock edge. heads_a / heads_w: callables giving the L0 / IFIFO heads.
         load_half: -1 a 4-bit LOAD (slot 0 of every row), 0 / 1 a 2-bit one (slot pairs of
-        the lower / upper rows)."""
+        the lower / upper rows). load2_col / load2_word: a LOAD2 (4-bit) in the same cycle."""
         n, m = self.n, self.mask
         rs = self.row_skew
         rs[0] = ((rs[0] << 1) | valid) & m
@@ -217,7 +223,7 @@ class _Array:
                 self.last_os = t
             if entering & rs[1]:
                 self.last_start = t
-        if t > self.live_until and load_col < 0 and not cs[0] and not cs[1]:
+        if t > self.live_until and load_col < 0 and load2_col < 0 and not cs[0] and not cs[1]:
             return                                       # nothing in the array can change
         a, v, s, o, x, w, p = self.a, self.v, self.s, self.o, self.x, self.w, self.p
         a[:, 0] = heads_a()
@@ -252,8 +258,10 @@ class _Array:
         if cs[1]:
             drain_c = self.mask_vec(cs[1])
             new_p = np.where(drain_c[None, :], p[:n], psum_q if new_p is None else new_p)
-        if cs[0] or load_col >= 0:
+        if cs[0] or load_col >= 0 or load2_col >= 0:
             new_w = np.where(self.mask_vec(cs[0])[None, :], w[:n], w_q) if cs[0] else w_q.copy()
+            if load2_col >= 0:
+                new_w[:, load2_col] = [_signed((load2_word >> (BW * r)) & LANE_MASK) for r in range(n)]
             if load_col >= 0:
                 nibbles = [_signed((load_word >> (BW * r)) & LANE_MASK) for r in range(n)]
                 if load_half < 0:
@@ -542,6 +550,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     if len(program.d_xmem) != len(program.inst):
         raise ProgramError(f"program has {len(program.inst)} instruction words but "
                            f"{len(program.d_xmem)} D_xmem words")
+    if len(program.d_wmem) not in (0, len(program.inst)):
+        raise ProgramError(f"program has {len(program.inst)} instruction words but "
+                           f"{len(program.d_wmem)} D_wmem entries")
     if verify and (program.psum_writes or program.emits):   # hand-made programs may have no results
         expected = reference_results(program, x_int, w_int, psum_bw=psum_bw, acc_bw=acc_bw, check_widths=False,
                                      requant=requant)
@@ -573,6 +584,8 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     idle = CONFIG.isa.idle
     words = program.inst
     d_words = program.d_xmem
+    w_words = program.d_wmem or [0] * len(words)
+    wmask = (1 << (2 * n * BW)) - 1
     total = len(words)
     drain_tail = 2 * n + 4             # idle cycles after the program so the pipelines settle
     for t in range(total + drain_tail):
@@ -607,9 +620,10 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
             l0_data = 0
             if l0_wr and not f["l0_zero"]:
                 l0_data = abuf.read(t, f["abuf_raddr"]) if f["l0_abuf"] else xmem.known_q(t, "L0_WR")
-            weights = wmem if f["wsrc"] else xmem      # where LOAD / IFIFO_WR take their word
+            def weight_word(what: str) -> int:   # LOAD / IFIFO_WR: xmem Q, or wmem Q's low word
+                return wmem.known_q(t, what) & xmask if f["wsrc"] else xmem.known_q(t, what)
             ififo_wr = f["ififo_wr"]
-            ififo_data = weights.known_q(t, "IFIFO_WR") if ififo_wr else 0
+            ififo_data = weight_word("IFIFO_WR") if ififo_wr else 0
             load_col, load_word, load_half = -1, 0, -1
             if f["load"]:
                 load_col = f["wcol"]
@@ -619,10 +633,20 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                         raise ProgramError(f"cycle {t}: 2-bit LOAD into column {f['wcol']} of a {n}-column array")
                 elif load_col >= n:
                     raise ProgramError(f"cycle {t}: LOAD into column {load_col} of a {n}-column array")
-                load_word = weights.known_q(t, "LOAD")
+                load_word = weight_word("LOAD")
+            load2_col, load2_word = -1, 0
+            if f["load2"]:
+                load2_col = f["wcol2"]
+                if f["act2"]:
+                    raise ProgramError(f"cycle {t}: LOAD2 in 2-bit mode (ACT2): LOAD2 stages 4-bit weights only")
+                if load2_col >= n:
+                    raise ProgramError(f"cycle {t}: LOAD2 into column {load2_col} of a {n}-column array")
+                if load_col == load2_col:
+                    raise ProgramError(f"cycle {t}: LOAD and LOAD2 both into column {load2_col}")
+                load2_word = wmem.known_q(t, "LOAD2") >> (n * BW) & xmask
             # ---- the array (its inputs are the FIFO heads before this edge) ----
             array.step(t, f["execute"], f["start"], f["os"], f["act2"], f["os"], f["drain"], load_col, load_word,
-                       load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()])
+                       load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()], load2_col, load2_word)
             if f["execute"]:
                 executes += 1
             l0.step(t, f["l0_rd"], l0_wr, l0_data)
@@ -637,13 +661,18 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                                f"tile {f['thr_tile']}: its threshold block RAM would be read where it is written")
         threshold_word = xmem.known_q(t, "THR_WR") if f["thr_wr"] else None
         # ---- SRAMs (never reset); a pmem write is checked against the program's list ----
-        for mem in (xmem, wmem):
-            name = mem.name
-            if not f["cen_" + name]:
-                if not f["wen_" + name]:
-                    mem.write(t, f["a_" + name], (d_words[t] if t < total else 0) & xmask)
-                else:
-                    mem.read(t, f["a_" + name])
+        if not f["cen_xmem"]:
+            if not f["wen_xmem"]:
+                xmem.write(t, f["a_xmem"], (d_words[t] if t < total else 0) & xmask)
+            else:
+                xmem.read(t, f["a_xmem"])
+        if not f["cen_wmem"]:                  # wmem: the read port, then the write port
+            if not f["wen_wmem"] and wmem.address(t, f["a_wmem"]) == wmem.address(t, f["a_wmem_w"]):
+                raise ProgramError(f"cycle {t}: wmem entry {f['a_wmem']} is read and written in one cycle "
+                                   f"(a block RAM's read of the entry it writes is undefined)")
+            wmem.read(t, f["a_wmem"])
+        if not f["wen_wmem"]:
+            wmem.write(t, f["a_wmem_w"], (w_words[t] if t < total else 0) & wmask)
         if not f["cen_pmem"]:
             if not f["wen_pmem"]:
                 a = pmem.address(t, f["a_pmem"])

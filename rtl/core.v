@@ -1,8 +1,10 @@
 // The core: corelet + activation/weight SRAM (xmem) + weight SRAM (wmem) + psum SRAM (pmem),
 // driven by one instruction word per cycle (core_inst.vh, which also holds the parameter
 // defaults). The classic flow keeps activations at 0.. and weights at CORE_WEIGHT_BASE.. of
-// xmem; wmem is a second port for weights (WSRC: LOAD / IFIFO_WR take wmem Q), written
-// from the same D_xmem bus (a cycle's D_xmem word goes to the memory whose WEN is low).
+// xmem; wmem is the weight memory (WSRC: LOAD / IFIFO_WR take wmem Q's low word, LOAD2
+// its high word), two weight words per entry, with a write port of its own fed by the
+// host's D_wmem bus and a read port: the host writes a weight entry and an xmem word, and
+// the array reads a weight entry, all in one cycle.
 // pmem holds psum vectors (col x psum_bw bits).
 // Counters: `cycles` counts every cycle since reset, `busy` the cycles in which an
 // activation vector entered the array (each makes row x col MACs), so busy / cycles is
@@ -22,6 +24,7 @@ module core #(
     input  wire                   reset,
     input  wire [`INST_WIDTH-1:0]  inst,
     input  wire [row*bw-1:0]      D_xmem,
+    input  wire [2*row*bw-1:0]    D_wmem,     // two weight words: a wmem entry
     output wire                   ofifo_valid,
     output wire [col*psum_bw-1:0] sfp_out,
     output wire                   sfp_valid,
@@ -38,7 +41,7 @@ module core #(
     localparam pmem_depth = 1 << `ADDR_BITS;
 
     wire [row*bw-1:0]      xmem_q;
-    wire [row*bw-1:0]      wmem_q;
+    wire [2*row*bw-1:0]    wmem_q;
     wire [col*psum_bw-1:0] pmem_q;
     wire [col*psum_bw-1:0] ofifo_data;
 
@@ -51,12 +54,13 @@ module core #(
         .Q(xmem_q)
     );
 
-    sram #(.width(row*bw), .depth(wmem_depth)) u_wmem (
+    sram_1r1w #(.width(2*row*bw), .depth(wmem_depth)) u_wmem (
         .CLK(clk),
-        .CEN(inst[`INST_CEN_WMEM]),
         .WEN(inst[`INST_WEN_WMEM]),
-        .A(inst[`INST_A_WMEM +: `ADDR_BITS]),
-        .D(D_xmem),
+        .WA(inst[`INST_A_WMEM_W +: `ADDR_BITS]),
+        .D(D_wmem),
+        .REN(inst[`INST_CEN_WMEM]),
+        .RA(inst[`INST_A_WMEM +: `ADDR_BITS]),
         .Q(wmem_q)
     );
 

@@ -28,8 +28,9 @@
 // ---- instruction word: one word per cycle. Bits 0..33 are the classic layout
 // (the course's DESIGN.md contract, section 4); extensions sit above bit 33. A field whose comment says
 // "active low" is 1 in the idle word (a cycle that does nothing), every other bit 0.
-// "xmem Q" is the word read from xmem by the previous cycle's instruction ("wmem Q" likewise);
-// with WSRC, LOAD and IFIFO_WR take wmem Q instead of xmem Q.
+// "xmem Q" is the word read from xmem by the previous cycle's instruction ("wmem Q" likewise:
+// wmem entries are two weight words wide, low word first); with WSRC, LOAD and IFIFO_WR take
+// wmem Q's low word instead of xmem Q.
 `define INST_LOAD 0   // WS: xmem Q -> staged weights of column WCOL (nibble r -> row r)
 `define INST_EXECUTE 1   // the L0 heads enter the array as valid activations (row skew)
 `define INST_L0_WR 2   // push xmem Q (or zeros, L0_ZERO, or an abuf entry, L0_ABUF) into the L0, nibble r -> row r
@@ -68,11 +69,14 @@
 `define INST_THR_LANE 85   // WCOL_BITS: column (lane) of a threshold write
 `define INST_THR_LEVEL 89   // THR_LEVEL_BITS: threshold 0..14; 15 writes the tile's descending bits (xmem Q bit c -> lane c)
 `define INST_THR_PART 93   // THR_PART_BITS: which xmem-word-wide part of the threshold (low part 0)
-`define INST_A_WMEM 96   // 11 bits: wmem (weight memory) address
-`define INST_WEN_WMEM 107  // active low: write D_xmem into wmem
-`define INST_CEN_WMEM 108  // active low: wmem enabled
-`define INST_WSRC 109   // LOAD and IFIFO_WR take wmem Q instead of xmem Q (0: the classic flow)
-`define INST_WIDTH 110
+`define INST_A_WMEM 96   // 11 bits: wmem (weight memory) read address
+`define INST_WEN_WMEM 107  // active low: write D_wmem into wmem entry A_WMEM_W (the write port)
+`define INST_CEN_WMEM 108  // active low: read wmem entry A_WMEM (the read port; Q holds until the next read)
+`define INST_WSRC 109   // LOAD and IFIFO_WR take wmem Q's low word instead of xmem Q (0: the classic flow)
+`define INST_A_WMEM_W 110   // 11 bits: wmem write address
+`define INST_LOAD2 121   // WS: wmem Q's high word -> staged weights of column WCOL2 (beside a LOAD; 4-bit mode)
+`define INST_WCOL2 122   // WCOL_BITS: column for LOAD2
+`define INST_WIDTH 126
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4

@@ -1,7 +1,8 @@
 // Everything between the SRAMs: abuf -> L0 -> array <- IFIFO, array -> OFIFO -> SFP.
 // Takes the instruction word and the SRAM read data; gives the OFIFO head (pmem write
 // data) and the SFP output. Weights (LOAD, IFIFO_WR) come from xmem Q, or with WSRC from
-// wmem Q, the weight memory's own port.
+// wmem Q's low word (the weight memory's own port); LOAD2 stages a second column from wmem
+// Q's high word in the same cycle.
 `include "core_inst.vh"
 `default_nettype none
 module corelet #(
@@ -18,7 +19,7 @@ module corelet #(
     input  wire [`INST_WIDTH-1:0]  inst,      // the SRAM fields are decoded by the core
     /* verilator lint_on UNUSEDSIGNAL */
     input  wire [row*bw-1:0]      xmem_q,
-    input  wire [row*bw-1:0]      wmem_q,
+    input  wire [2*row*bw-1:0]    wmem_q,    // two weight words, the low one first
     input  wire [col*psum_bw-1:0] pmem_q,
     output wire [col*psum_bw-1:0] ofifo_data,
     output wire                   ofifo_valid,
@@ -56,7 +57,7 @@ module corelet #(
     wire clear = reset | inst[`INST_FLUSH];
     // the word LOAD stages and IFIFO_WR pushes: like xmem Q, read by the previous instruction
     wire              wsrc = inst[`INST_WSRC];
-    wire [row*bw-1:0] weight_q = wsrc ? wmem_q : xmem_q;
+    wire [row*bw-1:0] weight_q = wsrc ? wmem_q[row*bw-1:0] : xmem_q;
 
     // ---- west: activation reuse buffer, then the L0 ----
     wire [row*bw-1:0] abuf_out;
@@ -107,6 +108,9 @@ module corelet #(
     wire                   wload_half = act2 & ({1'b0, wcol} >= col_w);
     wire [`WCOL_BITS-1:0]   wload_col = wload_half ? wcol - col_w[`WCOL_BITS-1:0] : wcol;
     wire [col-1:0]         wload_en = inst[`INST_LOAD] ? ({{(col-1){1'b0}}, 1'b1} << wload_col) : {col{1'b0}};
+    // LOAD2 (4-bit mode): wmem Q's high word -> column wcol2, beside the LOAD of column wcol
+    wire [`WCOL_BITS-1:0]   wcol2 = inst[`INST_WCOL2 +: `WCOL_BITS];
+    wire [col-1:0]         wload2_en = inst[`INST_LOAD2] ? ({{(col-1){1'b0}}, 1'b1} << wcol2) : {col{1'b0}};
     wire [col*psum_bw-1:0] array_psum;
     wire [col-1:0]         array_valid;
     wire                   pe_ovf;
@@ -121,6 +125,8 @@ module corelet #(
         .wload_act2(act2),
         .wload_half(wload_half),
         .wload_data(weight_q),
+        .wload2_en(wload2_en),
+        .wload2_data(wmem_q[2*row*bw-1:row*bw]),
         .w_in(ififo_out),
         .drain(inst[`INST_DRAIN]),
         .psum_out(array_psum),

@@ -12,7 +12,8 @@
 // slots of one half of the column's rows (wload_half: 0 rows 0..row/2-1, 1 the rest):
 // nibbles 2p and 2p+1 -> slots 0 and 1 of row half * row/2 + p. Two loads stage a
 // column's 2 x row weights, and the half of row 0 can be loaded last-but-one: the upper
-// rows see the start token row/2 cycles later.
+// rows see the start token row/2 cycles later. A second 4-bit load in the same cycle
+// (wload2_en, wload2_data; 4-bit only) stages another column: nibble r of wload2_data -> row r.
 //
 // Every PE-to-PE link is its own small net (g_row[r].g_col[c].psum, .w, .a_east, ...), not a
 // slice of one wide bus: a simulator then updates only the links that changed (Icarus
@@ -38,6 +39,8 @@ module mac_array #(
     input  wire                   wload_act2,
     input  wire                   wload_half,
     input  wire [row*bw-1:0]      wload_data,
+    input  wire [col-1:0]         wload2_en,
+    input  wire [row*bw-1:0]      wload2_data,
     // north edge: OS weights per column (already skewed), drain for column 0
     input  wire [col*bw-1:0]      w_in,
     input  wire                   drain,
@@ -80,13 +83,13 @@ module mac_array #(
                 // 2-bit weight staging of this row: its half, and its nibble pair
                 wire               in_half = wload_half == (r >= half_rows);
                 wire [bw-1:0]      wload0, wload1;
+                wire [bw-1:0]      wload4 = wload2_en[c] ? wload2_data[r*bw +: bw] : wload_data[r*bw +: bw];
                 if (2 * (r % half_rows) + 1 < row) begin : g_pair
                     assign wload1 = wload_data[(2 * (r % half_rows) + 1)*bw +: bw];
-                    assign wload0 = wload_act2 ? wload_data[(2 * (r % half_rows))*bw +: bw]
-                                               : wload_data[r*bw +: bw];
+                    assign wload0 = wload_act2 ? wload_data[(2 * (r % half_rows))*bw +: bw] : wload4;
                 end else begin : g_no_pair   // odd row count: the last pair has one nibble
                     assign wload1 = {bw{1'b0}};
-                    assign wload0 = wload_act2 ? {bw{1'b0}} : wload_data[r*bw +: bw];
+                    assign wload0 = wload_act2 ? {bw{1'b0}} : wload4;
                 end
                 wire [bw-1:0]      w_north;
                 wire [psum_bw-1:0] psum_north;
@@ -123,7 +126,7 @@ module mac_array #(
                     .start_out(start_east),
                     .os_out(os_east),
                     .act2_out(act2_east),
-                    .wload_en(wload_en[c] & (~wload_act2 | in_half)),
+                    .wload_en((wload_en[c] | wload2_en[c]) & (~wload_act2 | in_half)),
                     .wload_data(wload0),
                     .wload1_en(wload_en[c] & wload_act2 & in_half),
                     .wload1_data(wload1),

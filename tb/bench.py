@@ -18,6 +18,12 @@ analytic model (model.program.scalesim_cycles), WS: ceil(9IC/n)*ceil(OC/n)*(2n+n
 OS: ceil(Ho*Wo/n)*ceil(OC/n)*(n+n+9IC-2)-1. Cycles run from 'operands in xmem / wmem' to the
 last ReLU output for single-pass layers, and from cycle 0 with every xmem / wmem load
 included for layers that run in passes.
+
+Then (not with --quick, and on the default array) the project VGG16's 13 convs at batch 1
+(tb/conv_bench.py's network run: a synthetic image, random weights and thresholds, each
+conv on the core's output of the one before, every output checked against numpy): a row
+per conv with its SCALE-Sim WS and OS cycles, and the whole network, under "network" in
+the JSON. Its templates are kept under OUT/network/templates, so a rerun only simulates.
 """
 from __future__ import annotations
 
@@ -135,11 +141,31 @@ def sim_speed_rows(out: Path, repeats: int) -> list:
     return speeds
 
 
+def network_rows(out: Path, sim: str) -> dict:
+    """The project VGG16's convs at batch 1 on the core (tb.conv_bench.run_network): the
+    rows and the whole-network totals, as conv-bench's JSON has them at batch 1."""
+    import time
+
+    from tb.conv_bench import images, print_table, run_network, totals
+    from tb.core_conv import CoreConv
+
+    t0 = time.perf_counter()
+    conv = CoreConv(sim=sim, build=out / "network")
+    rows, _ = run_network(conv, "vgg16_quant_project", images(0, 1, 32), 1, "network (batch 1)")
+    print()
+    print_table(rows, [])
+    whole = totals(rows)
+    wall = time.perf_counter() - t0
+    print(f"network: {whole['cycles']:,} cycles per image at batch 1 ({whole['utilization']:.1%}; ideal "
+          f"{whole['ideal_cycles_per_image']:,.0f}), every output bit-exact; {wall:.0f} s of wall time")
+    return {"model": "vgg16_quant_project", "layers": rows, **whole, "wall_s": wall}
+
+
 def add_arguments(p) -> None:
     p.add_argument("--sim", default=os.environ.get("BENCH_SIM", "verilator"), choices=["verilator", "icarus"],
                    help="simulator for the player (default verilator: Icarus runs ~400 cycles/s here)")
     p.add_argument("--out", default="build/bench", help="folder for programs, dumps and bench.json")
-    p.add_argument("--quick", action="store_true", help="skip the 64->64 32x32 layer")
+    p.add_argument("--quick", action="store_true", help="skip the 64->64 32x32 layer and the network rows")
     p.add_argument("--array", type=int, default=CONFIG.row,
                    help=f"array size n of an n x n core (default {CONFIG.row}, rtl/core_inst.vh)")
 
@@ -165,10 +191,15 @@ def run(args) -> int:
         print(f"{r.layer:<27}{r.dataflow:<5}{r.schedule:<9}{r.macs:>11,}{r.cycles:>10,}{r.ideal:>10,.0f}"
               f"{r.utilization:>8.1%}{scalesim:>11}{r.sim_cycles_per_s:>11,.0f}{r.wall_s:>8.2f}"
               f"  {r.psums_checked:,} psums + {r.outputs_checked:,} outputs bit-exact")
+    network = None
+    if not args.quick and player.config.row == CONFIG.row:
+        network = network_rows(out, args.sim)
+    elif not args.quick:
+        print(f"\nnetwork rows: only on the default {CONFIG.row}x{CONFIG.col} array (tb/conv_bench.py)")
     speeds = sim_speed_rows(out, repeats=1 if args.quick else 3)
     path = out / "bench.json"
     path.write_text(json.dumps({"simulator": args.sim, "array": [player.config.row, player.config.col],
-                                "rows": [asdict(r) for r in rows],
+                                "rows": [asdict(r) for r in rows], "network": network,
                                 "sim_speed": [asdict(s) for s in speeds]}, indent=2))
     print(f"\ntable as JSON: {path}")
     print("cycles: counted by the core's own counter, from operands in xmem / wmem (single pass) or from cycle 0 "

@@ -68,7 +68,7 @@ module classic_tb #(
     wire [31:0]            cycles, busy;
 
     core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
-        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem),
+        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem({2*row*bw{1'b0}}),
         .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid),
         .errors(errors), .fifo_flags(), .cycles(cycles), .busy(busy)
     );

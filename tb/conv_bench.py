@@ -46,9 +46,14 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
 
-# images of the batched run: a 2x2 layer's weight set then serves 32 positions, more than
-# the D_xmem bus and LOAD cycles its 8 weight words take (each written once, then LOADed)
+# images of the batched run: a 2x2 layer's weight set then serves 32 positions, more than the
+# array's rows, so its columns are LOADed one at a time (ws_fast: no paired weight sets)
 BATCH = 8
+
+
+def images(seed: int, n: int, size: int) -> np.ndarray:
+    """n synthetic images (n, 3, size, size): signed levels -40..15 (the signed first layer)."""
+    return np.random.default_rng(seed).integers(-40, 16, (n, 3, size, size))
 
 
 def maxpool(x: np.ndarray) -> np.ndarray:
@@ -159,9 +164,9 @@ def main(argv=None) -> int:
     try:
         t_start, cpu_start = time.perf_counter(), cpu_s() + cpu_s(resource.RUSAGE_CHILDREN)
         conv = CoreConv(sim=args.sim, build=args.out)
-        images = np.random.default_rng(args.seed).integers(-40, 16, (max(args.batch, 1), 3, args.size, args.size))
-        rows, check_s = run_network(conv, args.model, images[:1], args.seed + 1, "batch 1")
-        batched, check_n = (run_network(conv, args.model, images, args.seed + 1, f"batch {args.batch}")
+        batch = images(args.seed, max(args.batch, 1), args.size)
+        rows, check_s = run_network(conv, args.model, batch[:1], args.seed + 1, "batch 1")
+        batched, check_n = (run_network(conv, args.model, batch, args.seed + 1, f"batch {args.batch}")
                             if args.batch else ([], 0.0))
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -37,7 +37,7 @@ import numpy as np
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.memory_map import useful_macs
-from model.program.network import (LayerShape, Template, bind, hex_lines, layer_operands, max_batch, template,
+from model.program.network import (LayerShape, Template, data_hex, layer_operands, max_batch, template,
                                    template_folder, word_table)
 from model.requant import Requant
 
@@ -162,9 +162,8 @@ class CoreConv:
             return self._run_cocotb(x_int, w_int, requant, shape, macs, t0)
         tpl = template(shape, self.cache)
         table = word_table(shape, x, w, *((requant.thresholds, requant.descending) if requant else ()))
-        d_xmem = bind(tpl, table)
         folder = self._folder(tpl)
-        (folder / "dxmem.hex").write_bytes(hex_lines(d_xmem, (self.config.xmem_word_bits + 3) // 4))
+        (folder / "dxmem.hex").write_bytes(data_hex(tpl, table))
         build_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         result = self.player.play(folder, tpl.n_words, 0, psums=False, progress=False)

@@ -2,7 +2,7 @@
 // result recorders in HDL, so Python wakes once per program, not once per cycle
 // (tb/core_tb.py, CoreTB, drives it).
 //
-// Per program, Python writes program<prog_index>/inst.hex and dxmem.hex (Program.save_hex)
+// Per program, Python writes program<prog_index>/inst.hex and dxmem.hex ({D_wmem, D_xmem}; Program.save_hex)
 // in the simulator's working directory, sets prog_index, n_words and start_word, and
 // raises go. The player (a clocked state machine) loads both files and plays word k on
 // `inst` during cycle k (set by rising edge k, like a register), then idles two cycles so
@@ -32,6 +32,7 @@ module core_harness #(
     reg                    reset /*verilator public_flat_rw*/ = 1'b1;
     reg  [`INST_WIDTH-1:0] inst;
     reg  [row*bw-1:0]      D_xmem;
+    reg  [2*row*bw-1:0]    D_wmem;
     wire                   ofifo_valid;
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
@@ -44,7 +45,7 @@ module core_harness #(
     core #(
         .bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col), .fifo_depth(fifo_depth)
     ) u_core (
-        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem),
+        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem(D_wmem),
         .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid), .sfp_wide(sfp_wide),
         .errors(errors), .fifo_flags(fifo_flags), .cycles(cycles), .busy(busy)
     );
@@ -62,7 +63,7 @@ module core_harness #(
     reg [31:0] pc = 0;             // the word on inst (for the waveform)
 
     reg [`INST_WIDTH-1:0] program_words [0:max_words-1];
-    reg [row*bw-1:0]      data_words [0:max_words-1];
+    reg [3*row*bw-1:0]    data_words [0:max_words-1];
     reg [8*64-1:0]        path;
     reg                   recording = 1'b0;
     integer               psum_fd, out_fd;
@@ -91,7 +92,7 @@ module core_harness #(
     reg [1:0] reset_cycles = 2'd0;
     initial begin
         inst = idle_word(1'b0);
-        D_xmem = {row*bw{1'b0}};
+        {D_wmem, D_xmem} = {3*row*bw{1'b0}};
     end
     always @(posedge clk) begin     // reset for the first 3 rising edges
         if (reset_cycles == 2'd2)
@@ -123,7 +124,7 @@ module core_harness #(
                 end
             PLAY: begin
                 inst <= program_words[pc];
-                D_xmem <= data_words[pc];
+                {D_wmem, D_xmem} <= data_words[pc];
                 at_start <= pc == start_word;
                 pc <= pc + 1;
                 if (pc + 1 == n_words)
@@ -132,7 +133,7 @@ module core_harness #(
             end
             TAIL: begin     // idle words, two more cycles, so the last writes land
                 inst <= idle_word(1'b0);
-                D_xmem <= {row*bw{1'b0}};
+                {D_wmem, D_xmem} <= {3*row*bw{1'b0}};
                 tail <= tail + 2'd1;
                 if (tail == 2'd2) begin
                     recording <= 1'b0;

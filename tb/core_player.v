@@ -1,7 +1,8 @@
 // Replays a program (model/program.py Program.save_hex) into the core at full simulator
 // speed, with no Python in the loop, and dumps what the core did for a checker:
 //
-//   +PROGRAM=<dir>   reads <dir>/inst.hex and <dir>/dxmem.hex (one word per line)
+//   +PROGRAM=<dir>   reads <dir>/inst.hex and <dir>/dxmem.hex (one word per line; a data
+//                    word is {D_wmem, D_xmem})
 //   +CYCLES=<n>      number of program words
 //   +START=<k>       the word where measurement starts (Program.compute_start)
 //   +IDLE=<hex>      the idle instruction word (model.hwconfig: active-low enables high)
@@ -27,6 +28,7 @@ module core_player #(
     reg                    reset = 1'b1;
     reg  [`INST_WIDTH-1:0] inst;
     reg  [row*bw-1:0]      D_xmem;
+    reg  [2*row*bw-1:0]    D_wmem;
     wire                   ofifo_valid;
     wire [col*psum_bw-1:0] sfp_out;
     wire                   sfp_valid;
@@ -36,7 +38,7 @@ module core_player #(
     wire [31:0]            cycles, busy;
 
     core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
-        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem),
+        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem(D_wmem),
         .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid), .sfp_wide(sfp_wide),
         .errors(errors), .fifo_flags(fifo_flags), .cycles(cycles), .busy(busy)
     );
@@ -44,7 +46,7 @@ module core_player #(
     always #5 clk = ~clk;
 
     reg [`INST_WIDTH-1:0] program_words [0:max_cycles-1];
-    reg [row*bw-1:0]      data_words [0:max_cycles-1];
+    reg [3*row*bw-1:0]    data_words [0:max_cycles-1];
     reg [8*4096-1:0]      dir;                     // PATH_MAX characters
     reg [8*4160-1:0]      path;
     integer               n_cycles, start_word, start_counter, k, psum_fd, out_fd, summary_fd, progress;
@@ -93,7 +95,7 @@ module core_player #(
             $display("core_player: give +IDLE=<idle instruction word in hex>");
             $finish;
         end
-        D_xmem = 0;
+        {D_wmem, D_xmem} = 0;
         // inputs change 1 ns after the edge, so no simulator races them against the edge
         repeat (3) @(posedge clk);
         #1 reset = 1'b0;
@@ -102,7 +104,7 @@ module core_player #(
             @(posedge clk);
             #1;
             inst = program_words[k];
-            D_xmem = data_words[k];
+            {D_wmem, D_xmem} = data_words[k];
             if (k == start_word) begin
                 @(negedge clk);
                 start_counter = cycles;

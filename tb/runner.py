@@ -34,7 +34,7 @@ DEPENDS = {
     "sfp": ["sfp", "sfp_thresholds"],
 }
 DEPENDS["corelet"] = ["corelet", "abuf"] + DEPENDS["sfp"] + DEPENDS["ofifo"] + DEPENDS["mac_array"]
-DEPENDS["core"] = ["core", "sram"] + DEPENDS["corelet"]
+DEPENDS["core"] = ["core", "sram", "sram_1r1w"] + DEPENDS["corelet"]
 # Test harnesses in tb/ around an rtl/ top level (clock and stimulus in HDL): what each wraps.
 HARNESSES = {"core_harness": "core"}
 

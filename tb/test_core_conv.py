@@ -42,7 +42,7 @@ def test_the_template_is_reused(tmp_path):
 
 
 def test_a_batch_is_each_image_bit_exact():
-    """Three distinct images through one batched program of a weight-bound 2x2 layer (every
+    """Three distinct images through one batched program of a 2x2 layer (every
     weight word loaded once for the three): each image's levels equal its own reference,
     so images mixed up, shifted or overwritten in the batch fail; the batch costs less
     than three programs. With batch=2 the same images run in two programs."""

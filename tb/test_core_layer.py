@@ -90,7 +90,7 @@ def test_random_2bit_layer(ic, oc, size):
 
 @pytest.mark.parametrize("ic,oc,size,schedules", [
     pytest.param(48, 48, 5, "fast", marks=LONG),    # weights do not fit wmem at once: double-buffered passes
-    pytest.param(64, 32, 2, "fast", marks=LONG),    # weight-bound passes: the odd ones LOAD from xmem (WSRC 0)
+    pytest.param(64, 32, 2, "fast", marks=LONG),    # paired weight sets: LOAD and LOAD2 from one wmem entry
     pytest.param(16, 16, 8, "os", marks=LONG),      # 2 ic tiles x 2 oc tiles
     pytest.param(16, 16, 8, "fast", marks=LONG),
     pytest.param(24, 16, 4, "fast,classic", marks=LONG),  # 3 ic tiles x 2 oc tiles

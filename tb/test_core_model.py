@@ -30,7 +30,7 @@ from tb.player import Player
 
 # control bits a corruption may flip (1-bit fields, so every corrupted word still encodes)
 CONTROL = ["load", "execute", "l0_wr", "l0_rd", "ififo_wr", "ififo_rd", "ofifo_rd", "start", "drain",
-           "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf", "act2", "wsrc"]
+           "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf", "act2", "wsrc", "load2"]
 NETWORK_CONTROL = CONTROL + ["thr_wr", "acc_shift", "requant", "raw"]
 # model refusals -> the error flag the RTL must raise
 FLAGS = {("L0", "full"): "L0 overflow", ("L0", "empty"): "L0 underflow",
@@ -43,11 +43,14 @@ CORRUPTIONS = 4      # corrupted variants per program
 
 BASES = [(n, shape, schedule) for n, shape in ((8, (8, 8, 4, 4)), (4, (5, 6, 3, 3)))
          for schedule in sorted(SCHEDULES)] + [(8, (16, 8, 4, 4), "fast2"), (4, (10, 6, 3, 3), "fast2")]
+# paired weight sets (LOAD2; ws_fast): a 2x2 map on the 8x8 array, a 1x1 map on a 4x4 one
+BASES += [(8, (24, 16, 2, 2), "fast"), (4, (9, 6, 1, 1), "fast")]
 
 
 def corrupt(program: Program, rng: random.Random, control: list[str] = CONTROL) -> tuple[Program, str]:
     """One random corruption inside the compute part of the program."""
     inst, data = list(program.inst), list(program.d_xmem)
+    wdata = list(program.d_wmem) or [0] * len(inst)
     t = rng.randrange(program.compute_start, len(inst) - 1)
     kind = rng.choice(["flip", "flip", "drop", "swap"])
     if kind == "flip":
@@ -55,19 +58,21 @@ def corrupt(program: Program, rng: random.Random, control: list[str] = CONTROL) 
         inst[t] ^= 1 << CONFIG.isa.fields[name][0]
         what = f"{name} flipped at cycle {t}"
     elif kind == "drop":
-        del inst[t], data[t]
+        del inst[t], data[t], wdata[t]
         what = f"word {t} dropped"
     else:
         inst[t], inst[t + 1], data[t], data[t + 1] = inst[t + 1], inst[t], data[t + 1], data[t]
+        wdata[t], wdata[t + 1] = wdata[t + 1], wdata[t]
         what = f"words {t} and {t + 1} swapped"
-    return dataclasses.replace(program, inst=inst, d_xmem=data), what
+    return dataclasses.replace(program, inst=inst, d_xmem=data, d_wmem=wdata), what
 
 
 def with_tail(program: Program) -> Program:
     """Idle words after the program, so late outputs of a corrupted one land inside the run."""
     tail = 2 * program.array_size + 4
     return dataclasses.replace(program, inst=program.inst + [CONFIG.isa.idle] * tail,
-                               d_xmem=program.d_xmem + [0] * tail)
+                               d_xmem=program.d_xmem + [0] * tail,
+                               d_wmem=(program.d_wmem or [0] * len(program.inst)) + [0] * tail)
 
 
 def agree(player: Player, program: Program, folder, what: str) -> str:

@@ -46,6 +46,8 @@ class Cycle:
     act2: int = 0          # 2-bit mode: travels with valid/start (test_ws_2bit_mode)
     wload_act2: int = 0    # a 2-bit weight load of the rows in wload_half
     wload_half: int = 0
+    wload2_en: int = 0     # a second 4-bit load in the cycle (wload2_data): another column
+    wload2: list | None = None
 
 
 class Program:
@@ -65,10 +67,13 @@ class Program:
         return len(self.cycles)
 
     def load_column(self, k: int, c: int, weights) -> None:
+        """Stage column c in cycle k: through wload, or wload2 when wload is taken."""
         cyc = self.at(k)
-        assert cyc.wload_en == 0, f"bench: two weight loads in cycle {k}"
-        cyc.wload_en = 1 << c
-        cyc.wload = [int(v) for v in weights]
+        assert not cyc.wload2_en, f"bench: three weight loads in cycle {k}"
+        if cyc.wload_en:
+            cyc.wload2_en, cyc.wload2 = 1 << c, [int(v) for v in weights]
+        else:
+            cyc.wload_en, cyc.wload = 1 << c, [int(v) for v in weights]
 
     def ws_vector(self, k: int, a, start: bool) -> None:
         cyc = self.at(k)
@@ -183,6 +188,8 @@ class ArrayModel:
             for c in range(col):
                 if h["wload_en"] >> c & 1:
                     writes[c][k] = h["wload"]
+                if h["wload2_en"] >> c & 1:
+                    writes[c][k] = h["wload2"]
 
         def staged(r: int, c: int, k: int) -> int:
             """w_q of PE (r, c) as read in cycle k: the last write of column c before k."""
@@ -288,6 +295,8 @@ class TB:
         dut.w_in.value = pack(junk(cyc.w), bw)
         dut.wload_data.value = pack(junk(cyc.wload), bw)
         dut.wload_en.value = cyc.wload_en
+        dut.wload2_data.value = pack(junk(cyc.wload2 or [None] * self.row), bw)
+        dut.wload2_en.value = cyc.wload2_en
         dut.wload_act2.value = cyc.wload_act2
         dut.wload_half.value = cyc.wload_half
         dut.act2.value = cyc.act2
@@ -311,6 +320,8 @@ class TB:
                 "w": unpack(uint(dut.w_in), bw, col, signed=False),
                 "wload": unpack(uint(dut.wload_data), bw, row, signed=False),
                 "wload_en": uint(dut.wload_en),
+                "wload2": unpack(uint(dut.wload2_data), bw, row, signed=False),
+                "wload2_en": uint(dut.wload2_en),
                 "valid": uint(dut.valid), "start": uint(dut.start), "os": uint(dut.os),
                 "drain": uint(dut.drain),
             })
@@ -404,6 +415,29 @@ async def test_ws_single_tiles(dut):
         await tb.play(prog)
         tb.check()
         # the numpy reference, in stream order, straight from the generated tile
+        got = np.array([[v for k, v in tb.south[c] if k >= start_cycle] for c in range(tb.col)]).T
+        want = ws_numpy(W, A, tb.psum_bw)
+        assert np.array_equal(got, want), f"round {rnd}: south edge\n{got}\nnumpy W^T a\n{want}"
+
+
+@cocotb.test()
+async def test_ws_two_loads_a_cycle(dut):
+    """WS: a tile's columns staged two a cycle (column c on wload, column c + col/2 on
+    wload2, as the core's LOAD / LOAD2), then streamed; psums vs numpy W^T a."""
+    tb = TB(dut)
+    await tb.start()
+    half = (tb.col + 1) // 2
+    for rnd in range(3):
+        prog = Program(tb.row, tb.col)
+        W, A = tb.rand_w(tb.row, tb.col), tb.rand_a(tb.rng.randint(1, 12), tb.row)
+        for c in range(tb.col):
+            prog.load_column(c % half, c, W[:, c])
+        for v in range(A.shape[0]):
+            prog.ws_vector(half + v, A[v], start=(v == 0))
+        prog.ws_tiles.append((W, A))
+        start_cycle = len(tb.inputs)
+        await tb.play(prog)
+        tb.check()
         got = np.array([[v for k, v in tb.south[c] if k >= start_cycle] for c in range(tb.col)]).T
         want = ws_numpy(W, A, tb.psum_bw)
         assert np.array_equal(got, want), f"round {rnd}: south edge\n{got}\nnumpy W^T a\n{want}"

@@ -94,6 +94,13 @@ MUTATIONS: dict[str, Mutation] = {
         "in 2-bit mode the PE drops its second product (the high 2-bit activation)",
         layer="random2", schedule="fast2",
     ),
+    "load2_takes_the_low_word": Mutation(
+        "corelet.v",
+        [(".wload2_data(wmem_q[2*row*bw-1:row*bw]),",
+          ".wload2_data(wmem_q[row*bw-1:0]),  // MUTATION: LOAD2 stages wmem Q's low word")],
+        "LOAD2 stages the low word of the wmem entry (LOAD's) instead of its high word",
+        layer="paired",
+    ),
 }
 
 
@@ -103,7 +110,8 @@ def _layers() -> dict:
     random = random_case(8, 8, 4, 4, seed=321)
     return {"random": random, "relu_edge": relu_edge_case(), "negative": saturating_case(-7),
             "requant": network_case(random["x_int"], random["w_int"], requant=True, seed=321, layer="requant 8->8"),
-            "random2": random_case(16, 16, 4, 4, seed=322, a_bit=2)}
+            "random2": random_case(16, 16, 4, 4, seed=322, a_bit=2),
+            "paired": random_case(16, 16, 2, 2, seed=323)}     # 2x2: paired weight sets (LOAD2)
 
 # What the log must show for a mutation: the scoreboard's first difference.
 FIRST_DIFFERENCE = {
@@ -154,12 +162,13 @@ def _folders(tag: str) -> tuple[str, Path, Path]:
 
 
 @pytest.mark.parametrize("layer,schedule", [("random", "fast"), ("relu_edge", "fast"), ("negative", "fast"),
-                                            ("requant", "network"), ("random2", "fast2")])
+                                            ("requant", "network"), ("random2", "fast2"), ("paired", "fast")])
 def test_unmutated_copy_passes(layer, schedule):
     """The control: the copied, unmutated RTL passes the same layer tests."""
     name, rtl_dir, log = _folders(f"none-{layer}")
     summaries = run_layer(name, mutate(None, rtl_dir), log, layer, schedule)
-    outputs = 16 * -(-_layers()[layer]["w_int"].shape[0] // 8)     # pixels x oc tiles
+    case = _layers()[layer]
+    outputs = case["x_int"][0].size * -(-case["w_int"].shape[0] // 8)     # pixels x oc tiles
     assert summaries and summaries[0]["psums_checked"] > 0 and summaries[0]["outputs_checked"] == outputs, summaries
 
 

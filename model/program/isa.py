@@ -4,7 +4,8 @@ The field layout comes from rtl/core_inst.vh (model.hwconfig parses it): ``FIELD
 field name to (offset, width), ``encode`` / ``decode`` convert between field values and one
 instruction word. ``pack_lanes`` packs the lanes of an xmem word. ``Timeline`` collects the
 fields of each cycle while a schedule is built; ``Program`` is the result: one
-instruction word and one D_xmem word per cycle, plus the key of every result.
+instruction word, one D_xmem word and one D_wmem entry per cycle, plus the key of every
+result.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class Timeline:
     def __init__(self):
         self.cycles: list[dict[str, int]] = []
         self.d_xmem: dict[int, int] = {}
+        self.d_wmem: dict[int, int] = {}
 
     def at(self, t: int, **fields: int) -> None:
         cycles = self.cycles
@@ -71,20 +73,35 @@ class Timeline:
     def busy(self, t: int, name: str) -> bool:
         return t < len(self.cycles) and name in self.cycles[t]
 
-    def xmem_write(self, t: int, addr: int, data: int, mem: str = "xmem") -> None:
-        """Write `data` (the cycle's D_xmem word) into xmem, or wmem with mem="wmem"."""
-        self.at(t, **{"cen_" + mem: 0, "wen_" + mem: 0, "a_" + mem: addr})
+    def xmem_write(self, t: int, addr: int, data: int) -> None:
+        """Write `data` (the cycle's D_xmem word) into xmem[addr]."""
+        self.at(t, cen_xmem=0, wen_xmem=0, a_xmem=addr)
         if self.d_xmem.setdefault(t, data) != data:
             raise AssertionError(f"cycle {t}: D_xmem set to {self.d_xmem[t]} and {data}")
 
-    def xmem_read(self, t: int, addr: int, mem: str = "xmem") -> None:
-        """Read xmem[addr] (or wmem's with mem="wmem"): on that memory's Q from cycle t + 1."""
-        self.at(t, **{"cen_" + mem: 0, "wen_" + mem: 1, "a_" + mem: addr})
+    def wmem_write(self, t: int, addr: int, data: int) -> None:
+        """Write `data` (the cycle's D_wmem entry: two weight words, the low one first) into
+        wmem[addr] through its write port."""
+        self.at(t, wen_wmem=0, a_wmem_w=addr)
+        if self.d_wmem.setdefault(t, data) != data:
+            raise AssertionError(f"cycle {t}: D_wmem set to {self.d_wmem[t]} and {data}")
 
-    def words(self) -> tuple[list[int], list[int]]:
+    def write(self, t: int, mem: str, addr: int, data: int) -> None:
+        """xmem_write (mem "xmem") or wmem_write (mem "wmem": `data` is the entry)."""
+        (self.wmem_write if mem == "wmem" else self.xmem_write)(t, addr, data)
+
+    def xmem_read(self, t: int, addr: int, mem: str = "xmem") -> None:
+        """Read xmem[addr] (or wmem's through its read port with mem="wmem"): on that
+        memory's Q from cycle t + 1."""
+        self.at(t, **({"cen_wmem": 0, "a_wmem": addr} if mem == "wmem" else {"cen_xmem": 0, "wen_xmem": 1,
+                                                                              "a_xmem": addr}))
+
+    def words(self) -> tuple[list[int], list[int], list[int]]:
+        """The instruction words, D_xmem words and D_wmem entries, one per cycle."""
         inst = [encode(c) for c in self.cycles]
         data = [self.d_xmem.get(t, 0) for t in range(len(self.cycles))]
-        return inst, data
+        wdata = [self.d_wmem.get(t, 0) for t in range(len(self.cycles))]
+        return inst, data, wdata
 
 
 @dataclass
@@ -112,6 +129,7 @@ class Program:
     ic_tile_shift: tuple = ()          # per ic tile: 1 = its psums count 2**LANE_BITS times
                                        # (a signed input's high digit); () = all 0
     a_bit: int = A_BIT                 # activation bits: 2 is the array's 2-bit mode (ws_fast)
+    d_wmem: list[int] = field(default_factory=list)   # D_wmem entry of each cycle ([]: none written)
 
     @property
     def cycles(self) -> int:
@@ -119,13 +137,19 @@ class Program:
         return self.last_emit - self.compute_start
 
     def save_hex(self, folder: Path) -> tuple[Path, Path]:
-        """inst.hex / dxmem.hex: one word per line, for the pure-Verilog player."""
+        """inst.hex / dxmem.hex: one word per line, for the pure-Verilog players; a dxmem.hex
+        line is {D_wmem, D_xmem} (data_word)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         digits = (INST_WIDTH + 3) // 4
-        data_digits = (CONFIG.with_array(self.array_size).xmem_word_bits + 3) // 4
+        data_digits = (3 * CONFIG.with_array(self.array_size).xmem_word_bits + 3) // 4
         inst_path, data_path = folder / "inst.hex", folder / "dxmem.hex"
         inst_path.write_text("".join(f"{w:0{digits}x}\n" for w in self.inst))
-        data_path.write_text("".join(f"{w:0{data_digits}x}\n" for w in self.d_xmem))
+        data_path.write_text("".join(f"{self.data_word(t):0{data_digits}x}\n" for t in range(len(self.d_xmem))))
+
+    def data_word(self, t: int) -> int:
+        """The players' data word of cycle t: {D_wmem, D_xmem} (D_xmem in the low bits)."""
+        bits = CONFIG.with_array(self.array_size).xmem_word_bits
+        return (self.d_wmem[t] if self.d_wmem else 0) << bits | self.d_xmem[t]
         return inst_path, data_path
 

@@ -16,7 +16,9 @@ A network layer's program differs from a lone layer's in three ways:
 
 A :class:`Template` is the program of a geometry (:class:`LayerShape`) with, instead of
 data, the id of the word each in-stream D_xmem write carries (activation words first,
-then weight words, then threshold words: :func:`word_table`). The instruction stream and
+then weight words, then threshold words: :func:`word_table`), and for each D_wmem write
+the ids of its entry's weight words (per word: the word of its rows 0..n/2-1 and the
+word of its other rows, the same word unless the layer is paired: ws_fast). The instruction stream and
 those ids depend only on the geometry, so :func:`template` builds them once per shape
 (memory cache, and a disk cache keyed by the shape and the builder's sources) and
 :func:`bind` fills in an image's words with numpy.
@@ -43,7 +45,8 @@ from model.program.ws_fast import _Plan, check_sfp_depth, schedule
 from model.requant import Requant
 from model.tiling import as_int_array, check_layer
 
-__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "encode_hex", "hex_lines", "inst_hex", "layer_operands",
+__all__ = ["EMIT_MODES", "LayerShape", "Template", "bind", "bind_wmem", "data_hex", "encode_hex", "hex_lines",
+           "inst_hex", "layer_operands",
            "layer_program", "max_batch", "template", "template_folder", "threshold_words", "word_table"]
 
 EMIT_MODES = ("relu", "requant", "raw")
@@ -96,7 +99,8 @@ class Template:
     d_xmem, psum_writes and emits empty (held here as arrays; full_program() rebuilds them).
     inst_hex: the instruction words, one per line in hex (the player's inst.hex).
     write_cycles / write_ids: the cycle of every D_xmem write and the id of its word in
-    word_table's order. emit_keys (outputs, 2): (oc tile, output pixel) of each output, in
+    word_table's order. wmem_cycles / wmem_ids (writes, 4): the cycle of every D_wmem write
+    and its entry's ids (low word: rows 0..n/2-1, other rows; high word likewise; -1 none). emit_keys (outputs, 2): (oc tile, output pixel) of each output, in
     order; psum_addr / psum_keys (writes, 4): each pmem write's address and (ict, oct, kij, nij)."""
 
     shape: LayerShape
@@ -107,20 +111,23 @@ class Template:
     emit_keys: np.ndarray
     psum_addr: np.ndarray
     psum_keys: np.ndarray
+    wmem_cycles: np.ndarray
+    wmem_ids: np.ndarray
     build_s: float = 0.0
 
     @property
     def n_words(self) -> int:
         return len(self.inst_hex) // ((INST_WIDTH + 3) // 4 + 1)
 
-    def full_program(self, d_xmem: list[int]) -> Program:
-        """The Program with its instruction words, `d_xmem` and result keys."""
+    def full_program(self, d_xmem: list[int], d_wmem: list[int]) -> Program:
+        """The Program with its instruction words, `d_xmem`, `d_wmem` and result keys."""
         return dataclasses.replace(
             self.program, inst=[int(line, 16) for line in self.inst_hex.split()], d_xmem=list(d_xmem),
+            d_wmem=list(d_wmem),
             psum_writes=list(zip(self.psum_addr.tolist(), map(tuple, self.psum_keys.tolist()))),
             emits=list(map(tuple, self.emit_keys.tolist())))
 
-    _ARRAYS = ("write_cycles", "write_ids", "emit_keys", "psum_addr", "psum_keys")
+    _ARRAYS = ("write_cycles", "write_ids", "emit_keys", "psum_addr", "psum_keys", "wmem_cycles", "wmem_ids")
 
     def save(self, folder: Path) -> None:
         """inst.hex, arrays.npz and program.json in `folder` (written next to it, then renamed:
@@ -220,12 +227,15 @@ def _build(shape: LayerShape) -> Template:
     schedule(plan, program, tl, start, CONFIG.fifo_depth, CONFIG.abuf_depth)
     cycles = np.array(sorted(tl.d_xmem), dtype=np.int64)
     ids = np.array([tl.d_xmem[t] for t in cycles.tolist()], dtype=np.int64)
+    wmem_cycles = np.array(sorted(tl.d_wmem), dtype=np.int64)
+    wmem_ids = np.array([tl.d_wmem[t] for t in wmem_cycles.tolist()], dtype=np.int64).reshape(-1, 4)
     emit_keys = np.array(program.emits, dtype=np.int64).reshape(-1, 2)
     psum_addr = np.array([a for a, _ in program.psum_writes], dtype=np.int64)
     psum_keys = np.array([k for _, k in program.psum_writes], dtype=np.int64).reshape(-1, 4)
     inst = encode_hex(tl.cycles)
     program = dataclasses.replace(program, psum_writes=[], emits=[])
-    return Template(shape, program, inst, cycles, ids, emit_keys, psum_addr, psum_keys, time.perf_counter() - t0)
+    return Template(shape, program, inst, cycles, ids, emit_keys, psum_addr, psum_keys, wmem_cycles, wmem_ids,
+                    time.perf_counter() - t0)
 
 
 _MEMORY: dict[LayerShape, Template] = {}
@@ -308,6 +318,30 @@ def bind(tpl: Template, table: np.ndarray) -> np.ndarray:
     return d
 
 
+def bind_wmem(tpl: Template, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The D_wmem entry of every cycle as its (low word, high word), uint64 each (0 where
+    nothing is written). A word's rows 0..n/2-1 come from its first id, the rest from its
+    second (module doc)."""
+    n = tpl.shape.array_size
+    low = np.uint64((1 << (n // 2) * LANE_BITS) - 1)
+    padded = np.append(table.astype(np.uint64), np.uint64(0))          # id -1: no word
+    ids = tpl.wmem_ids
+    words = []
+    for k in (0, 2):
+        word = np.zeros(tpl.n_words, dtype=np.uint64)
+        word[tpl.wmem_cycles] = (padded[ids[:, k]] & low) | (padded[ids[:, k + 1]] & ~low)
+        words.append(word)
+    return words[0], words[1]
+
+
+def data_hex(tpl: Template, table: np.ndarray) -> bytes:
+    """dxmem.hex for the players: one {D_wmem, D_xmem} word per line (Program.data_word)."""
+    digits = (CONFIG.with_array(tpl.shape.array_size).xmem_word_bits + 3) // 4
+    columns = [*bind_wmem(tpl, table)[::-1], bind(tpl, table)]             # high word first
+    lines = [np.frombuffer(hex_lines(c, digits), dtype=np.uint8).reshape(-1, digits + 1) for c in columns]
+    return np.concatenate([lines[0][:, :digits], lines[1][:, :digits], lines[2]], axis=1).tobytes()
+
+
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
@@ -354,8 +388,8 @@ def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape
 def max_batch(shape: LayerShape, abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth) -> int:
     """The most images of `shape` (its own batch ignored) that one program should run:
     the batch's pixels of one ic tile fit xmem (XMEM_DEPTH words: weights live in wmem), its
-    output vectors fit the SFP bank, and, for a map that fits the activation buffer (the
-    weight-bound layers: few positions per weight set), the batch's map fits it too, so
+    output vectors fit the SFP bank, and, for a map that fits the activation buffer (few
+    positions per weight set: the layers batching helps most), the batch's map fits it too, so
     each activation word is still read from xmem once per (oc tile, ic tile). A map
     larger than the buffer gains nothing from batching (its positions already outnumber
     a weight set's xmem port cycles): 1. At least 1 (one image that does not fit is
@@ -378,5 +412,7 @@ def layer_program(x_int, w_int, requant: Requant | None = None, array_size: int 
         raise ModelError(f"requant has {requant.out_channels} channels, the layer {shape.oc} output channels")
     tpl = template(shape, cache)
     table = word_table(shape, x, w, *((requant.thresholds, requant.descending) if requant is not None else ()))
-    program = tpl.full_program(bind(tpl, table).tolist())
+    lo, hi = bind_wmem(tpl, table)
+    bits = CONFIG.with_array(array_size).xmem_word_bits
+    program = tpl.full_program(bind(tpl, table).tolist(), [int(h) << bits | int(lo_) for lo_, h in zip(lo, hi)])
     return program, x, w

@@ -16,7 +16,8 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     output channel oct*n + c; the reduction over (ic, kij) runs in time, one step per cycle at
     most. Per step the L0 takes the activation word (lane r = the input under pixel r at
     that (ic, kij)) from xmem and the IFIFO the weight word (lane c = w[oct*n+c, ic, kij])
-    from wmem (WSRC), both read in the same cycle through their own ports: one step per
+    from wmem (WSRC; the low word of an entry, written through D_wmem), both read in the
+    same cycle through their own ports: one step per
     cycle. After the last step the held psums drain down the columns into the OFIFO
     (bottom row first) and through the SFP (ReLU); the next pixel group starts once the
     drain has left row 0 of every column (2n - 1 cycles after the group's last step: the
@@ -48,7 +49,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     resident = [act_word(g, s) for g in range(n_groups) for s in range(steps)] if act_resident else []
     resident += [weight_word(o, s) for o in range(geo.n_oc_tiles) for s in range(steps)] if w_resident else []
     for t, (mem, addr, data) in enumerate(resident):
-        tl.xmem_write(t, addr, data, mem)
+        tl.write(t, mem, addr, data)
     t = len(resident)
     program = Program("os", "os", n, [], [], compute_start=t if act_resident and w_resident else 0)
     earliest_start = t          # a group may start once the previous one has drained
@@ -62,7 +63,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
                 # no further ahead than the group can start: the FIFOs hold what waits
                 t = max(t, (earliest_start if c0 == 0 else execute) - 2 - len(writes))
                 for mem, addr, data in writes:
-                    tl.xmem_write(t, addr, data, mem)
+                    tl.write(t, mem, addr, data)
                     t += 1
                 # fill: a step's activation (xmem) and weight (wmem) are read in one cycle and
                 # pushed in the next; each step executes once its words are in
@@ -99,6 +100,6 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     tl.at(program.last_emit + 1)
     for k in range(program.compute_start, len(tl.cycles)):
         tl.at(k, os=1)                         # the OS weight chain shifts every cycle
-    program.inst, program.d_xmem = tl.words()
+    program.inst, program.d_xmem, program.d_wmem = tl.words()
     return program
 

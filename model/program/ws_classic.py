@@ -58,6 +58,6 @@ def ws_classic(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
             program.emits.append((oct, o_nij))
     program.last_emit = t - 1 + CONFIG.sfp_latency   # the last emit is at t-1
     tl.at(program.last_emit + 1)       # a few idle cycles so the player sees the last output
-    program.inst, program.d_xmem = tl.words()
+    program.inst, program.d_xmem, program.d_wmem = tl.words()
     return program
 

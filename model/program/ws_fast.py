@@ -2,8 +2,19 @@
 reuse, weights staged while the array computes, psums accumulated in the SFP on the fly.
 
 Activations live in xmem, weights in the weight memory wmem: two ports, so a LOAD (WSRC,
-its word read from wmem) never waits for an activation read. The D_xmem bus writes one of
-them per cycle.
+its word read from wmem) never waits for an activation read. The D_xmem bus writes xmem,
+the D_wmem bus wmem's write port (an entry of two weight words per cycle), so the next
+pass's operands go in while the array reads the current one.
+
+Paired weight sets (plan.period > 0, paired_period: 4-bit layers whose weight set has fewer
+positions than the array has rows, the 2x2 maps of VGG16 at batch 1): a column's LOAD
+cannot wait for the start token to leave the whole column (n cycles) when a set lasts
+fewer cycles. A
+*boundary word* then stages rows 0..h-1 (h = n // 2) of set j + 1 together with rows
+h..n-1 of set j, in the one cycle the start token of set j sits between the two halves of
+the column; each set starts `period` cycles after the previous one, and the two boundary
+words due in the same cycle (columns c and c + period of consecutive boundaries) come from
+one wmem entry: LOAD (its low word, column WCOL) and LOAD2 (its high word, column WCOL2).
 
 The builder simulates the resources cycle by cycle, one small stage per resource:
 _XmemLoader (the next pass's xmem and wmem writes), _L0Writer (the L0 write port),
@@ -93,10 +104,6 @@ class _ActivationSource:
     def pushed(self, word: tuple) -> None:
         self.uses[word] -= 1
 
-    def other_read(self) -> None:
-        """xmem Q now holds something else (a weight: weight-bound layers, _Plan.split)."""
-        self.on_q = None
-
     def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> bool:
         """Issue the xmem read of `word` at t (reuse: if its buffer entry is free)."""
         if self.reuse:
@@ -125,24 +132,45 @@ class _ActivationSource:
                 self.fetch(tl, t, word, self.plan.word_addr(word))
 
 
-def plan_passes(geo: LayerGeometry, banks: int = 1, split: bool = False) -> list[tuple[list[int], list[int]]]:
+def plan_passes(geo: LayerGeometry, banks: int = 1) -> list[tuple[list[int], list[int]]]:
     """Split the layer into passes (oc tiles, ic tiles) whose operands fit one of `banks`
     equal parts of each memory at once: the interior activation words of the ic tiles in a
-    part of xmem, the weights of those (oc tile, ic tile) pairs in a part of wmem (split:
-    the activations in a quarter of xmem, the weights of bank 1 in xmem's upper half).
-    Oc-tile groups are as large as the weight part allows, so each ic tile's activations
-    are loaded once per group."""
+    part of xmem, the weight entries of those (oc tile, ic tile) pairs in a part of wmem
+    (pair_entries). Oc-tile groups are as large as the weight part allows, so each ic
+    tile's activations are loaded once per group."""
     act_words = geo.n_onij
-    tile_weights = KIJ * geo.array_size * geo.lanes
-    act_room, weight_room = XMEM_DEPTH // (2 * banks if split else banks), WMEM_DEPTH // banks
+    per_pair, per_pass = pair_entries(geo)
+    act_room, weight_room = XMEM_DEPTH // banks, WMEM_DEPTH // banks - per_pass
     if act_words > act_room:
         raise LayerError(f"layer {geo.name} cannot run: one ic tile needs "
                          f"{act_words} activation words, xmem holds {act_room}")
-    oct_group = min(geo.n_oc_tiles, weight_room // tile_weights)
-    ict_group = min(geo.n_ic_tiles, act_room // act_words, weight_room // (oct_group * tile_weights))
+    if per_pair > weight_room:
+        raise LayerError(f"layer {geo.name} cannot run: one (oc tile, ic tile) pair needs "
+                         f"{per_pair} weight entries, wmem holds {weight_room}")
+    oct_group = min(geo.n_oc_tiles, weight_room // per_pair)
+    ict_group = min(geo.n_ic_tiles, act_room // act_words, weight_room // (oct_group * per_pair))
     octs = [list(range(i, min(i + oct_group, geo.n_oc_tiles))) for i in range(0, geo.n_oc_tiles, oct_group)]
     icts = [list(range(i, min(i + ict_group, geo.n_ic_tiles))) for i in range(0, geo.n_ic_tiles, ict_group)]
     return [(og, ig) for og in octs for ig in icts]
+
+
+def paired_period(geo: LayerGeometry) -> int:
+    """Cycles between the starts of consecutive weight sets of a paired layer (module doc):
+    a set's positions, and at least n - n // 2 (a boundary word's rows must both be free);
+    0 when the layer is not paired (2-bit mode, or as many positions as rows)."""
+    n = geo.array_size
+    if geo.lanes != 1 or n < 2 or geo.n_onij >= n:
+        return 0
+    return max(geo.n_onij, n - n // 2)
+
+
+def pair_entries(geo: LayerGeometry) -> tuple[int, int]:
+    """wmem entries per (oc tile, ic tile) pair, and per pass on top of those: paired, a
+    set's `period` entries and n more for the pass's last boundary; else a word per entry."""
+    period = paired_period(geo)
+    if period:
+        return KIJ * period, geo.array_size
+    return KIJ * geo.array_size * geo.lanes, 0
 
 
 def xmem_banks(geo: LayerGeometry) -> int:
@@ -152,18 +180,9 @@ def xmem_banks(geo: LayerGeometry) -> int:
     buffering); else 1."""
     if len(plan_passes(geo)) == 1:
         return 1
-    halves_fit = geo.n_onij <= XMEM_DEPTH // 2 and KIJ * geo.array_size * geo.lanes <= WMEM_DEPTH // 2
+    per_pair, per_pass = pair_entries(geo)
+    halves_fit = geo.n_onij <= XMEM_DEPTH // 2 and per_pair + per_pass <= WMEM_DEPTH // 2
     return 2 if halves_fit else 1
-
-
-def weight_bound(geo: LayerGeometry, banks: int) -> bool:
-    """Double-buffered passes whose weight sets have at most twice as many positions as
-    LOADs (the 2x2 to 4x4 maps): each weight word takes two port cycles (its write, its
-    LOAD), more than wmem's port has while the set computes, so odd passes keep their
-    weights in xmem's upper half and LOAD them from xmem Q (WSRC 0): one pass's LOADs and
-    the next pass's writes then use different ports, and the D_xmem bus (a word per cycle)
-    is the bound. The activations take xmem's lower half."""
-    return banks == 2 and geo.n_onij <= 2 * geo.lanes * geo.array_size
 
 # ws_fast without the activation buffer: how many positions past the L0 write pointer the
 # xmem port looks for the next word to read (a run of padding zeros needs no read).
@@ -175,11 +194,12 @@ class _Plan:
 
     def __init__(self, geo: LayerGeometry, a_pad: np.ndarray | None, w: np.ndarray | None):
         """a_pad / w None: a template (model.program.network): each xmem write carries the
-        word's id (word_ids) instead of its value."""
+        word's id (word_ids) instead of its value, each wmem write the ids of its words'
+        halves (pass_words)."""
         self.geo, self.a_pad, self.w = geo, a_pad, w
         self.banks = xmem_banks(geo)
-        self.split = weight_bound(geo, self.banks)
-        self.passes = plan_passes(geo, self.banks, self.split)
+        self.passes = plan_passes(geo, self.banks)
+        self.period = paired_period(geo)
         n, lanes = geo.array_size, geo.lanes
         # LOAD columns of a weight set (wcol k: column k % n, rows from first_row[k], n // lanes
         # of them), in order of the cycle the start token reaches their first row
@@ -214,6 +234,9 @@ class _Plan:
         self.last_position = {self.pass_of_wset[pos.wset]: i for i, pos in enumerate(self.positions)
                               if pos.word is not None}
         self.last_wset = {p: g for g, p in enumerate(self.pass_of_wset)}
+        self.first_position = {}
+        for i, pos in enumerate(self.positions):
+            self.first_position.setdefault(self.pass_of_wset[pos.wset], i)
 
     def word_addr(self, word: tuple) -> int:
         """xmem address of activation word (visit, nij)."""
@@ -222,26 +245,58 @@ class _Plan:
 
     def act_addr(self, p: int, ict: int, nij: int) -> int:
         """xmem address of ic tile ict's word at nij in pass p: in the pass's bank."""
-        bank = p % self.banks * (XMEM_DEPTH // (2 * self.banks if self.split else self.banks))
+        bank = p % self.banks * (XMEM_DEPTH // self.banks)
         return bank + self.ict_slot[ict] * self.geo.n_onij + self.geo.interior_index(nij)
 
-    def weight_mem(self, p: int) -> str:
-        """The memory that holds pass p's weights: wmem, or xmem for odd passes of a
-        weight-bound layer (weight_bound)."""
-        return "xmem" if self.split and p % 2 else "wmem"
+    def weight_bank(self, p: int) -> int:
+        """First wmem entry of pass p's bank."""
+        return p % self.banks * (WMEM_DEPTH // self.banks)
 
     def weight_addr(self, oct: int, ict: int, kij: int, k: int) -> int:
-        """Address of the word of LOAD column k of weight set (oct, ict, kij) in its pass's
-        bank of weight_mem: wmem's bank, or xmem's upper half."""
+        """wmem entry of LOAD column k of weight set (oct, ict, kij), not paired: one word
+        (the entry's low word) per entry, in its pass's bank."""
         slot = self.oct_slot[oct] * self.group_size + self.ict_slot[ict]
-        bank = self.pass_of_pair[(oct, ict)] % self.banks * (WMEM_DEPTH // self.banks)
+        bank = self.weight_bank(self.pass_of_pair[(oct, ict)])
         return bank + (slot * KIJ + kij) * self.geo.array_size * self.geo.lanes + k
 
-    def pass_words(self, p: int) -> list[tuple[str, int, int]]:
-        """(memory, address, word) of every operand of pass p: interior activations (xmem),
-        weights (wmem). A template's words are their ids (word_ids)."""
+    def paired_entries(self, p: int) -> list[list[tuple[int, int]]]:
+        """A paired pass's wmem entries in LOAD order (entry e at wmem[weight_bank(p) + e],
+        LOADed in cycle base + e): the (boundary b, column c) of each word, column order.
+        Boundary b of the pass's m sets stages rows 0..h-1 of set min(b, m-1) and rows
+        h..n-1 of set max(b-1, 0); its column c is due period * b + c cycles after base."""
+        n, period = self.geo.array_size, self.period
+        m = sum(1 for q in self.pass_of_wset if q == p)
+        return [[(b, e - b * period) for b in range(m, -1, -1) if 0 <= e - b * period < n]
+                for e in range(m * period + n)]
+
+    def _weight_word(self, key: tuple[int, int, int, int]):
+        """Weight word (oct, ict, kij, k) of LOAD column k: its value, or a template's id."""
+        oct, ict, kij, k = key
+        geo, n, loads = self.geo, self.geo.array_size, self.geo.lanes * self.geo.array_size
+        if self.w is None:
+            return geo.n_ic_tiles * geo.n_onij + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * loads + k
+        first = ict * geo.ic_tile + (k // n) * n
+        return pack_lanes(self.w[oct * n + k % n, first:first + n, kij], LANE_BITS, signed=True)
+
+    def _entry(self, words: list[tuple[tuple, tuple]]):
+        """A wmem entry of (key of rows 0..h-1, key of rows h..n-1) words, low word first:
+        its value, or a template's ids (low rows, high rows of each word; -1: no word)."""
+        if self.w is None:
+            ids = [self._weight_word(k) for pair in words for k in pair]
+            return tuple(ids + [-1] * (4 - len(ids)))
+        n = self.geo.array_size
+        low = (1 << (n // 2) * LANE_BITS) - 1 if self.period else (1 << n * LANE_BITS) - 1
+        value = 0
+        for i, (lo, hi) in enumerate(words):
+            value |= ((self._weight_word(lo) & low) | (self._weight_word(hi) & ~low)) << (i * n * LANE_BITS)
+        return value
+
+    def pass_words(self, p: int) -> list[tuple[str, int, object]]:
+        """(memory, address, data) of every operand of pass p: interior activation words
+        (xmem) and weight entries (wmem; paired_entries when paired, else a word per entry).
+        A template's data are ids (word_ids; an entry's: _entry)."""
         octs, icts = self.passes[p]
-        geo, n, a_pad, w = self.geo, self.geo.array_size, self.a_pad, self.w
+        geo, n, a_pad = self.geo, self.geo.array_size, self.a_pad
         t, lane_bits, loads = geo.ic_tile, LANE_BITS // geo.lanes, geo.lanes * geo.array_size
         words = []
         for ict in icts:
@@ -249,35 +304,40 @@ class _Plan:
                 words.append(("xmem", self.act_addr(p, ict, nij),
                               ict * geo.n_onij + geo.interior_index(nij) if a_pad is None else
                               pack_lanes(a_pad[ict * t:(ict + 1) * t, nij], lane_bits, signed=False)))
+        if self.period:
+            sets = [g for g, q in enumerate(self.pass_of_wset) if q == p]
+            for e, entry in enumerate(self.paired_entries(p)):
+                words.append(("wmem", self.weight_bank(p) + e, self._entry(
+                    [(self.wsets[sets[min(b, len(sets) - 1)]] + (c,), self.wsets[sets[max(b - 1, 0)]] + (c,))
+                     for b, c in entry])))
+            return words
         for oct in octs:
             for ict in icts:
                 for kij in range(KIJ):
                     for k in range(loads):
-                        first = ict * t + (k // n) * n
-                        words.append((self.weight_mem(p), self.weight_addr(oct, ict, kij, k),
-                                      geo.n_ic_tiles * geo.n_onij + ((oct * geo.n_ic_tiles + ict) * KIJ + kij) * loads + k
-                                      if w is None else
-                                      pack_lanes(w[oct * n + k % n, first:first + n, kij], LANE_BITS, signed=True)))
+                        key = (oct, ict, kij, k)
+                        words.append(("wmem", self.weight_addr(*key), self._entry([(key, key)])))
         return words
 
 
 class _XmemLoader:
     """xmem and wmem writes of the next pass, once the pass whose bank it takes (the current
     pass, or with two banks the one before it) has read its last activation and weight
-    word. A write takes the D_xmem bus and its memory's port in a cycle no read wants that
-    port (schedule's order), xmem first (its port is the busier); a pass's words are read
-    once all of them are written (readable)."""
+    word. An xmem write takes the D_xmem bus and xmem's port in a cycle no read wants it
+    (schedule's order); a wmem write takes the D_wmem bus and wmem's write port, which no
+    read uses, in the same cycle; a pass's words are read once all of them are written
+    (readable)."""
 
     def __init__(self, plan: _Plan):
         self.plan = plan
         self.loading_pass = 0                      # the pass whose words are (being) written
         self.pending: dict[str, deque] = {"xmem": deque(), "wmem": deque()}
 
-    def next_pass(self, next_push: int, next_wset: int) -> None:
+    def next_pass(self, t: int, next_push: int, weights: "_WeightStager | _PairedStager") -> None:
         plan, p = self.plan, self.loading_pass
         freed = p + 1 - plan.banks                 # the pass whose bank the next one takes
         if (self.done() and p + 1 < len(plan.passes) and (freed < 0 or (
-                next_push > plan.last_position.get(freed, -1) and next_wset > plan.last_wset[freed]))):
+                next_push > plan.last_position.get(freed, -1) and weights.done_with(freed, t)))):
             self.loading_pass += 1
             for mem, addr, data in plan.pass_words(self.loading_pass):
                 self.pending[mem].append((addr, data))
@@ -290,11 +350,11 @@ class _XmemLoader:
         return p < self.loading_pass or (p == self.loading_pass and self.done())
 
     def write(self, tl: Timeline, t: int) -> None:
-        for mem, queue in self.pending.items():
-            if queue and not tl.busy(t, "cen_" + mem):
+        for mem, port in (("xmem", "cen_xmem"), ("wmem", "wen_wmem")):
+            queue = self.pending[mem]
+            if queue and not tl.busy(t, port):
                 addr, data = queue.popleft()
-                tl.xmem_write(t, addr, data, mem)
-                return
+                tl.write(t, mem, addr, data)
 
 
 class _L0Writer:
@@ -341,30 +401,30 @@ class _L0Writer:
 
 class _WeightStager:
     """Stages the weight sets column by column (plan.loads order): a wmem read, LOAD (WSRC)
-    the next cycle (from xmem, WSRC 0, for a pass whose weights are there: weight_bound).
-    The rows of column c that a LOAD writes may be overwritten once the current set's start
-    token has passed the last of them."""
+    the next cycle. The rows of column c that a LOAD writes may be overwritten once the
+    current set's start token has passed the last of them."""
 
-    def __init__(self, plan: _Plan, source: _ActivationSource):
-        self.plan, self.source = plan, source
+    def __init__(self, plan: _Plan):
+        self.plan = plan
         self.next_wset, self.col = 0, 0           # next weight set, index into plan.loads
         self.loaded: dict[int, list[int]] = {}   # weight set -> cycle of each column's LOAD
+
+    def done_with(self, p: int, t: int) -> bool:
+        """Has pass p's last weight word been read?"""
+        return self.next_wset > self.plan.last_wset[p]
 
     def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
         plan, g, n = self.plan, self.next_wset, self.plan.geo.array_size
         if g >= len(plan.wsets) or not xmem.readable(plan.pass_of_wset[g]):
             return
-        mem = plan.weight_mem(plan.pass_of_wset[g])
-        if tl.busy(t, "cen_" + mem) or tl.busy(t + 1, "load"):    # one LOAD a cycle, from either memory
+        if tl.busy(t, "cen_wmem") or tl.busy(t + 1, "load"):
             return
         prev, k = g - 1, plan.loads[self.col]
         last_row = plan.first_row[k] + plan.rows_per_load - 1
         if prev >= 0 and not (prev in wset_start and t + 1 >= wset_start[prev] + last_row + k % n):
             return
-        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], k), mem)
-        if mem == "xmem":
-            self.source.other_read()
-        tl.at(t + 1, load=1, wsrc=int(mem == "wmem"), wcol=k, **plan.mode)
+        tl.xmem_read(t, plan.weight_addr(*plan.wsets[g], k), "wmem")
+        tl.at(t + 1, load=1, wsrc=1, wcol=k, **plan.mode)
         self.loaded.setdefault(g, []).append(t + 1)
         self.col += 1
         if self.col == len(plan.loads):
@@ -401,6 +461,60 @@ class _WeightStager:
         return True
 
 
+class _PairedStager:
+    """Stages a paired layer's weights (module doc) a pass at a time. Once the pass's
+    entries are in wmem and its first position is in the L0, the whole pass is committed:
+    set j of the pass starts at start + j * period, and entry e (paired_entries) is read
+    in cycle base + e - 1 and LOADed (and LOAD2ed) in base + e, where base = start - period
+    + h - 1: boundary b's column c lands in the one cycle, start + (b - 1) * period + h - 1
+    + c, that the start token of set b - 1 sits between rows h - 1 and h of column c. A pass
+    begins after the previous one's last read (one read port), which also leaves the
+    previous set's upper rows time to take their weights."""
+
+    def __init__(self, plan: _Plan, l0: "_L0Writer"):
+        self.plan, self.l0 = plan, l0
+        self.next_pass = 0
+        self.next_wset = 0                        # first weight set not committed
+        self.starts: dict[int, int] = {}          # weight set -> the cycle it must start
+        self.reads_end = 0                        # the cycle after the last committed read
+        self.pass_end: dict[int, int] = {}        # pass -> the cycle after its last read
+
+    def done_with(self, p: int, t: int) -> bool:
+        """Has pass p's last wmem entry been read?"""
+        return p in self.pass_end and t >= self.pass_end[p]
+
+    def stage(self, tl: Timeline, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> None:
+        plan, p = self.plan, self.next_pass
+        if p >= len(plan.passes) or not xmem.readable(p) or self.l0.next_push <= plan.first_position[p]:
+            return
+        base = max(t + 1, self.reads_end)
+        start = base + plan.period - plan.geo.array_size // 2 + 1
+        entries = plan.paired_entries(p)
+        for e, words in enumerate(entries):
+            tl.xmem_read(base + e - 1, plan.weight_bank(p) + e, "wmem")
+            pair = {"load2": 1, "wcol2": words[1][1]} if len(words) > 1 else {}
+            tl.at(base + e, load=1, wsrc=1, wcol=words[0][1], **pair)
+        sets = [g for g, q in enumerate(plan.pass_of_wset) if q == p]
+        for j, g in enumerate(sets):
+            self.starts[g] = start + j * plan.period
+        self.reads_end = self.pass_end[p] = base + len(entries)
+        self.next_pass, self.next_wset = p + 1, sets[-1] + 1
+
+    def ready(self, g: int, t: int) -> bool:
+        """Is t the cycle weight set g must start in? (Later is a builder error: its
+        weights are gone by then.)"""
+        due = self.starts.get(g)
+        if due is not None and t > due:
+            raise AssertionError(f"cycle {t}: paired weight set {g} was due to start in cycle {due}")
+        return due == t
+
+    def committed(self, wset_start: dict[int, int]) -> bool:
+        return False
+
+    def ready_soon(self, g: int, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> bool:
+        return False
+
+
 class _ArrayIssuer:
     """EXECUTE of the next pushed position; the first of a weight set carries the start
     token and needs the set staged. Its psum vector is popped ofifo_latency later into
@@ -416,7 +530,8 @@ class _ArrayIssuer:
         self.next_exec = 0
         self.wset_start: dict[int, int] = {}     # weight set -> cycle its first vector executes at row 0
 
-    def issue(self, tl: Timeline, t: int, l0: _L0Writer, weights: _WeightStager, xmem: _XmemLoader) -> None:
+    def issue(self, tl: Timeline, t: int, l0: _L0Writer, weights: _WeightStager | _PairedStager,
+              xmem: _XmemLoader) -> None:
         if self.next_exec >= l0.next_push or l0.pushed_at[self.next_exec] >= t:
             return
         pos = self.plan.positions[self.next_exec]
@@ -459,8 +574,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
       xmem read. xmem holds interior words only.
     - Activation words are read from xmem once per (oc tile, ic tile) into the activation
       buffer and pushed from there for every kij (when the map fits the buffer); weights
-      are LOADed from wmem (WSRC), through its own port (a weight-bound layer's odd passes
-      from xmem's upper half: weight_bound).
+      are LOADed from wmem (WSRC), through its own read port; the host writes them through
+      wmem's write port (D_wmem). A paired layer (module doc) LOADs two columns a cycle.
     - The next weight set is staged column by column while the current one computes:
       column c may be overwritten once the current set's start token has passed
       PE(row-1, c), and must be staged before the next start reaches PE(0, c).
@@ -475,8 +590,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
       cycle 0, every load included.
     Each cycle the stages act in order of urgency on the two ports: the word the L0 needs
     next (xmem), a weight column whose window is open (wmem), words ahead of their first
-    use (abuf prefetch, xmem), then the next pass's writes (the D_xmem bus, into a port
-    left free).
+    use (abuf prefetch, xmem), then the next pass's writes (D_xmem into xmem's port when
+    no read wants it, D_wmem into wmem's write port).
     """
     geo, x, w = layer_operands(x_int, w_int, array_size, a_bit)
     check_sfp_depth(geo, sfp_depth)
@@ -486,8 +601,9 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     tl.at(0, flush=1)   # a clean datapath, whatever the previous program left in flight
     schedule(plan, program, tl, 0, l0_depth, abuf_depth)
     if len(plan.passes) == 1:
-        program.compute_start = len(plan.pass_words(0))
-    program.inst, program.d_xmem = tl.words()
+        mems = [m for m, _, _ in plan.pass_words(0)]
+        program.compute_start = max(mems.count("xmem"), mems.count("wmem"))   # the preload's cycles
+    program.inst, program.d_xmem, program.d_wmem = tl.words()
     return program
 
 
@@ -502,18 +618,20 @@ def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: 
     """The fast schedule of `plan` on `tl` from cycle `start` (the first pass's xmem writes
     first); fills program's results and last_emit and ends the timeline after it."""
     source = _ActivationSource(plan, abuf_depth)
-    first = plan.pass_words(0)
-    for t, (mem, addr, data) in enumerate(first, start):
-        tl.xmem_write(t, addr, data, mem)
+    t = start
+    for mem in ("xmem", "wmem"):            # the first pass: D_xmem and D_wmem side by side
+        words = [(addr, data) for m, addr, data in plan.pass_words(0) if m == mem]
+        for k, (addr, data) in enumerate(words):
+            tl.write(start + k, mem, addr, data)
+        t = max(t, start + len(words))
     xmem = _XmemLoader(plan)
     l0 = _L0Writer(plan, source, l0_depth)
-    weights = _WeightStager(plan, source)
+    weights = _PairedStager(plan, l0) if plan.period else _WeightStager(plan)
     geo = plan.geo
     array = _ArrayIssuer(plan, program, geo.n_oc_tiles * geo.n_ic_tiles * KIJ * geo.n_nij <= PMEM_DEPTH)
-    t = start + len(first)
     # (a weight set may start before its last LOADs: those still come after the last EXECUTE)
     while array.next_exec < len(plan.positions) or weights.next_wset < len(plan.wsets):
-        xmem.next_pass(l0.next_push, weights.next_wset)
+        xmem.next_pass(t, l0.next_push, weights)
         l0.push(tl, t, array.next_exec)
         if weights.committed(array.wset_start):
             weights.stage(tl, t, array.wset_start, xmem)

@@ -80,7 +80,7 @@ def test_readme_hardware_figures_match_the_header():
     c = CONFIG
     text = _readme()
     for figure in (f"xmem ({c.xmem_word_bits}b x {c.xmem_depth}", f"weights {c.weight_base}..",
-                   f"wmem ({c.xmem_word_bits}b x {c.wmem_depth}",
+                   f"wmem ({c.wmem_word_bits}b x {c.wmem_depth}",
                    f"abuf: {c.abuf_depth} x {c.xmem_word_bits}b", f"pmem ({c.pmem_word_bits}b x {c.pmem_depth})",
                    f"bank of sums ({c.acc_bw}b", f"{c.row} row FIFOs", f"{c.col} column FIFOs",
                    f"{c.row} x {c.col} mac_array", f"at {c.acc_bw} bits"):

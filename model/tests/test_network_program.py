@@ -66,13 +66,15 @@ def test_network_layer_through_the_core_model(n, ic, oc, h, w, lo, requant):
 
 def test_template_bound_to_data_is_the_builders_program():
     """A template (built without data) bound to a layer's words is word for word the program
-    ws_fast builds from the data (ReLU mode: no thresholds)."""
+    ws_fast builds from the data (ReLU mode: no thresholds), paired weight sets (a 2x2 map:
+    D_wmem entries of boundary words) included."""
     rng = np.random.default_rng(5)
-    x, w = rng.integers(0, 16, (20, 6, 5)), rng.integers(-7, 8, (12, 20, 3, 3))
-    bound = layer_program(x, w, emit="relu")[0]
-    built = ws_fast(x, w)
-    assert bound.inst == built.inst and bound.d_xmem == built.d_xmem
-    assert bound.emits == built.emits and bound.psum_writes == built.psum_writes
+    for ic, oc, h, w_ in ((20, 12, 6, 5), (24, 16, 2, 2)):
+        x, w = rng.integers(0, 16, (ic, h, w_)), rng.integers(-7, 8, (oc, ic, 3, 3))
+        bound = layer_program(x, w, emit="relu")[0]
+        built = ws_fast(x, w)
+        assert bound.inst == built.inst and bound.d_xmem == built.d_xmem and bound.d_wmem == built.d_wmem
+        assert bound.emits == built.emits and bound.psum_writes == built.psum_writes
 
 
 def test_template_depends_only_on_the_geometry(tmp_path):
@@ -89,7 +91,7 @@ def test_template_depends_only_on_the_geometry(tmp_path):
     fresh = template(shape)
     assert stored.inst_hex == fresh.inst_hex and stored.program == fresh.program
     assert all(np.array_equal(getattr(stored, k), getattr(fresh, k)) for k in Template._ARRAYS)
-    assert stored.full_program(a.d_xmem) == a
+    assert stored.full_program(a.d_xmem, a.d_wmem) == a
 
 
 def test_requant_program_loads_every_threshold_into_the_sfp():

@@ -18,7 +18,7 @@ from model import program as P
 from model.program import memory_map
 from model.errors import LayerError, ModelError
 from model.program import FIELDS, Program, Timeline, decode, geometry, pack_lanes, plan_passes
-from model.program.ws_fast import weight_bound, xmem_banks
+from model.program.ws_fast import paired_period, xmem_banks
 from model.program_check import CheckReport, ProgramError, check_program
 from model.tiling import psum_address, random_layer
 
@@ -109,20 +109,23 @@ def test_two_pass_layer():
     assert len(report.psum_lanes) == 4 * 8 * 9 * 16
 
 
-def test_weight_bound_passes_load_from_both_memories():
-    """2x2 maps: a weight set has 4 positions and 8 LOADs, so odd passes keep their weights in
-    xmem (LOAD with WSRC 0) while the next pass is written into wmem, and the other way
-    round: the D_xmem bus, not wmem's port (a write and a LOAD per weight word), is the
-    bound. Every pass's words written, then LOADed, in well under 2 cycles per word."""
-    x, w = layer(64, 32, 2, 2)
+def test_paired_weight_sets_load_two_columns_a_cycle():
+    """2x2 maps: a weight set has 4 positions for 8 columns, so boundary words stage the lower
+    rows of one set with the upper rows of the one before, two columns a cycle (LOAD and
+    LOAD2 from one wmem entry): sets start every 4 cycles. The passes are double-buffered
+    through D_wmem, each entry written once; after the first pass's preload the array is
+    idle only between passes (n + period + the read latency, at most 16 cycles each)."""
+    x, w = layer(128, 32, 2, 2)
     geo = geometry(x, w)
-    assert weight_bound(geo, xmem_banks(geo)) and len(plan_passes(geo, 2, split=True)) == 3
+    assert paired_period(geo) == 4 and xmem_banks(geo) == 2
+    passes = plan_passes(geo, 2)
     program, _ = build_and_check("fast", x, w)
     fields = [decode(word) for word in program.inst]
-    assert {f["wsrc"] for f in fields if f["load"]} == {0, 1}
-    writes = sum(1 for f in fields for m in ("xmem", "wmem") if not f["cen_" + m] and not f["wen_" + m])
-    assert writes == 8 * 4 * 9 * 8 + 8 * 4        # every weight word once, each ic tile's 4 words once
-    assert program.cycles < 1.5 * writes
+    assert all(f["wsrc"] for f in fields if f["load"]) and any(f["load2"] for f in fields)
+    assert sum(f["load"] + f["load2"] for f in fields) == 4 * 16 * 9 * 8 + len(passes) * 8   # + each pass's last boundary
+    entries = [len(octs) * len(icts) * 9 * 4 + 8 for octs, icts in passes]
+    assert sum(1 for f in fields if not f["wen_wmem"]) == sum(entries)
+    assert program.cycles <= entries[0] + program.executes + 16 * len(passes) + 16 + 3
 
 
 def test_report_contents():
@@ -247,8 +250,8 @@ def test_psum_width_overflow_is_not_a_schedule_bug(schedule):
 # ---- hand-made programs: FIFO refusals, unknown data ----
 def hand_program(tl: Timeline, n: int = 8) -> Program:
     tl.at(len(tl.cycles) + 2)
-    inst, data = tl.words()
-    return Program("ws", "test", n, inst, data, compute_start=0)
+    inst, data, wdata = tl.words()
+    return Program("ws", "test", n, inst, data, compute_start=0, d_wmem=wdata)
 
 
 def test_l0_pop_of_an_empty_lane():
@@ -284,6 +287,35 @@ def test_ififo_and_ofifo_refusals():
         check_program(hand_program(tl), None, None)
 
 
+def test_load2_misuse_is_refused():
+    """LOAD2 takes wmem Q's high word into column WCOL2: refused into LOAD's own column, in
+    2-bit mode, outside the array, and before wmem Q holds a written entry; a wmem entry
+    read and written in one cycle (a block RAM's undefined collision) is refused too."""
+    def program_with(**load):
+        tl = Timeline()
+        tl.wmem_write(0, 3, 0x11111111_22222222)
+        tl.xmem_read(1, 3, "wmem")
+        tl.at(2, load=1, wsrc=1, wcol=0, **load)
+        return hand_program(tl)
+
+    check_program(program_with(load2=1, wcol2=5), None, None, verify=False)       # the legal pair
+    for load, message in (({"load2": 1, "wcol2": 0}, "LOAD and LOAD2 both into column 0"),
+                          ({"load2": 1, "wcol2": 2, "act2": 1}, r"LOAD2 in 2-bit mode \(ACT2\)"),
+                          ({"load2": 1, "wcol2": 8}, "LOAD2 into column 8 of a 8-column array")):
+        with pytest.raises(ProgramError, match=r"^cycle 2: " + message):
+            check_program(program_with(**load), None, None, verify=False)
+    tl = Timeline()
+    tl.xmem_read(1, 4, "wmem")      # never written
+    tl.at(2, load2=1, wcol2=1)
+    with pytest.raises(ProgramError, match=r"^cycle 2: LOAD2 takes wmem Q, which is unknown \(wmem\[4\]"):
+        check_program(hand_program(tl), None, None, verify=False)
+    tl = Timeline()
+    tl.wmem_write(1, 9, 1)
+    tl.xmem_read(1, 9, "wmem")
+    with pytest.raises(ProgramError, match=r"^cycle 1: wmem entry 9 is read and written in one cycle"):
+        check_program(hand_program(tl), None, None, verify=False)
+
+
 def test_unknown_data_is_caught():
     tl = Timeline()
     tl.xmem_read(1, 7)              # never written
@@ -291,7 +323,7 @@ def test_unknown_data_is_caught():
     with pytest.raises(ProgramError, match=r"^cycle 2: LOAD takes xmem Q, which is unknown \(xmem\[7\]"):
         check_program(hand_program(tl), None, None)
     tl = Timeline()                 # wmem: WSRC takes its Q, which a read of xmem does not set
-    tl.xmem_write(0, 7, 5, "wmem")
+    tl.wmem_write(0, 7, 5)
     tl.xmem_read(1, 7)
     tl.xmem_read(1, 6, "wmem")      # never written
     tl.at(2, ififo_wr=1, wsrc=1)
