@@ -66,12 +66,13 @@ class Player:
         if config.psum_bw % 8:
             raise ModelError(f"the player's psum dump reader needs whole bytes, psum_bw is {config.psum_bw}")
         sources = [HERE / "core_player.v"] + sorted((REPO / "rtl").glob("*.v"))
-        newest_source = max(p.stat().st_mtime for p in sources + list((REPO / "rtl").glob("*.vh")))
+        headers = list((REPO / "rtl").glob("*.vh")) + [HERE / "core_top.vh"]
+        newest_source = max(p.stat().st_mtime for p in sources + headers)
         env = None
         if sim == "icarus":
             binary = self.build / "core_player.vvp"
             self.cmd = ["vvp", "-n", str(binary)]
-            build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), f"-Pcore_player.row={config.row}",
+            build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), "-I", str(HERE), f"-Pcore_player.row={config.row}",
                      f"-Pcore_player.col={config.col}", f"-Pcore_player.max_cycles={MAX_CYCLES}", "-o", str(binary), *map(str, sources)]
         else:
             from tb.runner import build_dir_without_spaces, space_free, verilator_bin, verilator_root
@@ -83,7 +84,7 @@ class Player:
             binary = mdir / "Vcore_player"
             self.cmd = [str(binary), "+verilator+quiet"]
             build = [verilator_bin(), "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", f"-I{rtl}",
+                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", f"-I{rtl}", f"-I{space_free(HERE)}",
                      f"-Grow={config.row}", f"-Gcol={config.col}", f"-Gmax_cycles={MAX_CYCLES}",
                      "--top-module", "core_player", "-Mdir", str(mdir), "-j", "2",
                      str(space_free(HERE) / "core_player.v"), *(str(rtl / p.name) for p in sources[1:])]
