@@ -11,6 +11,7 @@
 //                             sfp_wide in hex (acc_bw bits per lane)
 //          <dir>/summary.txt  the cycle counter at START, then cycles, busy cycles and
 //                             error flags at the end
+//   prints "core_player: playing" (flushed) when the start-up is over and the first cycle begins
 `timescale 1ns/1ps
 `include "core_inst.vh"
 // Parameters: the core's (defaults from core_inst.vh); set row/col to play another array.
@@ -73,6 +74,10 @@ module core_player #(
             $finish;
         end
         D_xmem = 0;
+        // start-up is over (process, elaboration, program memory, files): tb/player.py times
+        // the simulation from this line
+        $display("core_player: playing");
+        $fflush;
         // inputs change 1 ns after the edge, so no simulator races them against the edge
         repeat (3) @(posedge clk);
         #1 reset = 1'b0;

@@ -53,6 +53,7 @@ class PlayerResult:
 
 
 MAX_CYCLES = 1 << 21   # the player's program memory (words = cycles), a Verilog parameter
+PLAYING = "core_player: playing"   # the player's start-up is over: the simulation begins
 
 
 class Player:
@@ -108,19 +109,26 @@ class Player:
     def play(self, folder: Path, n_words: int, start: int, psums: bool = True, progress: bool = True) -> PlayerResult:
         """Play the program files already in `folder` (inst.hex, dxmem.hex: n_words each).
         psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty);
-        progress=False: its progress lines are not echoed (the caller shows its own)."""
+        progress=False: its progress lines are not echoed (the caller shows its own).
+        Afterwards last_cpu_s holds the player process's CPU seconds, last_sim_s the wall
+        seconds from the end of its start-up (its PLAYING line) to its exit."""
         t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={n_words}", f"+START={start}",
                            f"+IDLE={CONFIG.isa.idle:x}"] + ([] if psums else ["+NOPSUMS"])
+        playing = None
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
             output = []
             for line in sim.stdout:
                 output.append(line)
-                if progress and line.startswith("core_player:"):   # progress of long programs, every 10%
+                if line.startswith(PLAYING):
+                    playing = time.perf_counter()
+                elif progress and line.startswith("core_player:"):   # progress of long programs, every 10%
                     print("    " + line.rstrip(), flush=True)
-        if sim.returncode or not (folder / "summary.txt").is_file():
+        if sim.returncode or not (folder / "summary.txt").is_file() or playing is None:
             raise ModelError(f"the player failed on {folder}: {' / '.join(l.strip() for l in output[-3:])}")
-        wall = time.perf_counter() - t0
+        end = time.perf_counter()
+        wall = end - t0
+        self.last_sim_s = end - playing
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.last_cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
         summary = dict(line.split() for line in (folder / "summary.txt").read_text().splitlines())
