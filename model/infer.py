@@ -151,7 +151,7 @@ def image_job(net, sim: str, array: int, build: str, index: int, image, label, q
 # What a result depends on besides the model and the data: the hardware, the player and the
 # program builders. An edit to any of them runs every image afresh.
 _REPO = Path(__file__).resolve().parent.parent
-_CORE_SOURCES = ("rtl/*.v", "rtl/*.vh", "tb/core_player.v", "tb/core_conv.py", "tb/player.py",
+_CORE_SOURCES = ("rtl/*.v", "rtl/*.vh", "tb/core_player.v", "tb/core_top.vh", "tb/core_conv.py", "tb/player.py",
                  "model/program/*.py", "model/network.py", "model/requant.py", "model/tiling.py")
 
 

@@ -90,9 +90,14 @@ module mac_tile #(
     wire product_neg = mac_w[bw-1] & |a0;
     wire os_add_ovf = (mac_c[psum_bw-1] == product_neg) && (sum0[psum_bw-1] != product_neg);
     // The clocked block reads few signals (a simulator such as Icarus pays for each one on
-    // every edge, in 64 PEs): its conditions are nets, and what travels east is one vector.
+    // every edge, in 64 PEs): its conditions are nets, what travels east is one vector, and
+    // the weight and flag registers, which a WS layer changes only now and then, sit behind
+    // one condition.
     wire take_weights = ws_op & start_in;
     wire set_overflow = os_op & ~drain & os_add_ovf;
+    wire weight_ctl = wload_en | wload1_en | w_shift | take_weights | set_overflow;
+    wire psum_en = drain | valid_in;
+    wire [psum_bw-1:0] psum_d = drain ? psum_in : mac_out;
     wire [bw+3:0] east_d = {act2_in, os_in, start_in, valid_in, a_in};
     reg  [bw+3:0] east_q;
     assign {act2_out, os_out, start_out, valid_out, a_out} = east_q;
@@ -111,22 +116,22 @@ module mac_tile #(
             os_overflow <= 1'b0;
         end else begin
             east_q <= east_d;
-            if (wload_en)
-                w_q <= wload_data;
-            else if (w_shift)
-                w_q <= w_in;
-            if (wload1_en)
-                w1_q <= wload1_data;
-            if (take_weights) begin
-                w_active <= w_q;
-                w1_active <= w1_q;
+            if (psum_en)
+                psum_q <= psum_d;
+            if (weight_ctl) begin
+                if (wload_en)
+                    w_q <= wload_data;
+                else if (w_shift)
+                    w_q <= w_in;
+                if (wload1_en)
+                    w1_q <= wload1_data;
+                if (take_weights) begin
+                    w_active <= w_q;
+                    w1_active <= w1_q;
+                end
+                if (set_overflow)
+                    os_overflow <= 1'b1;
             end
-            if (drain)
-                psum_q <= psum_in;
-            else if (valid_in)
-                psum_q <= mac_out;
-            if (set_overflow)
-                os_overflow <= 1'b1;
         end
     end
 endmodule

@@ -91,15 +91,18 @@ module sfp_thresholds #(
                 assign thr[(g + i)*thr_bw +: thr_bw] = q[i*slot_bw +: thr_bw];
             end
             integer j, p;
+            // wr is tested first, once: a simulator then reads nothing more on the edges
+            // without a threshold write (Icarus pays per signal read, in col*levels/group processes)
             always @(posedge clk) begin
-                for (j = 0; j < n; j = j + 1)
-                    if (wr && sel[j]) begin
-                        for (p = 0; p < parts - 1; p = p + 1)
-                            if (part == p[`THR_PART_BITS-1:0])
-                                mem[wr_tile][j*slot_bw + p*data_bw +: data_bw] <= data;
-                        if (part == last_part)
-                            mem[wr_tile][j*slot_bw + last_lo +: last_bw] <= data[last_bw-1:0];
-                    end
+                if (wr)
+                    for (j = 0; j < n; j = j + 1)
+                        if (sel[j]) begin
+                            for (p = 0; p < parts - 1; p = p + 1)
+                                if (part == p[`THR_PART_BITS-1:0])
+                                    mem[wr_tile][j*slot_bw + p*data_bw +: data_bw] <= data;
+                            if (part == last_part)
+                                mem[wr_tile][j*slot_bw + last_lo +: last_bw] <= data[last_bw-1:0];
+                        end
                 if (rd)
                     q <= mem[rd_tile];
             end

@@ -130,7 +130,7 @@ def sim_speed_rows(out: Path, repeats: int) -> list:
 
     def check(player):
         row = bench_row(player, name, case["x_int"], case["w_int"], schedule, out / "sim_speed")
-        return words, row.wall_s, player.last_cpu_s
+        return words, row.wall_s, player.last_cpu_s, player.last_sim_s
 
     speeds = []
     for sim in SIMULATORS:

@@ -28,29 +28,7 @@ module core_harness #(
     parameter max_words /*verilator public*/ = 1 << 16,      // longest program the player holds
     parameter half_period_ns = 5
 ) ();
-    reg                    clk = 1'b0;
-    reg                    reset /*verilator public_flat_rw*/ = 1'b1;
-    reg  [`INST_WIDTH-1:0] inst;
-    reg  [row*bw-1:0]      D_xmem;
-    reg  [2*row*bw-1:0]    D_wmem;
-    wire                   ofifo_valid;
-    wire [col*psum_bw-1:0] sfp_out;
-    wire                   sfp_valid;
-    wire [col*acc_bw-1:0]  sfp_wide;
-    wire [`ERR_COUNT-1:0]  errors /*verilator public_flat_rw*/;
-    wire [4:0]             fifo_flags;
-    wire [31:0]            cycles;
-    wire [31:0]            busy /*verilator public_flat_rw*/;
-
-    core #(
-        .bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col), .fifo_depth(fifo_depth)
-    ) u_core (
-        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem(D_wmem),
-        .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid), .sfp_wide(sfp_wide),
-        .errors(errors), .fifo_flags(fifo_flags), .cycles(cycles), .busy(busy)
-    );
-
-    always #(half_period_ns) clk = ~clk;
+`include "core_top.vh"    // the core, its clock, the program memories, load_program
 
     // written by Python before go
     reg        go /*verilator public_flat_rw*/ = 1'b0;
@@ -62,9 +40,7 @@ module core_harness #(
     reg [31:0] start_counter /*verilator public_flat_rw*/ = 0;
     reg [31:0] pc = 0;             // the word on inst (for the waveform)
 
-    reg [`INST_WIDTH-1:0] program_words [0:max_words-1];
-    reg [3*row*bw-1:0]    data_words [0:max_words-1];
-    reg [8*64-1:0]        path;
+    reg [8*4096-1:0]      path;
     reg                   recording = 1'b0;
     integer               psum_fd, out_fd;
 
@@ -110,10 +86,8 @@ module core_harness #(
                         $display("core_harness: a program of %0d words exceeds max_words = %0d", n_words, max_words);
                         $finish;
                     end
-                    $sformat(path, "program%0d/inst.hex", prog_index);
-                    $readmemh(path, program_words, 0, n_words - 1);
-                    $sformat(path, "program%0d/dxmem.hex", prog_index);
-                    $readmemh(path, data_words, 0, n_words - 1);
+                    $sformat(path, "program%0d", prog_index);
+                    load_program(path, n_words);
                     $sformat(path, "program%0d/psums.txt", prog_index);
                     psum_fd = $fopen(path, "w");
                     $sformat(path, "program%0d/outputs.txt", prog_index);
@@ -155,7 +129,7 @@ module core_harness #(
         if (at_start)
             start_counter <= cycles;
         if (recording) begin
-            if (!u_core.u_pmem.CEN && !u_core.u_pmem.WEN)
+            if (pmem_write)
                 $fwrite(psum_fd, "%0d %0d %h\n", $time, u_core.u_pmem.A, u_core.u_pmem.D);
             if (sfp_valid)
                 $fwrite(out_fd, "%0d %0d %h %h\n", $time, cycles, sfp_out, sfp_wide);

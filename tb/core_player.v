@@ -12,6 +12,7 @@
 //                             sfp_wide in hex (acc_bw bits per lane)
 //          <dir>/summary.txt  the cycle counter at START, then cycles, busy cycles and
 //                             error flags at the end
+//   prints "core_player: playing" (flushed) when the start-up is over and the first cycle begins
 `timescale 1ns/1ps
 `include "core_inst.vh"
 // Parameters: the core's (defaults from core_inst.vh); set row/col to play another array.
@@ -21,32 +22,13 @@ module core_player #(
     parameter acc_bw = `CORE_ACC_BW,
     parameter row = `CORE_ROW,
     parameter col = `CORE_COL,
+    parameter fifo_depth = `CORE_FIFO_DEPTH,
     parameter max_cycles = 1 << 21    // program memory, words (tb/player.py MAX_CYCLES sets it)
 );
+    localparam max_words = max_cycles;
+    localparam half_period_ns = 5;
+`include "core_top.vh"    // the core, its clock, the program memories, load_program
 
-    reg                    clk = 1'b0;
-    reg                    reset = 1'b1;
-    reg  [`INST_WIDTH-1:0] inst;
-    reg  [row*bw-1:0]      D_xmem;
-    reg  [2*row*bw-1:0]    D_wmem;
-    wire                   ofifo_valid;
-    wire [col*psum_bw-1:0] sfp_out;
-    wire                   sfp_valid;
-    wire [col*acc_bw-1:0]  sfp_wide;
-    wire [`ERR_COUNT-1:0]  errors;
-    wire [4:0]             fifo_flags;
-    wire [31:0]            cycles, busy;
-
-    core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
-        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem(D_wmem),
-        .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid), .sfp_wide(sfp_wide),
-        .errors(errors), .fifo_flags(fifo_flags), .cycles(cycles), .busy(busy)
-    );
-
-    always #5 clk = ~clk;
-
-    reg [`INST_WIDTH-1:0] program_words [0:max_cycles-1];
-    reg [3*row*bw-1:0]    data_words [0:max_cycles-1];
     reg [8*4096-1:0]      dir;                     // PATH_MAX characters
     reg [8*4160-1:0]      path;
     integer               n_cycles, start_word, start_counter, k, psum_fd, out_fd, summary_fd, progress;
@@ -55,7 +37,7 @@ module core_player #(
     // Sample mid-cycle, when the instruction and the core outputs are stable.
     always @(negedge clk) begin
         if (!reset) begin
-            if (dump_psums && !u_core.u_pmem.CEN && !u_core.u_pmem.WEN)
+            if (dump_psums && pmem_write)
                 $fwrite(psum_fd, "%h %h\n", u_core.u_pmem.A, u_core.u_pmem.D);
             if (sfp_valid)
                 $fwrite(out_fd, "%h %0d %h\n", sfp_out, cycles, sfp_wide);
@@ -79,10 +61,7 @@ module core_player #(
             $display("core_player: %0d cycles exceed the player's %0d", n_cycles, max_cycles);
             $finish;
         end
-        $sformat(path, "%0s/inst.hex", dir);
-        $readmemh(path, program_words, 0, n_cycles - 1);
-        $sformat(path, "%0s/dxmem.hex", dir);
-        $readmemh(path, data_words, 0, n_cycles - 1);
+        load_program(dir, n_cycles);
         $sformat(path, "%0s/psums.hex", dir);
         psum_fd = $fopen(path, "w");
         $sformat(path, "%0s/outputs.txt", dir);
@@ -96,6 +75,10 @@ module core_player #(
             $finish;
         end
         {D_wmem, D_xmem} = 0;
+        // start-up is over (process, elaboration, program memory, files): tb/player.py times
+        // the simulation from this line
+        $display("core_player: playing");
+        $fflush;
         // inputs change 1 ns after the edge, so no simulator races them against the edge
         repeat (3) @(posedge clk);
         #1 reset = 1'b0;

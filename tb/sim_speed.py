@@ -3,15 +3,21 @@
 on one program, side by side in one run. Part of `make bench` (tb/bench.py).
 
 Every play is checked bit for bit (every psum written to pmem, every SFP output) before
-its figure counts. cycles/s = program words / wall seconds of one play, the median of
-`repeats` plays:
-  cocotb  from handing the program to the HDL player to the scoreboard's verdict (load,
-          simulate, read back, compare; the simulator's start-up and the reference model
-          are not included);
-  player  the whole simulator process (start-up, load, simulate, dump), then the checks
-          are made outside the timed part.
-cycles/CPU-s divides by the CPU seconds of the simulator process instead (cocotb: the
-simulator with Python in it), a figure that a loaded machine disturbs much less.
+its figure counts. Each figure is the median of `repeats` plays; what a play's time counts:
+  cocotb  cycles_per_s = program words / wall seconds from handing the program to the HDL
+          player to the scoreboard's verdict (write the program files, load, simulate,
+          read back, compare); the simulator's start-up (once per simulation, however many
+          programs it plays) and the reference model are not included. startup_s is None.
+  player  cycles_per_s = program words / seconds from the player's "playing" line (start-up
+          over: process, elaboration, program memory, files) to the end of its process
+          (simulate, dump): the simulation rate, comparable with cocotb's and with rates
+          measured on long programs, where start-up does not count. startup_s = the rest
+          of the process's wall seconds; process_cycles_per_s = words / the whole process's
+          wall seconds (start-up included; on a short program mostly start-up). The checks
+          run outside the timed part.
+cycles/CPU-s divides by CPU seconds instead, a figure that a loaded machine disturbs much
+less: cocotb, the simulator process with Python in it during the play; player, the whole
+player process minus that of a one-word program (its start-up), measured in the same run.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ class SimSpeed:
     cycles_per_s: float
     cycles_per_cpu_s: float
     plays: int
+    startup_s: float | None = None             # player: its process's wall s before the first cycle
+    process_cycles_per_s: float | None = None  # player: words / whole process, start-up included
 
 
 def _with_sim(sim: str, fn):
@@ -58,21 +66,45 @@ def cocotb_speed(sim: str, name: str, case: dict, schedule: str, repeats: int) -
                     words / statistics.median(r["play_cpu_s"] for r in runs), len(runs))
 
 
+def startup_cpu_s(player, folder: Path, repeats: int) -> float:
+    """CPU seconds of a whole player process on a one-word program (the idle word): the
+    median of `repeats` plays."""
+    from model.hwconfig import CONFIG
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "inst.hex").write_text(f"{CONFIG.isa.idle:x}\n")
+    (folder / "dxmem.hex").write_text("0\n")
+    cpu = []
+    for _ in range(repeats):
+        player.play(folder, 1, 0, psums=False, progress=False)
+        cpu.append(player.last_cpu_s)
+    return statistics.median(cpu)
+
+
 def player_speed(sim: str, name: str, case: dict, schedule: str, repeats: int, out: Path, player_cls,
                  check) -> SimSpeed:
-    """Replay the program `repeats` times with the pure-Verilog player; check(player) checks
-    one play and returns (words, wall s, CPU s)."""
+    """Replay the program `repeats` times with the pure-Verilog player, and a one-word program
+    as often for the start-up's CPU time; check(player) checks one play and returns (words,
+    process wall s, process CPU s, simulation wall s)."""
     player = player_cls(sim, out)
+    startup_cpu = startup_cpu_s(player, out / f"sim_speed-startup-{sim}", repeats)
     plays = [check(player) for _ in range(repeats)]
     words = plays[0][0]
-    return SimSpeed(sim, "player", f"{name} {schedule}", words,
-                    words / statistics.median(p[1] for p in plays),
-                    words / statistics.median(p[2] for p in plays), repeats)
+    wall, cpu, sim_s = (statistics.median(p[i] for p in plays) for i in (1, 2, 3))
+    return SimSpeed(sim, "player", f"{name} {schedule}", words, words / sim_s,
+                    words / max(cpu - startup_cpu, 1e-9), repeats,
+                    startup_s=statistics.median(p[1] - p[3] for p in plays), process_cycles_per_s=words / wall)
 
 
 def print_table(rows: list[SimSpeed]) -> None:
     print(f"\nsimulation speed, full core, program {rows[0].program} ({rows[0].words:,} words), "
-          "every play checked bit for bit, median of plays:")
-    print(f"{'simulator':<11}{'harness':<9}{'cycles/s':>11}{'cycles/CPU-s':>14}{'plays':>7}")
+          "every play checked bit for bit, median of plays (tb/sim_speed.py says what each counts):")
+    print(f"{'simulator':<11}{'harness':<9}{'cycles/s':>11}{'cycles/CPU-s':>14}{'start-up s':>12}"
+          f"{'with start-up':>15}{'plays':>7}")
     for r in rows:
-        print(f"{r.simulator:<11}{r.harness:<9}{r.cycles_per_s:>11,.0f}{r.cycles_per_cpu_s:>14,.0f}{r.plays:>7}")
+        startup = "-" if r.startup_s is None else f"{r.startup_s:.3f}"
+        whole = "-" if r.process_cycles_per_s is None else f"{r.process_cycles_per_s:,.0f}"
+        print(f"{r.simulator:<11}{r.harness:<9}{r.cycles_per_s:>11,.0f}{r.cycles_per_cpu_s:>14,.0f}{startup:>12}"
+              f"{whole:>15}{r.plays:>7}")
+    print("cycles/s: cocotb from handing the program over to the verdict, player from the end of its start-up "
+          "to its exit; with start-up: the whole player process")
