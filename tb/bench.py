@@ -50,8 +50,8 @@ class Row:
     ideal: float
     utilization: float | None
     scalesim: int | None
-    sim_cycles_per_s: float | None
-    wall_s: float | None
+    sim_cycles_per_s: float | None    # program words / the player's simulation (start-up left out)
+    wall_s: float | None              # the whole player process
     psums_checked: int
     outputs_checked: int
     note: str = ""
@@ -100,7 +100,7 @@ def bench_row(player: Player, name: str, x_int, w_int, schedule: str, out: Path)
     if cycles != program.cycles:
         raise ModelError(f"bench: {name} {schedule}: RTL counted {cycles} cycles, program planned {program.cycles}")
     return Row(**base, cycles=cycles, utilization=macs / (pes * cycles),
-               sim_cycles_per_s=len(program.inst) / got.wall_s, wall_s=got.wall_s,
+               sim_cycles_per_s=len(program.inst) / player.last_sim_s, wall_s=got.wall_s,
                psums_checked=len(got.psums), outputs_checked=len(got.outputs))
 
 
@@ -202,6 +202,8 @@ def run(args) -> int:
                                 "rows": [asdict(r) for r in rows], "network": network,
                                 "sim_speed": [asdict(s) for s in speeds]}, indent=2))
     print(f"\ntable as JSON: {path}")
+    print("sim cyc/s: program words / the player's simulation, its start-up left out (tb/sim_speed.py); "
+          "wall s: the whole player process")
     print("cycles: counted by the core's own counter, from operands in xmem / wmem (single pass) or from cycle 0 "
           "with every load (multi-pass) to the last ReLU output")
     return 0

@@ -324,6 +324,6 @@ async def test_random(dut):
     tb.assert_covered("os_overflow")
 
 
-@pytest.mark.parametrize("bw,psum_bw", [(4, 16), (4, 20)])
+@pytest.mark.parametrize("bw,psum_bw", [(4, 16), pytest.param(4, 20, marks=pytest.mark.long)])  # long: started first
 def test_mac_tile(bw, psum_bw):
     runner.run("mac_tile", "test_mac_tile", parameters={"bw": bw, "psum_bw": psum_bw}, name="mac_tile")
