@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,7 @@ class CoreConv:
         if x.ndim != 4:
             return self._run(x_int, w_int, requant)
         try:
-            layer_operands(x, w_int, self.array_size, "raw")
+            whole = layer_operands(x, w_int, self.array_size, "raw")[0]
         except ModelError:
             if x.ndim == 4 and len(x):       # shared weights (and shapes) first: no image to name
                 layer_operands(np.zeros_like(x[0]), w_int, self.array_size, "raw")
@@ -117,7 +117,8 @@ class CoreConv:
                 except ModelError as e:
                     raise ModelError(f"image {i} of the batch: {e}") from None
             raise
-        one = layer_operands(x[:1], w_int, self.array_size, "raw")[0]
+        # one image as the whole batch splits it into digit groups (image 0 alone may need fewer)
+        one = replace(whole, batch=1)
         size = min(batch or len(x), max_batch(one), self._player_batch(one))
         runs = [self._run_images(x, i, min(i + size, len(x)), w_int, requant) for i in range(0, len(x), size)]
         return ConvRun(out=np.concatenate([r.out for r in runs]), cycles=sum(r.cycles for r in runs),

@@ -124,6 +124,34 @@ def test_a_batch_fits_the_player():
     assert cocotb._player_batch(shape) == 1
 
 
+def test_a_batch_is_sized_by_its_own_digit_split(monkeypatch):
+    """A signed batch whose image 0 has no negative level while image 1 needs the third
+    digit group: the programs are sized for the batch's split (2 ic tiles), not image 0's
+    (1 ic tile), which would let twice the images into one program."""
+    seen = []
+
+    class Sized(Exception):
+        pass
+
+    def player_batch(self, one):
+        seen.append(one)
+        raise Sized
+
+    monkeypatch.setattr(CoreConv, "_player_batch", player_batch)
+    conv = CoreConv.__new__(CoreConv)
+    conv.sim, conv.array_size = "verilator", 8
+    x = np.zeros((2, 3, 4, 4), dtype=np.int64)
+    x[1, 0, 0, 0] = -200
+    with pytest.raises(Sized):
+        conv.run(x, np.zeros((8, 3, 3, 3), dtype=np.int64))
+    from model.program.network import layer_operands
+
+    batch_split, image0_split = (layer_operands(xs, np.zeros((8, 3, 3, 3)), 8, "raw")[0] for xs in (x, x[:1]))
+    assert image0_split.geometry.n_ic_tiles == 1            # the case tells the two apart
+    assert seen[0].batch == 1 and seen[0].ic_tile_shift == batch_split.ic_tile_shift
+    assert seen[0].geometry.n_ic_tiles == batch_split.geometry.n_ic_tiles == 2
+
+
 def conv_template():
     from model.hwconfig import CONFIG
     from model.program.network import LayerShape, template
