@@ -285,7 +285,7 @@ class _Array:
 class _Sram:
     """Single-port SRAM (rtl/sram.v): active-low CEN/WEN; a read puts mem[A] on Q at the end
     of the cycle and Q holds until the next read (writes leave it alone). Memory starts
-    unknown (None); Q starts at `q_reset`."""
+    unknown (None); Q starts at `q_reset` (None: unknown, what the previous program read)."""
 
     def __init__(self, name: str, depth: int, q_reset):
         self.name, self.depth = name, depth
@@ -308,6 +308,9 @@ class _Sram:
 
     def known_q(self, t: int, what: str):
         """Q for `what` at cycle t; unknown data is an error."""
+        if self.q is None and self.q_from is None:
+            raise ProgramError(f"cycle {t}: {what} takes {self.name} Q before this program read {self.name}: "
+                               f"Q still holds what an earlier program read")
         if self.q is None:
             raise ProgramError(f"cycle {t}: {what} takes {self.name} Q, which is unknown "
                                f"({self.name}[{self.q_from}] was read before it was ever written)")
@@ -404,7 +407,7 @@ class _Sfp:
             self.thr[tile, f["thr_lane"], level, f["thr_part"]] = q
         else:
             raise ProgramError(f"cycle {t}: THR_WR of lane {f['thr_lane']} level {level} part {f['thr_part']}: "
-                               f"no such threshold on a {self.n}-column core")
+                               f"no such threshold on a core of {self.n} columns")
 
     def thresholds(self, t: int, tile: int) -> Requant:
         """The thresholds of `tile` as stored now (every one must have been written)."""
@@ -527,6 +530,16 @@ class _Recorder:
         return self.lanes[:k].copy(), self.cycles[:k].copy(), self.addr[:k].copy()
 
 
+def _check_words(what: str, words, bits: int) -> None:
+    """Every word an integer in 0 .. 2**bits - 1 (the bus or field it drives); else a
+    one-line ProgramError naming the first bad cycle: nothing is masked to fit."""
+    for t, word in enumerate(words):
+        if isinstance(word, bool) or not isinstance(word, (int, np.integer)):
+            raise ProgramError(f"cycle {t}: {what} {word!r} is not an integer")
+        if not 0 <= word < 1 << bits:
+            raise ProgramError(f"cycle {t}: {what} {int(word):#x} does not fit {bits} bits (0 .. 2**{bits} - 1)")
+
+
 def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_depth,
                   abuf_depth: int = CONFIG.abuf_depth, sfp_depth: int = CONFIG.sfp_depth,
                   acc_bw: int = CONFIG.acc_bw, psum_bw: int = CONFIG.psum_bw,
@@ -567,8 +580,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     want_addr = [a for a, _ in program.psum_writes]
 
     xmask = (1 << (n * BW)) - 1
-    xmem = _Sram("xmem", xmem_depth, 0)
-    wmem = _Sram("wmem", wmem_depth, 0)
+    # Q of xmem and wmem survives reset and flush (rtl/sram.v, sram_1r1w.v): unknown until read
+    xmem = _Sram("xmem", xmem_depth, None)
+    wmem = _Sram("wmem", wmem_depth, None)
     pmem = _Sram("pmem", pmem_depth, [0] * n)
     abuf = _Abuf(abuf_depth)
     l0 = _SkewFifoBank("L0", "row", n, fifo_depth)
@@ -586,12 +600,13 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     d_words = program.d_xmem
     w_words = program.d_wmem or [0] * len(words)
     wmask = (1 << (2 * n * BW)) - 1
+    _check_words("D_xmem word", d_words, n * BW)
+    _check_words("D_wmem entry", w_words, 2 * n * BW)
+    _check_words("instruction word", words, INST_WIDTH)
     total = len(words)
     drain_tail = 2 * n + 4             # idle cycles after the program so the pipelines settle
     for t in range(total + drain_tail):
         word = words[t] if t < total else idle
-        if word >> INST_WIDTH:
-            raise ProgramError(f"cycle {t}: instruction word {word:#x} is wider than {INST_WIDTH} bits")
         f = decode(word)
         flush = f["flush"]
 
@@ -630,9 +645,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                 if f["act2"]:                      # 2-bit LOAD: WCOL n + c is column c's upper rows
                     load_half, load_col = divmod(load_col, n)
                     if n % 2 or load_half > 1:
-                        raise ProgramError(f"cycle {t}: 2-bit LOAD into column {f['wcol']} of a {n}-column array")
+                        raise ProgramError(f"cycle {t}: 2-bit LOAD into column {f['wcol']} of an array of {n} columns")
                 elif load_col >= n:
-                    raise ProgramError(f"cycle {t}: LOAD into column {load_col} of a {n}-column array")
+                    raise ProgramError(f"cycle {t}: LOAD into column {load_col} of an array of {n} columns")
                 load_word = weight_word("LOAD")
             load2_col, load2_word = -1, 0
             if f["load2"]:
@@ -640,7 +655,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                 if f["act2"]:
                     raise ProgramError(f"cycle {t}: LOAD2 in 2-bit mode (ACT2): LOAD2 stages 4-bit weights only")
                 if load2_col >= n:
-                    raise ProgramError(f"cycle {t}: LOAD2 into column {load2_col} of a {n}-column array")
+                    raise ProgramError(f"cycle {t}: LOAD2 into column {load2_col} of an array of {n} columns")
                 if load_col == load2_col:
                     raise ProgramError(f"cycle {t}: LOAD and LOAD2 both into column {load2_col}")
                 load2_word = wmem.known_q(t, "LOAD2") >> (n * BW) & xmask

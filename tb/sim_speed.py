@@ -17,7 +17,9 @@ its figure counts. Each figure is the median of `repeats` plays; what a play's t
           run outside the timed part.
 cycles/CPU-s divides by CPU seconds instead, a figure that a loaded machine disturbs much
 less: cocotb, the simulator process with Python in it during the play; player, the whole
-player process minus that of a one-word program (its start-up), measured in the same run.
+player process minus that of a one-word program (its start-up), measured in the same run;
+"-" (None in the JSON) when that difference is not positive, which load can cause on a
+short program.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ class SimSpeed:
     program: str
     words: int
     cycles_per_s: float
-    cycles_per_cpu_s: float
+    cycles_per_cpu_s: float | None             # None: not measurable (see player_speed)
     plays: int
     startup_s: float | None = None             # player: its process's wall s before the first cycle
     process_cycles_per_s: float | None = None  # player: words / whole process, start-up included
@@ -91,8 +93,10 @@ def player_speed(sim: str, name: str, case: dict, schedule: str, repeats: int, o
     plays = [check(player) for _ in range(repeats)]
     words = plays[0][0]
     wall, cpu, sim_s = (statistics.median(p[i] for p in plays) for i in (1, 2, 3))
-    return SimSpeed(sim, "player", f"{name} {schedule}", words, words / sim_s,
-                    words / max(cpu - startup_cpu, 1e-9), repeats,
+    # on a short program a loaded machine can give the one-word play more CPU than the real
+    # one: then the difference measures nothing, and the figure is left out
+    per_cpu_s = words / (cpu - startup_cpu) if cpu > startup_cpu else None
+    return SimSpeed(sim, "player", f"{name} {schedule}", words, words / sim_s, per_cpu_s, repeats,
                     startup_s=statistics.median(p[1] - p[3] for p in plays), process_cycles_per_s=words / wall)
 
 
@@ -104,7 +108,8 @@ def print_table(rows: list[SimSpeed]) -> None:
     for r in rows:
         startup = "-" if r.startup_s is None else f"{r.startup_s:.3f}"
         whole = "-" if r.process_cycles_per_s is None else f"{r.process_cycles_per_s:,.0f}"
-        print(f"{r.simulator:<11}{r.harness:<9}{r.cycles_per_s:>11,.0f}{r.cycles_per_cpu_s:>14,.0f}{startup:>12}"
+        per_cpu = "-" if r.cycles_per_cpu_s is None else f"{r.cycles_per_cpu_s:,.0f}"
+        print(f"{r.simulator:<11}{r.harness:<9}{r.cycles_per_s:>11,.0f}{per_cpu:>14}{startup:>12}"
               f"{whole:>15}{r.plays:>7}")
     print("cycles/s: cocotb from handing the program over to the verdict, player from the end of its start-up "
           "to its exit; with start-up: the whole player process")

@@ -146,10 +146,16 @@ class Program:
         inst_path, data_path = folder / "inst.hex", folder / "dxmem.hex"
         inst_path.write_text("".join(f"{w:0{digits}x}\n" for w in self.inst))
         data_path.write_text("".join(f"{self.data_word(t):0{data_digits}x}\n" for t in range(len(self.d_xmem))))
+        return inst_path, data_path
 
     def data_word(self, t: int) -> int:
-        """The players' data word of cycle t: {D_wmem, D_xmem} (D_xmem in the low bits)."""
+        """The players' data word of cycle t: {D_wmem, D_xmem} (D_xmem in the low bits).
+        ModelError (one line) for a D_xmem word or D_wmem entry outside its bus width: it
+        would spill into the other bus, not be cut."""
         bits = CONFIG.with_array(self.array_size).xmem_word_bits
-        return (self.d_wmem[t] if self.d_wmem else 0) << bits | self.d_xmem[t]
-        return inst_path, data_path
+        x, w = self.d_xmem[t], (self.d_wmem[t] if self.d_wmem else 0)
+        for what, word, width in (("D_xmem word", x, bits), ("D_wmem entry", w, 2 * bits)):
+            if not 0 <= word < 1 << width:
+                raise ModelError(f"cycle {t}: {what} {word:#x} does not fit {width} bits")
+        return w << bits | x
 

@@ -301,7 +301,7 @@ def test_load2_misuse_is_refused():
     check_program(program_with(load2=1, wcol2=5), None, None, verify=False)       # the legal pair
     for load, message in (({"load2": 1, "wcol2": 0}, "LOAD and LOAD2 both into column 0"),
                           ({"load2": 1, "wcol2": 2, "act2": 1}, r"LOAD2 in 2-bit mode \(ACT2\)"),
-                          ({"load2": 1, "wcol2": 8}, "LOAD2 into column 8 of a 8-column array")):
+                          ({"load2": 1, "wcol2": 8}, "LOAD2 into column 8 of an array of 8 columns")):
         with pytest.raises(ProgramError, match=r"^cycle 2: " + message):
             check_program(program_with(**load), None, None, verify=False)
     tl = Timeline()
@@ -314,6 +314,45 @@ def test_load2_misuse_is_refused():
     tl.xmem_read(1, 9, "wmem")
     with pytest.raises(ProgramError, match=r"^cycle 1: wmem entry 9 is read and written in one cycle"):
         check_program(hand_program(tl), None, None, verify=False)
+
+
+def test_words_that_do_not_fit_their_bus_are_refused(tmp_path):
+    """D_xmem (row x 4 bits), D_wmem (2 x row x 4) and instruction words out of their range
+    are refused, naming the cycle, never masked to fit: the player would move a D_xmem bit
+    above 32 into D_wmem ({D_wmem, D_xmem} is one data word)."""
+    def program():
+        tl = Timeline()
+        tl.xmem_write(0, 0, 1)
+        tl.wmem_write(1, 0, 1)
+        return hand_program(tl)
+
+    check_program(program(), None, None, verify=False)
+    cases = (("d_xmem", 0, 1 << 32, r"cycle 0: D_xmem word 0x100000001 does not fit 32 bits"),
+             ("d_xmem", 0, -2, r"cycle 0: D_xmem word -0x1 does not fit 32 bits"),
+             ("d_wmem", 1, 1 << 64, r"cycle 1: D_wmem entry 0x10000000000000001 does not fit 64 bits"),
+             ("d_wmem", 1, -2, r"cycle 1: D_wmem entry -0x1 does not fit 64 bits"),
+             ("inst", 2, -1, r"cycle 2: instruction word -0x1 does not fit 126 bits"),
+             ("inst", 2, 1.0, r"cycle 2: instruction word 1\.0 is not an integer"))
+    for field, t, value, message in cases:
+        p = program()
+        words = getattr(p, field)
+        words[t] = words[t] + value if isinstance(value, int) and field != "inst" else value
+        with pytest.raises(ProgramError, match="^" + message):
+            check_program(p, None, None, verify=False)
+        if field != "inst":         # the players' {D_wmem, D_xmem} file refuses it too
+            with pytest.raises(ModelError, match="^" + message):
+                p.save_hex(tmp_path)
+
+
+def test_sram_q_is_unknown_until_the_program_reads():
+    """xmem / wmem Q survive reset and flush (rtl/sram.v, sram_1r1w.v): a LOAD that takes Q
+    before the program's first read would stage what an earlier program read."""
+    for mem, fields in (("xmem", {"load": 1, "wcol": 0}), ("wmem", {"load": 1, "wcol": 0, "wsrc": 1}),
+                        ("wmem", {"load2": 1, "wcol2": 1})):
+        tl = Timeline()
+        tl.at(2, **fields)
+        with pytest.raises(ProgramError, match=rf"^cycle 2: LOAD2? takes {mem} Q before this program read {mem}"):
+            check_program(hand_program(tl), None, None, verify=False)
 
 
 def test_unknown_data_is_caught():
@@ -469,5 +508,5 @@ def test_2bit_load_into_a_missing_column_is_caught():
     inst = list(program.inst)
     k = next(i for i, word in enumerate(inst) if decode(word)["load"] and decode(word)["wcol"] >= 8)
     inst[k] &= ~(1 << FIELDS["act2"][0])           # the upper-rows LOAD read as a 4-bit one
-    with pytest.raises(ProgramError, match=rf"^cycle {k}: LOAD into column \d+ of a 8-column array"):
+    with pytest.raises(ProgramError, match=rf"^cycle {k}: LOAD into column \d+ of an array of 8 columns"):
         check_program(Program(**{**program.__dict__, "inst": inst}), x, w)
