@@ -100,9 +100,13 @@ classic_run = echo "classic_tb on $(1) $(3) (log: $(BUILD)/classic/$(2))"; \
 classic: $(STAMP) check-sim
 	$(if $(filter-out ws os,$(DATAFLOW)),$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
 	$(if $(filter-out 2 4,$(A_BIT)),$(error A_BIT must be 2 or 4, got '$(A_BIT)'))
+	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(shell echo '$($(v))' | grep -Ex '[0-9]{1,4}'),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
+	$(if $(and $(GROUP),$(filter ws,$(DATAFLOW))),$(error GROUP=$(GROUP) is an OS pixel group: it needs DATAFLOW=os))
+	$(if $(and $(if $(VECTORS),,1),$(OTILE)$(GROUP)),$(error OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export))
 	@mkdir -p "$(BUILD)/classic"
 	iverilog -g2005 -Wall -Wno-timescale -I rtl -Pclassic_tb.psum_bw=$(PSUM_BW) -o "$(BUILD)/classic/classic_tb.vvp" tb/classic_tb.v $(RTL)
 ifeq ($(VECTORS),)
+	@rm -rf "$(EXPORT)" "$(EXPORT_OS)" "$(EXPORT_PART2)"   # no other layer's files left to count
 	$(PY) -m model export --out "$(EXPORT)" --psum-bw $(PSUM_BW)
 	$(PY) -m model export --dataflow os --out "$(EXPORT_OS)" --psum-bw $(PSUM_BW)
 	$(PY) -m model export --model vgg16_quant_project_part2 --out "$(EXPORT_PART2)" --psum-bw $(PSUM_BW)

@@ -297,7 +297,7 @@ module classic_tb #(
             else if (!$test$plusargs("OS"))
                 psum_note = ", psums not checked (no psum_kij*.txt)";
             else
-                psum_note = "";
+                $sformat(psum_note, ", OS pixel group %0d of oc tile %0d", group, otile < 0 ? 0 : otile);
             if (errors != 0) begin
                 $display("FAIL: core error flags %b", errors);
                 $fatal(1, "classic_tb: FAIL");
@@ -554,8 +554,12 @@ module classic_tb #(
         halves = a2 ? 2 : 1;
         if (!$value$plusargs("OTILE=%d", otile)) otile = -1;
         if (!$value$plusargs("GROUP=%d", group)) group = 0;
-        if (otile < -1 || group < 0) begin
-            $display("FAIL: +OTILE and +GROUP must be 0 or more (got +OTILE=%0d, +GROUP=%0d)", otile, group);
+        if (otile < -1) begin
+            $display("FAIL: +OTILE must be 0 or more, got %0d", otile);
+            $fatal(1, "classic_tb: FAIL");
+        end
+        if (group < 0) begin
+            $display("FAIL: +GROUP must be 0 or more, got %0d", group);
             $fatal(1, "classic_tb: FAIL");
         end
         if (group != 0 && !$test$plusargs("OS")) begin

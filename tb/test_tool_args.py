@@ -51,6 +51,13 @@ def test_synth_refuses_before_synthesis(args, message, capsys):
 @pytest.mark.parametrize("args, message", [
     (["DATAFLOW=xs"], "DATAFLOW must be ws or os, got 'xs'"),
     (["A_BIT=3"], "A_BIT must be 2 or 4, got '3'"),
+    (["DATAFLOW=os", "GROUP=abc"], "GROUP must be a number 0..9999, got 'abc'"),
+    (["DATAFLOW=os", "GROUP=-1"], "GROUP must be a number 0..9999, got '-1'"),
+    (["DATAFLOW=os", "GROUP=4294967297"], "GROUP must be a number 0..9999, got '4294967297'"),
+    (["OTILE=1x"], "OTILE must be a number 0..9999, got '1x'"),
+    (["GROUP=0"], "GROUP=0 is an OS pixel group: it needs DATAFLOW=os"),
+    (["VECTORS=", "GROUP=1", "DATAFLOW=os"],
+     "OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export"),
 ])
 def test_make_classic_refuses(args, message):
     """make classic on your own files: a mistyped option stops make in one line (it used to
