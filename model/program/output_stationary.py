@@ -22,10 +22,9 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     sum into its shadow register, and n cycles after that start (once it has reached row
     n-1) the shadow sums drain down the columns (DRAIN_SHADOW) into the OFIFO (bottom row
     first) and through the SFP (ReLU) while the next group computes. The last group drains
-    its live sums n cycles after its last step. A group may start only once the drain of
-    the group two before has left row 0 of every column (its start would overwrite those
-    shadow sums): 2n cycles after the previous group's start, which a group of 2n steps
-    or more never waits for.
+    its live sums n cycles after its last step. A start overwrites the shadow sums, so the
+    shadow drain must have left row 0 by the start after next (2n cycles after the one
+    that moved them): a group has 9 x (input channels padded to n) >= 9n steps, so it has.
 
     Step = ic * 9 + kij. When every operand fits, activation word (group, step) is at
     xmem[group * steps + step] and weight word (oc tile, step) at wmem[oct * steps + step],
@@ -56,8 +55,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
         tl.write(t, mem, addr, data)
     t = len(resident)
     program = Program("os", "os", n, [], [], compute_start=t if act_resident and w_resident else 0)
-    earliest_start = t          # a group may start once the shadow sums it overwrites have drained
-    execute = t
+    earliest_start = execute = t
     groups = [(oct, g) for oct in range(geo.n_oc_tiles) for g in range(n_groups)]
     finished = None             # (group, oct) whose sums the next start moves to the shadow registers
 
@@ -103,10 +101,8 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
                     raise ModelError(f"output-stationary schedule would overfill the {fifo_depth}-deep FIFOs")
                 if s == 0 and finished is not None:
                     # this start moves the previous group's sums into the shadow registers;
-                    # they drain once it has reached row n-1, and the next start must wait
-                    # until that drain has left row 0
+                    # they drain once it has reached row n-1
                     drain(execute + n, 1, *finished)
-                    earliest_start = execute + 2 * n
                 tl.at(execute, l0_rd=1, ififo_rd=1, execute=1, start=int(s == 0))
                 program.executes += 1
                 execute += 1
