@@ -658,8 +658,8 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                     raise ProgramError(f"cycle {t}: LOAD and LOAD2 both into column {load2_col}")
                 load2_word = wmem.known_q(t, "LOAD2") >> (n * BW) & xmask
             # ---- the array (its inputs are the FIFO heads before this edge) ----
-            array.step(t, f["execute"], f["start"], f["os"], f["act2"], f["os"], f["drain"], f["drain_shadow"], load_col, load_word,
-                       load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()], load2_col, load2_word)
+            array.step(t, f["execute"], f["start"], f["os"], f["act2"], f["os"], f["drain"], f["drain_shadow"],
+                       load_col, load_word, load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()], load2_col, load2_word)
             if f["execute"]:
                 executes += 1
             l0.step(t, f["l0_rd"], l0_wr, l0_data)

@@ -595,7 +595,8 @@ async def test_os_overlap(dut):
         for c in range(tb.col):
             got = [v for k, v in tb.south[c] if k >= start_cycle]
             want = [int(x) for A, W in groups for x in os_numpy(A, W, tb.psum_bw)[::-1, c]]
-            assert got == want, f"round {rnd} (steps {lengths}) column {c}: drained {got}, numpy A^T W (bottom first) {want}"
+            assert got == want, (f"round {rnd} (steps {lengths}) column {c}: drained {got}, "
+                                 f"numpy A^T W (bottom first) {want}")
 
 
 @cocotb.test()

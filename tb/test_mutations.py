@@ -172,7 +172,8 @@ def _folders(tag: str) -> tuple[str, Path, Path]:
     return name, runner.SIM_BUILD / f"{name}-{runner.simulator()}-rtl", build / "sim.log"
 
 
-@pytest.mark.parametrize("layer,schedule", [("random", "fast"), ("random", "os"), ("relu_edge", "fast"), ("negative", "fast"),
+@pytest.mark.parametrize("layer,schedule", [("random", "fast"), ("random", "os"), ("relu_edge", "fast"),
+                                            ("negative", "fast"),
                                             ("requant", "network"), ("random2", "fast2"), ("paired", "fast")])
 def test_unmutated_copy_passes(layer, schedule):
     """The control: the copied, unmutated RTL passes the same layer tests."""

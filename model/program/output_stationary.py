@@ -55,7 +55,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
         tl.write(t, mem, addr, data)
     t = len(resident)
     program = Program("os", "os", n, [], [], compute_start=t if act_resident and w_resident else 0)
-    earliest_start = execute = t
+    execute = t
     groups = [(oct, g) for oct in range(geo.n_oc_tiles) for g in range(n_groups)]
     finished = None             # (group, oct) whose sums the next start moves to the shadow registers
 
@@ -79,7 +79,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
             writes = [] if act_resident else [act_word(g, s) for s in rng]
             writes += [] if w_resident else [weight_word(oct, s) for s in rng]
             # no further ahead than the group can start: the FIFOs hold what waits
-            t = max(t, (earliest_start if c0 == 0 else execute) - 2 - len(writes))
+            t = max(t, execute - 2 - len(writes))
             for mem, addr, data in writes:
                 tl.write(t, mem, addr, data)
                 t += 1
@@ -92,8 +92,6 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
                 tl.at(t + 1, l0_wr=1, ififo_wr=1, wsrc=1)
                 pushed.append(t + 1)
                 t += 1
-            if c0 == 0:
-                execute = max(execute, earliest_start)
             for i, s in enumerate(rng):
                 execute = max(execute, pushed[i] + 1)
                 waiting = sum(1 for p in pushed if p < execute) - i
