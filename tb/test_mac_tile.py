@@ -309,8 +309,9 @@ async def test_os_shadow_drain(dut):
 @cocotb.test()
 async def test_os_overflow_flag(dut):
     """OS: the flag rises on the step whose sum leaves psum_bw (either sign) and stays up
-    while the sum comes back in range; reset clears it. A drained value and WS sums, which
-    the core bounds at elaboration, never raise it."""
+    while the sum comes back in range; reset clears it, also when the steps overlap a shadow
+    drain (w = -8). A drained value and WS sums, which the core bounds at elaboration,
+    never raise it."""
     tb = TB(dut)
     await tb.start()
     top = (1 << (tb.psum_bw - 1)) - 1
@@ -318,7 +319,9 @@ async def test_os_overflow_flag(dut):
         a = (1 << tb.bw) - 1
         total, k = 0, 0
         while True:
-            out = await tb.drive(valid_in=1, os_in=1, start_in=int(k == 0), a_in=a, w_in=w)
+            overlap = int(w < 0)
+            out = await tb.drive(valid_in=1, os_in=1, start_in=int(k == 0), a_in=a, w_in=w,
+                                 drain=overlap, drain_shadow=overlap)
             total, k = total + a * w, k + 1
             inside = -top - 1 <= total <= top
             assert out["os_overflow"] == int(not inside), (
