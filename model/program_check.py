@@ -20,8 +20,11 @@ model is cross-checked against the RTL by tb/test_core_model.py:
   i cycles after the RD instruction; a push into a full lane or a pop of an empty lane,
   which the RTL refuses (raising a sticky flag), is an error here.
 * the array, PE by PE (_Array; rtl/mac_tile.v): west control (valid, start, os, act2) skewed per row
-  and registered per column, column control (OS weight shift, drain) skewed per column,
-  staged / active weights, psums north to south, the bottom row's valid into the OFIFO.
+  and registered per column, column control (OS weight shift, drain, drain_shadow) skewed
+  per column, staged / active weights, psums north to south, the bottom row's valid into
+  the OFIFO. OS: a start moves the PE's finished sum into its shadow register; DRAIN with
+  DRAIN_SHADOW shifts the shadow sums (while the next group computes), DRAIN alone the
+  live ones.
   2-bit mode (ACT2): two 2-bit activations per lane times the two weight slots; a LOAD
   with ACT2 stages the slot pairs of one half of a column's rows (WCOL >= n: the upper).
 * OFIFO (_Ofifo): one FIFO per column; OFIFO_RD pops a whole vector, only when every column holds
@@ -181,25 +184,28 @@ class _Array:
         # [r, c] enters PE(r, c) from the north; [r + 1, c] is PE(r, c)'s register
         self.w = np.zeros((n + 1, n), dtype=np.int64)      # OS chain / WS staged (w_q), signed
         self.p = np.zeros((n + 1, n), dtype=np.int64)      # psum_q, row 0 is the zero input
+        self.h = np.zeros((n + 1, n), dtype=np.int64)      # shadow_q (OS), row 0 likewise
         self.w_active = np.zeros((n, n), dtype=np.int64)
         self.w1 = np.zeros((n, n), dtype=np.int64)        # 2-bit mode: staged / active slot-1 weights
         self.w1_active = np.zeros((n, n), dtype=np.int64)
         self.row_skew = [0, 0, 0, 0]                      # valid, start, os, act2: bit r = row r
-        self.col_skew = [0, 0]                            # shift, drain: bit c = column c
+        self.col_skew = [0, 0, 0]                         # shift, drain, drain_shadow: bit c = column c
         self.live_until = -1                              # last cycle a valid may still move
         self.bottom_ws = 0           # bit c: PE(row-1, c) registered a WS product (valid & ~os)
         self.last_valid = self.last_os = self.last_start = -(1 << 40)  # cycles they entered row 0..
 
-    def outputs(self, drain: int) -> tuple[list[int], int]:
+    def outputs(self, drain: int, shadow: int) -> tuple[list[int], int]:
         """South edge this cycle: psum of each column and the valid mask (WS valid | drain).
-        drain: this cycle's DRAIN bit (column 0 sees it at once, column c c cycles later)."""
+        drain, shadow: this cycle's DRAIN and DRAIN_SHADOW bits (column 0 sees them at once,
+        column c c cycles later)."""
         n = self.n
         mask = self.bottom_ws | (((self.col_skew[1] << 1) | drain) & self.mask)
         if not mask:
             return [], 0
-        return self.p[n].tolist(), mask
+        shadow_c = self.mask_vec(((self.col_skew[2] << 1) | (drain & shadow)) & self.mask)
+        return np.where(shadow_c, self.h[n], self.p[n]).tolist(), mask
 
-    def step(self, t: int, valid: int, start: int, os: int, act2: int, shift: int, drain: int,
+    def step(self, t: int, valid: int, start: int, os: int, act2: int, shift: int, drain: int, shadow: int,
              load_col: int, load_word: int, load_half: int, heads_a, heads_w,
              load2_col: int = -1, load2_word: int = 0) -> None:
         """One clock edge. heads_a / heads_w: callables giving the L0 / IFIFO heads.
@@ -214,6 +220,7 @@ class _Array:
         cs = self.col_skew
         cs[0] = ((cs[0] << 1) | shift) & m
         cs[1] = ((cs[1] << 1) | drain) & m
+        cs[2] = ((cs[2] << 1) | (drain & shadow)) & m
         entering = rs[0] & ~rs[2]
         self.bottom_ws = ((self.bottom_ws << 1) | (entering >> (n - 1) & 1)) & m
         if rs[0]:
@@ -225,7 +232,7 @@ class _Array:
                 self.last_start = t
         if t > self.live_until and load_col < 0 and load2_col < 0 and not cs[0] and not cs[1]:
             return                                       # nothing in the array can change
-        a, v, s, o, x, w, p = self.a, self.v, self.s, self.o, self.x, self.w, self.p
+        a, v, s, o, x, w, p, h = self.a, self.v, self.s, self.o, self.x, self.w, self.p, self.h
         a[:, 0] = heads_a()
         v[:, 0] = self.mask_vec(rs[0])
         s[:, 0] = self.mask_vec(rs[1])
@@ -240,13 +247,14 @@ class _Array:
         psum_q = p[1:]
         if cs[0]:
             w[0] = heads_w()
-        new_p = None
+        new_p = new_h = None
         if t - self.last_valid < n:                       # a valid is at some PE's input
             ws_w = np.where(s_in, w_q, self.w_active)
             if t - self.last_os < n:
                 os_op = v_in & o_in
                 mac_w = np.where(os_op, w[:n], ws_w)
                 mac_c = np.where(os_op, np.where(s_in, 0, psum_q), p[:n])
+                new_h = np.where(os_op & s_in, psum_q, h[1:])    # a start moves the finished sum
             else:
                 mac_w, mac_c = ws_w, p[:n]
             mac = _wrap(mac_c + a0 * mac_w + a1 * np.where(s_in, self.w1, self.w1_active), self.psum_bw)
@@ -256,8 +264,11 @@ class _Array:
                 self.w_active = np.where(take, w_q, self.w_active)
                 self.w1_active = np.where(take, self.w1, self.w1_active)
         if cs[1]:
-            drain_c = self.mask_vec(cs[1])
-            new_p = np.where(drain_c[None, :], p[:n], psum_q if new_p is None else new_p)
+            shadow_c = self.mask_vec(cs[2])[None, :]
+            live_c = self.mask_vec(cs[1] & ~cs[2])[None, :]
+            north = np.where(shadow_c, h[:n], p[:n])            # psum_out of the PE above
+            new_p = np.where(live_c, north, psum_q if new_p is None else new_p)
+            new_h = np.where(shadow_c, north, h[1:] if new_h is None else new_h)
         if cs[0] or load_col >= 0 or load2_col >= 0:
             new_w = np.where(self.mask_vec(cs[0])[None, :], w[:n], w_q) if cs[0] else w_q.copy()
             if load2_col >= 0:
@@ -274,6 +285,8 @@ class _Array:
             w[1:] = new_w
         if new_p is not None:
             p[1:] = new_p
+        if new_h is not None:
+            h[1:] = new_h
         # west-east registers (a, valid, start, os) move one column east
         a[:, 1:] = a[:, :n]                               # (numpy buffers overlapping copies)
         v[:, 1:] = v[:, :n]
@@ -612,7 +625,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
 
         # ---- combinational values of this cycle (state at the start of the cycle) ----
         o_heads = ofifo.heads()
-        south, south_mask = array.outputs(f["drain"])
+        south, south_mask = array.outputs(f["drain"], f["drain_shadow"])
 
         # ---- SFP: the emit stage of the instruction two back, the execution of the previous one ----
         emitted = None if flush else sfp.step(pmem)
@@ -660,8 +673,8 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
                     raise ProgramError(f"cycle {t}: LOAD and LOAD2 both into column {load2_col}")
                 load2_word = wmem.known_q(t, "LOAD2") >> (n * BW) & xmask
             # ---- the array (its inputs are the FIFO heads before this edge) ----
-            array.step(t, f["execute"], f["start"], f["os"], f["act2"], f["os"], f["drain"], load_col, load_word,
-                       load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()], load2_col, load2_word)
+            array.step(t, f["execute"], f["start"], f["os"], f["act2"], f["os"], f["drain"], f["drain_shadow"],
+                       load_col, load_word, load_half, l0.heads, lambda: [_signed(v) for v in ififo.heads()], load2_col, load2_word)
             if f["execute"]:
                 executes += 1
             l0.step(t, f["l0_rd"], l0_wr, l0_data)

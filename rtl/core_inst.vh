@@ -76,7 +76,8 @@
 `define INST_A_WMEM_W 110   // 11 bits: wmem write address
 `define INST_LOAD2 121   // WS: wmem Q's high word -> staged weights of column WCOL2 (beside a LOAD; 4-bit mode)
 `define INST_WCOL2 122   // WCOL_BITS: column for LOAD2
-`define INST_WIDTH 126
+`define INST_DRAIN_SHADOW 126   // OS, with DRAIN: shift the shadow sums (the group before the one computing) instead of the live ones
+`define INST_WIDTH 127
 
 `define ADDR_BITS 11
 `define WCOL_BITS 4

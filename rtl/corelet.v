@@ -129,6 +129,7 @@ module corelet #(
         .wload2_data(wmem_q[2*row*bw-1:row*bw]),
         .w_in(ififo_out),
         .drain(inst[`INST_DRAIN]),
+        .drain_shadow(inst[`INST_DRAIN_SHADOW]),
         .psum_out(array_psum),
         .psum_valid(array_valid),
         .os_overflow(pe_ovf)

@@ -3,8 +3,8 @@
 //
 // The west control (valid, start, os) is given once, for row 0; row r sees it r cycles
 // later, in step with the L0, which pops row r r cycles after row 0. Likewise the column
-// control (os, which also shifts the OS weights south, and drain) reaches column c c
-// cycles later, in step with the IFIFO.
+// control (os, which also shifts the OS weights south, drain and drain_shadow) reaches
+// column c c cycles later, in step with the IFIFO.
 // The south edge presents each column's psum with its own valid strobe.
 //
 // Weight staging (WS): wload_en selects the column. A 4-bit load (wload_act2 = 0) writes
@@ -44,6 +44,7 @@ module mac_array #(
     // north edge: OS weights per column (already skewed), drain for column 0
     input  wire [col*bw-1:0]      w_in,
     input  wire                   drain,
+    input  wire                   drain_shadow,  // with drain: the shadow sums (mac_tile)
     // south edge
     output wire [col*psum_bw-1:0] psum_out,
     output wire [col-1:0]         psum_valid,
@@ -53,13 +54,13 @@ module mac_array #(
     localparam half_rows = (row + 1) / 2;
 
     wire [row*4-1:0] west_ctl;
-    wire [col*2-1:0] col_ctl;
+    wire [col*3-1:0] col_ctl;
 
     skew #(.width(4), .lanes(row)) u_row_skew (
         .clk(clk), .reset(reset), .in({act2, os, start, valid}), .out(west_ctl)
     );
-    skew #(.width(2), .lanes(col)) u_col_skew (
-        .clk(clk), .reset(reset), .in({drain, os}), .out(col_ctl)
+    skew #(.width(3), .lanes(col)) u_col_skew (
+        .clk(clk), .reset(reset), .in({drain & drain_shadow, drain, os}), .out(col_ctl)
     );
 
     wire [row*col-1:0] pe_overflow;
@@ -130,10 +131,11 @@ module mac_array #(
                     .wload_data(wload0),
                     .wload1_en(wload_en[c] & wload_act2 & in_half),
                     .wload1_data(wload1),
-                    .w_shift(col_ctl[2*c]),
+                    .w_shift(col_ctl[3*c]),
                     .w_in(w_north),
                     .w_out(w),
-                    .drain(col_ctl[2*c+1]),
+                    .drain(col_ctl[3*c+1]),
+                    .drain_shadow(col_ctl[3*c+2]),
                     .psum_in(psum_north),
                     .psum_out(psum),
                     .os_overflow(overflow)
@@ -142,14 +144,14 @@ module mac_array #(
             end
         end
         // south edge. WS: the bottom PE registered a fresh psum; OS: this cycle's drain
-        // moves the bottom PE's held psum out.
+        // moves the bottom PE's held (live or shadow) psum out.
         // The bus grows one concatenation per column (g_south_edge[c].psums: columns 0..c),
         // not as a net driven in col parts: Icarus resolves such a net bit by bit on every
         // change, and this one changes every cycle.
         for (c = 0; c < col; c = c + 1) begin : g_south_edge
             wire [(c+1)*psum_bw-1:0] psums;
             wire                     col_valid = (g_row[row-1].g_col[c].valid_east & ~g_row[row-1].g_col[c].os_east)
-                                           | col_ctl[2*c+1];
+                                           | col_ctl[3*c+1];
             wire [c:0]               valids;
             if (c == 0) begin : g_first
                 assign psums = g_row[row-1].g_col[c].psum;

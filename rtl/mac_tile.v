@@ -9,7 +9,10 @@
 // Output-stationary (os_in = 1): the psum is held in psum_q; weights move north to
 // south through w_q (w_shift every cycle of OS operation), activations west to east.
 // start_in restarts the sum with this product, so stale state never leaks into a new
-// output group. drain shifts the held psums one row south (to the OFIFO).
+// output group, and moves the finished sum into shadow_q. drain shifts the held psums one
+// row south (to the OFIFO): with drain_shadow the shadow sums (psum_out = shadow_q), so the
+// previous group drains while the next one computes; without it the live sums in psum_q
+// (the last group, and the classic flow, which has no next start).
 // A held sum that leaves psum_bw two's complement raises the sticky os_overflow flag
 // (until reset) instead of wrapping unnoticed. WS needs no such flag: the core checks at
 // elaboration that a column of row products always fits psum_bw.
@@ -49,6 +52,7 @@ module mac_tile #(
     output wire [bw-1:0]      w_out,
     // psums: north -> south
     input  wire               drain,
+    input  wire               drain_shadow,  // psum_out = shadow_q; with drain, shift it, not psum_q
     input  wire [psum_bw-1:0] psum_in,
     output wire [psum_bw-1:0] psum_out,
     output reg                os_overflow
@@ -60,6 +64,7 @@ module mac_tile #(
     reg [bw-1:0]      w1_q;
     reg [bw-1:0]      w1_active;
     reg [psum_bw-1:0] psum_q;
+    reg [psum_bw-1:0] shadow_q;   // OS: the previous group's finished sum, until drained
 
     wire ws_op = valid_in & ~os_in;
     wire os_op = valid_in & os_in;
@@ -94,16 +99,21 @@ module mac_tile #(
     // the weight and flag registers, which a WS layer changes only now and then, sit behind
     // one condition.
     wire take_weights = ws_op & start_in;
-    wire set_overflow = os_op & ~drain & os_add_ovf;
+    wire drain_live = drain & ~drain_shadow;
+    wire set_overflow = os_op & ~drain_live & os_add_ovf;
     wire weight_ctl = wload_en | wload1_en | w_shift | take_weights | set_overflow;
-    wire psum_en = drain | valid_in;
-    wire [psum_bw-1:0] psum_d = drain ? psum_in : mac_out;
+    wire psum_en = drain_live | valid_in;
+    wire [psum_bw-1:0] psum_d = drain_live ? psum_in : mac_out;
+    // a shadow drain wins over a capture: the program never asks for both in one PE
+    wire shadow_drain = drain & drain_shadow;
+    wire shadow_en = shadow_drain | (os_op & start_in);
+    wire [psum_bw-1:0] shadow_d = shadow_drain ? psum_in : psum_q;
     wire [bw+3:0] east_d = {act2_in, os_in, start_in, valid_in, a_in};
     reg  [bw+3:0] east_q;
     assign {act2_out, os_out, start_out, valid_out, a_out} = east_q;
 
     assign w_out = w_q;
-    assign psum_out = psum_q;
+    assign psum_out = drain_shadow ? shadow_q : psum_q;
 
     always @(posedge clk) begin
         if (reset) begin
@@ -113,11 +123,14 @@ module mac_tile #(
             w1_q <= {bw{1'b0}};
             w1_active <= {bw{1'b0}};
             psum_q <= {psum_bw{1'b0}};
+            shadow_q <= {psum_bw{1'b0}};
             os_overflow <= 1'b0;
         end else begin
             east_q <= east_d;
             if (psum_en)
                 psum_q <= psum_d;
+            if (shadow_en)
+                shadow_q <= shadow_d;
             if (weight_ctl) begin
                 if (wload_en)
                     w_q <= wload_data;

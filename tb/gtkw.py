@@ -38,7 +38,7 @@ _CORE_WIDTHS = {
     "core.u_corelet.u_array.a_in": lambda c: c.row * c.lane_bits,
     "core.u_corelet.u_array.west_ctl": lambda c: 4 * c.row,      # valid, start, os, act2 per row
     "core.u_corelet.u_array.w_in": lambda c: c.col * c.lane_bits,
-    "core.u_corelet.u_array.col_ctl": lambda c: 2 * c.col,       # shift, drain per column
+    "core.u_corelet.u_array.col_ctl": lambda c: 3 * c.col,       # shift, drain, drain_shadow per column
     "core.u_corelet.u_array.psum_out": lambda c: c.pmem_word_bits,
     "core.u_corelet.u_array.psum_valid": lambda c: c.col,
     "core.u_corelet.u_ififo.wr": lambda c: c.col,

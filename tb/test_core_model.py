@@ -29,7 +29,7 @@ from tb import runner
 from tb.player import Player
 
 # control bits a corruption may flip (1-bit fields, so every corrupted word still encodes)
-CONTROL = ["load", "execute", "l0_wr", "l0_rd", "ififo_wr", "ififo_rd", "ofifo_rd", "start", "drain",
+CONTROL = ["load", "execute", "l0_wr", "l0_rd", "ififo_wr", "ififo_rd", "ofifo_rd", "start", "drain", "drain_shadow",
            "acc", "acc_first", "emit", "abuf_wr", "l0_zero", "l0_abuf", "act2", "wsrc", "load2"]
 NETWORK_CONTROL = CONTROL + ["thr_wr", "acc_shift", "requant", "raw"]
 # model refusals -> the error flag the RTL must raise

@@ -7,7 +7,9 @@ skews the control); column c's psum for it shows at the south edge with psum_val
 Output-stationary: os = 1 (it also shifts the OS weights down the columns, reaching column c
 c cycles later), column c's weight for step t at cycle t + c, row r's activation at t + r,
 start on step 0; after the last product, drain for `row` cycles and
-the held psums leave at the south edge, bottom row first.
+the held psums leave at the south edge, bottom row first. Overlapped: the next group's
+start moves each PE's finished sum into its shadow register, and a drain with drain_shadow
+moves the shadow sums out while that group computes.
 
 Driver: plays a per-cycle program (every bus written once per cycle; lanes that carry no
 data get random junk). Monitors: one records the west/north inputs the array takes, one
@@ -42,6 +44,7 @@ class Cycle:
     start: int = 0
     os: int = 0
     drain: int = 0
+    drain_shadow: int = 0  # with drain: the shadow sums
     wload_en: int = 0
     act2: int = 0          # 2-bit mode: travels with valid/start (test_ws_2bit_mode)
     wload_act2: int = 0    # a 2-bit weight load of the rows in wload_half
@@ -130,21 +133,33 @@ def build_ws(prog: Program, rng, tiles, k0: int, gap_prob: float = 0.0, load: st
     return max(k, len(prog))
 
 
-def build_os(prog: Program, groups, k0: int, drain: list[bool]) -> int:
-    """OS groups [(A[T, row], W[T, col])] from cycle k0, each drained or not (a later start
-    must then discard its sums). Returns the next free cycle."""
+def build_os(prog: Program, groups, k0: int, drain: list) -> int:
+    """OS groups [(A[T, row], W[T, col])] from cycle k0. drain[i]: True drains group i's live
+    sums after its last product; "shadow" starts the next group right after it and drains
+    group i's shadow sums while that one computes (the group after waits until that drain
+    has left row 0); False leaves them (a later start must discard them). Returns the next
+    free cycle."""
     row = prog.row
-    k = k0
-    for (A, W), do_drain in zip(groups, drain):
+    k = free = k0            # free: the first cycle no earlier drain holds column 0
+    moved = False            # the previous group's sums wait in the shadow registers
+    for (A, W), how in zip(groups, drain):
+        k = max(k, free)
+        if moved:            # this start has reached row row-1 by then
+            for j in range(row):
+                prog.at(k + row + j).drain = prog.at(k + row + j).drain_shadow = 1
+            free, moved = k + 2 * row, False
         for t in range(A.shape[0]):
             prog.os_step(k + t, A[t], W[t], start=(t == 0))
         k += A.shape[0]
-        if do_drain:
-            d = k + row - 1  # the bottom PE of each column has made its last product
+        if how == "shadow":
+            moved = True
+        elif how:
+            d = max(k + row - 1, free)  # the bottom PE of each column has made its last product
             for j in range(row):
                 prog.at(d + j).drain = 1
             k = d + row
         prog.os_groups.append((A, W))
+    assert not moved, "bench: a shadow drain needs a next group"
     prog.os_region(k0, k + prog.col + row)
     return len(prog)
 
@@ -204,11 +219,12 @@ class ArrayModel:
 
         active = np.zeros((row, col), dtype=np.int64)
         held = [[0] * col for _ in range(row)]  # OS psums per PE (None: unknown after WS use)
+        shadow = [[0] * col for _ in range(row)]  # OS shadow registers
         events = [[] for _ in range(col)]       # per column: (cycle, order, kind, payload)
         for k, h in enumerate(hist):
             if h["drain"]:
                 for c in range(col):
-                    events[c].append((k + c, 0, "drain", None))
+                    events[c].append((k + c, 0, "drain", h["drain_shadow"]))
             if not h["valid"]:
                 continue
             assert k + row + col < n, f"model: vector at cycle {k} not fully recorded"
@@ -236,36 +252,44 @@ class ArrayModel:
                     out[c].append(Expect(k + row + c, int(psums[c]), f"WS tile {t} vector {v} (row 0 in cycle {k})"))
                     for r in range(row):
                         events[c].append((k + r + c, 1, "ws", r))
-        # OS per column in time order; a drain wins over a product in the same cycle
+        # OS per column in time order; a live drain wins over a product in the same cycle, a
+        # shadow drain over a start's move into the shadow registers
         for c in range(col):
-            drains_done = 0
+            drains_done = {0: 0, 1: 0}
             evs = sorted(events[c], key=lambda e: (e[0], e[1]))
             i = 0
             while i < len(evs):
                 cyc = evs[i][0]
                 same = [e for e in evs[i:] if e[0] == cyc]
                 i += len(same)
-                if any(e[2] == "drain" for e in same):
-                    bottom = held[row - 1][c]
+                drained = [e[3] for e in same if e[2] == "drain"]
+                if drained:
+                    regs = shadow if drained[0] else held
+                    bottom = regs[row - 1][c]
                     assert bottom is not None, f"bench: drain in cycle {cyc} of column {c} outputs a WS psum"
+                    n_done = drains_done[drained[0]]
                     out[c].append(Expect(cyc, int(signed(bottom, self.psum_bw)),
-                                         f"OS drain {drains_done} (row {row - 1 - drains_done % row} of the group)"))
-                    drains_done += 1
+                                         f"OS {'shadow' if drained[0] else 'live'} drain {n_done} "
+                                         f"(row {row - 1 - n_done % row} of the group)"))
+                    drains_done[drained[0]] += 1
                     for r in range(row - 1, 0, -1):
-                        held[r][c] = held[r - 1][c]
-                    held[0][c] = 0
-                    continue
+                        regs[r][c] = regs[r - 1][c]
+                    regs[0][c] = 0
+                    if not drained[0]:
+                        continue
                 for _, _, kind, payload in same:
+                    if kind == "drain":
+                        continue
                     if kind == "ws":
                         held[payload][c] = None
                     else:
                         r, prod, start = payload
+                        if start and not drained:
+                            shadow[r][c] = held[r][c]
                         if start:
                             held[r][c] = prod
                         elif held[r][c] is not None:
                             held[r][c] += prod
-                        if start:
-                            drains_done = 0
             out[c].sort(key=lambda e: e.cycle)
         return out, rebuilt
 
@@ -304,6 +328,7 @@ class TB:
         dut.start.value = cyc.start
         dut.os.value = cyc.os
         dut.drain.value = cyc.drain
+        dut.drain_shadow.value = cyc.drain_shadow
 
     async def start(self):
         self._drive(None)
@@ -323,7 +348,7 @@ class TB:
                 "wload2": unpack(uint(dut.wload2_data), bw, row, signed=False),
                 "wload2_en": uint(dut.wload2_en),
                 "valid": uint(dut.valid), "start": uint(dut.start), "os": uint(dut.os),
-                "drain": uint(dut.drain),
+                "drain": uint(dut.drain), "drain_shadow": uint(dut.drain_shadow),
             })
             await RisingEdge(dut.clk)
 
@@ -551,6 +576,27 @@ async def test_os(dut):
                 if d:
                     want += list(os_numpy(A, W, tb.psum_bw)[::-1, c])  # bottom row first
             assert got == [int(x) for x in want], f"round {rnd} column {c}: drained {got}, numpy A^T W (bottom first) {want}"
+
+
+@cocotb.test()
+async def test_os_overlap(dut):
+    """OS, groups back to back: each group's sums drain from the shadow registers while the
+    next one computes (the last one's live), bottom row first, and equal numpy A^T W."""
+    tb = TB(dut)
+    await tb.start()
+    for rnd in range(2):
+        lengths = [tb.rng.randint(1, 3 * tb.row) for _ in range(4)]
+        groups = [(tb.rand_a(T, tb.row), tb.rand_w(T, tb.col)) for T in lengths]
+        prog = Program(tb.row, tb.col)
+        build_os(prog, groups, k0=0, drain=["shadow"] * (len(groups) - 1) + [True])
+        start_cycle = len(tb.inputs)
+        await tb.play(prog)
+        tb.check()
+        for c in range(tb.col):
+            got = [v for k, v in tb.south[c] if k >= start_cycle]
+            want = [int(x) for A, W in groups for x in os_numpy(A, W, tb.psum_bw)[::-1, c]]
+            assert got == want, (f"round {rnd} (steps {lengths}) column {c}: drained {got}, "
+                                 f"numpy A^T W (bottom first) {want}")
 
 
 @cocotb.test()

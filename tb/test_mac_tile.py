@@ -3,7 +3,9 @@
 WS (os_in = 0): psum_out <= psum_in + a * w, registered; w is w_active, except on the
 activation that carries start_in, which uses the staged weight w_q (loaded by wload_en)
 and makes it active. OS (os_in = 1): psum_q accumulates a * w_in, start_in restarts the
-sum with this product, drain shifts psum_in into psum_q; an OS sum that leaves psum_bw
+sum with this product and moves the finished one into shadow_q; drain shifts psum_in into
+psum_q, or with drain_shadow into shadow_q (psum_out shows shadow_q while drain_shadow is
+up), so a shadow drain and a product share a cycle; an OS sum that leaves psum_bw
 raises the sticky os_overflow flag (until reset). w_q loads wload_data (wload_en) or
 shifts w_in (w_shift); w_out shows it. a/valid/start/os/act2 go east one cycle later.
 2-bit mode (act2_in = 1, WS only): the lane holds two half-width activations, the low
@@ -44,15 +46,20 @@ class PeModel:
         self.w1_q = 0       # 2-bit mode: staged / active slot-1 weight
         self.w1_active = 0
         self.psum_q = 0     # psum register
+        self.shadow_q = 0   # OS: the previous group's finished sum
         self.os_overflow = 0
+        self.drain_shadow = 0   # the input that selects psum_out (combinational)
 
     def outputs(self) -> dict:
-        return dict(self.fwd, w_out=self.w_q, psum_out=self.psum_q, os_overflow=self.os_overflow)
+        psum_out = self.shadow_q if self.drain_shadow else self.psum_q
+        return dict(self.fwd, w_out=self.w_q, psum_out=psum_out, os_overflow=self.os_overflow)
 
     def clock(self, i: dict) -> Counter:
         """One rising edge; returns the operation it did (for coverage)."""
         if i["reset"]:
             self.reset()
+        self.drain_shadow = i["drain_shadow"]
+        if i["reset"]:
             return Counter()
         a = i["a_in"]
         if i["valid_in"] and i["os_in"]:
@@ -68,7 +75,13 @@ class PeModel:
                 lo, hi = a & ((1 << half) - 1), a >> half
                 product = lo * weight + hi * weight1
         os_wrapped = False
-        if i["drain"]:
+        live_drain = i["drain"] and not i["drain_shadow"]
+        capture = i["valid_in"] and i["os_in"] and i["start_in"]
+        if i["drain"] and i["drain_shadow"]:   # a shadow drain wins over a capture
+            self.shadow_q = i["psum_in"]
+        elif capture:
+            self.shadow_q = self.psum_q
+        if live_drain:
             psum_q = i["psum_in"]
         elif i["valid_in"]:
             psum_q = signed(base + product, self.psum_bw)
@@ -88,17 +101,19 @@ class PeModel:
         self.psum_q = psum_q
         self.fwd = {"a_out": a, "valid_out": i["valid_in"], "start_out": i["start_in"],
                     "os_out": i["os_in"], "act2_out": i["act2_in"]}
-        if i["drain"]:
+        if live_drain:
             return Counter(drain=1)
+        cover = Counter(shadow_drain=i["drain"] and i["drain_shadow"])
         if i["valid_in"]:
             kind = "os" if i["os_in"] else ("ws2" if i["act2_in"] else "ws")
-            return Counter({kind: 1, kind + "_start": i["start_in"], "os_overflow": os_wrapped})
-        return Counter()
+            cover.update({kind: 1, kind + "_start": i["start_in"], "os_overflow": os_wrapped,
+                          "overlap": cover["shadow_drain"] and i["os_in"]})
+        return cover
 
 
 class TB(LockstepTB):
     INPUTS = ("reset", "a_in", "valid_in", "start_in", "os_in", "act2_in", "wload_en", "wload_data",
-              "wload1_en", "wload1_data", "w_shift", "w_in", "drain", "psum_in")
+              "wload1_en", "wload1_data", "w_shift", "w_in", "drain", "drain_shadow", "psum_in")
     OUTPUTS = ("a_out", "valid_out", "start_out", "os_out", "act2_out", "w_out", "psum_out", "os_overflow")
     SIGNED = ("wload_data", "wload1_data", "w_in", "psum_in", "w_out", "psum_out")
 
@@ -110,7 +125,8 @@ class TB(LockstepTB):
 
     def model_state(self) -> str:
         m = self.model
-        return f"w_q {m.w_q}, w_active {m.w_active}, w1_q {m.w1_q}, w1_active {m.w1_active}, psum_q {m.psum_q}, os_overflow {m.os_overflow}"
+        return (f"w_q {m.w_q}, w_active {m.w_active}, w1_q {m.w1_q}, w1_active {m.w1_active}, psum_q {m.psum_q}, "
+                f"shadow_q {m.shadow_q}, os_overflow {m.os_overflow}")
 
     async def start(self):
         """As LockstepTB's, then on to the falling edge, where drive() expects to be."""
@@ -141,12 +157,14 @@ def rand_inputs(rng, tb: TB, mode: str) -> dict:
     }
     if mode == "ws":
         i.update(valid_in=int(rng.random() < 0.8), start_in=int(rng.random() < 0.15), os_in=0,
-                 wload_en=int(rng.random() < 0.2), w_shift=0, drain=0)
+                 wload_en=int(rng.random() < 0.2), w_shift=0, drain=0, drain_shadow=0)
     elif mode == "os":
         i.update(valid_in=int(rng.random() < 0.85), start_in=int(rng.random() < 0.1), os_in=1,
-                 wload_en=0, w_shift=int(rng.random() < 0.9), drain=int(rng.random() < 0.08))
+                 wload_en=0, w_shift=int(rng.random() < 0.9), drain=int(rng.random() < 0.15),
+                 drain_shadow=int(rng.random() < 0.5))
     else:
-        i.update({k: int(rng.random() < 0.5) for k in ("valid_in", "start_in", "os_in", "wload_en", "w_shift", "drain")})
+        i.update({k: int(rng.random() < 0.5) for k in ("valid_in", "start_in", "os_in", "wload_en", "w_shift", "drain",
+                                                          "drain_shadow")})
     return i
 
 
@@ -260,10 +278,40 @@ async def test_os_accumulate_drain(dut):
 
 
 @cocotb.test()
+async def test_os_shadow_drain(dut):
+    """OS overlap: the start of group B moves group A's finished sum into shadow_q; a shadow
+    drain (drain + drain_shadow) then shows it on psum_out and loads psum_in into shadow_q
+    while B's products accumulate undisturbed in psum_q; a live drain still loads psum_q."""
+    tb = TB(dut)
+    rng = seeded_rng(dut)
+    await tb.start()
+    sum_a = 0
+    for k in range(5):
+        a, w = rng.getrandbits(tb.bw), rng.randrange(-8, 8)
+        await tb.drive(valid_in=1, os_in=1, start_in=int(k == 0), a_in=a, w_in=w)
+        sum_a += a * w
+    sum_b = 0
+    for k in range(6):
+        a, w = rng.getrandbits(tb.bw), rng.randrange(-8, 8)
+        value = rng.randrange(-(1 << (tb.psum_bw - 1)), 1 << (tb.psum_bw - 1))
+        drain = int(k >= 2)                     # B's steps 2.. overlap the shadow drain
+        out = await tb.drive(valid_in=1, os_in=1, start_in=int(k == 0), a_in=a, w_in=w,
+                             drain=drain, drain_shadow=1, psum_in=value)
+        sum_b += a * w
+        held = value if drain else sum_a        # shadow_q after this edge
+        assert out["psum_out"] == held, f"B step {k}: shadow_q expected {held} (A's sum {sum_a}), got {out['psum_out']}"
+    out = await tb.drive(os_in=1)
+    assert out["psum_out"] == sum_b, f"B's sum in psum_q: expected {sum_b}, got {out['psum_out']}"
+    out = await tb.drive(os_in=1, drain=1, psum_in=-3)
+    assert out["psum_out"] == -3, f"a live drain loads psum_q: {out}"
+
+
+@cocotb.test()
 async def test_os_overflow_flag(dut):
     """OS: the flag rises on the step whose sum leaves psum_bw (either sign) and stays up
-    while the sum comes back in range; reset clears it. A drained value and WS sums, which
-    the core bounds at elaboration, never raise it."""
+    while the sum comes back in range; reset clears it, also when the steps overlap a shadow
+    drain (w = -8). A drained value and WS sums, which the core bounds at elaboration,
+    never raise it."""
     tb = TB(dut)
     await tb.start()
     top = (1 << (tb.psum_bw - 1)) - 1
@@ -271,7 +319,9 @@ async def test_os_overflow_flag(dut):
         a = (1 << tb.bw) - 1
         total, k = 0, 0
         while True:
-            out = await tb.drive(valid_in=1, os_in=1, start_in=int(k == 0), a_in=a, w_in=w)
+            overlap = int(w < 0)
+            out = await tb.drive(valid_in=1, os_in=1, start_in=int(k == 0), a_in=a, w_in=w,
+                                 drain=overlap, drain_shadow=overlap)
             total, k = total + a * w, k + 1
             inside = -top - 1 <= total <= top
             assert out["os_overflow"] == int(not inside), (
@@ -319,7 +369,7 @@ async def test_random(dut):
             await tb.drive(reset=1, **rand_inputs(rng, tb, "any"))
     await tb.drive()
     dut._log.info("checked %d cycles: %s", tb.edges, dict(tb.cover))
-    for kind in ("ws", "ws2", "os", "drain", "ws_start", "ws2_start", "os_start"):
+    for kind in ("ws", "ws2", "os", "drain", "ws_start", "ws2_start", "os_start", "shadow_drain", "overlap"):
         assert tb.cover[kind] > 20, f"random stimulus too thin: only {tb.cover[kind]} {kind} operations"
     tb.assert_covered("os_overflow")
 

@@ -5,10 +5,11 @@ exact text replacement (the replacement asserts the original text is there, so a
 edit breaks this test loudly instead of silently testing nothing), runs the cocotb layer
 test (tb/test_core_layer.py) on the mutated copy with the mutation's layer on the "fast"
 schedule (a random 8->8 4x4 layer, or a layer from tb/layer_cases.py that reaches the
-bug; "fast2", the 2-bit mode, for a random 2-bit 16->16 4x4 layer), and expects
+bug; "fast2", the 2-bit mode, for a random 2-bit 16->16 4x4 layer; "os" for an OS bug), and expects
   (1) the run to fail, and
   (2) the simulator log to name the first difference: the first differing psum (kij,
-      nij, column, expected, got), output, or counter, as the mutation says.
+      nij, column, expected, got; an OS psum names its output pixel), output, or counter, as
+      the mutation says.
 The unmutated copy must pass every layer (the control), so a failure is the mutation's doing.
 """
 from __future__ import annotations
@@ -94,6 +95,13 @@ MUTATIONS: dict[str, Mutation] = {
         "in 2-bit mode the PE drops its second product (the high 2-bit activation)",
         layer="random2", schedule="fast2",
     ),
+    "os_start_keeps_the_finished_sum": Mutation(
+        "mac_tile.v",
+        [("wire shadow_en = shadow_drain | (os_op & start_in);",
+          "wire shadow_en = shadow_drain;  // MUTATION: a start does not move the finished sum")],
+        "in OS the next group's start does not move the finished sum into the shadow register",
+        caught_by="os_psum", schedule="os",
+    ),
     "load2_takes_the_low_word": Mutation(
         "corelet.v",
         [(".wload2_data(wmem_q[2*row*bw-1:row*bw]),",
@@ -117,6 +125,9 @@ def _layers() -> dict:
 FIRST_DIFFERENCE = {
     "psum": re.compile(
         r"psum mismatch: kij=(?P<kij>\d+) nij=(?P<nij>\d+) .*?column=(?P<column>\d+) .*?"
+        r"expected (?P<expected>-?\d+), got (?P<got>-?\d+)"),
+    "os_psum": re.compile(
+        r"psum mismatch: output pixel (?P<pixel>\d+) .*?column=(?P<column>\d+) .*?"
         r"expected (?P<expected>-?\d+), got (?P<got>-?\d+)"),
     "output": re.compile(
         r"output mismatch: o_nij=(?P<o_nij>\d+) .*?column=(?P<column>\d+): "
@@ -161,7 +172,8 @@ def _folders(tag: str) -> tuple[str, Path, Path]:
     return name, runner.SIM_BUILD / f"{name}-{runner.simulator()}-rtl", build / "sim.log"
 
 
-@pytest.mark.parametrize("layer,schedule", [("random", "fast"), ("relu_edge", "fast"), ("negative", "fast"),
+@pytest.mark.parametrize("layer,schedule", [("random", "fast"), ("random", "os"), ("relu_edge", "fast"),
+                                            ("negative", "fast"),
                                             ("requant", "network"), ("random2", "fast2"), ("paired", "fast")])
 def test_unmutated_copy_passes(layer, schedule):
     """The control: the copied, unmutated RTL passes the same layer tests."""

@@ -9,6 +9,7 @@ SCALE-Sim formula (model.program.scalesim_cycles) against its published figures.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -92,13 +93,37 @@ def test_fast_8x8_layer_cycles():
 
 def test_os_8x8_layer_cycles():
     """One step per cycle (activation from xmem, weight from wmem in one cycle): per pixel
-    group 72 steps; the next group starts 2n - 1 = 15 cycles after a group's last step,
-    once the drain has left row 0 (a PE holds one sum); the last group's drain and OFIFO
-    take 3n - 1 after its last step, then the SFP's cycles (3), after a fill of 2: 186."""
+    group 72 steps, the groups back to back (the first group's sums drain from the shadow
+    registers while the second computes, DRAIN_SHADOW); the last group's drain and OFIFO
+    take 3n - 1 after its last step, then the SFP's cycles (3), after a fill of 2: 171,
+    SCALE-Sim's figure."""
     x, w = layer(8, 8, 4, 4)
     program, _ = build_and_check("os", x, w)
     n, steps = 8, 72
-    assert program.cycles == 2 + steps + (2 * n - 1) + steps - 1 + 3 * n - 1 + sfp_cycles(program)
+    assert program.cycles == 2 + steps + steps - 1 + 3 * n - 1 + sfp_cycles(program)
+    assert program.cycles <= P.scalesim_cycles(8, 8, 4, 4, "os")
+    fields = [decode(word) for word in program.inst]
+    assert sum(f["drain"] and f["drain_shadow"] for f in fields) == n      # group 0, overlapped
+    assert sum(f["drain"] and f["drain_shadow"] and f["execute"] for f in fields) == n
+
+
+@pytest.mark.parametrize("hazard", ["early", "live"])
+def test_os_shadow_drain_hazards_are_refused(hazard):
+    """The checker replays the shadow registers: the overlapped drain one cycle early (the
+    start has not yet moved row n-1's sum) or without DRAIN_SHADOW (it would shift the live
+    sums of the group computing) gives wrong psums, and the replay says where."""
+    x, w = layer(8, 8, 4, 4)
+    program = P.os_program(x, w)
+    inst = list(program.inst)
+    shadow = [t for t, word in enumerate(inst) if decode(word)["drain_shadow"]]
+    bit = 1 << FIELDS["drain_shadow"][0]
+    if hazard == "early":
+        inst[shadow[0] - 1] = inst[shadow[0] - 1] | (1 << FIELDS["drain"][0]) | bit
+        inst[shadow[-1]] &= ~(bit | (1 << FIELDS["drain"][0]))
+    else:
+        inst = [word & ~bit for word in inst]
+    with pytest.raises(ProgramError, match=r"^cycle \d+: pmem write #0 .* column \d+: expected"):
+        check_program(dataclasses.replace(program, inst=inst), x, w)
 
 
 def test_two_pass_layer():
