@@ -18,7 +18,7 @@ import pytest
 from model import program as P
 from model.program import memory_map
 from model.errors import LayerError, ModelError
-from model.program import FIELDS, Program, Timeline, decode, geometry, pack_lanes, plan_passes
+from model.program import FIELDS, INST_WIDTH, Program, Timeline, decode, geometry, pack_lanes, plan_passes
 from model.program.ws_fast import paired_period, xmem_banks
 from model.program_check import CheckReport, ProgramError, check_program
 from model.tiling import psum_address, random_layer
@@ -356,7 +356,7 @@ def test_words_that_do_not_fit_their_bus_are_refused(tmp_path):
              ("d_xmem", 0, -2, r"cycle 0: D_xmem word -0x1 does not fit 32 bits"),
              ("d_wmem", 1, 1 << 64, r"cycle 1: D_wmem entry 0x10000000000000001 does not fit 64 bits"),
              ("d_wmem", 1, -2, r"cycle 1: D_wmem entry -0x1 does not fit 64 bits"),
-             ("inst", 2, -1, r"cycle 2: instruction word -0x1 does not fit 126 bits"),
+             ("inst", 2, -1, rf"cycle 2: instruction word -0x1 does not fit {INST_WIDTH} bits"),
              ("inst", 2, 1.0, r"cycle 2: instruction word 1\.0 is not an integer"))
     for field, t, value, message in cases:
         p = program()
