@@ -62,7 +62,9 @@ class Player:
 
     def __init__(self, sim: str, build: Path, config: CoreConfig = CONFIG):
         self.sim, self.config = sim, config
-        self.build = build / f"player-{sim}-{config.row}x{config.col}"
+        # absolute: a relative folder inside a checkout whose path holds a space would hide
+        # the space from build_dir_without_spaces
+        self.build = Path(build).resolve() / f"player-{sim}-{config.row}x{config.col}"
         self.build.mkdir(parents=True, exist_ok=True)
         if config.psum_bw % 8:
             raise ModelError(f"the player's psum dump reader needs whole bytes, psum_bw is {config.psum_bw}")
