@@ -427,6 +427,14 @@ def os_numpy(A, W, psum_bw):
     return signed(A.T @ W, psum_bw)
 
 
+def assert_south_is_ws(tb, start_cycle: int, W, A, rnd: int) -> None:
+    """The south edge since start_cycle, in stream order, equals the numpy reference
+    W^T a of the tile, straight from the generated W and A."""
+    got = np.array([[v for k, v in tb.south[c] if k >= start_cycle] for c in range(tb.col)]).T
+    want = ws_numpy(W, A, tb.psum_bw)
+    assert np.array_equal(got, want), f"round {rnd}: south edge\n{got}\nnumpy W^T a\n{want}"
+
+
 @cocotb.test()
 async def test_ws_single_tiles(dut):
     """WS: one random tile at a time (several), vectors back to back; psums vs numpy W^T a."""
@@ -439,10 +447,7 @@ async def test_ws_single_tiles(dut):
         start_cycle = len(tb.inputs)
         await tb.play(prog)
         tb.check()
-        # the numpy reference, in stream order, straight from the generated tile
-        got = np.array([[v for k, v in tb.south[c] if k >= start_cycle] for c in range(tb.col)]).T
-        want = ws_numpy(W, A, tb.psum_bw)
-        assert np.array_equal(got, want), f"round {rnd}: south edge\n{got}\nnumpy W^T a\n{want}"
+        assert_south_is_ws(tb, start_cycle, W, A, rnd)
 
 
 @cocotb.test()
@@ -463,9 +468,7 @@ async def test_ws_two_loads_a_cycle(dut):
         start_cycle = len(tb.inputs)
         await tb.play(prog)
         tb.check()
-        got = np.array([[v for k, v in tb.south[c] if k >= start_cycle] for c in range(tb.col)]).T
-        want = ws_numpy(W, A, tb.psum_bw)
-        assert np.array_equal(got, want), f"round {rnd}: south edge\n{got}\nnumpy W^T a\n{want}"
+        assert_south_is_ws(tb, start_cycle, W, A, rnd)
 
 
 @cocotb.test()
