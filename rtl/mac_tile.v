@@ -52,7 +52,7 @@ module mac_tile #(
     output wire [bw-1:0]      w_out,
     // psums: north -> south
     input  wire               drain,
-    input  wire               drain_shadow,  // psum_out = shadow_q; with drain, shift it, not psum_q
+    input  wire               drain_shadow,  // OS (mac_array gates it): psum_out = shadow_q; with drain, shift it
     input  wire [psum_bw-1:0] psum_in,
     output wire [psum_bw-1:0] psum_out,
     output reg                os_overflow

@@ -120,6 +120,25 @@ def test_model_agrees_with_the_rtl(n, shape, schedule):
     print(f"{n}x{n} {schedule}: valid + {CORRUPTIONS} corrupted programs agree ({', '.join(seen)})")
 
 
+def test_drain_with_drain_shadow_in_ws():
+    """DRAIN with DRAIN_SHADOW in a WS program: a shadow drain is OS only (the array gates
+    it with the column's OS bit), so it is a live drain, and model and RTL agree: at cycle
+    114 of the 8->8 fast program (where an ungated shadow fed the WS adders 0), for 1 and
+    for 8 cycles."""
+    n, shape = 8, (8, 8, 4, 4)
+    folder = runner.SIM_BUILD / "core_model-ws-drain-shadow-icarus"
+    player = Player("icarus", folder, CONFIG.with_array(n))
+    x, w = random_layer(np.random.default_rng(list(shape)), *shape)
+    program = ALL_SCHEDULES["fast"](x, w, array_size=n)
+    both = (1 << CONFIG.isa.fields["drain"][0]) | (1 << CONFIG.isa.fields["drain_shadow"][0])
+    for length in (1, 8):
+        inst = list(program.inst)
+        for t in range(114, 114 + length):
+            inst[t] |= both
+        what = f"drain + drain_shadow in cycles 114..{113 + length}"
+        agree(player, dataclasses.replace(program, inst=inst), folder / f"cycles{length}", what)
+
+
 NETWORK = [(8, (20, 12, 4, 5), 0, True), (4, (3, 6, 3, 3), -255, True), (8, (3, 8, 3, 3), -100, False)]
 
 

@@ -66,3 +66,15 @@ def test_make_classic_refuses(args, message):
     done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "VECTORS=vectors", *args],
                           cwd=runner.REPO, env=env, capture_output=True, text=True)
     assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
+
+
+def test_make_classic_checks_group_without_a_shell(tmp_path):
+    """GROUP is checked with make's own functions: a value with a shell command in it is
+    refused, and the command never runs (not even under make -n)."""
+    marker = tmp_path / "ran"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    value = f"1';touch {marker};echo '1"
+    done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "VECTORS=vectors", "DATAFLOW=os",
+                           f"GROUP={value}"], cwd=runner.REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and f"GROUP must be a number 0..9999, got '{value}'" in done.stderr, done.stderr
+    assert not marker.exists()

@@ -370,14 +370,19 @@ def test_words_that_do_not_fit_their_bus_are_refused(tmp_path):
 
 
 def test_sram_q_is_unknown_until_the_program_reads():
-    """xmem / wmem Q survive reset and flush (rtl/sram.v, sram_1r1w.v): a LOAD that takes Q
-    before the program's first read would stage what an earlier program read."""
+    """xmem / wmem / pmem Q survive reset and flush (rtl/sram.v, sram_1r1w.v): a LOAD (or an
+    ACC from pmem) that takes Q before the program's first read would use what an earlier
+    program read."""
     for mem, fields in (("xmem", {"load": 1, "wcol": 0}), ("wmem", {"load": 1, "wcol": 0, "wsrc": 1}),
                         ("wmem", {"load2": 1, "wcol2": 1})):
         tl = Timeline()
         tl.at(2, **fields)
         with pytest.raises(ProgramError, match=rf"^cycle 2: LOAD2? takes {mem} Q before this program read {mem}"):
             check_program(hand_program(tl), None, None, verify=False)
+    tl = Timeline()                 # the SFP accumulating pmem Q (acc_src 0)
+    tl.at(2, acc=1, acc_first=1, emit=1)
+    with pytest.raises(ProgramError, match=r"^cycle 2: ACC from pmem Q before this program read pmem"):
+        check_program(hand_program(tl), None, None, verify=False)
 
 
 def test_unknown_data_is_caught():
