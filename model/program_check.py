@@ -59,6 +59,7 @@ import numpy as np
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program import FIELDS, INST_WIDTH, Program, decode, reference_results
+from model.program.isa import check_words
 from model.requant import Requant
 from model.tiling import field_range
 
@@ -319,13 +320,13 @@ class _Sram:
         a = self.address(t, a)
         self.q, self.q_from = self.mem[a], a
 
-    def known_q(self, t: int, what: str):
-        """Q for `what` at cycle t; unknown data is an error."""
+    def known_q(self, t: int, what: str, verb: str = "takes"):
+        """Q for `what` at cycle t; unknown data is an error ("<what> <verb> <name> Q ...")."""
         if self.q is None and self.q_from is None:
-            raise ProgramError(f"cycle {t}: {what} takes {self.name} Q before this program read {self.name}: "
+            raise ProgramError(f"cycle {t}: {what} {verb} {self.name} Q before this program read {self.name}: "
                                f"Q still holds what an earlier program read")
         if self.q is None:
-            raise ProgramError(f"cycle {t}: {what} takes {self.name} Q, which is unknown "
+            raise ProgramError(f"cycle {t}: {what} {verb} {self.name} Q, which is unknown "
                                f"({self.name}[{self.q_from}] was read before it was ever written)")
         return self.q
 
@@ -481,13 +482,7 @@ class _Sfp:
             if src:
                 data = self.head_q
             else:
-                if pmem.q is None and pmem.q_from is None:
-                    raise ProgramError(f"cycle {issued}: ACC from pmem Q before this program read pmem: "
-                                       f"Q still holds what an earlier program read")
-                if pmem.q is None:
-                    raise ProgramError(f"cycle {issued}: ACC from pmem Q, which is unknown "
-                                       f"(pmem[{pmem.q_from}] was read before it was ever written)")
-                data = pmem.q
+                data = pmem.known_q(issued, "ACC", "from")
         else:
             data = [0] * self.n
         if addr >= self.depth:
@@ -544,16 +539,6 @@ class _Recorder:
     def arrays(self):
         k = self.count
         return self.lanes[:k].copy(), self.cycles[:k].copy(), self.addr[:k].copy()
-
-
-def _check_words(what: str, words, bits: int) -> None:
-    """Every word an integer in 0 .. 2**bits - 1 (the bus or field it drives); else a
-    one-line ProgramError naming the first bad cycle: nothing is masked to fit."""
-    for t, word in enumerate(words):
-        if isinstance(word, bool) or not isinstance(word, (int, np.integer)):
-            raise ProgramError(f"cycle {t}: {what} {word!r} is not an integer")
-        if not 0 <= word < 1 << bits:
-            raise ProgramError(f"cycle {t}: {what} {int(word):#x} does not fit {bits} bits (0 .. 2**{bits} - 1)")
 
 
 def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_depth,
@@ -616,9 +601,9 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     d_words = program.d_xmem
     w_words = program.d_wmem or [0] * len(words)
     wmask = (1 << (2 * n * BW)) - 1
-    _check_words("D_xmem word", d_words, n * BW)
-    _check_words("D_wmem entry", w_words, 2 * n * BW)
-    _check_words("instruction word", words, INST_WIDTH)
+    check_words("D_xmem word", d_words, n * BW, ProgramError)
+    check_words("D_wmem entry", w_words, 2 * n * BW, ProgramError)
+    check_words("instruction word", words, INST_WIDTH, ProgramError)
     total = len(words)
     drain_tail = 2 * n + 4             # idle cycles after the program so the pipelines settle
     for t in range(total + drain_tail):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.tiling import A_BIT, W_BIT, field_range
@@ -138,24 +140,29 @@ class Program:
 
     def save_hex(self, folder: Path) -> tuple[Path, Path]:
         """inst.hex / dxmem.hex: one word per line, for the pure-Verilog players; a dxmem.hex
-        line is {D_wmem, D_xmem} (data_word)."""
+        line is {D_wmem, D_xmem} (D_xmem in the low bits). ModelError (one line) for a D_xmem
+        word or D_wmem entry outside its bus width."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         digits = (INST_WIDTH + 3) // 4
-        data_digits = (3 * CONFIG.with_array(self.array_size).xmem_word_bits + 3) // 4
+        bits = CONFIG.with_array(self.array_size).xmem_word_bits
+        data_digits = (3 * bits + 3) // 4
+        # a word outside its bus would spill into the other one in {D_wmem, D_xmem}, not be cut
+        wdata = self.d_wmem or [0] * len(self.d_xmem)
+        check_words("D_xmem word", self.d_xmem, bits)
+        check_words("D_wmem entry", wdata, 2 * bits)
         inst_path, data_path = folder / "inst.hex", folder / "dxmem.hex"
         inst_path.write_text("".join(f"{w:0{digits}x}\n" for w in self.inst))
-        data_path.write_text("".join(f"{self.data_word(t):0{data_digits}x}\n" for t in range(len(self.d_xmem))))
+        data_path.write_text("".join(f"{w << bits | x:0{data_digits}x}\n" for x, w in zip(self.d_xmem, wdata)))
         return inst_path, data_path
 
-    def data_word(self, t: int) -> int:
-        """The players' data word of cycle t: {D_wmem, D_xmem} (D_xmem in the low bits).
-        ModelError (one line) for a D_xmem word or D_wmem entry outside its bus width: it
-        would spill into the other bus, not be cut."""
-        bits = CONFIG.with_array(self.array_size).xmem_word_bits
-        x, w = self.d_xmem[t], (self.d_wmem[t] if self.d_wmem else 0)
-        for what, word, width in (("D_xmem word", x, bits), ("D_wmem entry", w, 2 * bits)):
-            if not 0 <= word < 1 << width:
-                raise ModelError(f"cycle {t}: {what} {word:#x} does not fit {width} bits")
-        return w << bits | x
+
+def check_words(what: str, words, bits: int, error: type[ModelError] = ModelError) -> None:
+    """Every word an integer in 0 .. 2**bits - 1 (the bus or field it drives); else a
+    one-line `error` naming the first bad cycle: nothing is masked to fit."""
+    for t, word in enumerate(words):
+        if isinstance(word, bool) or not isinstance(word, (int, np.integer)):
+            raise error(f"cycle {t}: {what} {word!r} is not an integer")
+        if not 0 <= word < 1 << bits:
+            raise error(f"cycle {t}: {what} {int(word):#x} does not fit {bits} bits (0 .. 2**{bits} - 1)")
 

@@ -335,7 +335,7 @@ def bind_wmem(tpl: Template, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def data_hex(tpl: Template, table: np.ndarray) -> bytes:
-    """dxmem.hex for the players: one {D_wmem, D_xmem} word per line (Program.data_word)."""
+    """dxmem.hex for the players: one {D_wmem, D_xmem} word per line (as Program.save_hex)."""
     digits = (CONFIG.with_array(tpl.shape.array_size).xmem_word_bits + 3) // 4
     columns = [*bind_wmem(tpl, table)[::-1], bind(tpl, table)]             # high word first
     lines = [np.frombuffer(hex_lines(c, digits), dtype=np.uint8).reshape(-1, digits + 1) for c in columns]
