@@ -97,15 +97,29 @@ digits = 0 1 2 3 4 5 6 7 8 9
 spread_digits = $(if $(2),$(call spread_digits,$(subst $(firstword $(2)),$(firstword $(2)) ,$(1)),$(wordlist 2,10,$(2))),$(1))
 is_number = $(and $(filter 1,$(words $(1))),$(filter 1 2 3 4,$(words $(call spread_digits,$(1),$(digits)))),$(if $(strip $(filter-out $(digits),$(call spread_digits,$(1),$(digits)))),,1))
 
+# VECTORS, OTILE and GROUP are taken literally, never expanded by make (a '$$' is part of the
+# value: a path keeps it, a number is refused), and VECTORS reaches the shell single-quoted
+# (sh_quote), so no character of a folder's name is shell syntax.
+override VECTORS := $(value VECTORS)
+override OTILE := $(value OTILE)
+override GROUP := $(value GROUP)
+sh_quote = '$(subst ','\'',$(1))'
+define newline
+
+
+endef
+
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
-# $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder.
-classic_run = echo "classic_tb on $(1) $(3) (log: $(BUILD)/classic/$(2))"; \
-	cd "$(BUILD)/classic" && case "$(1)" in /*) dir="$(1)";; *) dir="$(CURDIR)/$(1)";; esac; \
+# $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder (relative: to
+# the repository).
+classic_run = dir=$(call sh_quote,$(1)); printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
+	case "$$dir" in /*) ;; *) dir=$(call sh_quote,$(CURDIR))/"$$dir";; esac; cd "$(BUILD)/classic" && \
 	vvp -n classic_tb.vvp "+DIR=$$dir" $(3) $(if $(WAVES),+WAVES) > $(2); \
 	status=$$?; grep -E '^(PASS|FAIL)' $(2) || tail -n 3 $(2); exit $$status
 
 classic: $(STAMP) check-sim
 	$(if $(filter-out ws os,$(DATAFLOW)),$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
+	$(if $(findstring $(newline),$(VECTORS)),$(error VECTORS holds a line break: name a folder without one))
 	$(if $(filter-out 2 4,$(A_BIT)),$(error A_BIT must be 2 or 4, got '$(A_BIT)'))
 	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(call is_number,$($(v))),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
 	$(if $(and $(GROUP),$(filter ws,$(DATAFLOW))),$(error GROUP=$(GROUP) is an OS pixel group: it needs DATAFLOW=os))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from cocotb_tools.runner import Verilator, get_results, get_runner
+
+from tb.temp_twins import BUILD, LINK, ORIGIN, temp_twin
 
 REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "rtl"
@@ -83,7 +84,7 @@ def build_dir_without_spaces(path: Path) -> Path:
     path = Path(path)
     if not _has_space(path):
         return path
-    twin = _temp_twin(path, "sim_build")
+    twin = temp_twin(path, BUILD)
     twin.mkdir(parents=True, exist_ok=True)
     (twin / ORIGIN).write_text(str(path))   # lets `make clean` find the twins of its checkout
     return twin
@@ -95,16 +96,8 @@ def waves_path(folder: Path, toplevel: str) -> Path:
     return Path(folder) / ("dump.fst" if simulator() == "verilator" else f"{toplevel}.fst")
 
 
-ORIGIN = "origin.txt"   # in a temp build folder: the path it stands for
-
-
 def _has_space(path: Path) -> bool:
     return re.search(r"\s", str(path)) is not None
-
-
-def _temp_twin(path: Path, kind: str) -> Path:
-    """A name in the temp folder, one per `path`."""
-    return Path(tempfile.gettempdir()) / f"{kind}-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
 
 
 def space_free(path: Path) -> Path:
@@ -113,7 +106,7 @@ def space_free(path: Path) -> Path:
     path = Path(path)
     if not _has_space(path):
         return path
-    link = _temp_twin(path, "space-free")
+    link = temp_twin(path, LINK)
     if not link.is_symlink():
         tmp = link.with_name(f"{link.name}.{os.getpid()}")
         tmp.unlink(missing_ok=True)
@@ -151,7 +144,7 @@ def _verilator_paths_without_spaces() -> None:
     os.environ["VERILATOR_ROOT"] = str(root)
     real = Path(os.path.realpath(root))
     if _has_space(real):
-        shim = _temp_twin(real, "verilator-bin")
+        shim = temp_twin(real, "verilator-bin")
         shim.mkdir(exist_ok=True)
         link = shim / "verilator"
         if not link.is_symlink():

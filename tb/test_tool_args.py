@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
+from model import vectors as V
+from model.tiling import random_layer, ws_reference
 from tb import conv_bench, runner
 
 spec = importlib.util.spec_from_file_location("synth_tool", runner.REPO / "synth" / "synth.py")
@@ -58,10 +62,12 @@ def test_synth_refuses_before_synthesis(args, message, capsys):
     (["GROUP=0"], "GROUP=0 is an OS pixel group: it needs DATAFLOW=os"),
     (["VECTORS=", "GROUP=1", "DATAFLOW=os"],
      "OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export"),
+    (["VECTORS=my\nvectors"], "VECTORS holds a line break: name a folder without one"),
+    (["DATAFLOW=os", "GROUP=1$x"], "GROUP must be a number 0..9999, got '1$x'"),
 ])
 def test_make_classic_refuses(args, message):
     """make classic on your own files: a mistyped option stops make in one line (it used to
-    run the WS bench and pass)."""
+    run the WS bench and pass; a '$' in GROUP was dropped by make: 1$x ran group 1)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "VECTORS=vectors", *args],
                           cwd=runner.REPO, env=env, capture_output=True, text=True)
@@ -78,3 +84,22 @@ def test_make_classic_checks_group_without_a_shell(tmp_path):
                            f"GROUP={value}"], cwd=runner.REPO, env=env, capture_output=True, text=True)
     assert done.returncode != 0 and f"GROUP must be a number 0..9999, got '{value}'" in done.stderr, done.stderr
     assert not marker.exists()
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or not (runner.REPO / ".venv" / "bin" / "python").exists(),
+                    reason="needs iverilog and the repository's .venv")
+def test_make_classic_takes_any_folder_name(tmp_path):
+    """VECTORS is a folder's name, whatever its characters: quotes, '$', a backslash, a
+    backquote, spaces, a leading '-' and a make function reach classic_tb.v as they are (a
+    double quote used to end in a shell syntax error, a '$' was expanded by make)."""
+    x, w = random_layer(np.random.default_rng(3), 8, 8, 4, 4)
+    name = "-my \"odd\" 'vectors' $HOME \\n `true` $(shell touch ran)"
+    V.write_ws_files(tmp_path / name, ws_reference(x, w))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(["make", "--no-print-directory", "classic", f"VECTORS={tmp_path / name}",
+                           f"BUILD={tmp_path / 'build'}"], cwd=runner.REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"classic_tb on {tmp_path / name} " in done.stdout
+    assert "PASS: 16 of 16 outputs match, 324 psum vectors match" in done.stdout
+    assert not (runner.REPO / "ran").exists(), "make ran the $(shell ...) in the folder name"

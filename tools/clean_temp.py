@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ORIGIN = "origin.txt"   # tb/runner.py's marker: the path a temp build folder stands for
+sys.path.insert(0, str(REPO))   # this checkout's tb/, also where tb is not installed
+from tb.temp_twins import BUILD, LINK, ORIGIN  # noqa: E402  (standard library only)
 
 
 def _inside(text: str) -> bool:
@@ -20,13 +22,13 @@ def _inside(text: str) -> bool:
 def main() -> None:
     removed = 0
     tmp = Path(tempfile.gettempdir())
-    for folder in tmp.glob("sim_build-*"):
+    for folder in tmp.glob(f"{BUILD}-*"):
         origin = folder / ORIGIN
         # another user's or a damaged marker is not this checkout's: leave it
         if origin.is_file() and _inside(origin.read_text(errors="replace")):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
-    for link in tmp.glob("space-free-*"):
+    for link in tmp.glob(f"{LINK}-*"):
         if link.is_symlink() and _inside(os.readlink(link)):
             link.unlink(missing_ok=True)
             removed += 1
