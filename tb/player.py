@@ -99,7 +99,13 @@ class Player:
         if (not binary.is_file() or binary.stat().st_mtime < newest_source
                 or not stamp.is_file() or stamp.read_text() != command):
             print(f"building the program player ({sim}) ...", flush=True)
-            subprocess.run(build, check=True, stdout=subprocess.DEVNULL, env=env)
+            log = self.build / "build.log"
+            with open(log, "w") as out:   # quiet: the compiler's output goes to the log
+                done = subprocess.run(build, stdout=out, stderr=subprocess.STDOUT, env=env)
+            if done.returncode:
+                from tb.runner import build_failed
+
+                build_failed(f"the program player ({sim})", log)
             stamp.write_text(command)
 
     def run(self, program: programs.Program, folder: Path) -> PlayerResult:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from pathlib import Path
 
 from cocotb_tools.runner import Verilator, get_results, get_runner
 
+from model.errors import ModelError
 from tb.temp_twins import BUILD, LINK, ORIGIN, temp_twin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,6 +90,18 @@ def build_dir_without_spaces(path: Path) -> Path:
     twin.mkdir(parents=True, exist_ok=True)
     (twin / ORIGIN).write_text(str(path))   # lets `make clean` find the twins of its checkout
     return twin
+
+
+BUILD_LOG_TAIL = 30   # lines of a failed build's log shown on stderr
+
+
+def build_failed(what: str, log: Path) -> None:
+    """A failed build, whose output went to `log` (builds are quiet): its last
+    BUILD_LOG_TAIL lines on stderr, then ModelError naming the log (one line on the
+    command line, which exits non-zero)."""
+    lines = Path(log).read_text(errors="replace").splitlines() if Path(log).is_file() else []
+    print("\n".join(lines[-BUILD_LOG_TAIL:]), file=sys.stderr, flush=True)
+    raise ModelError(f"building {what} failed: the end of its log above, all of it in {log}")
 
 
 def waves_path(folder: Path, toplevel: str) -> Path:
@@ -182,10 +196,11 @@ def run(
 
     rtl_dir: where the RTL sources and core_inst.vh come from (default rtl/; the
     mutation tests pass a mutated copy). log_file: the simulator's output goes there
-    instead of the terminal.
+    instead of the terminal. The build's own output (compiler, Verilator) goes to
+    build.log in the build folder.
 
-    Fails (AssertionError) when any cocotb test fails. Returns the build folder, where
-    the FST lies when WAVES=1.
+    Fails (AssertionError) when any cocotb test fails, ModelError when the build fails
+    (build_failed). Returns the build folder, where the FST lies when WAVES=1.
     """
     parameters = dict(parameters or {})
     sim = simulator()
@@ -210,17 +225,14 @@ def run(
     includes = [rtl_dir] + ([TB] if toplevel in HARNESSES else [])   # tb/core_top.vh
     stamp = folder / "build.stamp"
     state = _build_state(hdl_sources, includes, waves, build_args)
-    runner.build(
-        sources=hdl_sources,
-        hdl_toplevel=toplevel,
-        includes=includes,
-        always=not stamp.is_file() or stamp.read_text() != state,
-        parameters=parameters,
-        build_dir=folder,
-        build_args=build_args,
-        waves=waves,
-        timescale=("1ns", "1ps"),
-    )
+    build_log = folder / "build.log"
+    common = dict(hdl_toplevel=toplevel, parameters=parameters, build_dir=folder, waves=waves,
+                  timescale=("1ns", "1ps"))
+    try:
+        runner.build(sources=hdl_sources, includes=includes, build_args=build_args, log_file=build_log,
+                     always=not stamp.is_file() or stamp.read_text() != state, **common)
+    except RuntimeError:   # cocotb_tools: a build command's non-zero exit status
+        build_failed(f"{toplevel} ({sim})", build_log)
     stamp.write_text(state)
     env = {
         "PYTHONPATH": os.pathsep.join([str(TB), str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -228,17 +240,7 @@ def run(
     }
     env.update(extra_env or {})
     try:
-        results = runner.test(
-            test_module=test_module,
-            hdl_toplevel=toplevel,
-            parameters=parameters,
-            build_dir=folder,
-            test_dir=folder,
-            extra_env=env,
-            waves=waves,
-            timescale=("1ns", "1ps"),
-            log_file=log_file,
-        )
+        results = runner.test(test_module=test_module, test_dir=folder, extra_env=env, log_file=log_file, **common)
     except SystemExit as exc:  # cocotb_tools exits the process when a cocotb test fails
         raise AssertionError(f"{test_module}: cocotb test failed ({f'log {log_file}' if log_file else 'log above'}; build {folder})") from exc
     total, failed = get_results(results)

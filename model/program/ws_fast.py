@@ -9,12 +9,12 @@ pass's operands go in while the array reads the current one.
 Paired weight sets (plan.period > 0, paired_period: 4-bit layers whose weight set has fewer
 positions than the array has rows, the 2x2 maps of VGG16 at batch 1): a column's LOAD
 cannot wait for the start token to leave the whole column (n cycles) when a set lasts
-fewer cycles. A
-*boundary word* then stages rows 0..h-1 (h = n // 2) of set j + 1 together with rows
-h..n-1 of set j, in the one cycle the start token of set j sits between the two halves of
-the column; each set starts `period` cycles after the previous one, and the two boundary
-words due in the same cycle (columns c and c + period of consecutive boundaries) come from
-one wmem entry: LOAD (its low word, column WCOL) and LOAD2 (its high word, column WCOL2).
+fewer cycles. A *boundary word* then stages rows 0..h-1 (h = n // 2) of set j + 1 together
+with rows h..n-1 of set j, in the one cycle the start token of set j sits between the two
+halves of the column; each set starts `period` cycles after the previous one, and the two
+boundary words due in the same cycle (columns c and c + period of consecutive boundaries)
+come from one wmem entry: LOAD (its low word, column WCOL) and LOAD2 (its high word, column
+WCOL2).
 
 The builder simulates the resources cycle by cycle, one small stage per resource:
 _XmemLoader (the next pass's xmem and wmem writes), _L0Writer (the L0 write port),
@@ -234,6 +234,8 @@ class _Plan:
         self.last_position = {self.pass_of_wset[pos.wset]: i for i, pos in enumerate(self.positions)
                               if pos.word is not None}
         self.last_wset = {p: g for g, p in enumerate(self.pass_of_wset)}
+        self.wsets_of_pass = {p: [g for g, q in enumerate(self.pass_of_wset) if q == p]
+                              for p in range(len(self.passes))}
         self.first_position = {}
         for i, pos in enumerate(self.positions):
             self.first_position.setdefault(self.pass_of_wset[pos.wset], i)
@@ -265,7 +267,7 @@ class _Plan:
         Boundary b of the pass's m sets stages rows 0..h-1 of set min(b, m-1) and rows
         h..n-1 of set max(b-1, 0); its column c is due period * b + c cycles after base."""
         n, period = self.geo.array_size, self.period
-        m = sum(1 for q in self.pass_of_wset if q == p)
+        m = len(self.wsets_of_pass[p])
         return [[(b, e - b * period) for b in range(m, -1, -1) if 0 <= e - b * period < n]
                 for e in range(m * period + n)]
 
@@ -296,7 +298,7 @@ class _Plan:
         (xmem) and weight entries (wmem; paired_entries when paired, else a word per entry).
         A template's data are ids (word_ids; an entry's: _entry)."""
         octs, icts = self.passes[p]
-        geo, n, a_pad = self.geo, self.geo.array_size, self.a_pad
+        geo, a_pad = self.geo, self.a_pad
         t, lane_bits, loads = geo.ic_tile, LANE_BITS // geo.lanes, geo.lanes * geo.array_size
         words = []
         for ict in icts:
@@ -305,7 +307,7 @@ class _Plan:
                               ict * geo.n_onij + geo.interior_index(nij) if a_pad is None else
                               pack_lanes(a_pad[ict * t:(ict + 1) * t, nij], lane_bits, signed=False)))
         if self.period:
-            sets = [g for g, q in enumerate(self.pass_of_wset) if q == p]
+            sets = self.wsets_of_pass[p]
             for e, entry in enumerate(self.paired_entries(p)):
                 words.append(("wmem", self.weight_bank(p) + e, self._entry(
                     [(self.wsets[sets[min(b, len(sets) - 1)]] + (c,), self.wsets[sets[max(b - 1, 0)]] + (c,))
@@ -494,24 +496,29 @@ class _PairedStager:
             tl.xmem_read(base + e - 1, plan.weight_bank(p) + e, "wmem")
             pair = {"load2": 1, "wcol2": words[1][1]} if len(words) > 1 else {}
             tl.at(base + e, load=1, wsrc=1, wcol=words[0][1], **pair)
-        sets = [g for g, q in enumerate(plan.pass_of_wset) if q == p]
+        sets = plan.wsets_of_pass[p]
         for j, g in enumerate(sets):
             self.starts[g] = start + j * plan.period
         self.reads_end = self.pass_end[p] = base + len(entries)
         self.next_pass, self.next_wset = p + 1, sets[-1] + 1
 
     def ready(self, g: int, t: int) -> bool:
-        """Is t the cycle weight set g must start in? (Later is a builder error: its
-        weights are gone by then.)"""
+        """Is t the cycle weight set g must start in? LayerError when its first position
+        reaches the L0 later: its weights are gone by then (without the activation buffer
+        each word waits for its xmem read; the L0 limits how far ahead they come)."""
         due = self.starts.get(g)
         if due is not None and t > due:
-            raise AssertionError(f"cycle {t}: paired weight set {g} was due to start in cycle {due}")
+            raise LayerError(f"layer {self.plan.geo.name} cannot run: paired weight set {g} is due to start in "
+                             f"cycle {due}, its activations reach the L0 for cycle {t} (a map larger than "
+                             f"the activation buffer needs a deeper L0)")
         return due == t
 
     def committed(self, wset_start: dict[int, int]) -> bool:
+        """Never: stage() commits a whole pass at once, its reads on their own cycles."""
         return False
 
     def ready_soon(self, g: int, t: int, wset_start: dict[int, int], xmem: _XmemLoader) -> bool:
+        """Never: a paired set starts exactly in its cycle (ready)."""
         return False
 
 
@@ -566,8 +573,17 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
             l0_depth: int = CONFIG.fifo_depth, sfp_depth: int = CONFIG.sfp_depth,
             abuf_depth: int = CONFIG.abuf_depth, a_bit: int = A_BIT) -> Program:
     """Weight-stationary, streaming only the output-aligned positions of each kij.
+
+    x_int: [IC, H, W] unsigned a_bit-bit activations; w_int: [OC, IC, 3, 3] 4-bit two's
+    complement weights (a 3x3, stride 1, padding 1 conv; model.tiling.check_layer).
     a_bit=2 builds the 2-bit mode program (module doc): x_int in 0..3, 2n input channels
-    per ic tile.
+    per ic tile. array_size: n of the n x n array; l0_depth, sfp_depth, abuf_depth: entries
+    of an L0 lane, of the SFP bank and of the activation buffer (default: the core's).
+    Raises ModelError / LayerError (one line) for a layer check_layer refuses, a layer
+    whose outputs do not fit the SFP bank (check_sfp_depth), whose operands do not fit the
+    memories (plan_passes), an L0 too shallow for the schedule (check_l0_depth), or a paired
+    layer whose activations cannot reach the L0 in time (a map larger than abuf_depth, read
+    straight from xmem Q, with a shallow L0: _PairedStager.ready).
 
     - Per (oc tile, ic tile, kij) only the Ho*Wo positions that feed an output enter the
       array; padding positions are pushed into the L0 as zeros (L0_ZERO), costing no
@@ -586,8 +602,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
       ic-tile group) (plan_passes); where a pass fits half of each (xmem_banks), pass
       p + 1's words are written into the other halves while pass p computes, else once
       the current pass has read its last word.
-      Single-pass programs are measured from 'data in xmem'; multi-pass programs from
-      cycle 0, every load included.
+      Single-pass programs are measured from 'data in xmem and wmem' (compute_start);
+      multi-pass programs from cycle 0, every load included.
     Each cycle the stages act in order of urgency on the two ports: the word the L0 needs
     next (xmem), a weight column whose window is open (wmem), words ahead of their first
     use (abuf prefetch, xmem), then the next pass's writes (D_xmem into xmem's port when
@@ -614,9 +630,23 @@ def check_sfp_depth(geo: LayerGeometry, sfp_depth: int) -> None:
                          f"output vectors do not fit the SFP bank ({sfp_depth} entries)")
 
 
+def check_l0_depth(geo: LayerGeometry, l0_depth: int) -> None:
+    """LayerError when an L0 lane holds fewer than n + 3 entries: row n-1 pops n-1 cycles
+    after row 0 and _L0Writer keeps one more free; with room for no vector beyond those it
+    never pushes (the builder looped for ever), with room for one it never reads xmem Q
+    ahead (no activation buffer) nor pushes a vector every cycle (paired sets starve)."""
+    n = geo.array_size
+    if l0_depth < n + 3:
+        raise LayerError(f"layer {geo.name} cannot run: the fast schedule needs an L0 of at least "
+                         f"{n + 3} entries on the {n}x{n} array, l0_depth is {l0_depth}")
+
+
 def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: int, abuf_depth: int) -> None:
-    """The fast schedule of `plan` on `tl` from cycle `start` (the first pass's xmem writes
-    first); fills program's results and last_emit and ends the timeline after it."""
+    """The fast schedule of `plan` on `tl` from cycle `start` (the first pass's xmem and wmem
+    writes first, side by side); fills program's results and last_emit and ends the timeline
+    after it. LayerError when the L0 is too shallow (check_l0_depth) or a paired set's
+    activations come too late (_PairedStager.ready)."""
+    check_l0_depth(plan.geo, l0_depth)
     source = _ActivationSource(plan, abuf_depth)
     t = start
     for mem in ("xmem", "wmem"):            # the first pass: D_xmem and D_wmem side by side

@@ -472,6 +472,26 @@ def test_fast_refuses_a_layer_whose_sums_do_not_fit_the_sfp_bank():
                      r"9216 output vectors do not fit the SFP bank")
 
 
+def test_fast_refuses_an_l0_too_shallow_for_its_schedule():
+    """ws_fast needs n + 3 L0 entries a lane (check_l0_depth): with fewer it looped for ever
+    (n + 1) or, on a paired layer, failed its own assertion (n + 2). A paired layer read
+    straight from xmem Q (a map larger than the activation buffer) whose activations come
+    too late for its fixed start cycles is refused in one line too (an assertion before);
+    a deeper L0 runs it, checked cycle by cycle."""
+    x, w = layer(8, 8, 2, 2)                       # 4 positions for 8 rows: paired
+    assert paired_period(geometry(x, w)) == 4
+    one_line_refusal(lambda a, b: P.ws_fast(a, b, l0_depth=10), x, w,
+                     r"^layer 8->8 2x2 cannot run: the fast schedule needs an L0 of at least 11 entries on the "
+                     r"8x8 array, l0_depth is 10$")
+    build_and_check("fast", x, w, l0_depth=11)
+    one_line_refusal(lambda a, b: P.ws_fast(a, b, l0_depth=11, abuf_depth=0), x, w,
+                     r"^layer 8->8 2x2 cannot run: paired weight set 1 is due to start in cycle \d+, its "
+                     r"activations reach the L0 for cycle \d+ \(a map larger than the activation buffer needs "
+                     r"a deeper L0\)$")
+    program = P.ws_fast(x, w, l0_depth=13, abuf_depth=0)
+    check_program(program, x, w, fifo_depth=13, abuf_depth=0)
+
+
 def test_classic_refuses_what_does_not_fit_pmem():
     one_line_refusal(P.ws_classic, *layer(16, 16, 8, 8), r"3600 psum vectors do not fit pmem")
 
