@@ -104,20 +104,20 @@ class _ActivationSource:
     def pushed(self, word: tuple) -> None:
         self.uses[word] -= 1
 
-    def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> bool:
-        """Issue the xmem read of `word` at t (reuse: if its buffer entry is free)."""
+    def fetch(self, tl: Timeline, t: int, word: tuple, addr: int) -> None:
+        """Issue the xmem read of `word` at t (reuse: only if its buffer entry is free; else
+        nothing this cycle, the caller asks again)."""
         if self.reuse:
             slot = self.slot(word)
             holder = self.owner.get(slot)
             if holder is not None and holder != word and self.uses[holder] > 0:
-                return False
+                return
             self.owner[slot] = word
             tl.at(t + 1, abuf_wr=1, abuf_waddr=slot)
             self.requested[word] = t
         else:
             self.on_q, self.on_q_since = word, t
         tl.xmem_read(t, addr)
-        return True
 
     def prefetch(self, tl: Timeline, t: int, xmem: "_XmemLoader") -> None:
         """Reuse: with the xmem port free, read the next word not yet requested into the
