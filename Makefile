@@ -97,7 +97,7 @@ digits = 0 1 2 3 4 5 6 7 8 9
 spread_digits = $(if $(2),$(call spread_digits,$(subst $(firstword $(2)),$(firstword $(2)) ,$(1)),$(wordlist 2,10,$(2))),$(1))
 is_number = $(and $(filter 1,$(words $(1))),$(filter 1 2 3 4,$(words $(call spread_digits,$(1),$(digits)))),$(if $(strip $(filter-out $(digits),$(call spread_digits,$(1),$(digits)))),,1))
 
-# VECTORS, OTILE and GROUP are taken literally, never expanded by make (a '$$' is part of the
+# VECTORS, OTILE and GROUP are taken literally, never expanded by make (a '$' is part of the
 # value: a path keeps it, a number is refused), and VECTORS reaches the shell single-quoted
 # (sh_quote), so no character of a folder's name is shell syntax.
 override VECTORS := $(value VECTORS)
