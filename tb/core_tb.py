@@ -86,7 +86,7 @@ class PsumWrites:
     """Every pmem write of one program, in order: row i is write i."""
     addr: np.ndarray          # [n] pmem address
     lanes: np.ndarray         # [n, col] the psum vector, int64, column 0 first
-    time_ns: np.ndarray       # [n] float
+    time_ns: np.ndarray       # [n] int64, ns
 
     def __len__(self) -> int:
         return len(self.addr)
@@ -96,7 +96,7 @@ class PsumWrites:
 class SfpOutputs:
     """Every SFP output of one program, in order: row i is output i."""
     lanes: np.ndarray         # [n, col] sfp_out (psum_bw lanes), int64
-    time_ns: np.ndarray       # [n] float
+    time_ns: np.ndarray       # [n] int64, ns
     counter: np.ndarray       # [n] the core's cycle counter with it on sfp_out
     wide: np.ndarray          # [n, col] sfp_wide (acc_bw lanes): raw sums, levels
 
@@ -105,14 +105,14 @@ class SfpOutputs:
 
 
 def read_recording(path: Path, bits: int, lanes: int, wide: int = 0) -> tuple:
-    """A recorder file of core_harness.v, one line per event: time (ns), a decimal key, a
-    vector in hex (and, with `wide`, a second vector of `wide`-bit lanes). Returns the times
-    and keys (as text) and the vectors' lanes (tb.player.hex_lanes), [n, lanes] int64, two's
-    complement of `bits` bits (then the wide lanes), lane 0 from the low bits. An X or Z bit
-    in a vector raises ValueError."""
+    """A recorder file of core_harness.v, one line per event: time (ns, an integer: %0d
+    $time), a decimal key, a vector in hex (and, with `wide`, a second vector of `wide`-bit
+    lanes). Returns the times and keys, [n] int64, and the vectors' lanes
+    (tb.player.hex_lanes), [n, lanes] int64, two's complement of `bits` bits (then the wide
+    lanes), lane 0 from the low bits. An X or Z bit in a vector raises ValueError."""
     tokens = path.read_text().split()
     step = 4 if wide else 3
-    times, keys = tokens[0::step], tokens[1::step]
+    times, keys = (np.array(tokens[i::step], dtype=np.int64) for i in (0, 1))
     vectors = hex_lanes(tokens[2::step], bits, lanes)
     return (times, keys, vectors, hex_lanes(tokens[3::step], wide, lanes)) if wide else (times, keys, vectors)
 
@@ -126,7 +126,7 @@ class PmemWriteMonitor:
 
     def read(self, folder: Path) -> PsumWrites:
         times, addrs, lanes = read_recording(folder / "psums.txt", self.psum_bw, self.col)
-        return PsumWrites(np.array(addrs, dtype=np.int64), lanes, np.array(times, dtype=float))
+        return PsumWrites(addrs, lanes, times)
 
 
 class SfpOutputMonitor:
@@ -138,7 +138,7 @@ class SfpOutputMonitor:
 
     def read(self, folder: Path) -> SfpOutputs:
         times, counters, lanes, wide = read_recording(folder / "outputs.txt", self.psum_bw, self.col, wide=self.acc_bw)
-        return SfpOutputs(lanes, np.array(times, dtype=float), np.array(counters, dtype=np.int64), wide)
+        return SfpOutputs(lanes, times, counters, wide)
 
 
 class LayerScoreboard:
@@ -153,9 +153,9 @@ class LayerScoreboard:
         half = 1 << (expected.ref.psum_bw - 1)
         self.representable_only, self.lo, self.hi = representable_only, -half, half - 1
         self.skipped = 0
-        self.psums = PsumWrites(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros(0))
-        self.outputs = SfpOutputs(np.zeros((0, 0), dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64),
-                                  np.zeros((0, 0), dtype=np.int64))
+        none, no_lanes = np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int64)
+        self.psums = PsumWrites(none, no_lanes, none)
+        self.outputs = SfpOutputs(no_lanes, none, none, no_lanes)
         self.psum_errors: list[str] = []
         self.output_errors: list[str] = []
 

@@ -22,21 +22,38 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+_HEX_VALUE = bytearray([16] * 256)            # ASCII -> hex digit value; 16: not a hex digit
+for _value, _digit in enumerate(b"0123456789abcdef"):
+    _HEX_VALUE[_digit] = _HEX_VALUE[ord(chr(_digit).upper())] = _value
+_HEX_VALUE = bytes(_HEX_VALUE)
+
+
 def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
-    """Vectors dumped with %h (lane 0 in the low bits) -> [n, lanes] int64, each lane two's
-    complement of `bits` bits (numpy, no Python loop per lane). An X or Z digit raises
-    ValueError."""
+    """Vectors dumped with %h (lane 0 in the low bits), each in the (bits * lanes + 3) // 4
+    digits of its bus -> [n, lanes] int64, each lane two's complement of `bits` bits (at
+    most 63; numpy, no Python loop per vector or lane). ValueError for an X or Z digit (any
+    digit that is not hex) or a vector of another length."""
     n = len(vectors)
     if n == 0:
         return np.zeros((0, lanes), dtype=np.int64)
-    text = "".join(vectors)
-    if len(vectors[0]) % 2:
-        text = "".join("0" + v for v in vectors)
-    raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
-    msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
-    weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
+    digits = (bits * lanes + 3) // 4
+    text = "".join(vectors).encode("ascii")
+    values = np.frombuffer(text.translate(_HEX_VALUE), dtype=np.uint8)
+    if len(text) != n * digits or values.max() > 15:
+        bad = next(i for i, v in enumerate(vectors) if len(v) != digits or max(v.encode("ascii").translate(_HEX_VALUE)) > 15)
+        raise ValueError(f"vector #{bad} {vectors[bad]!r}: not {digits} hex digits (an X or Z bit?)")
+    if bits % 4:      # lanes straddle hex digits: take the vectors bit by bit
+        values = np.unpackbits(values.reshape(n, digits, 1), axis=2)[:, :, 4:]
+        shift, places = 1, bits
+    else:
+        shift, places = 4, bits // 4
+    # each lane's digits (or bits), the most significant first; lane 0 (the low digits) first
+    lane_digits = values.reshape(n, -1)[:, -places * lanes:].reshape(n, lanes, places)[:, ::-1]
+    value = np.zeros((n, lanes), dtype=np.int64)
+    for place in range(places):
+        value = value << shift | lane_digits[:, :, place]
     half = 1 << (bits - 1)
-    return ((msb_first.astype(np.int64) @ weights + half) & ((1 << bits) - 1)) - half
+    return ((value + half) & ((1 << bits) - 1)) - half
 
 
 @dataclass
