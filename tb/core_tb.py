@@ -10,6 +10,7 @@ tiling (model.tiling) what each observed value should have been.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from model.hwconfig import CONFIG
 from model.program import Program, ProgramReference
-from tb.player import hex_lanes
+from tb.player import digit_lanes, hex_values
 from tb.tbutil import param
 
 ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
@@ -105,16 +106,31 @@ class SfpOutputs:
 
 
 def read_recording(path: Path, bits: int, lanes: int, wide: int = 0) -> tuple:
-    """A recorder file of core_harness.v, one line per event: time (ns, an integer: %0d
-    $time), a decimal key, a vector in hex (and, with `wide`, a second vector of `wide`-bit
-    lanes). Returns the times and keys, [n] int64, and the vectors' lanes
-    (tb.player.hex_lanes), [n, lanes] int64, two's complement of `bits` bits (then the wide
-    lanes), lane 0 from the low bits. An X or Z bit in a vector raises ValueError."""
-    tokens = path.read_text().split()
-    step = 4 if wide else 3
-    times, keys = (np.array(tokens[i::step], dtype=np.int64) for i in (0, 1))
-    vectors = hex_lanes(tokens[2::step], bits, lanes)
-    return (times, keys, vectors, hex_lanes(tokens[3::step], wide, lanes)) if wide else (times, keys, vectors)
+    """A recorder file of core_harness.v, one line per event, every field in hex in the
+    digits of its bus (%h: every line alike): time (ns, $time), a key, a vector (and, with
+    `wide`, a second vector of `wide`-bit lanes). Returns the times and keys, [n] int64,
+    and the vectors' lanes (tb.player.digit_lanes), [n, lanes] int64, two's complement of
+    `bits` bits (then the wide lanes), lane 0 from the low bits. ValueError naming the line
+    for an X or Z bit or a line unlike the first: numpy reads the whole file at once."""
+    data = path.read_bytes()
+    lane_bits = [bits, wide] if wide else [bits]
+    if not data:    # no event
+        return (np.zeros(0, dtype=np.int64),) * 2 + tuple(np.zeros((0, lanes), dtype=np.int64) for _ in lane_bits)
+    # the time's and the key's widths from the first line; the vectors' from their buses
+    widths = [len(f) for f in data[:data.find(b"\n")].split()[:2]] + [(b * lanes + 3) // 4 for b in lane_bits]
+    template = np.frombuffer(b" ".join(b"0" * w for w in widths) + b"\n", dtype=np.uint8)   # 0: a digit
+    n, rest = divmod(len(data), len(template))
+    values = hex_values(data).reshape(n, len(template)) if not rest else None
+    if rest or not np.where(template == ord("0"), values <= 15,
+                            np.frombuffer(data, dtype=np.uint8).reshape(n, len(template)) == template).all():
+        line = re.compile(rb" ".join(rb"[0-9a-fA-F]{%d}" % w for w in widths) + rb"\n")
+        number, text = next((i + 1, t) for i, t in enumerate(data.splitlines(keepends=True)) if not line.fullmatch(t))
+        raise ValueError(f"{path} line {number}: {text.decode(errors='replace')!r} is not {len(widths)} hex fields "
+                         f"of {widths} digits (an X or Z bit?)")
+    start = np.cumsum([0] + [w + 1 for w in widths])
+    field = [values[:, start[i]:start[i + 1] - 1] for i in range(len(widths))]
+    times, keys = (digit_lanes(f, 4 * f.shape[1], 1, signed=False)[:, 0] for f in field[:2])
+    return (times, keys, *(digit_lanes(f, b, lanes) for f, b in zip(field[2:], lane_bits)))
 
 
 class PmemWriteMonitor:

@@ -28,32 +28,49 @@ for _value, _digit in enumerate(b"0123456789abcdef"):
 _HEX_VALUE = bytes(_HEX_VALUE)
 
 
-def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
-    """Vectors dumped with %h (lane 0 in the low bits), each in the (bits * lanes + 3) // 4
-    digits of its bus -> [n, lanes] int64, each lane two's complement of `bits` bits (at
-    most 63; numpy, no Python loop per vector or lane). ValueError for an X or Z digit (any
-    digit that is not hex) or a vector of another length."""
-    n = len(vectors)
-    if n == 0:
-        return np.zeros((0, lanes), dtype=np.int64)
-    digits = (bits * lanes + 3) // 4
-    text = "".join(vectors).encode("ascii")
-    values = np.frombuffer(text.translate(_HEX_VALUE), dtype=np.uint8)
-    if len(text) != n * digits or values.max() > 15:
-        bad = next(i for i, v in enumerate(vectors) if len(v) != digits or max(v.encode("ascii").translate(_HEX_VALUE)) > 15)
-        raise ValueError(f"vector #{bad} {vectors[bad]!r}: not {digits} hex digits (an X or Z bit?)")
+def hex_values(text: bytes) -> np.ndarray:
+    """Each byte of `text` as a hex digit's value, [len(text)] uint8: 0 .. 15, or 16 for
+    anything that is no hex digit (an X or Z digit, a space)."""
+    return np.frombuffer(text.translate(_HEX_VALUE), dtype=np.uint8)
+
+
+def digit_lanes(values: np.ndarray, bits: int, lanes: int, signed: bool = True) -> np.ndarray:
+    """[n, digits] hex digit values (hex_values, all 0 .. 15) of n %h vectors, the most
+    significant digit first, lane 0 in the low bits -> [n, lanes] int64, each lane `bits`
+    bits (at most 63 signed, 64 unsigned), two's complement if `signed` (numpy, no Python
+    loop per vector). ValueError for an unsigned value that int64 cannot hold."""
+    n, digits = values.shape
     if bits % 4:      # lanes straddle hex digits: take the vectors bit by bit
-        values = np.unpackbits(values.reshape(n, digits, 1), axis=2)[:, :, 4:]
+        values = np.unpackbits(values.reshape(n, digits, 1), axis=2)[:, :, 4:].reshape(n, 4 * digits)
         shift, places = 1, bits
     else:
         shift, places = 4, bits // 4
     # each lane's digits (or bits), the most significant first; lane 0 (the low digits) first
-    lane_digits = values.reshape(n, -1)[:, -places * lanes:].reshape(n, lanes, places)[:, ::-1]
+    lane_digits = values[:, -places * lanes:].reshape(n, lanes, places)[:, ::-1]
     value = np.zeros((n, lanes), dtype=np.int64)
     for place in range(places):
         value = value << shift | lane_digits[:, :, place]
+    if not signed:     # int64 holds 63 bits; a 64-bit time ($time) must stay below 2**63
+        if bits > 64 or (bits == 64 and (value < 0).any()):
+            raise ValueError(f"an unsigned {bits}-bit field that int64 cannot hold")
+        return value
     half = 1 << (bits - 1)
     return ((value + half) & ((1 << bits) - 1)) - half
+
+
+def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
+    """Vectors dumped with %h (lane 0 in the low bits), each in the (bits * lanes + 3) // 4
+    digits of its bus -> [n, lanes] int64, each lane two's complement of `bits` bits
+    (digit_lanes). ValueError for an X or Z digit (any digit that is not hex) or a vector of
+    another length."""
+    n = len(vectors)
+    digits = (bits * lanes + 3) // 4
+    text = "".join(vectors).encode("ascii")
+    values = hex_values(text)
+    if len(text) != n * digits or (n and values.max() > 15):
+        bad = next(i for i, v in enumerate(vectors) if len(v) != digits or max(hex_values(v.encode("ascii"))) > 15)
+        raise ValueError(f"vector #{bad} {vectors[bad]!r}: not {digits} hex digits (an X or Z bit?)")
+    return digit_lanes(values.reshape(n, digits), bits, lanes)
 
 
 @dataclass

@@ -38,13 +38,20 @@ def test_hex_lanes_reads_every_lane(bits, lanes):
     assert got.dtype == np.int64 and got.tolist() == want
 
 
-def test_recorded_unknowns_and_bad_lengths_are_refused(tmp_path):
-    """core_harness.v's recorders write %h: an X or Z bit must fail the read, not pass as 0."""
+def test_recorded_unknowns_and_bad_lines_are_refused(tmp_path):
+    """core_harness.v's recorders write %h fields: an X or Z bit must fail the read, not pass
+    as 0, and so must a line unlike the others."""
     path = tmp_path / "psums.txt"
-    path.write_text("3110 0 0000ffff\n3120 1 00010002\n")
+    path.write_text("0000000000000c26 000 0000ffff\n0000000000000c30 7ff 00010002\n")
     times, keys, lanes = read_recording(path, 16, 2)
-    assert times.tolist() == [3110, 3120] and keys.tolist() == [0, 1] and lanes.tolist() == [[-1, 0], [2, 1]]
-    for vector in ("0000fffx", "Z000ffff", "0000ffff0"):
-        path.write_text(f"3110 0 00000000\n3120 1 {vector}\n")
-        with pytest.raises(ValueError, match=f"vector #1 '{vector}'"):
+    assert times.tolist() == [3110, 3120] and keys.tolist() == [0, 2047] and lanes.tolist() == [[-1, 0], [2, 1]]
+    for line in ("0000000000000c30 001 0000fffx", "0000000000000c30 00z 0000ffff", "000000000000Xc30 001 0000ffff",
+                 "0000000000000c30 001 0000ffff0", "0000000000000c30 0001 0000ffff", "0000000000000c30  01 0000ffff"):
+        path.write_text(f"0000000000000c26 000 00000000\n{line}\n")
+        with pytest.raises(ValueError, match=f"line 2: '{line}"):
             read_recording(path, 16, 2)
+    path.write_text("0000000000000c26 000 00000000\n0000000000000c30 001 0000ffff")    # cut off
+    with pytest.raises(ValueError, match="line 2: '0000000000000c30 001 0000ffff'"):
+        read_recording(path, 16, 2)
+    path.write_text("")
+    assert [a.shape for a in read_recording(path, 16, 2, wide=20)] == [(0,), (0,), (0, 2), (0, 2)]
