@@ -19,7 +19,6 @@ from model import program as P
 from model.program import memory_map
 from model.errors import LayerError, ModelError
 from model.program import FIELDS, INST_WIDTH, Program, Timeline, decode, geometry, pack_lanes, plan_passes
-from model.program.isa import wide_hex_lines
 from model.program.ws_fast import paired_period, xmem_banks
 from model.program_check import CheckReport, ProgramError, check_program
 from model.tiling import psum_address, random_layer
@@ -378,16 +377,6 @@ def test_words_that_do_not_fit_their_bus_are_refused(tmp_path):
     p.save_hex(tmp_path / "numpy")
     for name in ("inst.hex", "dxmem.hex"):
         assert (tmp_path / "numpy" / name).read_bytes() == (tmp_path / "int" / name).read_bytes()
-
-
-def test_wide_hex_lines_writes_each_word_in_its_bus_digits():
-    """wide_hex_lines (for $readmemh) writes what formatting each word would: whole or
-    part bytes, an odd number of digits, words wider than 64 bits."""
-    rng = np.random.default_rng(0)
-    for bits in (1, 4, 5, 12, 36, 64, 96, 128, 130):
-        words = [int(w) for w in rng.integers(0, 1 << min(bits, 62), 50)] + [0, (1 << bits) - 1]
-        digits = (bits + 3) // 4
-        assert wide_hex_lines(words, bits) == "".join(f"{w:0{digits}x}\n" for w in words).encode(), bits
 
 
 def test_sram_q_is_unknown_until_the_program_reads():
