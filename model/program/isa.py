@@ -161,8 +161,9 @@ class Program:
 
 
 def check_words(what: str, words, bits: int, error: type[ModelError] = ModelError) -> None:
-    """Every word an integer in 0 .. 2**bits - 1 (the bus or field it drives); else a
-    one-line `error` naming the first bad cycle: nothing is masked to fit."""
+    """Every word of `words` (a list or array, one per cycle) an integer in 0 .. 2**bits - 1
+    (the bus or field it drives); else a one-line `error` naming the first bad cycle:
+    nothing is masked to fit."""
     # fast path (C-level passes): only int / numpy integer types (not bool: its own type), and
     # the extremes in range; anything else is named by the loop below
     if all(kind is int or issubclass(kind, np.integer) for kind in set(map(type, words))) and (
