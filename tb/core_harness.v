@@ -7,10 +7,12 @@
 // raises go. The player (a clocked state machine) loads both files and plays word k on
 // `inst` during cycle k (set by rising edge k, like a register), then idles two cycles so
 // the last writes land, and raises done (go low lowers it). Meanwhile the recorders append,
-// sampled mid-cycle (falling edge) when the inputs are stable:
-//   program<k>/psums.txt    per pmem write:  time (ns), pmem address, the psum vector (hex)
-//   program<k>/outputs.txt  per SFP output:  time (ns), the cycle counter, the vector (hex),
-//                           sfp_wide (hex, acc_bw bits per lane)
+// sampled mid-cycle (falling edge) when the inputs are stable, every field in hex (%h: in
+// its bus's digits, so every line of a file is alike and Python reads a file in one go;
+// {$time}: Icarus prints a bare $time without leading zeros):
+//   program<k>/psums.txt    per pmem write:  time (ns), pmem address, the psum vector
+//   program<k>/outputs.txt  per SFP output:  time (ns), the cycle counter, the vector,
+//                           sfp_wide (acc_bw bits per lane)
 // start_counter holds the core's cycle counter in the cycle of word start_word.
 // What Python reads or writes is marked /*verilator public...*/: the Verilator build leaves
 // out cocotb's --public-flat-rw, which would keep every signal of the core unoptimized
@@ -130,9 +132,9 @@ module core_harness #(
             start_counter <= cycles;
         if (recording) begin
             if (pmem_write)
-                $fwrite(psum_fd, "%0d %0d %h\n", $time, u_core.u_pmem.A, u_core.u_pmem.D);
+                $fwrite(psum_fd, "%h %h %h\n", {$time}, u_core.u_pmem.A, u_core.u_pmem.D);
             if (sfp_valid)
-                $fwrite(out_fd, "%0d %0d %h %h\n", $time, cycles, sfp_out, sfp_wide);
+                $fwrite(out_fd, "%h %h %h %h\n", {$time}, cycles, sfp_out, sfp_wide);
         end
     end
 endmodule

@@ -10,6 +10,7 @@ tiling (model.tiling) what each observed value should have been.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from model.hwconfig import CONFIG
 from model.program import Program, ProgramReference
-from tb.player import hex_lanes
+from tb.player import digit_lanes, hex_values
 from tb.tbutil import param
 
 ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
@@ -86,7 +87,7 @@ class PsumWrites:
     """Every pmem write of one program, in order: row i is write i."""
     addr: np.ndarray          # [n] pmem address
     lanes: np.ndarray         # [n, col] the psum vector, int64, column 0 first
-    time_ns: np.ndarray       # [n] float
+    time_ns: np.ndarray       # [n] int64, ns
 
     def __len__(self) -> int:
         return len(self.addr)
@@ -96,7 +97,7 @@ class PsumWrites:
 class SfpOutputs:
     """Every SFP output of one program, in order: row i is output i."""
     lanes: np.ndarray         # [n, col] sfp_out (psum_bw lanes), int64
-    time_ns: np.ndarray       # [n] float
+    time_ns: np.ndarray       # [n] int64, ns
     counter: np.ndarray       # [n] the core's cycle counter with it on sfp_out
     wide: np.ndarray          # [n, col] sfp_wide (acc_bw lanes): raw sums, levels
 
@@ -105,16 +106,31 @@ class SfpOutputs:
 
 
 def read_recording(path: Path, bits: int, lanes: int, wide: int = 0) -> tuple:
-    """A recorder file of core_harness.v, one line per event: time (ns), a decimal key, a
-    vector in hex (and, with `wide`, a second vector of `wide`-bit lanes). Returns the times
-    and keys (as text) and the vectors' lanes (tb.player.hex_lanes), [n, lanes] int64, two's
-    complement of `bits` bits (then the wide lanes), lane 0 from the low bits. An X or Z bit
-    in a vector raises ValueError."""
-    tokens = path.read_text().split()
-    step = 4 if wide else 3
-    times, keys = tokens[0::step], tokens[1::step]
-    vectors = hex_lanes(tokens[2::step], bits, lanes)
-    return (times, keys, vectors, hex_lanes(tokens[3::step], wide, lanes)) if wide else (times, keys, vectors)
+    """A recorder file of core_harness.v, one line per event, every field in hex in the
+    digits of its bus (%h: every line alike): time (ns, $time), a key, a vector (and, with
+    `wide`, a second vector of `wide`-bit lanes). Returns the times and keys, [n] int64,
+    and the vectors' lanes (tb.player.digit_lanes), [n, lanes] int64, two's complement of
+    `bits` bits (then the wide lanes), lane 0 from the low bits. ValueError naming the line
+    for an X or Z bit or a line unlike the first: numpy reads the whole file at once."""
+    data = path.read_bytes()
+    lane_bits = [bits, wide] if wide else [bits]
+    if not data:    # no event
+        return (np.zeros(0, dtype=np.int64),) * 2 + tuple(np.zeros((0, lanes), dtype=np.int64) for _ in lane_bits)
+    # the time's and the key's widths from the first line; the vectors' from their buses
+    widths = [len(f) for f in data[:data.find(b"\n")].split()[:2]] + [(b * lanes + 3) // 4 for b in lane_bits]
+    template = np.frombuffer(b" ".join(b"0" * w for w in widths) + b"\n", dtype=np.uint8)   # 0: a digit
+    n, rest = divmod(len(data), len(template))
+    values = hex_values(data).reshape(n, len(template)) if not rest else None
+    if rest or not np.where(template == ord("0"), values <= 15,
+                            np.frombuffer(data, dtype=np.uint8).reshape(n, len(template)) == template).all():
+        line = re.compile(rb" ".join(rb"[0-9a-fA-F]{%d}" % w for w in widths) + rb"\n")
+        number, text = next((i + 1, t) for i, t in enumerate(data.splitlines(keepends=True)) if not line.fullmatch(t))
+        raise ValueError(f"{path} line {number}: {text.decode(errors='replace')!r} is not {len(widths)} hex fields "
+                         f"of {widths} digits (an X or Z bit?)")
+    start = np.cumsum([0] + [w + 1 for w in widths])
+    field = [values[:, start[i]:start[i + 1] - 1] for i in range(len(widths))]
+    times, keys = (digit_lanes(f, 4 * f.shape[1], 1, signed=False)[:, 0] for f in field[:2])
+    return (times, keys, *(digit_lanes(f, b, lanes) for f, b in zip(field[2:], lane_bits)))
 
 
 class PmemWriteMonitor:
@@ -126,7 +142,7 @@ class PmemWriteMonitor:
 
     def read(self, folder: Path) -> PsumWrites:
         times, addrs, lanes = read_recording(folder / "psums.txt", self.psum_bw, self.col)
-        return PsumWrites(np.array(addrs, dtype=np.int64), lanes, np.array(times, dtype=float))
+        return PsumWrites(addrs, lanes, times)
 
 
 class SfpOutputMonitor:
@@ -138,7 +154,7 @@ class SfpOutputMonitor:
 
     def read(self, folder: Path) -> SfpOutputs:
         times, counters, lanes, wide = read_recording(folder / "outputs.txt", self.psum_bw, self.col, wide=self.acc_bw)
-        return SfpOutputs(lanes, np.array(times, dtype=float), np.array(counters, dtype=np.int64), wide)
+        return SfpOutputs(lanes, times, counters, wide)
 
 
 class LayerScoreboard:
@@ -153,9 +169,9 @@ class LayerScoreboard:
         half = 1 << (expected.ref.psum_bw - 1)
         self.representable_only, self.lo, self.hi = representable_only, -half, half - 1
         self.skipped = 0
-        self.psums = PsumWrites(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros(0))
-        self.outputs = SfpOutputs(np.zeros((0, 0), dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64),
-                                  np.zeros((0, 0), dtype=np.int64))
+        none, no_lanes = np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int64)
+        self.psums = PsumWrites(none, no_lanes, none)
+        self.outputs = SfpOutputs(no_lanes, none, none, no_lanes)
         self.psum_errors: list[str] = []
         self.output_errors: list[str] = []
 

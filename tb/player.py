@@ -22,21 +22,55 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
-    """Vectors dumped with %h (lane 0 in the low bits) -> [n, lanes] int64, each lane two's
-    complement of `bits` bits (numpy, no Python loop per lane). An X or Z digit raises
-    ValueError."""
-    n = len(vectors)
-    if n == 0:
-        return np.zeros((0, lanes), dtype=np.int64)
-    text = "".join(vectors)
-    if len(vectors[0]) % 2:
-        text = "".join("0" + v for v in vectors)
-    raw = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(n, -1)
-    msb_first = np.unpackbits(raw, axis=1)[:, -bits * lanes:].reshape(n, lanes, bits)[:, ::-1]
-    weights = np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64)
+_HEX_VALUE = bytearray([16] * 256)            # ASCII -> hex digit value; 16: not a hex digit
+for _value, _digit in enumerate(b"0123456789abcdef"):
+    _HEX_VALUE[_digit] = _HEX_VALUE[ord(chr(_digit).upper())] = _value
+_HEX_VALUE = bytes(_HEX_VALUE)
+
+
+def hex_values(text: bytes) -> np.ndarray:
+    """Each byte of `text` as a hex digit's value, [len(text)] uint8: 0 .. 15, or 16 for
+    anything that is no hex digit (an X or Z digit, a space)."""
+    return np.frombuffer(text.translate(_HEX_VALUE), dtype=np.uint8)
+
+
+def digit_lanes(values: np.ndarray, bits: int, lanes: int, signed: bool = True) -> np.ndarray:
+    """[n, digits] hex digit values (hex_values, all 0 .. 15) of n %h vectors, the most
+    significant digit first, lane 0 in the low bits -> [n, lanes] int64, each lane `bits`
+    bits (at most 63 signed, 64 unsigned), two's complement if `signed` (numpy, no Python
+    loop per vector). ValueError for an unsigned value that int64 cannot hold."""
+    n, digits = values.shape
+    if bits % 4:      # lanes straddle hex digits: take the vectors bit by bit
+        values = np.unpackbits(values.reshape(n, digits, 1), axis=2)[:, :, 4:].reshape(n, 4 * digits)
+        shift, places = 1, bits
+    else:
+        shift, places = 4, bits // 4
+    # each lane's digits (or bits), the most significant first; lane 0 (the low digits) first
+    lane_digits = values[:, -places * lanes:].reshape(n, lanes, places)[:, ::-1]
+    value = np.zeros((n, lanes), dtype=np.int64)
+    for place in range(places):
+        value = value << shift | lane_digits[:, :, place]
+    if not signed:     # int64 holds 63 bits; a 64-bit time ($time) must stay below 2**63
+        if bits > 64 or (bits == 64 and (value < 0).any()):
+            raise ValueError(f"an unsigned {bits}-bit field that int64 cannot hold")
+        return value
     half = 1 << (bits - 1)
-    return ((msb_first.astype(np.int64) @ weights + half) & ((1 << bits) - 1)) - half
+    return ((value + half) & ((1 << bits) - 1)) - half
+
+
+def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
+    """Vectors dumped with %h (lane 0 in the low bits), each in the (bits * lanes + 3) // 4
+    digits of its bus -> [n, lanes] int64, each lane two's complement of `bits` bits
+    (digit_lanes). ValueError for an X or Z digit (any digit that is not hex) or a vector of
+    another length."""
+    n = len(vectors)
+    digits = (bits * lanes + 3) // 4
+    text = "".join(vectors).encode("ascii")
+    values = hex_values(text)
+    if len(text) != n * digits or (n and values.max() > 15):
+        bad = next(i for i, v in enumerate(vectors) if len(v) != digits or max(hex_values(v.encode("ascii"))) > 15)
+        raise ValueError(f"vector #{bad} {vectors[bad]!r}: not {digits} hex digits (an X or Z bit?)")
+    return digit_lanes(values.reshape(n, digits), bits, lanes)
 
 
 @dataclass

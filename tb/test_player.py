@@ -1,9 +1,15 @@
 """tb/player.py's build cache: the player is rebuilt when its RTL or its build command
-(MAX_CYCLES, array size, flags) changes, and only then."""
+(MAX_CYCLES, array size, flags) changes, and only then. Its reader of %h vectors
+(hex_lanes), as the cocotb bench's recorder reader (tb/core_tb.read_recording) uses it:
+every lane's value, and an X or Z refused."""
 from __future__ import annotations
+
+import numpy as np
+import pytest
 
 from model.hwconfig import CONFIG
 from tb import player as player_mod
+from tb.core_tb import read_recording
 
 
 def test_rebuilds_when_the_build_command_changes(tmp_path, capsys, monkeypatch):
@@ -15,3 +21,37 @@ def test_rebuilds_when_the_build_command_changes(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(player_mod, "MAX_CYCLES", player_mod.MAX_CYCLES // 2)
     player_mod.Player("icarus", tmp_path, config)
     assert "building the program player" in capsys.readouterr().out, "a new MAX_CYCLES did not rebuild the player"
+
+
+@pytest.mark.parametrize("bits, lanes", [(16, 8), (20, 8), (5, 3), (1, 4), (63, 1)])
+def test_hex_lanes_reads_every_lane(bits, lanes):
+    """Each lane against Python's int(vector, 16): its bits, two's complement."""
+    rng = np.random.default_rng(bits)
+    digits = (bits * lanes + 3) // 4
+    words = [0, (1 << bits * lanes) - 1, *(int(b, 2) for b in ("".join(rng.choice(["0", "1"], bits * lanes))
+                                                               for _ in range(20)))]
+    vectors = [f"{w:0{digits}x}" for w in words]
+    vectors[1] = vectors[1].upper()
+    half = 1 << (bits - 1)
+    want = [[(int(v, 16) >> bits * lane & (2 * half - 1) ^ half) - half for lane in range(lanes)] for v in vectors]
+    got = player_mod.hex_lanes(vectors, bits, lanes)
+    assert got.dtype == np.int64 and got.tolist() == want
+
+
+def test_recorded_unknowns_and_bad_lines_are_refused(tmp_path):
+    """core_harness.v's recorders write %h fields: an X or Z bit must fail the read, not pass
+    as 0, and so must a line unlike the others."""
+    path = tmp_path / "psums.txt"
+    path.write_text("0000000000000c26 000 0000ffff\n0000000000000c30 7ff 00010002\n")
+    times, keys, lanes = read_recording(path, 16, 2)
+    assert times.tolist() == [3110, 3120] and keys.tolist() == [0, 2047] and lanes.tolist() == [[-1, 0], [2, 1]]
+    for line in ("0000000000000c30 001 0000fffx", "0000000000000c30 00z 0000ffff", "000000000000Xc30 001 0000ffff",
+                 "0000000000000c30 001 0000ffff0", "0000000000000c30 0001 0000ffff", "0000000000000c30  01 0000ffff"):
+        path.write_text(f"0000000000000c26 000 00000000\n{line}\n")
+        with pytest.raises(ValueError, match=f"line 2: '{line}"):
+            read_recording(path, 16, 2)
+    path.write_text("0000000000000c26 000 00000000\n0000000000000c30 001 0000ffff")    # cut off
+    with pytest.raises(ValueError, match="line 2: '0000000000000c30 001 0000ffff'"):
+        read_recording(path, 16, 2)
+    path.write_text("")
+    assert [a.shape for a in read_recording(path, 16, 2, wide=20)] == [(0,), (0,), (0, 2), (0, 2)]

@@ -357,16 +357,26 @@ def test_words_that_do_not_fit_their_bus_are_refused(tmp_path):
              ("d_wmem", 1, 1 << 64, r"cycle 1: D_wmem entry 0x10000000000000001 does not fit 64 bits"),
              ("d_wmem", 1, -2, r"cycle 1: D_wmem entry -0x1 does not fit 64 bits"),
              ("inst", 2, -1, rf"cycle 2: instruction word -0x1 does not fit {INST_WIDTH} bits"),
-             ("inst", 2, 1.0, r"cycle 2: instruction word 1\.0 is not an integer"))
+             ("inst", 2, 1.0, r"cycle 2: instruction word 1\.0 is not an integer"),
+             ("inst", 2, True, r"cycle 2: instruction word True is not an integer"),
+             ("d_xmem", 0, np.bool_(True), r"cycle 0: D_xmem word np\.True_ is not an integer"))
     for field, t, value, message in cases:
         p = program()
         words = getattr(p, field)
         words[t] = words[t] + value if isinstance(value, int) and field != "inst" else value
         with pytest.raises(ProgramError, match="^" + message):
             check_program(p, None, None, verify=False)
-        if field != "inst":         # the players' {D_wmem, D_xmem} file refuses it too
-            with pytest.raises(ModelError, match="^" + message):
-                p.save_hex(tmp_path)
+        with pytest.raises(ModelError, match="^" + message):     # and so do the players' files
+            p.save_hex(tmp_path)
+
+    # numpy integers are words like any other: the same files as Python ints
+    p = program()
+    p.save_hex(tmp_path / "int")
+    for field in ("inst", "d_xmem", "d_wmem"):
+        setattr(p, field, [np.uint64(w) if w < 1 << 64 else w for w in getattr(p, field)])
+    p.save_hex(tmp_path / "numpy")
+    for name in ("inst.hex", "dxmem.hex"):
+        assert (tmp_path / "numpy" / name).read_bytes() == (tmp_path / "int" / name).read_bytes()
 
 
 def test_sram_q_is_unknown_until_the_program_reads():
