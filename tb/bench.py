@@ -135,7 +135,7 @@ def sim_speed_rows(out: Path, repeats: int) -> list:
     speeds = []
     for sim in SIMULATORS:
         print(f"  simulation speed: {sim}, cocotb and player, {repeats} plays each ...", flush=True)
-        speeds.append(cocotb_speed(sim, name, case, schedule, repeats))
+        speeds.append(cocotb_speed(sim, name, case, schedule, repeats, out / f"sim_speed-cocotb-{sim}.log"))
         speeds.append(player_speed(sim, name, case, schedule, repeats, out, Player, check))
     print_table(speeds)
     return speeds

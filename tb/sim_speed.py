@@ -57,11 +57,14 @@ def _with_sim(sim: str, fn):
             os.environ["SIM"] = old
 
 
-def cocotb_speed(sim: str, name: str, case: dict, schedule: str, repeats: int) -> SimSpeed:
-    """Play the program `repeats` times back to back in one cocotb simulation, each checked."""
+def cocotb_speed(sim: str, name: str, case: dict, schedule: str, repeats: int, log_file: Path) -> SimSpeed:
+    """Play the program `repeats` times back to back in one cocotb simulation, each checked;
+    the simulator's output goes to log_file (a failure names it)."""
     from tb.core_layer import run_case
 
-    runs = _with_sim(sim, lambda: run_case(case, ",".join([schedule] * repeats), f"sim_speed-{schedule}"))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    runs = _with_sim(sim, lambda: run_case(case, ",".join([schedule] * repeats), f"sim_speed-{schedule}",
+                                           log_file=log_file))
     words = runs[0]["words"]
     return SimSpeed(sim, "cocotb", f"{name} {schedule}", words,
                     words / statistics.median(r["play_wall_s"] for r in runs),
