@@ -100,10 +100,14 @@ is_number = $(and $(filter 1,$(words $(1))),$(filter 1 2 3 4,$(words $(call spre
 # VECTORS, OTILE and GROUP are taken literally, never expanded by make (a '$' is part of the
 # value: a path keeps it, a number is refused), and VECTORS reaches the shell single-quoted
 # (sh_quote), so no character of a folder's name is shell syntax.
+VECTORS_ORIGIN := $(origin VECTORS)
 override VECTORS := $(value VECTORS)
 override OTILE := $(value OTILE)
 override GROUP := $(value GROUP)
 sh_quote = '$(subst ','\'',$(1))'
+# $(call one_of,value,words): non-empty when the value is exactly one of the words (no
+# second word, no space around it: 'ws os' or 'ws ' would reach the recipe's log name)
+one_of = $(and $(filter $(2),$(1)),$(if $(subst $(firstword $(1)),,$(1)),,1))
 define newline
 
 
@@ -112,15 +116,17 @@ endef
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder (relative: to
 # the repository).
-classic_run = dir=$(call sh_quote,$(1)); printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
+classic_run = dir=$(call sh_quote,$(1)); case "$$dir" in *[[:cntrl:]]*) printf 'make classic: the folder %s holds a control character (a tab?): classic_tb.v cannot open it\n' "$$dir" >&2; exit 2;; esac; printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
 	case "$$dir" in /*) ;; *) dir=$(call sh_quote,$(CURDIR))/"$$dir";; esac; cd "$(BUILD)/classic" && \
 	vvp -n classic_tb.vvp "+DIR=$$dir" $(3) $(if $(WAVES),+WAVES) > $(2); \
 	status=$$?; grep -E '^(PASS|FAIL)' $(2) || tail -n 3 $(2); exit $$status
 
 classic: $(STAMP) check-sim
-	$(if $(filter-out ws os,$(DATAFLOW)),$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
+	$(if $(and $(filter command,$(VECTORS_ORIGIN)),$(if $(VECTORS),,1)),$(error VECTORS is empty: name a folder (make drops the leading spaces of a command-line value), or leave VECTORS out to run the bench's own export))
+	$(if $(call one_of,$(DATAFLOW),ws os),,$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
 	$(if $(findstring $(newline),$(VECTORS)),$(error VECTORS holds a line break: name a folder without one))
-	$(if $(filter-out 2 4,$(A_BIT)),$(error A_BIT must be 2 or 4, got '$(A_BIT)'))
+	$(if $(A_BIT),$(if $(call one_of,$(A_BIT),2 4),,$(error A_BIT must be 2 or 4, got '$(A_BIT)')))
+	$(if $(call is_number,$(PSUM_BW)),,$(error PSUM_BW must be a number of bits, got '$(PSUM_BW)'))
 	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(call is_number,$($(v))),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
 	$(if $(and $(GROUP),$(filter ws,$(DATAFLOW))),$(error GROUP=$(GROUP) is an OS pixel group: it needs DATAFLOW=os))
 	$(if $(and $(if $(VECTORS),,1),$(OTILE)$(GROUP)),$(error OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export))

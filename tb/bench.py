@@ -163,7 +163,8 @@ def network_rows(out: Path, sim: str) -> dict:
 
 def add_arguments(p) -> None:
     p.add_argument("--sim", default=os.environ.get("BENCH_SIM", "verilator"), choices=["verilator", "icarus"],
-                   help="simulator for the player (default verilator: Icarus runs ~400 cycles/s here)")
+                   help="simulator for the player (default verilator: Icarus simulates about 2,000-3,000 cycles/s here, "
+                        "Verilator over 100,000)")
     p.add_argument("--out", default="build/bench", help="folder for programs, dumps and bench.json")
     p.add_argument("--quick", action="store_true", help="skip the 64->64 32x32 layer and the network rows")
     p.add_argument("--array", type=int, default=CONFIG.row,

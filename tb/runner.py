@@ -15,7 +15,7 @@ from pathlib import Path
 from cocotb_tools.runner import Verilator, get_results, get_runner
 
 from model.errors import ModelError
-from tb.temp_twins import BUILD, LINK, ORIGIN, temp_twin
+from tb.temp_twins import BUILD, LINK, ORIGIN, SHIM, temp_twin
 
 REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "rtl"
@@ -158,7 +158,7 @@ def _verilator_paths_without_spaces() -> None:
     os.environ["VERILATOR_ROOT"] = str(root)
     real = Path(os.path.realpath(root))
     if _has_space(real):
-        shim = temp_twin(real, "verilator-bin")
+        shim = temp_twin(real, SHIM)
         shim.mkdir(exist_ok=True)
         link = shim / "verilator"
         if not link.is_symlink():

@@ -11,6 +11,7 @@ from pathlib import Path
 ORIGIN = "origin.txt"     # in a temp build folder: the path it stands for
 BUILD = "sim_build"       # kind of a temp build folder (runner.build_dir_without_spaces)
 LINK = "space-free"       # kind of a space-free symlink (runner.space_free)
+SHIM = "verilator-bin"    # kind of a folder with a space-free `verilator` (runner, for cocotb)
 
 
 def temp_twin(path: Path, kind: str) -> Path:

