@@ -124,32 +124,52 @@ module classic_tb #(
 
     // One line of the open file fd: its length (without '\n'), first and last character.
     // A line longer than the buffer is read to its end, so its true length is reported.
+    // $fgets shows a chunk only up to a NUL byte (a C string ends there), so each chunk's
+    // bytes are counted with $ftell too: more bytes than shown mean a NUL (nul_column, the
+    // first one's; last_char is then unknown, 0). read_error: the file cannot be read
+    // (read_error_text, e.g. a directory), told apart from its end by $feof.
     reg [8*line_chars-1:0] text;
-    integer line_len, got, c;
+    integer line_len, got, c, pos, taken, nul_column, error;
     reg [7:0] first_char, last_char;
-    reg       at_eof;
+    reg       at_eof, newline, read_error;
+    reg [8*80-1:0] read_error_text;
     task read_line(input integer fd);
         begin
             line_len = 0;
             at_eof = 1'b0;
             first_char = 0;
             last_char = 0;
+            nul_column = 0;
             begin : chunks
                 forever begin
+                    pos = $ftell(fd);
                     got = $fgets(text, fd);
-                    if (got == 0) begin
-                        at_eof = (line_len == 0);
-                        disable chunks;
+                    error = $ferror(fd, read_error_text);     // before $ftell, which clears it
+                    taken = $ftell(fd) - pos;
+                    if (taken > got) begin             // a NUL byte in this chunk
+                        if (nul_column == 0) nul_column = line_len + got + 1;
+                        if (line_len == 0 && got > 0) first_char = text[8 * got - 1 -: 8];
+                        // fgets stops at '\n', a full buffer or the end of the file
+                        newline = taken < line_chars && !$feof(fd);
+                        line_len = line_len + taken - newline;
+                        last_char = 0;
+                        if (taken < line_chars) disable chunks;
+                    end else begin
+                        if (got == 0) begin
+                            at_eof = (line_len == 0);
+                            read_error = !$feof(fd) && error != 0;
+                            disable chunks;
+                        end
+                        if (line_len == 0) first_char = text[8 * got - 1 -: 8];
+                        if (text[7:0] == "\n") begin
+                            line_len = line_len + got - 1;
+                            if (got > 1) last_char = text[15:8];
+                            disable chunks;
+                        end
+                        line_len = line_len + got;
+                        last_char = text[7:0];
+                        if (got < line_chars) disable chunks;    // last line without '\n'
                     end
-                    if (line_len == 0) first_char = text[8 * got - 1 -: 8];
-                    if (text[7:0] == "\n") begin
-                        line_len = line_len + got - 1;
-                        if (got > 1) last_char = text[15:8];
-                        disable chunks;
-                    end
-                    line_len = line_len + got;
-                    last_char = text[7:0];
-                    if (got < line_chars) disable chunks;    // last line without '\n'
                 end
             end
         end
@@ -159,7 +179,7 @@ module classic_tb #(
     // into vec[]. A missing optional file sets found = 0; every other problem ends the run.
     task load(input [8*64-1:0] file, input integer lanes, input integer width,
               input integer n_lines, input optional, output found);
-        integer fd, line, n_data, length, j, nl;
+        integer fd, line, n_data, length, j, nl, shown;
         reg [line_bits-1:0] v;
         begin
             $sformat(path, "%0s/%0s", dir, file);
@@ -174,6 +194,7 @@ module classic_tb #(
                 line = 0;
                 n_data = 0;
                 n_headers = 0;
+                read_error = 1'b0;
                 read_line(fd);
                 while (!at_eof) begin
                     line = line + 1;
@@ -198,9 +219,11 @@ module classic_tb #(
                             reason = "";
                         if (reason != "") fail_file(line);
                         v = 0;
-                        nl = text[7:0] == "\n";           // a valid line fits one chunk
+                        // a valid line fits one chunk, the characters before a NUL byte too
+                        shown = nul_column != 0 ? nul_column - 1 : length;
+                        nl = nul_column == 0 && text[7:0] == "\n";
                         for (j = 0; j < length; j = j + 1) begin
-                            c = text[8 * (length - 1 - j + nl) +: 8];
+                            c = j < shown ? text[8 * (shown - 1 - j + nl) +: 8] : 0;
                             if (c != "0" && c != "1") begin
                                 if (c >= 32 && c < 127)
                                     $sformat(reason, "non-binary character '%c' at column %0d", c[7:0], j + 1);
@@ -216,6 +239,13 @@ module classic_tb #(
                     read_line(fd);
                 end
                 $fclose(fd);
+                if (read_error) begin
+                    if (read_error_text == "Is a directory")
+                        reason = "is a directory, not a file";
+                    else
+                        $sformat(reason, "cannot read: %0s", read_error_text);
+                    fail_file(0);
+                end
                 if (n_data < n_lines) begin
                     $sformat(reason, "expected %0d data lines, file ends after %0d", n_lines, n_data);
                     fail_file(line + 1);

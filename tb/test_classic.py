@@ -193,6 +193,12 @@ MALFORMED = {
     "os weights short": ("os", "weight_os.txt", lambda l: l[:-1]),
     "os activation with a tab": ("os", "activation_os.txt", _set(3, lambda s: s + "\t")),
     "os out with a long line": ("os", "out_os.txt", _set(10, lambda s: s + "1")),
+    # a NUL byte ends $fgets' C string: the bench counts the bytes with $ftell (it took a line
+    # of NULs for the end of the file, and passed)
+    "activation with a line of NULs after the last": ("ws", "activation_tile0.txt", lambda l: l + ["\0" * 5]),
+    "out with a NUL byte inside": ("ws", "out.txt", _set(9, lambda s: s[:10] + "\0" + s[11:])),
+    "out with a NUL byte first": ("ws", "out.txt", _set(9, lambda s: "\0" + s[1:])),
+    "out with an x before a NUL byte": ("ws", "out.txt", _set(9, lambda s: s[:3] + "x" + s[4:9] + "\0" + s[10:])),
 }
 
 # the Python reader of each kind, with the bench's expectations (the classic layer)
@@ -227,6 +233,24 @@ def test_missing_file_fails(bench, vectors, missing):
     (folder / missing).unlink()
     rc, lines = simulate(bench, folder, "ws")
     assert_fail(rc, lines, f"{folder / missing}:0: file not found")
+
+
+@pytest.mark.parametrize("case", ["a NUL byte after the last line", "a directory"])
+def test_unreadable_or_nul_ended_file_fails(bench, vectors, case):
+    """out.txt ending in a NUL byte without a line break, or a directory: the bench says
+    what the Python reader says (it passed the first, and took the second for an empty file)."""
+    folder = vectors("ws")
+    path = folder / "out.txt"
+    if case == "a directory":
+        path.unlink()
+        path.mkdir()
+    else:
+        path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(VectorFileError) as ei:
+        V.read_out(path)
+    rc, lines = simulate(bench, folder, "ws")
+    assert_fail(rc, lines, str(ei.value))
+    assert lines[-1] == f"FAIL: {ei.value}", "bench and reader disagree"
 
 
 def test_optional_psums_and_acc_address(bench, vectors):
