@@ -579,7 +579,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     a_bit=2 builds the 2-bit mode program (module doc): x_int in 0..3, 2n input channels
     per ic tile. array_size: n of the n x n array; l0_depth, sfp_depth, abuf_depth: entries
     of an L0 lane, of the SFP bank and of the activation buffer (default: the core's).
-    Raises ModelError / LayerError (one line) for a layer check_layer refuses, a layer
+    Raises ModelError / LayerError (one line) for an a_bit other than 4 or 2
+    (memory_map.A_BITS), a layer check_layer refuses, a layer
     whose outputs do not fit the SFP bank (check_sfp_depth), whose operands do not fit the
     memories (plan_passes), an L0 too shallow for the schedule (check_l0_depth), or a paired
     layer whose activations cannot reach the L0 in time (a map larger than abuf_depth, read
