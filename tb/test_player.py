@@ -1,7 +1,7 @@
 """tb/player.py's build cache: the player is rebuilt when its RTL or its build command
 (MAX_CYCLES, array size, flags) changes, and only then. Its reader of %h vectors
 (hex_lanes), as the cocotb bench's recorder reader (tb/core_tb.read_recording) uses it:
-every lane's value, and an X or Z refused."""
+every lane's value, and an X or Z refused; an empty program refused before it plays."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,9 @@ import re
 import numpy as np
 import pytest
 
+from model.errors import ModelError
 from model.hwconfig import CONFIG
+from model.program import Program
 from tb import core_tb
 from tb import player as player_mod
 from tb.core_tb import read_recording
@@ -22,8 +24,11 @@ def test_rebuilds_when_the_build_command_changes(tmp_path, capsys, monkeypatch):
     player_mod.Player("icarus", tmp_path, config)
     assert "building the program player" not in capsys.readouterr().out, "an unchanged player was rebuilt"
     monkeypatch.setattr(player_mod, "MAX_CYCLES", player_mod.MAX_CYCLES // 2)
-    player_mod.Player("icarus", tmp_path, config)
+    player = player_mod.Player("icarus", tmp_path, config)
     assert "building the program player" in capsys.readouterr().out, "a new MAX_CYCLES did not rebuild the player"
+    # a program without words is refused before the player runs (it used to blame X/Z values)
+    with pytest.raises(ModelError, match="^program has no instruction words: nothing to play$"):
+        player.run(Program("ws", "test", 2, [], [], compute_start=0), tmp_path / "empty")
 
 
 @pytest.mark.parametrize("bits, lanes", [(16, 8), (20, 8), (5, 3), (1, 4), (63, 1)])
