@@ -72,8 +72,9 @@ def test_recorded_unknowns_and_bad_lines_are_refused(tmp_path):
     path.write_text("0000000000000c26 000 00000000\n0000000000000c30 001 0000ffff")    # cut off
     with pytest.raises(ValueError, match="line 2: '0000000000000c30 001 0000ffff'"):
         read_recording(path, 11, 16, 2)
+    # the first line bad alone; every key short (all lines alike); the time short; an empty first line
     bad_first = {"0000000000000c26 00 00000000\n0000000000000c30 001 0000ffff\n": "'0000000000000c26 00 ",
-                 "0000000000000c26 00 00000000\n0000000000000c30 01 0000ffff\n": "'0000000000000c26 00 ",  # every key short
+                 "0000000000000c26 00 00000000\n0000000000000c30 01 0000ffff\n": "'0000000000000c26 00 ",
                  "000000000000c26 000 00000000\n": "'000000000000c26 000 ",
                  "\n0000000000000c30 001 0000ffff\n": "empty is not"}
     for text, shown in bad_first.items():
