@@ -141,7 +141,8 @@ def read_recording(path: Path, key_bits: int, bits: int, lanes: int, wide: int =
                          f"hex fields of {widths} digits (an X or Z bit?)")
     late = np.flatnonzero(values[:, 0] >= 8)      # the time's top bit: 2**63 ns or more
     if late.size:
-        raise ValueError(f"{path} line {late[0] + 1}: time {data[late[0] * len(template):][:TIME_DIGITS].decode()} "
+        at = late[0] * len(template)
+        raise ValueError(f"{path} line {late[0] + 1}: time {data[at:at + TIME_DIGITS].decode()} "
                          f"does not fit int64 (2**63 ns or more)")
     start = np.cumsum([0] + [w + 1 for w in widths])
     field = [values[:, start[i]:start[i + 1] - 1] for i in range(len(widths))]
