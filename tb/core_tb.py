@@ -137,7 +137,7 @@ def read_recording(path: Path, key_bits: int, bits: int, lanes: int, wide: int =
         number, text = next((i + 1, t) for i, t in enumerate(data.splitlines(keepends=True)) if not line.fullmatch(t))
         shown = text.decode(errors="replace")
         shown = repr(shown[:ECHO]) + "..." if len(shown) > ECHO else repr(shown)
-        raise ValueError(f"{path} line {number}: {'empty' if not text.strip() else shown} is not {len(widths)} "
+        raise ValueError(f"{path} line {number}: {'an empty line' if not text.strip() else shown} is not {len(widths)} "
                          f"hex fields of {widths} digits (an X or Z bit?)")
     late = np.flatnonzero(values[:, 0] >= 8)      # the time's top bit: 2**63 ns or more
     if late.size:

@@ -76,7 +76,7 @@ def test_recorded_unknowns_and_bad_lines_are_refused(tmp_path):
     bad_first = {"0000000000000c26 00 00000000\n0000000000000c30 001 0000ffff\n": "'0000000000000c26 00 ",
                  "0000000000000c26 00 00000000\n0000000000000c30 01 0000ffff\n": "'0000000000000c26 00 ",
                  "000000000000c26 000 00000000\n": "'000000000000c26 000 ",
-                 "\n0000000000000c30 001 0000ffff\n": "empty is not"}
+                 "\n0000000000000c30 001 0000ffff\n": "an empty line is not"}
     for text, shown in bad_first.items():
         path.write_text(text)
         with pytest.raises(ValueError, match=f"^{where} line 1: {shown}"):
