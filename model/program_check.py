@@ -561,12 +561,7 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     n = program.array_size
     if not 1 <= n <= (1 << FIELDS["wcol"][1]):
         raise ProgramError(f"array_size {n} does not fit the {FIELDS['wcol'][1]}-bit WCOL field")
-    if len(program.d_xmem) != len(program.inst):
-        raise ProgramError(f"program has {len(program.inst)} instruction words but "
-                           f"{len(program.d_xmem)} D_xmem words")
-    if len(program.d_wmem) not in (0, len(program.inst)):
-        raise ProgramError(f"program has {len(program.inst)} instruction words but "
-                           f"{len(program.d_wmem)} D_wmem entries")
+    program.check_lengths(ProgramError)
     if verify and (program.psum_writes or program.emits):   # hand-made programs may have no results
         expected = reference_results(program, x_int, w_int, psum_bw=psum_bw, acc_bw=acc_bw, check_widths=False,
                                      requant=requant)

@@ -63,7 +63,8 @@ class ProgramDriver:
         self.counter_at_start = None
 
     async def send(self, program: Program) -> Path:
-        """Play `program`; returns its folder."""
+        """Play `program`; returns its folder. ModelError for a program without words or
+        with lists of other lengths (Program.save_hex), ValueError for one too long."""
         if len(program.inst) > self.max_words:
             raise ValueError(f"a program of {len(program.inst)} words exceeds the harness's "
                              f"max_words = {self.max_words} (tb/core_harness.v)")
@@ -105,19 +106,28 @@ class SfpOutputs:
         return len(self.counter)
 
 
-def read_recording(path: Path, bits: int, lanes: int, wide: int = 0) -> tuple:
+#: digits of a recorded time: {$time} is a 64-bit vector, %h prints all its 16 digits
+TIME_DIGITS = 16
+#: the core's cycle counter (rtl/core.v `cycles`), the key of outputs.txt
+COUNTER_BITS = 32
+#: characters of a bad line a read error echoes: a line of megabytes must not become the message
+ECHO = 80
+
+
+def read_recording(path: Path, key_bits: int, bits: int, lanes: int, wide: int = 0) -> tuple:
     """A recorder file of core_harness.v, one line per event, every field in hex in the
-    digits of its bus (%h: every line alike): time (ns, $time), a key, a vector (and, with
-    `wide`, a second vector of `wide`-bit lanes). Returns the times and keys, [n] int64,
-    and the vectors' lanes (tb.player.digit_lanes), [n, lanes] int64, two's complement of
-    `bits` bits (then the wide lanes), lane 0 from the low bits. ValueError naming the line
-    for an X or Z bit or a line unlike the first: numpy reads the whole file at once."""
+    digits of its bus (%h: every line alike): time (ns, $time: TIME_DIGITS), a key of
+    `key_bits` bits, a vector (and, with `wide`, a second vector of `wide`-bit lanes).
+    Returns the times and keys, [n] int64, and the vectors' lanes (tb.player.digit_lanes),
+    [n, lanes] int64, two's complement of `bits` bits (then the wide lanes), lane 0 from
+    the low bits. ValueError naming the file and line for an X or Z bit, a field not in its
+    bus's digits (the first line's included) or a time int64 cannot hold (>= 2**63 ns):
+    numpy reads the whole file at once."""
     data = path.read_bytes()
     lane_bits = [bits, wide] if wide else [bits]
     if not data:    # no event
         return (np.zeros(0, dtype=np.int64),) * 2 + tuple(np.zeros((0, lanes), dtype=np.int64) for _ in lane_bits)
-    # the time's and the key's widths from the first line; the vectors' from their buses
-    widths = [len(f) for f in data[:data.find(b"\n")].split()[:2]] + [(b * lanes + 3) // 4 for b in lane_bits]
+    widths = [TIME_DIGITS] + [(b * k + 3) // 4 for b, k in [(key_bits, 1)] + [(b, lanes) for b in lane_bits]]
     template = np.frombuffer(b" ".join(b"0" * w for w in widths) + b"\n", dtype=np.uint8)   # 0: a digit
     n, rest = divmod(len(data), len(template))
     values = hex_values(data).reshape(n, len(template)) if not rest else None
@@ -125,8 +135,15 @@ def read_recording(path: Path, bits: int, lanes: int, wide: int = 0) -> tuple:
                             np.frombuffer(data, dtype=np.uint8).reshape(n, len(template)) == template).all():
         line = re.compile(rb" ".join(rb"[0-9a-fA-F]{%d}" % w for w in widths) + rb"\n")
         number, text = next((i + 1, t) for i, t in enumerate(data.splitlines(keepends=True)) if not line.fullmatch(t))
-        raise ValueError(f"{path} line {number}: {text.decode(errors='replace')!r} is not {len(widths)} hex fields "
-                         f"of {widths} digits (an X or Z bit?)")
+        shown = text.decode(errors="replace")
+        shown = repr(shown[:ECHO]) + "..." if len(shown) > ECHO else repr(shown)
+        raise ValueError(f"{path} line {number}: {'an empty line' if not text.strip() else shown} is not {len(widths)} "
+                         f"hex fields of {widths} digits (an X or Z bit?)")
+    late = np.flatnonzero(values[:, 0] >= 8)      # the time's top bit: 2**63 ns or more
+    if late.size:
+        at = late[0] * len(template)
+        raise ValueError(f"{path} line {late[0] + 1}: time {data[at:at + TIME_DIGITS].decode()} "
+                         f"does not fit int64 (2**63 ns or more)")
     start = np.cumsum([0] + [w + 1 for w in widths])
     field = [values[:, start[i]:start[i + 1] - 1] for i in range(len(widths))]
     times, keys = (digit_lanes(f, 4 * f.shape[1], 1, signed=False)[:, 0] for f in field[:2])
@@ -141,7 +158,7 @@ class PmemWriteMonitor:
         self.psum_bw, self.col = psum_bw, col
 
     def read(self, folder: Path) -> PsumWrites:
-        times, addrs, lanes = read_recording(folder / "psums.txt", self.psum_bw, self.col)
+        times, addrs, lanes = read_recording(folder / "psums.txt", CONFIG.addr_bits, self.psum_bw, self.col)
         return PsumWrites(addrs, lanes, times)
 
 
@@ -153,7 +170,8 @@ class SfpOutputMonitor:
         self.psum_bw, self.col, self.acc_bw = psum_bw, col, acc_bw
 
     def read(self, folder: Path) -> SfpOutputs:
-        times, counters, lanes, wide = read_recording(folder / "outputs.txt", self.psum_bw, self.col, wide=self.acc_bw)
+        times, counters, lanes, wide = read_recording(folder / "outputs.txt", COUNTER_BITS, self.psum_bw, self.col,
+                                                     wide=self.acc_bw)
         return SfpOutputs(lanes, times, counters, wide)
 
 

@@ -67,7 +67,8 @@ def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
     digits = (bits * lanes + 3) // 4
     text = "".join(vectors).encode("ascii")
     values = hex_values(text)
-    if len(text) != n * digits or (n and values.max() > 15):
+    # every vector's length, not only the total: ['123', '4'] must not pass as two of 2 digits
+    if set(map(len, vectors)) - {digits} or (n and values.max() > 15):
         bad = next(i for i, v in enumerate(vectors) if len(v) != digits or max(hex_values(v.encode("ascii"))) > 15)
         raise ValueError(f"vector #{bad} {vectors[bad]!r}: not {digits} hex digits (an X or Z bit?)")
     return digit_lanes(values.reshape(n, digits), bits, lanes)
@@ -143,8 +144,9 @@ class Player:
             stamp.write_text(command)
 
     def run(self, program: programs.Program, folder: Path) -> PlayerResult:
-        """Play `program` (files in `folder`); ModelError when the player fails or the core
-        dumped unknown (X/Z) values."""
+        """Play `program` (files in `folder`); ModelError when the program has no words or
+        lists of other lengths (Program.save_hex, before the player starts), the player fails
+        or the core dumped unknown (X/Z) values."""
         program.save_hex(folder)
         return self.play(folder, len(program.inst), program.compute_start)
 

@@ -140,10 +140,23 @@ class Program:
         """Cycles from compute_start to the last output on sfp_out."""
         return self.last_emit - self.compute_start
 
+    def check_lengths(self, error: type[ModelError] = ModelError) -> None:
+        """One D_xmem word per instruction word, and one D_wmem entry each or none at all;
+        else a one-line `error` naming both lists' lengths."""
+        if len(self.d_xmem) != len(self.inst):
+            raise error(f"program has {len(self.inst)} instruction words but {len(self.d_xmem)} D_xmem words")
+        if len(self.d_wmem) not in (0, len(self.inst)):
+            raise error(f"program has {len(self.inst)} instruction words but {len(self.d_wmem)} D_wmem entries")
+
     def save_hex(self, folder: Path) -> tuple[Path, Path]:
         """inst.hex / dxmem.hex: one word per line, for the pure-Verilog players; a dxmem.hex
-        line is {D_wmem, D_xmem} (D_xmem in the low bits). ModelError (one line) for an
-        instruction word, D_xmem word or D_wmem entry outside its bus width."""
+        line is {D_wmem, D_xmem} (D_xmem in the low bits). ModelError (one line) for a
+        program with no instruction word (nothing to play), lists of other lengths
+        (check_lengths), or an instruction word, D_xmem word or D_wmem entry outside its bus
+        width."""
+        if not self.inst:
+            raise ModelError("program has no instruction words: nothing to play")
+        self.check_lengths()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         bits = CONFIG.with_array(self.array_size).xmem_word_bits

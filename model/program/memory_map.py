@@ -52,12 +52,21 @@ def psum_addr(geo: LayerGeometry, oct: int, ict: int, kij: int, nij: int) -> int
     return psum_address(kij, nij, geo.n_nij, ict, oct, geo.n_ic_tiles)
 
 
+#: the activation widths a schedule can build: A_BIT (one activation a PE lane) and half a
+#: lane (the array's 2-bit mode, model.tiling.lanes_per_pe)
+A_BITS = (A_BIT, LANE_BITS // 2)
+
+
 def layer_operands(x_int, w_int, array_size: int, a_bit: int = A_BIT) -> tuple[LayerGeometry, np.ndarray, np.ndarray]:
     """Validate the layer (model.tiling.check_layer: shapes, value ranges for a_bit-bit
     activations, at most MAX_HW x MAX_HW) and return its geometry and int64 x_int, w_int.
-    a_bit 2 is the array's 2-bit mode (ic tiles of 2 x array_size channels)."""
+    a_bit 2 is the array's 2-bit mode (ic tiles of 2 x array_size channels); LayerError
+    (one line, naming a_bit) for an a_bit not in A_BITS."""
     n = _check_bits(array_size, "array_size")
     CONFIG.with_array(n)               # refuses a size the core cannot be built with
+    if a_bit not in A_BITS:
+        raise LayerError(f"a_bit {a_bit!r} not supported: the array runs a_bit {A_BITS[0]} "
+                         f"(or {A_BITS[1]}, its 2-bit mode: two activations a PE lane)")
     x, w = check_layer(x_int, w_int, a_bit=a_bit)
     lanes = lanes_per_pe(a_bit)
     if lanes == 2 and (n % 2 or 2 * n > 1 << CONFIG.wcol_bits):

@@ -579,7 +579,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     a_bit=2 builds the 2-bit mode program (module doc): x_int in 0..3, 2n input channels
     per ic tile. array_size: n of the n x n array; l0_depth, sfp_depth, abuf_depth: entries
     of an L0 lane, of the SFP bank and of the activation buffer (default: the core's).
-    Raises ModelError / LayerError (one line) for a layer check_layer refuses, a layer
+    Raises ModelError / LayerError (one line) for an a_bit other than 4 or 2
+    (memory_map.A_BITS), a layer check_layer refuses, a layer
     whose outputs do not fit the SFP bank (check_sfp_depth), whose operands do not fit the
     memories (plan_passes), an L0 too shallow for the schedule (check_l0_depth), or a paired
     layer whose activations cannot reach the L0 in time (a map larger than abuf_depth, read
@@ -631,14 +632,17 @@ def check_sfp_depth(geo: LayerGeometry, sfp_depth: int) -> None:
 
 
 def check_l0_depth(geo: LayerGeometry, l0_depth: int) -> None:
-    """LayerError when an L0 lane holds fewer than n + 3 entries: row n-1 pops n-1 cycles
-    after row 0 and _L0Writer keeps one more free; with room for no vector beyond those it
-    never pushes (the builder looped for ever), with room for one it never reads xmem Q
-    ahead (no activation buffer) nor pushes a vector every cycle (paired sets starve)."""
+    """LayerError when an L0 lane holds fewer than n + 3 entries, the depth the fast
+    schedule is designed for. Row n-1 pops n-1 cycles after row 0 and _L0Writer keeps one
+    entry free, so the lane has room for l0_depth - n - 1 vectors ahead of the array: with
+    n + 1 none, and the schedule never pushes (its builder looped for ever); with n + 2 one,
+    and most layers still build correct but slower programs (no longer one vector into the
+    array a cycle) while paired layers (_PairedStager) fail; n + 3 keeps that rate."""
     n = geo.array_size
     if l0_depth < n + 3:
         raise LayerError(f"layer {geo.name} cannot run: the fast schedule needs an L0 of at least "
-                         f"{n + 3} entries on the {n}x{n} array, l0_depth is {l0_depth}")
+                         f"{n + 3} entries on the {n}x{n} array (n + 1 never pushes, n + 2 loses its one "
+                         f"vector a cycle and fails paired layers), l0_depth is {l0_depth}")
 
 
 def schedule(plan: _Plan, program: Program, tl: Timeline, start: int, l0_depth: int, abuf_depth: int) -> None:

@@ -379,6 +379,37 @@ def test_words_that_do_not_fit_their_bus_are_refused(tmp_path):
         assert (tmp_path / "numpy" / name).read_bytes() == (tmp_path / "int" / name).read_bytes()
 
 
+def test_word_lists_of_other_lengths_and_empty_programs_are_refused(tmp_path):
+    """One D_xmem word per instruction word and one D_wmem entry each (or none): a shorter
+    or longer list is refused in one line naming both lengths, by the checker and by the
+    players' files alike (nothing padded or dropped); a program without words is refused
+    before any player runs it."""
+    def program():
+        tl = Timeline()
+        tl.xmem_write(0, 0, 1)
+        tl.wmem_write(1, 0, 1)
+        return hand_program(tl)                # 5 cycles: 2 writes, 3 idle
+
+    assert len(program().inst) == 5
+    cases = (("d_wmem", -1, "5 instruction words but 4 D_wmem entries"),
+             ("d_wmem", 1, "5 instruction words but 6 D_wmem entries"),
+             ("d_xmem", -1, "5 instruction words but 4 D_xmem words"),
+             ("d_xmem", 1, "5 instruction words but 6 D_xmem words"))
+    for name, change, message in cases:
+        p = program()
+        words = getattr(p, name)
+        setattr(p, name, words[:change] if change < 0 else words + [0] * change)
+        with pytest.raises(ProgramError, match=f"^program has {message}$"):
+            check_program(p, None, None, verify=False)
+        with pytest.raises(ModelError, match=f"^program has {message}$"):
+            p.save_hex(tmp_path)
+    p = program()
+    p.d_wmem = []                              # no D_wmem entries: none written, a valid program
+    p.save_hex(tmp_path)
+    with pytest.raises(ModelError, match="^program has no instruction words: nothing to play$"):
+        Program("ws", "test", 8, [], [], compute_start=0).save_hex(tmp_path)
+
+
 def test_sram_q_is_unknown_until_the_program_reads():
     """xmem / wmem / pmem Q survive reset and flush (rtl/sram.v, sram_1r1w.v): a LOAD (or an
     ACC from pmem) that takes Q before the program's first read would use what an earlier
@@ -483,8 +514,9 @@ def test_fast_refuses_a_layer_whose_sums_do_not_fit_the_sfp_bank():
 
 
 def test_fast_refuses_an_l0_too_shallow_for_its_schedule():
-    """ws_fast needs n + 3 L0 entries a lane (check_l0_depth): with fewer it looped for ever
-    (n + 1) or, on a paired layer, failed its own assertion (n + 2). A paired layer read
+    """ws_fast needs n + 3 L0 entries a lane (check_l0_depth), and its refusal says why: with
+    fewer it looped for ever (n + 1) or, on a paired layer, failed its own assertion (n + 2;
+    other layers built slower programs). A paired layer read
     straight from xmem Q (a map larger than the activation buffer) whose activations come
     too late for its fixed start cycles is refused in one line too (an assertion before);
     a deeper L0 runs it, checked cycle by cycle."""
@@ -492,7 +524,8 @@ def test_fast_refuses_an_l0_too_shallow_for_its_schedule():
     assert paired_period(geometry(x, w)) == 4
     one_line_refusal(lambda a, b: P.ws_fast(a, b, l0_depth=10), x, w,
                      r"^layer 8->8 2x2 cannot run: the fast schedule needs an L0 of at least 11 entries on the "
-                     r"8x8 array, l0_depth is 10$")
+                     r"8x8 array \(n \+ 1 never pushes, n \+ 2 loses its one vector a cycle and fails paired "
+                     r"layers\), l0_depth is 10$")
     build_and_check("fast", x, w, l0_depth=11)
     one_line_refusal(lambda a, b: P.ws_fast(a, b, l0_depth=11, abuf_depth=0), x, w,
                      r"^layer 8->8 2x2 cannot run: paired weight set 1 is due to start in cycle \d+, its "
@@ -560,6 +593,10 @@ def test_2bit_refusals():
         P.ws_fast_2bit(bad, w)
     with pytest.raises(LayerError, match=r"^2-bit mode needs an even array size .* not a 16x16 array$"):
         P.ws_fast_2bit(x, w, array_size=16)
+    # only the widths the array runs (4, and 2 in its 2-bit mode): no program labelled a_bit 3
+    for a_bit in (1, 3, 8):
+        with pytest.raises(LayerError, match=rf"^a_bit {a_bit} not supported: the array runs a_bit 4 \(or 2, "):
+            P.ws_fast(x % 2, w, a_bit=a_bit)
 
 
 def test_2bit_load_into_a_missing_column_is_caught():
