@@ -123,7 +123,8 @@ async def run_layer(dut):
         if name.startswith("abort:"):
             program = build_program(case, *layer_of(case, name[len("abort:"):]), tb.row)[0]
             half = len(program.inst) // 2
-            cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half])
+            cut = dataclasses.replace(program, inst=program.inst[:half], d_xmem=program.d_xmem[:half],
+                                      d_wmem=program.d_wmem[:half])
             dut._log.info("playing half of the %s program, unchecked", name)
             await tb.play(cut, None)
             continue
