@@ -51,6 +51,7 @@ DATAFLOW ?= ws
 all: test
 
 $(STAMP): requirements.txt pyproject.toml
+	$(if $(findstring $$,$(CURDIR)),$(error the checkout's path $(CURDIR) holds a '$$': pip cannot install the package there (setuptools reads it as a variable); clone into a path without one))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -116,8 +117,13 @@ endef
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder (relative: to
 # the repository).
-classic_run = dir=$(call sh_quote,$(1)); case "$$dir" in *[[:cntrl:]]*) printf 'make classic: the folder %s holds a control character (a tab?): classic_tb.v cannot open it\n' "$$dir" >&2; exit 2;; esac; printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
-	case "$$dir" in /*) ;; *) dir=$(call sh_quote,$(CURDIR))/"$$dir";; esac; cd "$(BUILD)/classic" && \
+# vvp passes +DIR to classic_tb.v with every byte above 0x7f turned into 0xff, and Icarus's $$fopen
+# refuses control characters: such a path (the folder's, or the checkout's for a relative one) is
+# refused before the run, in one line, rather than reported as a missing first file.
+classic_run = dir=$(call sh_quote,$(1)); printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
+	case "$$dir" in /*) ;; *) dir=$(call sh_quote,$(CURDIR))/"$$dir";; esac; \
+	case "$$dir" in *[![:print:]]*) printf 'make classic: the path %s holds a control or non-ASCII character, which classic_tb.v cannot open (Icarus mangles it): use a folder whose path has neither\n' "$$dir" >&2; exit 2;; esac; \
+	cd "$(BUILD)/classic" && \
 	vvp -n classic_tb.vvp "+DIR=$$dir" $(3) $(if $(WAVES),+WAVES) > $(2); \
 	status=$$?; grep -E '^(PASS|FAIL)' $(2) || tail -n 3 $(2); exit $$status
 
@@ -130,6 +136,7 @@ classic: $(STAMP) check-sim
 	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(call is_number,$($(v))),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
 	$(if $(and $(GROUP),$(filter ws,$(DATAFLOW))),$(error GROUP=$(GROUP) is an OS pixel group: it needs DATAFLOW=os))
 	$(if $(and $(if $(VECTORS),,1),$(OTILE)$(GROUP)),$(error OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export))
+	$(if $(and $(if $(VECTORS),,1),$(filter command,$(origin DATAFLOW) $(origin A_BIT))),$(error DATAFLOW and A_BIT describe the files of VECTORS=<folder>; without it make classic runs both dataflows and both precisions of its own export))
 	@mkdir -p "$(BUILD)/classic"
 	iverilog -g2005 -Wall -Wno-timescale -I rtl -Pclassic_tb.psum_bw=$(PSUM_BW) -o "$(BUILD)/classic/classic_tb.vvp" tb/classic_tb.v $(RTL)
 ifeq ($(VECTORS),)

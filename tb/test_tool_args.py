@@ -80,15 +80,21 @@ def test_make_classic_refuses(args, message):
     assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
 
 
-def test_make_classic_refuses_group_without_vectors():
-    """GROUP and OTILE choose files of the user's folder: without VECTORS they are refused
-    (make classic would run its own export and ignore them)."""
+@pytest.mark.parametrize("args, message", [
+    (["GROUP=1", "DATAFLOW=os"], "OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs "
+                                 "every group and tile of its own export"),
+    (["DATAFLOW=os"], "DATAFLOW and A_BIT describe the files of VECTORS=<folder>; without it make classic runs "
+                      "both dataflows and both precisions of its own export"),
+    (["A_BIT=2"], "DATAFLOW and A_BIT describe the files of VECTORS=<folder>; without it make classic runs "
+                  "both dataflows and both precisions of its own export"),
+])
+def test_make_classic_refuses_options_of_vectors_without_it(args, message):
+    """GROUP, OTILE, DATAFLOW and A_BIT describe the user's folder: without VECTORS they are
+    refused (make classic would run its own export and ignore them)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
-    done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "GROUP=1", "DATAFLOW=os"],
+    done = subprocess.run(["make", "--no-print-directory", "-n", "classic", *args],
                           cwd=runner.REPO, env=env, capture_output=True, text=True)
-    assert done.returncode != 0 and done.stderr.strip().endswith(
-        "*** OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile "
-        "of its own export.  Stop."), done.stderr
+    assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
 
 
 def test_make_classic_checks_group_without_a_shell(tmp_path):
@@ -124,14 +130,16 @@ def test_make_classic_takes_any_folder_name(tmp_path):
 
 @pytest.mark.skipif(shutil.which("iverilog") is None or not (runner.REPO / ".venv" / "bin" / "python").exists(),
                     reason="needs iverilog and the repository's .venv")
-def test_make_classic_refuses_a_folder_with_a_control_character(tmp_path):
-    """A tab in the folder's name: Icarus's $fopen refuses such a path, so classic_tb.v would
-    report its first file as missing; make classic says why, in one line, before it runs."""
-    folder = tmp_path / "my\tvectors"
+@pytest.mark.parametrize("name", ["my\tvectors", "données ü"])
+def test_make_classic_refuses_a_path_icarus_cannot_open(tmp_path, name):
+    """A tab or a non-ASCII character in the folder's path: Icarus's $fopen refuses the one,
+    vvp turns every byte of the other above 0x7f into 0xff, so classic_tb.v would report its
+    first file as missing; make classic says why, in one line, before it runs."""
+    folder = tmp_path / name
     folder.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     done = subprocess.run(["make", "--no-print-directory", "classic", f"VECTORS={folder}", f"BUILD={tmp_path / 'build'}"],
                           cwd=runner.REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
-    assert f"make classic: the folder {folder} holds a control character (a tab?): classic_tb.v cannot open it" \
-        in done.stderr, done.stderr
+    assert (f"make classic: the path {folder} holds a control or non-ASCII character, which classic_tb.v cannot "
+            "open (Icarus mangles it): use a folder whose path has neither") in done.stderr, done.stderr

@@ -154,14 +154,14 @@ class Program:
         program with no instruction word (nothing to play), lists of other lengths
         (check_lengths), or an instruction word, D_xmem word or D_wmem entry outside its bus
         width."""
-        if not self.inst:
+        if len(self.inst) == 0:
             raise ModelError("program has no instruction words: nothing to play")
         self.check_lengths()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         bits = CONFIG.with_array(self.array_size).xmem_word_bits
         # a word outside its bus would spill into the other one in {D_wmem, D_xmem}, not be cut
-        wdata = self.d_wmem or [0] * len(self.d_xmem)
+        wdata = self.d_wmem if len(self.d_wmem) else [0] * len(self.d_xmem)
         check_words("D_xmem word", self.d_xmem, bits)
         check_words("D_wmem entry", wdata, 2 * bits)
         check_words("instruction word", self.inst, INST_WIDTH)

@@ -406,6 +406,10 @@ def test_word_lists_of_other_lengths_and_empty_programs_are_refused(tmp_path):
     p = program()
     p.d_wmem = []                              # no D_wmem entries: none written, a valid program
     p.save_hex(tmp_path)
+    as_lists = (tmp_path / "inst.hex").read_text(), (tmp_path / "dxmem.hex").read_text()
+    p.inst, p.d_xmem = np.array(p.inst, dtype=object), np.array(p.d_xmem, dtype=np.int64)   # arrays: the same files
+    p.save_hex(tmp_path)
+    assert ((tmp_path / "inst.hex").read_text(), (tmp_path / "dxmem.hex").read_text()) == as_lists
     with pytest.raises(ModelError, match="^program has no instruction words: nothing to play$"):
         Program("ws", "test", 8, [], [], compute_start=0).save_hex(tmp_path)
 
