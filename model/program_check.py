@@ -58,8 +58,7 @@ import numpy as np
 
 from model.errors import ModelError
 from model.hwconfig import CONFIG
-from model.program import FIELDS, INST_WIDTH, Program, decode, reference_results
-from model.program.isa import check_words
+from model.program import FIELDS, Program, decode, reference_results
 from model.requant import Requant
 from model.tiling import field_range
 
@@ -594,11 +593,8 @@ def check_program(program: Program, x_int, w_int, fifo_depth: int = CONFIG.fifo_
     idle = CONFIG.isa.idle
     words = program.inst
     d_words = program.d_xmem
-    w_words = program.d_wmem or [0] * len(words)
+    w_words = program.checked_wmem_words(ProgramError)
     wmask = (1 << (2 * n * BW)) - 1
-    check_words("D_xmem word", d_words, n * BW, ProgramError)
-    check_words("D_wmem entry", w_words, 2 * n * BW, ProgramError)
-    check_words("instruction word", words, INST_WIDTH, ProgramError)
     total = len(words)
     drain_tail = 2 * n + 4             # idle cycles after the program so the pipelines settle
     for t in range(total + drain_tail):

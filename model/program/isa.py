@@ -148,6 +148,17 @@ class Program:
         if len(self.d_wmem) not in (0, len(self.inst)):
             raise error(f"program has {len(self.inst)} instruction words but {len(self.d_wmem)} D_wmem entries")
 
+    def checked_wmem_words(self, error: type[ModelError] = ModelError) -> list:
+        """Every D_xmem word, D_wmem entry and instruction word within its bus (check_words,
+        one-line `error` naming the first bad cycle); returns the D_wmem entries of every
+        cycle, zeros for a program that has none. The lists' lengths are check_lengths'."""
+        bits = self.array_size * CONFIG.lane_bits          # an xmem word: one lane per row
+        wdata = self.d_wmem if len(self.d_wmem) else [0] * len(self.d_xmem)
+        check_words("D_xmem word", self.d_xmem, bits, error)
+        check_words("D_wmem entry", wdata, 2 * bits, error)
+        check_words("instruction word", self.inst, INST_WIDTH, error)
+        return wdata
+
     def save_hex(self, folder: Path) -> tuple[Path, Path]:
         """inst.hex / dxmem.hex: one word per line, for the pure-Verilog players; a dxmem.hex
         line is {D_wmem, D_xmem} (D_xmem in the low bits). ModelError (one line) for a
@@ -157,14 +168,11 @@ class Program:
         if len(self.inst) == 0:
             raise ModelError("program has no instruction words: nothing to play")
         self.check_lengths()
+        # a word outside its bus would spill into the other one in {D_wmem, D_xmem}, not be cut
+        wdata = self.checked_wmem_words()
+        bits = CONFIG.with_array(self.array_size).xmem_word_bits
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        bits = CONFIG.with_array(self.array_size).xmem_word_bits
-        # a word outside its bus would spill into the other one in {D_wmem, D_xmem}, not be cut
-        wdata = self.d_wmem if len(self.d_wmem) else [0] * len(self.d_xmem)
-        check_words("D_xmem word", self.d_xmem, bits)
-        check_words("D_wmem entry", wdata, 2 * bits)
-        check_words("instruction word", self.inst, INST_WIDTH)
         inst_path, data_path = folder / "inst.hex", folder / "dxmem.hex"
         # one %-format of all words: formatting word by word costs about twice as much
         inst_path.write_text(f"%0{(INST_WIDTH + 3) // 4}x\n" * len(self.inst) % tuple(self.inst))
