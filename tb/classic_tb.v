@@ -146,9 +146,9 @@ module classic_tb #(
                     got = $fgets(text, fd);
                     error = $ferror(fd, read_error_text);     // before $ftell, which clears it
                     taken = $ftell(fd) - pos;
+                    if (line_len == 0 && got > 0) first_char = text[8 * got - 1 -: 8];
                     if (taken > got) begin             // a NUL byte in this chunk
                         if (nul_column == 0) nul_column = line_len + got + 1;
-                        if (line_len == 0 && got > 0) first_char = text[8 * got - 1 -: 8];
                         // fgets stops at '\n', a full buffer or the end of the file
                         newline = taken < line_chars && !$feof(fd);
                         line_len = line_len + taken - newline;
@@ -160,7 +160,6 @@ module classic_tb #(
                             read_error = !$feof(fd) && error != 0;
                             disable chunks;
                         end
-                        if (line_len == 0) first_char = text[8 * got - 1 -: 8];
                         if (text[7:0] == "\n") begin
                             line_len = line_len + got - 1;
                             if (got > 1) last_char = text[15:8];
