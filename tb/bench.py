@@ -8,7 +8,8 @@ core wrote to pmem and every SFP output bit for bit against the reference tiling
 reports the cycles counted by the core's own counter. Prints a table and writes it as
 JSON (path printed) so figures can be compared between commits. Then the simulation-speed
 table (tb/sim_speed.py): Icarus and Verilator, cocotb and the player, on one program,
-under "sim_speed" in the JSON.
+under "sim_speed" in the JSON; and the Icarus floor (tb/icarus_floor.v: what an array of
+one-line PEs alone costs vvp a cycle), under "icarus_floor".
 
 Columns (n x n array, n = --array): MACs = IC*OC*9*Ho*Wo (model.program.useful_macs);
 ideal = MACs / n^2; utilization = MACs / (n^2 * cycles); in the 2-bit mode (a_bit 2, the
@@ -38,6 +39,7 @@ from model import program as programs
 from model.errors import ModelError
 from model.hwconfig import CONFIG
 from tb.player import Player
+from tb.sim_speed import icarus_floors
 
 
 @dataclass
@@ -198,10 +200,11 @@ def run(args) -> int:
     elif not args.quick:
         print(f"\nnetwork rows: only on the default {CONFIG.row}x{CONFIG.col} array (tb/conv_bench.py)")
     speeds = sim_speed_rows(out, repeats=1 if args.quick else 3)
+    floors = icarus_floors(out / "icarus_floor", CONFIG, repeats=1 if args.quick else 3)
     path = out / "bench.json"
     path.write_text(json.dumps({"simulator": args.sim, "array": [player.config.row, player.config.col],
                                 "rows": [asdict(r) for r in rows], "network": network,
-                                "sim_speed": [asdict(s) for s in speeds]}, indent=2))
+                                "sim_speed": [asdict(s) for s in speeds], "icarus_floor": [asdict(f) for f in floors]}, indent=2))
     print(f"\ntable as JSON: {path}")
     print("sim cyc/s: program words / the player's simulation, its start-up left out (tb/sim_speed.py); "
           "wall s: the whole player process")

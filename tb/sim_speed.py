@@ -24,9 +24,17 @@ short program.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from model.errors import ModelError
+
+HERE = Path(__file__).resolve().parent
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -116,3 +124,83 @@ def print_table(rows: list[SimSpeed]) -> None:
               f"{whole:>15}{r.plays:>7}")
     print("cycles/s: cocotb from handing the program over to the verdict, player from the end of its start-up "
           "to its exit; with start-up: the whole player process")
+
+
+# The issue's Icarus target: 15,000 cycles per (wall) second leaves this much a cycle for
+# the whole core, its player and cocotb.
+ICARUS_TARGET_CYCLES_PER_S = 15_000
+
+
+FLOOR_STRUCTURES = {0: "a process per PE", 1: "one process, PE state in memories"}   # tb/icarus_floor.v MEMORIES
+
+
+@dataclass
+class IcarusFloor:
+    """tb/icarus_floor.v timed: a rows x cols array of one-line WS PEs, nothing else."""
+    structure: str              # FLOOR_STRUCTURES
+    rows: int
+    cols: int
+    cycles: int                 # simulated cycles of the long run
+    us_per_cycle: float | None  # vvp CPU us a cycle: (long run - short run) / cycle difference
+    cycles_per_cpu_s: float | None  # None: not measurable (the difference was not positive)
+    target_us_per_cycle: float  # 1e6 / ICARUS_TARGET_CYCLES_PER_S
+    plays: int
+
+
+def floor_psums(rows: int, cols: int, bw: int, psum_bw: int, cycles: int) -> np.ndarray:
+    """[cols] int64: the bottom row's psums of tb/icarus_floor.v after `cycles` rising edges,
+    in closed form. Row k's activation at edge m (from 1) is the low bw bits of m - 1 + 3k;
+    PE (k, c) sees it c edges later (its a registers start at 0), and the psum that leaves
+    row rows-1 at edge T took row k's product at edge T - (rows - 1 - k). The weight of PE
+    (k, c) is ((k cols + c) 5 mod 15) - 7. Sums wrap at psum_bw bits, two's complement."""
+    k, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    edge = cycles - (rows - 1 - k) - c          # the row input's edge that reaches PE (k, c) in time
+    a = np.where(edge >= 1, (edge - 1 + 3 * k) % (1 << bw), 0)
+    a = np.where(a >= 1 << (bw - 1), a - (1 << bw), a)
+    w = (k * cols + c) * 5 % 15 - 7
+    total = (a * w).sum(axis=0) % (1 << psum_bw)
+    return np.where(total >= 1 << (psum_bw - 1), total - (1 << psum_bw), total)
+
+
+def icarus_floor(out: Path, config, memories: int, cycles: int = 20_000, repeats: int = 3) -> IcarusFloor:
+    """Time tb/icarus_floor.v (structure MEMORIES=memories) on vvp at the core's array size
+    and widths: `repeats` runs of `cycles` and of 100 cycles, alternating; us_per_cycle =
+    median CPU difference / cycle difference (the start-up cancels). Each run's bottom psums
+    are checked against floor_psums (ModelError otherwise)."""
+    out.mkdir(parents=True, exist_ok=True)
+    binary = out / f"icarus_floor-{memories}.vvp"
+    params = {"ROWS": config.row, "COLS": config.col, "BW": config.lane_bits, "PSUM_BW": config.psum_bw,
+              "MEMORIES": memories}
+    subprocess.run(["iverilog", "-g2005", "-o", str(binary), *(f"-Picarus_floor.{k}={v}" for k, v in params.items()),
+                    str(HERE / "icarus_floor.v")], check=True, capture_output=True)
+
+    def cpu_s(n: int) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(["vvp", "-n", str(binary), f"+cycles={n}"], capture_output=True, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        got = dict(map(int, line.split()[1:]) for line in done.stdout.splitlines() if line.startswith("psum "))
+        want = floor_psums(config.row, config.col, config.lane_bits, config.psum_bw, n)
+        if done.returncode or [got.get(c) for c in range(config.col)] != want.tolist():
+            raise ModelError(f"tb/icarus_floor.v MEMORIES={memories}, {n} cycles: bottom psums {got}, "
+                             f"expected {want.tolist()}")
+        return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+    short = 100
+    diffs = [cpu_s(cycles) - cpu_s(short) for _ in range(repeats)]
+    us = statistics.median(diffs) / (cycles - short) * 1e6
+    # as player_speed: load can give the short run more CPU than a short long run
+    return IcarusFloor(FLOOR_STRUCTURES[memories], config.row, config.col, cycles, us if us > 0 else None,
+                       1e6 / us if us > 0 else None, 1e6 / ICARUS_TARGET_CYCLES_PER_S, repeats)
+
+
+def icarus_floors(out: Path, config, repeats: int) -> list[IcarusFloor]:
+    """Both structures of tb/icarus_floor.v, timed and printed."""
+    floors = [icarus_floor(out, config, memories, repeats=repeats) for memories in FLOOR_STRUCTURES]
+    print(f"\nIcarus floor: a {config.row}x{config.col} array of one-line WS PEs alone (tb/icarus_floor.v: no core, "
+          f"no cocotb), psums checked; cocotb + Icarus at {ICARUS_TARGET_CYCLES_PER_S:,} cycles/s allows "
+          f"{floors[0].target_us_per_cycle:.1f} us a cycle for everything:")
+    for f in floors:
+        figure = ("not measurable (load)" if f.us_per_cycle is None else
+                  f"{f.us_per_cycle:>7.1f} us of vvp CPU a cycle ({f.cycles_per_cpu_s:,.0f} cycles/CPU-s)")
+        print(f"  {f.structure:<36}{figure}")
+    return floors

@@ -1,7 +1,9 @@
 """tb/sim_speed.py's arithmetic on a stand-in player (no simulator): what each column of the
 simulation-speed table divides by."""
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from tb import sim_speed
@@ -27,3 +29,38 @@ def test_player_cycles_per_cpu_s(tmp_path: Path, startup_cpu, want):
     assert row.cycles_per_s == 1000 / 0.25 and row.process_cycles_per_s == 1000 / 0.5
     assert row.startup_s == pytest.approx(0.25)
     assert row.cycles_per_cpu_s == (None if want is None else pytest.approx(want))
+
+
+CONFIGS = [(8, 8, 16), (2, 3, 8)]   # rows, cols, psum_bw (8 wraps the sums)
+
+
+@pytest.mark.parametrize("memories", sim_speed.FLOOR_STRUCTURES)
+@pytest.mark.parametrize("rows, cols, psum_bw", CONFIGS)
+def test_icarus_floor_psums(tmp_path: Path, rows, cols, psum_bw, memories):
+    """tb/icarus_floor.v, in both structures, really does the MACs it is timed on: its bottom
+    psums after 100 and 300 edges are floor_psums' (icarus_floor raises ModelError if not)."""
+    config = SimpleNamespace(row=rows, col=cols, lane_bits=4, psum_bw=psum_bw)
+    sim_speed.icarus_floor(tmp_path, config, memories, cycles=300, repeats=1)
+
+
+@pytest.mark.parametrize("rows, cols, psum_bw", CONFIGS)
+def test_floor_psums_closed_form(rows, cols, psum_bw):
+    """floor_psums' closed form is the RTL's recurrence stepped edge by edge."""
+    for edges in (1, 7, 100, 300):
+        assert np.array_equal(sim_speed.floor_psums(rows, cols, 4, psum_bw, edges),
+                              floor_psums_stepped(rows, cols, psum_bw, edges))
+
+
+def floor_psums_stepped(rows: int, cols: int, psum_bw: int, edges: int) -> np.ndarray:
+    """tb/icarus_floor.v stepped edge by edge (the RTL's recurrence), to check the closed form."""
+    a = np.zeros((rows, cols), dtype=np.int64)
+    psum = np.zeros((rows, cols), dtype=np.int64)
+    w = (np.arange(rows * cols).reshape(rows, cols) * 5) % 15 - 7
+    for t in range(edges):
+        west = (t + 3 * np.arange(rows)) % 16
+        a_in = np.concatenate([west[:, None], a[:, :-1]], axis=1)
+        signed = np.where(a_in >= 8, a_in - 16, a_in)
+        psum = np.concatenate([np.zeros((1, cols), dtype=np.int64), psum[:-1]]) + signed * w
+        a = a_in
+    total = psum[-1] % (1 << psum_bw)
+    return np.where(total >= 1 << (psum_bw - 1), total - (1 << psum_bw), total)
