@@ -98,13 +98,16 @@ digits = 0 1 2 3 4 5 6 7 8 9
 spread_digits = $(if $(2),$(call spread_digits,$(subst $(firstword $(2)),$(firstword $(2)) ,$(1)),$(wordlist 2,10,$(2))),$(1))
 is_number = $(and $(filter 1,$(words $(1))),$(filter 1 2 3 4,$(words $(call spread_digits,$(1),$(digits)))),$(if $(strip $(filter-out $(digits),$(call spread_digits,$(1),$(digits)))),,1))
 
-# VECTORS, OTILE and GROUP are taken literally, never expanded by make (a '$' is part of the
-# value: a path keeps it, a number is refused), and VECTORS reaches the shell single-quoted
+# VECTORS, OTILE, GROUP and PSUM_BW are taken literally, never expanded by make (a '$' is part
+# of the value: a path keeps it, a number is refused), and VECTORS reaches the shell single-quoted
 # (sh_quote), so no character of a folder's name is shell syntax.
 VECTORS_ORIGIN := $(origin VECTORS)
 override VECTORS := $(value VECTORS)
 override OTILE := $(value OTILE)
 override GROUP := $(value GROUP)
+override PSUM_BW := $(value PSUM_BW)
+# the psum widths the core builds with (the RTL's elaboration checks: model/hwconfig.py psum_bw_range)
+psum_bws = $(shell $(PY) -c 'from model.hwconfig import CONFIG; print(*CONFIG.psum_bw_range)')
 sh_quote = '$(subst ','\'',$(1))'
 # $(call one_of,value,words): non-empty when the value is exactly one of the words (no
 # second word, no space around it: 'ws os' or 'ws ' would reach the recipe's log name)
@@ -132,7 +135,7 @@ classic: $(STAMP) check-sim
 	$(if $(call one_of,$(DATAFLOW),ws os),,$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
 	$(if $(findstring $(newline),$(VECTORS)),$(error VECTORS holds a line break: name a folder without one))
 	$(if $(A_BIT),$(if $(call one_of,$(A_BIT),2 4),,$(error A_BIT must be 2 or 4, got '$(A_BIT)')))
-	$(if $(call is_number,$(PSUM_BW)),,$(error PSUM_BW must be a number of bits, got '$(PSUM_BW)'))
+	$(if $(call one_of,$(PSUM_BW),$(psum_bws)),,$(error PSUM_BW must be a number of bits in $(firstword $(psum_bws))..$(lastword $(psum_bws)) (what the core builds with), got '$(PSUM_BW)'))
 	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(call is_number,$($(v))),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
 	$(if $(and $(GROUP),$(filter ws,$(DATAFLOW))),$(error GROUP=$(GROUP) is an OS pixel group: it needs DATAFLOW=os))
 	$(if $(and $(if $(VECTORS),,1),$(OTILE)$(GROUP)),$(error OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export))

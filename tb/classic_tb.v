@@ -67,11 +67,24 @@ module classic_tb #(
     wire [7:0]             errors;
     wire [31:0]            cycles, busy;
 
-    core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
-        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem({2*row*bw{1'b0}}),
-        .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid),
-        .errors(errors), .fifo_flags(), .cycles(cycles), .busy(busy)
-    );
+    wire [psum_bits-1:0]   ofifo_data;             // the psum vector the OFIFO takes
+
+    // A psum width the core cannot build with fails here, in one error line, the core left
+    // out: mac.v would refuse a narrow one once per MAC (128 lines), an absurd one fails both
+    // sfp.v's and corelet.v's checks. corelet.v's own check names a width just too narrow for
+    // the WS column sums (model/hwconfig.py psum_bw_range).
+    generate
+        if (psum_bw <= 2 * bw + 1 || psum_bw > acc_bw) begin : g_bad_psum_bw
+            classic_tb_parameter_error_psum_bw_must_exceed_2_bw_plus_1_and_fit_acc_bw bad_parameter();
+        end else begin : g_core
+            core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
+                .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem({2*row*bw{1'b0}}),
+                .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid),
+                .errors(errors), .fifo_flags(), .cycles(cycles), .busy(busy)
+            );
+            assign ofifo_data = u_core.u_corelet.ofifo_data;
+        end
+    endgenerate
 
     always #5 clk = ~clk;
 
@@ -433,11 +446,11 @@ module classic_tb #(
                     if (ofifo_valid) begin
                         if (have_psums) begin
                             psums_checked = psums_checked + 1;
-                            if (u_core.u_corelet.ofifo_data !== psum_want[i * len_nij + t]) begin
+                            if (ofifo_data !== psum_want[i * len_nij + t]) begin
                                 psum_errors = psum_errors + 1;
                                 psum_name(i);
                                 $display("psum kij %0d nij %0d MISMATCH (%0s:%0d): got %b expected %b", i, t,
-                                         name, psum_headers[i] + t + 1, u_core.u_corelet.ofifo_data,
+                                         name, psum_headers[i] + t + 1, ofifo_data,
                                          psum_want[i * len_nij + t]);
                                 mismatch(name, psum_headers[i] + t + 1);
                             end

@@ -331,6 +331,21 @@ def test_psum_width_parameter(tmp_path, exported):
     assert_pass(*simulate(compile_bench(tmp_path / "b20", "psum_bw=20"), folder, "ws"), "ws")
 
 
+def test_psum_widths_the_bench_builds_with(tmp_path):
+    """classic_tb builds with exactly the psum widths of CONFIG.psum_bw_range (the range make
+    classic checks PSUM_BW against), and refuses any other in one error line (mac.v's check
+    used to fail once per MAC: 128 lines for PSUM_BW=0)."""
+    from model.hwconfig import CONFIG
+
+    widths = CONFIG.psum_bw_range
+    for bw in (0, widths.start - 1, widths.start, widths.stop - 1, widths.stop, 100):
+        done = subprocess.run(["iverilog", "-g2005", "-I", str(runner.RTL), "-o", str(tmp_path / "b.vvp"),
+                               f"-Pclassic_tb.psum_bw={bw}", str(runner.TB / "classic_tb.v"),
+                               *map(str, sorted(runner.RTL.glob("*.v")))], capture_output=True, text=True)
+        errors = [line for line in (done.stdout + done.stderr).splitlines() if "error:" in line]
+        assert (done.returncode == 0) == (bw in widths) and len(errors) == (bw not in widths), (bw, errors)
+
+
 def test_long_path_with_spaces(bench, vectors, tmp_path):
     """A checkout path of 100+ characters with spaces: today's 128-character registers cut
     it at the front; the bench must read the files all the same."""
