@@ -122,10 +122,14 @@ endef
 # the repository).
 # vvp passes +DIR to classic_tb.v with every byte above 0x7f turned into 0xff, and Icarus's $$fopen
 # refuses control characters: such a path (the folder's, or the checkout's for a relative one) is
-# refused before the run, in one line, rather than reported as a missing first file.
+# refused before the run, in one line, rather than reported as a missing first file. So is a
+# named pipe, a device or a socket among the bench's files (every name classic_tb.v opens
+# starts so): its $$fopen would block, or its reads never end, and vvp ignores Ctrl-C.
 classic_run = dir=$(call sh_quote,$(1)); printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
 	case "$$dir" in /*) ;; *) dir=$(call sh_quote,$(CURDIR))/"$$dir";; esac; \
 	case "$$dir" in *[![:print:]]*) printf 'make classic: the path %s holds a control or non-ASCII character, which classic_tb.v cannot open (Icarus mangles it): use a folder whose path has neither\n' "$$dir" >&2; exit 2;; esac; \
+	for f in "$$dir"/activation_*.txt "$$dir"/weight_*.txt "$$dir"/psum_*.txt "$$dir"/out*.txt "$$dir"/acc_address.txt; do \
+	  if [ -e "$$f" ] && [ ! -f "$$f" ] && [ ! -d "$$f" ]; then printf 'make classic: %s:0: not a regular file (a named pipe, a device or a socket)\n' "$$f" >&2; exit 2; fi; done; \
 	cd "$(BUILD)/classic" && \
 	vvp -n classic_tb.vvp "+DIR=$$dir" $(3) $(if $(WAVES),+WAVES) > $(2); \
 	status=$$?; grep -E '^(PASS|FAIL)' $(2) || tail -n 3 $(2); exit $$status

@@ -2,6 +2,7 @@
 tb/conv_bench.py (make conv-bench), synth/synth.py (make synth) and make classic's options."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from model import vectors as V
+from model.errors import VectorFileError
 from model.tiling import random_layer, ws_reference
 from tb import conv_bench, runner
 
@@ -147,3 +149,28 @@ def test_make_classic_refuses_a_path_icarus_cannot_open(tmp_path, name):
     assert done.returncode != 0
     assert (f"make classic: the path {folder} holds a control or non-ASCII character, which classic_tb.v cannot "
             "open (Icarus mangles it): use a folder whose path has neither") in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or not (runner.REPO / ".venv" / "bin" / "python").exists(),
+                    reason="needs iverilog and the repository's .venv")
+def test_make_classic_refuses_a_named_pipe(tmp_path):
+    """A named pipe in place of out.txt: classic_tb.v's $fopen waited for a writer for ever
+    (vvp ignores Ctrl-C); make classic refuses it before the run, in the Python reader's words."""
+    x, w = random_layer(np.random.default_rng(3), 8, 8, 4, 4)
+    folder = tmp_path / "vectors"
+    V.write_ws_files(folder, ws_reference(x, w))
+    fifo = folder / "out.txt"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    with pytest.raises(VectorFileError) as ei:
+        V.read_out(fifo)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    try:
+        done = subprocess.run(["make", "--no-print-directory", "classic", f"VECTORS={folder}",
+                               f"BUILD={tmp_path / 'build'}"], cwd=runner.REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):       # a writer's open releases the bench's blocked $fopen
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("make classic waited on the named pipe")
+    assert done.returncode != 0 and f"make classic: {ei.value}\n" in done.stderr, done.stderr
