@@ -139,7 +139,7 @@ module classic_tb #(
     // A line longer than the buffer is read to its end, so its true length is reported.
     // $fgets shows a chunk only up to a NUL byte (a C string ends there), so each chunk's
     // bytes are counted with $ftell too: more bytes than shown mean a NUL (nul_column, the
-    // first one's; last_char is then unknown, 0). read_error: the file cannot be read
+    // first one's; last_char is then read back with $fgetc). read_error: the file cannot be read
     // (read_error_text, e.g. a directory), told apart from its end by $feof.
     reg [8*line_chars-1:0] text;
     integer line_len, got, c, pos, taken, nul_column, error;
@@ -162,11 +162,19 @@ module classic_tb #(
                     if (line_len == 0 && got > 0) first_char = text[8 * got - 1 -: 8];
                     if (taken > got) begin             // a NUL byte in this chunk
                         if (nul_column == 0) nul_column = line_len + got + 1;
-                        // fgets stops at '\n', a full buffer or the end of the file
-                        newline = taken < line_chars && !$feof(fd);
+                        // $fgets showed the chunk up to the NUL: its last bytes ('\n'? before it a
+                        // '\r' or a space?) are read back. It stops at '\n', a full buffer or the
+                        // end of the file.
+                        c = $fseek(fd, pos + taken - 1, 0);
+                        last_char = $fgetc(fd);
+                        newline = last_char == "\n";
+                        if (newline) begin
+                            c = $fseek(fd, pos + taken - 2, 0);
+                            last_char = $fgetc(fd);
+                        end
+                        c = $fseek(fd, pos + taken, 0);
                         line_len = line_len + taken - newline;
-                        last_char = 0;
-                        if (taken < line_chars) disable chunks;
+                        if (newline || taken < line_chars) disable chunks;
                     end else begin
                         if (got == 0) begin
                             at_eof = (line_len == 0);
@@ -197,9 +205,15 @@ module classic_tb #(
             $sformat(path, "%0s/%0s", dir, file);
             fd = $fopen(path, "r");
             found = fd != 0;
-            if (fd == 0 && !optional) begin
-                reason = "file not found or not readable";
-                fail_file(0);
+            if (fd == 0) begin
+                // Icarus's $ferror(0, ...) gives the errno of the failed $fopen: a missing file
+                // (ENOENT, 2) is told from one that cannot be opened, as model/vectors.py does
+                error = $ferror(0, read_error_text);
+                if (error != 2)
+                    $sformat(reason, "cannot read: %0s", read_error_text);
+                else
+                    reason = "file not found";
+                if (!optional || error != 2) fail_file(0);
             end
             if (fd != 0) begin
                 length = lanes * width;
