@@ -163,16 +163,16 @@ module classic_tb #(
                     if (taken > got) begin             // a NUL byte in this chunk
                         if (nul_column == 0) nul_column = line_len + got + 1;
                         // $fgets showed the chunk up to the NUL: its last bytes ('\n'? before it a
-                        // '\r' or a space?) are read back. It stops at '\n', a full buffer or the
-                        // end of the file.
-                        c = $fseek(fd, pos + taken - 1, 0);
+                        // '\r' or a space?) are read back, seeking from the chunk's end (relative:
+                        // $ftell is 32-bit). It stops at '\n', a full buffer or the end of the file.
+                        c = $fseek(fd, -1, 1);
                         last_char = $fgetc(fd);
                         newline = last_char == "\n";
                         if (newline) begin
-                            c = $fseek(fd, pos + taken - 2, 0);
+                            c = $fseek(fd, -2, 1);
                             last_char = $fgetc(fd);
+                            c = $fseek(fd, 1, 1);
                         end
-                        c = $fseek(fd, pos + taken, 0);
                         line_len = line_len + taken - newline;
                         if (newline || taken < line_chars) disable chunks;
                     end else begin
