@@ -142,7 +142,8 @@ module classic_tb #(
     // first one's; last_char is then read back with $fgetc). read_error: the file cannot be read
     // (read_error_text, e.g. a directory), told apart from its end by $feof.
     reg [8*line_chars-1:0] text;
-    integer line_len, got, c, pos, taken, nul_column, error;
+    reg [63:0] line_len;                             // a line of 2**31 characters or more too
+    integer got, c, pos, taken, nul_column, error;
     reg [7:0] first_char, last_char;
     reg       at_eof, newline, read_error;
     reg [8*80-1:0] read_error_text;
