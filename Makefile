@@ -115,8 +115,9 @@ override VECTORS := $(value VECTORS)
 override OTILE := $(value OTILE)
 override GROUP := $(value GROUP)
 override PSUM_BW := $(value PSUM_BW)
-# the psum widths the core builds with (the RTL's elaboration checks: model/hwconfig.py psum_bw_range)
-psum_bws = $(shell $(PY) -c 'from model.hwconfig import CONFIG; print(*CONFIG.psum_bw_range)')
+# the psum widths the core builds with (the RTL's elaboration checks: model/hwconfig.py
+# psum_bw_range; standard library only, so no .venv needed)
+psum_bws = $(shell $(PYTHON) -c 'from model.hwconfig import CONFIG; print(*CONFIG.psum_bw_range)')
 sh_quote = '$(subst ','\'',$(1))'
 # $(call one_of,value,words): non-empty when the value is exactly one of the words (no
 # second word, no space around it: 'ws os' or 'ws ' would reach the recipe's log name)
