@@ -210,11 +210,14 @@ module classic_tb #(
                 // Icarus's $ferror(0, ...) gives the errno of the failed $fopen: a missing file
                 // (ENOENT, 2) is told from one that cannot be opened, as model/vectors.py does
                 error = $ferror(0, read_error_text);
-                if (error != 2)
+                if (error != 2) begin
                     $sformat(reason, "cannot read: %0s", read_error_text);
-                else
+                    fail_file(0);
+                end
+                if (!optional) begin
                     reason = "file not found";
-                if (!optional || error != 2) fail_file(0);
+                    fail_file(0);
+                end
             end
             if (fd != 0) begin
                 length = lanes * width;
