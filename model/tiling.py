@@ -51,6 +51,7 @@ __all__ = [
     "pad_flatten", "output_to_input_nij", "psum_address", "acc_addresses",
     "padded_operands", "os_operands", "field_range", "as_int_array", "random_layer",
     "LayerGeometry", "WSReference", "lanes_per_pe", "OSReference", "ws_reference", "os_reference", "check_layer",
+    "check_int",
 ]
 
 A_BIT = 4
@@ -148,9 +149,13 @@ def _check_range(arr: np.ndarray, lo: int, hi: int, name: str, what: str, axes: 
                          f"{lo}..{hi} ({what}); {int(bad.sum())} value(s) out of range")
 
 
-def _check_bits(v, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < minimum:
-        raise ModelError(f"{name} must be an integer >= {minimum}, got {v!r}")
+def check_int(v, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """v as an int, or ModelError (one line, naming the argument) for a bool, a non-integer
+    (an integral float included) or a value outside minimum..maximum."""
+    if (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < minimum
+            or (maximum is not None and int(v) > maximum)):
+        reach = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise ModelError(f"{name} must be an integer {reach}, got {v!r}")
     return int(v)
 
 
@@ -161,8 +166,8 @@ def check_layer(x_int, w_int, *, stride: int = 1, padding: int = 1,
     Raises LayerError for shapes / mappings the array does not support and ModelError
     for values outside the 4-bit ranges.  Messages are one line and name the argument.
     """
-    a_bit = _check_bits(a_bit, "a_bit")
-    w_bit = _check_bits(w_bit, "w_bit", 2)
+    a_bit = check_int(a_bit, "a_bit")
+    w_bit = check_int(w_bit, "w_bit", 2)
     if stride != 1:
         raise LayerError(f"stride {stride} not supported: the array maps stride 1 only")
     if padding != 1:
@@ -423,9 +428,9 @@ def ws_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
     input's high digit, model.program.signed_input); () = none.
     emit: "relu" (the SFP emits ReLU(out) on a psum_bw lane, which is checked), "raw" or
     "requant" (the emitted value is the whole sum or its level: no psum_bw check)."""
-    n = _check_bits(array_size, "array_size")
-    psum_bw = _check_bits(psum_bw, "psum_bw", 2)
-    acc_bw = _check_bits(psum_bw if acc_bw is None else acc_bw, "acc_bw", 2)
+    n = check_int(array_size, "array_size")
+    psum_bw = check_int(psum_bw, "psum_bw", 2)
+    acc_bw = check_int(psum_bw if acc_bw is None else acc_bw, "acc_bw", 2)
     x, w = check_layer(x_int, w_int, stride=stride, padding=padding, a_bit=a_bit, w_bit=w_bit)
     IC, H, W = x.shape
     OC = w.shape[0]
@@ -508,8 +513,8 @@ def os_reference(x_int, w_int, array_size: int = CONFIG.row, psum_bw: int = CONF
                  *, stride: int = 1, padding: int = 1,
                  a_bit: int = A_BIT, w_bit: int = W_BIT) -> OSReference:
     """Output-stationary view of one 3x3 / stride 1 / padding 1 layer (see module doc)."""
-    n = _check_bits(array_size, "array_size")
-    psum_bw = _check_bits(psum_bw, "psum_bw", 2)
+    n = check_int(array_size, "array_size")
+    psum_bw = check_int(psum_bw, "psum_bw", 2)
     x, w = check_layer(x_int, w_int, stride=stride, padding=padding, a_bit=a_bit, w_bit=w_bit)
     IC, H, W = x.shape
     OC = w.shape[0]

@@ -21,6 +21,7 @@ a whole), with the same rules and messages as tb/classic_tb.v.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,6 +195,9 @@ def read_lanes(path, lanes: int, width: int, signed: bool, n_lines: int | None =
     """
     path = Path(path)
     try:
+        # a named pipe would block the open (until a writer comes), a device could read for ever
+        if not stat.S_ISREG(mode := path.stat().st_mode) and not stat.S_ISDIR(mode):
+            raise VectorFileError(f"{path}:0: not a regular file (a named pipe, a device or a socket)")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise VectorFileError(f"{path}:0: file not found") from None

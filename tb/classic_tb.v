@@ -67,11 +67,24 @@ module classic_tb #(
     wire [7:0]             errors;
     wire [31:0]            cycles, busy;
 
-    core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
-        .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem({2*row*bw{1'b0}}),
-        .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid),
-        .errors(errors), .fifo_flags(), .cycles(cycles), .busy(busy)
-    );
+    wire [psum_bits-1:0]   ofifo_data;             // the psum vector the OFIFO takes
+
+    // A psum width the core cannot build with fails here, in one error line, the core left
+    // out: mac.v would refuse a narrow one once per MAC (128 lines), an absurd one fails both
+    // sfp.v's and corelet.v's checks. corelet.v's own check names a width just too narrow for
+    // the WS column sums (model/hwconfig.py psum_bw_range).
+    generate
+        if (psum_bw <= 2 * bw + 1 || psum_bw > acc_bw) begin : g_bad_psum_bw
+            classic_tb_parameter_error_psum_bw_must_exceed_2_bw_plus_1_and_fit_acc_bw bad_parameter();
+        end else begin : g_core
+            core #(.bw(bw), .psum_bw(psum_bw), .acc_bw(acc_bw), .row(row), .col(col)) u_core (
+                .clk(clk), .reset(reset), .inst(inst), .D_xmem(D_xmem), .D_wmem({2*row*bw{1'b0}}),
+                .ofifo_valid(ofifo_valid), .sfp_out(sfp_out), .sfp_valid(sfp_valid),
+                .errors(errors), .fifo_flags(), .cycles(cycles), .busy(busy)
+            );
+            assign ofifo_data = u_core.u_corelet.ofifo_data;
+        end
+    endgenerate
 
     always #5 clk = ~clk;
 
@@ -126,10 +139,11 @@ module classic_tb #(
     // A line longer than the buffer is read to its end, so its true length is reported.
     // $fgets shows a chunk only up to a NUL byte (a C string ends there), so each chunk's
     // bytes are counted with $ftell too: more bytes than shown mean a NUL (nul_column, the
-    // first one's; last_char is then unknown, 0). read_error: the file cannot be read
+    // first one's; last_char is then read back with $fgetc). read_error: the file cannot be read
     // (read_error_text, e.g. a directory), told apart from its end by $feof.
     reg [8*line_chars-1:0] text;
-    integer line_len, got, c, pos, taken, nul_column, error;
+    reg [63:0] line_len;                             // a line of 2**31 characters or more too
+    integer got, c, pos, taken, nul_column, error;
     reg [7:0] first_char, last_char;
     reg       at_eof, newline, read_error;
     reg [8*80-1:0] read_error_text;
@@ -149,11 +163,19 @@ module classic_tb #(
                     if (line_len == 0 && got > 0) first_char = text[8 * got - 1 -: 8];
                     if (taken > got) begin             // a NUL byte in this chunk
                         if (nul_column == 0) nul_column = line_len + got + 1;
-                        // fgets stops at '\n', a full buffer or the end of the file
-                        newline = taken < line_chars && !$feof(fd);
+                        // $fgets showed the chunk up to the NUL: its last bytes ('\n'? before it a
+                        // '\r' or a space?) are read back, seeking from the chunk's end (relative:
+                        // $ftell is 32-bit). It stops at '\n', a full buffer or the end of the file.
+                        c = $fseek(fd, -1, 1);
+                        last_char = $fgetc(fd);
+                        newline = last_char == "\n";
+                        if (newline) begin
+                            c = $fseek(fd, -2, 1);
+                            last_char = $fgetc(fd);
+                            c = $fseek(fd, 1, 1);
+                        end
                         line_len = line_len + taken - newline;
-                        last_char = 0;
-                        if (taken < line_chars) disable chunks;
+                        if (newline || taken < line_chars) disable chunks;
                     end else begin
                         if (got == 0) begin
                             at_eof = (line_len == 0);
@@ -184,9 +206,18 @@ module classic_tb #(
             $sformat(path, "%0s/%0s", dir, file);
             fd = $fopen(path, "r");
             found = fd != 0;
-            if (fd == 0 && !optional) begin
-                reason = "file not found or not readable";
-                fail_file(0);
+            if (fd == 0) begin
+                // Icarus's $ferror(0, ...) gives the errno of the failed $fopen: a missing file
+                // (ENOENT, 2) is told from one that cannot be opened, as model/vectors.py does
+                error = $ferror(0, read_error_text);
+                if (error != 2) begin
+                    $sformat(reason, "cannot read: %0s", read_error_text);
+                    fail_file(0);
+                end
+                if (!optional) begin
+                    reason = "file not found";
+                    fail_file(0);
+                end
             end
             if (fd != 0) begin
                 length = lanes * width;
@@ -433,11 +464,11 @@ module classic_tb #(
                     if (ofifo_valid) begin
                         if (have_psums) begin
                             psums_checked = psums_checked + 1;
-                            if (u_core.u_corelet.ofifo_data !== psum_want[i * len_nij + t]) begin
+                            if (ofifo_data !== psum_want[i * len_nij + t]) begin
                                 psum_errors = psum_errors + 1;
                                 psum_name(i);
                                 $display("psum kij %0d nij %0d MISMATCH (%0s:%0d): got %b expected %b", i, t,
-                                         name, psum_headers[i] + t + 1, u_core.u_corelet.ofifo_data,
+                                         name, psum_headers[i] + t + 1, ofifo_data,
                                          psum_want[i * len_nij + t]);
                                 mismatch(name, psum_headers[i] + t + 1);
                             end

@@ -20,7 +20,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from model.hwconfig import CONFIG
 from model.program import Program, ProgramReference
-from tb.player import digit_lanes, hex_values
+from tb.player import digit_lanes, hex_values, top_digit_max
 from tb.tbutil import param
 
 ERROR_NAMES = CONFIG.error_names   # core.errors, bit 0 first
@@ -121,7 +121,8 @@ def read_recording(path: Path, key_bits: int, bits: int, lanes: int, wide: int =
     Returns the times and keys, [n] int64, and the vectors' lanes (tb.player.digit_lanes),
     [n, lanes] int64, two's complement of `bits` bits (then the wide lanes), lane 0 from
     the low bits. ValueError naming the file and line for an X or Z bit, a field not in its
-    bus's digits (the first line's included) or a time int64 cannot hold (>= 2**63 ns):
+    bus's digits (the first line's included), a field above its bus's bits (a key of
+    `key_bits` bits, a vector of `bits` x `lanes`) or a time int64 cannot hold (>= 2**63 ns):
     numpy reads the whole file at once."""
     data = path.read_bytes()
     lane_bits = [bits, wide] if wide else [bits]
@@ -139,12 +140,17 @@ def read_recording(path: Path, key_bits: int, bits: int, lanes: int, wide: int =
         shown = repr(shown[:ECHO]) + "..." if len(shown) > ECHO else repr(shown)
         raise ValueError(f"{path} line {number}: {'an empty line' if not text.strip() else shown} is not {len(widths)} "
                          f"hex fields of {widths} digits (an X or Z bit?)")
-    late = np.flatnonzero(values[:, 0] >= 8)      # the time's top bit: 2**63 ns or more
-    if late.size:
-        at = late[0] * len(template)
-        raise ValueError(f"{path} line {late[0] + 1}: time {data[at:at + TIME_DIGITS].decode()} "
-                         f"does not fit int64 (2**63 ns or more)")
     start = np.cumsum([0] + [w + 1 for w in widths])
+    # each field's top digit holds only what its bits leave (an 11-bit key's: 0..7; %h never
+    # writes more, an edited file may); the time's 63 bits are what int64 holds
+    field_bits = [63, key_bits] + [b * lanes for b in lane_bits]
+    over = values[:, start[:-1]] > [top_digit_max(b) for b in field_bits]
+    if over.any():
+        line, i = np.argwhere(over)[0]
+        at = line * len(template) + start[i]
+        raise ValueError(f"{path} line {line + 1}: {['time', 'key', 'vector', 'wide vector'][i]} "
+                         f"{data[at:at + widths[i]].decode()} does not fit "
+                         f"{'int64 (2**63 ns or more)' if i == 0 else f'{field_bits[i]} bits'}")
     field = [values[:, start[i]:start[i + 1] - 1] for i in range(len(widths))]
     times, keys = (digit_lanes(f, 4 * f.shape[1], 1, signed=False)[:, 0] for f in field[:2])
     return (times, keys, *(digit_lanes(f, b, lanes) for f, b in zip(field[2:], lane_bits)))

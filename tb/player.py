@@ -34,6 +34,12 @@ def hex_values(text: bytes) -> np.ndarray:
     return np.frombuffer(text.translate(_HEX_VALUE), dtype=np.uint8)
 
 
+def top_digit_max(bits: int) -> int:
+    """The largest value of the top digit of a `bits`-bit field in (bits + 3) // 4 hex
+    digits: what its bits leave (an 11-bit field's: 7)."""
+    return (1 << ((bits - 1) % 4 + 1)) - 1
+
+
 def digit_lanes(values: np.ndarray, bits: int, lanes: int, signed: bool = True) -> np.ndarray:
     """[n, digits] hex digit values (hex_values, all 0 .. 15) of n %h vectors, the most
     significant digit first, lane 0 in the low bits -> [n, lanes] int64, each lane `bits`
@@ -61,8 +67,8 @@ def digit_lanes(values: np.ndarray, bits: int, lanes: int, signed: bool = True) 
 def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
     """Vectors dumped with %h (lane 0 in the low bits), each in the (bits * lanes + 3) // 4
     digits of its bus -> [n, lanes] int64, each lane two's complement of `bits` bits
-    (digit_lanes). ValueError for an X or Z digit (any digit that is not hex) or a vector of
-    another length."""
+    (digit_lanes). ValueError for an X or Z digit (any digit that is not hex), a vector of
+    another length or one above its bits * lanes bits (its top digit)."""
     n = len(vectors)
     digits = (bits * lanes + 3) // 4
     text = "".join(vectors).encode("ascii")
@@ -71,7 +77,11 @@ def hex_lanes(vectors: list[str], bits: int, lanes: int) -> np.ndarray:
     if set(map(len, vectors)) - {digits} or (n and values.max() > 15):
         bad = next(i for i, v in enumerate(vectors) if len(v) != digits or max(hex_values(v.encode("ascii"))) > 15)
         raise ValueError(f"vector #{bad} {vectors[bad]!r}: not {digits} hex digits (an X or Z bit?)")
-    return digit_lanes(values.reshape(n, digits), bits, lanes)
+    values = values.reshape(n, digits)
+    over = np.flatnonzero(values[:, 0] > top_digit_max(bits * lanes))
+    if over.size:
+        raise ValueError(f"vector #{over[0]} {vectors[over[0]]!r}: does not fit {bits * lanes} bits")
+    return digit_lanes(values, bits, lanes)
 
 
 @dataclass

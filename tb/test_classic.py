@@ -199,6 +199,13 @@ MALFORMED = {
     "out with a NUL byte inside": ("ws", "out.txt", _set(9, lambda s: s[:10] + "\0" + s[11:])),
     "out with a NUL byte first": ("ws", "out.txt", _set(9, lambda s: "\0" + s[1:])),
     "out with an x before a NUL byte": ("ws", "out.txt", _set(9, lambda s: s[:3] + "x" + s[4:9] + "\0" + s[10:])),
+    # the last character of a line with a NUL byte is past what $fgets shows: the bench reads
+    # it back (it reported the line's length, the reader the ending)
+    "out with a NUL byte and CRLF": ("ws", "out.txt", _set(9, lambda s: s[:10] + "\0" + s[11:] + "\r")),
+    "out with a NUL byte and a trailing space": ("ws", "out.txt", _set(9, lambda s: "\0" + s[1:] + " ")),
+    "out with a NUL byte and a tab, the line cut": ("ws", "out.txt", _set(9, lambda s: s[:5] + "\0\t")),
+    "psum with a NUL byte in its first chunk and CRLF": ("ws", "psum_kij0.txt",
+                                                        _set(5, lambda s: "\0" + s[1:] + "\r")),
 }
 
 # the Python reader of each kind, with the bench's expectations (the classic layer)
@@ -228,26 +235,35 @@ def test_malformed_file_fails_naming_file_and_line(bench, vectors, case):
 
 @pytest.mark.parametrize("missing", ["out.txt", "weight_itile0_otile0_kij3.txt", "psum_kij6.txt"])
 def test_missing_file_fails(bench, vectors, missing):
-    """A required file, or one psum file of the nine, missing: FAIL naming it (line 0)."""
+    """A required file, or one psum file of the nine, missing: FAIL naming it (line 0), as
+    the Python reader does (the bench said "not found or not readable")."""
     folder = vectors("ws")
     (folder / missing).unlink()
     rc, lines = simulate(bench, folder, "ws")
-    assert_fail(rc, lines, f"{folder / missing}:0: file not found")
+    want = f"FAIL: {folder / missing}:0: file not found"      # the Python reader's words
+    assert rc != 0 and (lines[-1] == want or missing.startswith("psum") and lines[-1].startswith(f"{want} (")), \
+        tail(lines)
 
 
-@pytest.mark.parametrize("case", ["a NUL byte after the last line", "a directory"])
-def test_unreadable_or_nul_ended_file_fails(bench, vectors, case):
-    """out.txt ending in a NUL byte without a line break, or a directory: the bench says
-    what the Python reader says (it passed the first, and took the second for an empty file)."""
+@pytest.mark.parametrize("name", ["out.txt", "psum_kij3.txt"])
+@pytest.mark.parametrize("case", ["a NUL byte after the last line", "a directory", "a symlink loop"])
+def test_unreadable_or_nul_ended_file_fails(bench, vectors, case, name):
+    """A file ending in a NUL byte without a line break, a directory, or one that cannot be
+    opened (a symlink loop): the bench says what the Python reader says (it passed the first,
+    took the second for an empty file, and the third for a missing one, "not found or not
+    readable"; an optional psum file for an absent one)."""
     folder = vectors("ws")
-    path = folder / "out.txt"
+    path = folder / name
     if case == "a directory":
         path.unlink()
         path.mkdir()
+    elif case == "a symlink loop":
+        path.unlink()
+        path.symlink_to(name)
     else:
         path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(VectorFileError) as ei:
-        V.read_out(path)
+        reader_of(name)(path)
     rc, lines = simulate(bench, folder, "ws")
     assert_fail(rc, lines, str(ei.value))
     assert lines[-1] == f"FAIL: {ei.value}", "bench and reader disagree"
@@ -329,6 +345,21 @@ def test_psum_width_parameter(tmp_path, exported):
     rc, lines = simulate(compile_bench(tmp_path / "b16"), folder, "ws")
     assert_fail(rc, lines, f"{folder}/psum_kij0.txt:4: line length 160, expected 128 characters (8 lanes x 16 bits)")
     assert_pass(*simulate(compile_bench(tmp_path / "b20", "psum_bw=20"), folder, "ws"), "ws")
+
+
+def test_psum_widths_the_bench_builds_with(tmp_path):
+    """classic_tb builds with exactly the psum widths of CONFIG.psum_bw_range (the range make
+    classic checks PSUM_BW against), and refuses any other in one error line (mac.v's check
+    used to fail once per MAC: 128 lines for PSUM_BW=0)."""
+    from model.hwconfig import CONFIG
+
+    widths = CONFIG.psum_bw_range
+    for bw in (0, widths.start - 1, widths.start, widths.stop - 1, widths.stop, 100):
+        done = subprocess.run(["iverilog", "-g2005", "-I", str(runner.RTL), "-o", str(tmp_path / "b.vvp"),
+                               f"-Pclassic_tb.psum_bw={bw}", str(runner.TB / "classic_tb.v"),
+                               *map(str, sorted(runner.RTL.glob("*.v")))], capture_output=True, text=True)
+        errors = [line for line in (done.stdout + done.stderr).splitlines() if "error:" in line]
+        assert (done.returncode == 0) == (bw in widths) and len(errors) == (bw not in widths), (bw, errors)
 
 
 def test_long_path_with_spaces(bench, vectors, tmp_path):

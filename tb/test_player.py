@@ -48,10 +48,13 @@ def test_hex_lanes_reads_every_lane(bits, lanes):
 
 def test_hex_lanes_refuses_unknowns_and_other_lengths():
     """Every vector in its bus's digits, each checked on its own: a short vector and a long
-    one that add up to the right total must not pass."""
+    one that add up to the right total must not pass; nor a vector above its bus's bits."""
     for vectors, bad in ((["123", "4"], "#0 '123'"), (["12", "3"], "#1 '3'"), (["12", "x3"], "#1 'x3'")):
         with pytest.raises(ValueError, match=f"^vector {bad}: not 2 hex digits"):
             player_mod.hex_lanes(vectors, 4, 2)
+    assert player_mod.hex_lanes(["3f", "1f"], 3, 2).tolist() == [[-1, -1], [-1, 3]]
+    with pytest.raises(ValueError, match="^vector #1 '4f': does not fit 6 bits$"):
+        player_mod.hex_lanes(["3f", "4f"], 3, 2)
 
 
 def test_recorded_unknowns_and_bad_lines_are_refused(tmp_path):
@@ -84,6 +87,15 @@ def test_recorded_unknowns_and_bad_lines_are_refused(tmp_path):
     path.write_text("0000000000000c26 000 00000000\n8000000000000000 001 0000ffff\n")   # 2**63 ns
     with pytest.raises(ValueError, match=f"^{where} line 2: time 8000000000000000 does not fit int64"):
         read_recording(path, 11, 16, 2)
+    # a field above its bus's bits (its top digit): an 11-bit key, vectors of 2 lanes of 13 and 17 bits
+    path.write_text("0000000000000c26 7ff 3ffffff 3ffffffff\n")
+    assert [a.tolist() for a in read_recording(path, 11, 13, 2, wide=17)] == [[3110], [2047], [[-1, -1]], [[-1, -1]]]
+    for line, field in (("800 0000000 000000000", "key 800 does not fit 11 bits"),
+                        ("001 4000000 000000000", "vector 4000000 does not fit 26 bits"),
+                        ("001 0000000 400000000", "wide vector 400000000 does not fit 34 bits")):
+        path.write_text(f"0000000000000c26 7ff 3ffffff 3ffffffff\n0000000000000c30 {line}\n")
+        with pytest.raises(ValueError, match=f"^{where} line 2: {field}$"):
+            read_recording(path, 11, 13, 2, wide=17)
     path.write_text("0000000000000c26 000 00000000\n" + "0" * 100_000 + "\n")
     with pytest.raises(ValueError, match=f"^{where} line 2: '{'0' * core_tb.ECHO}'\\.\\.\\. is not") as error:
         read_recording(path, 11, 16, 2)

@@ -2,6 +2,7 @@
 tb/conv_bench.py (make conv-bench), synth/synth.py (make synth) and make classic's options."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from model import vectors as V
+from model.errors import VectorFileError
 from model.tiling import random_layer, ws_reference
 from tb import conv_bench, runner
 
@@ -66,8 +68,12 @@ def test_synth_refuses_before_synthesis(args, message, capsys):
     (["DATAFLOW=ws os"], "DATAFLOW must be ws or os, got 'ws os'"),
     (["DATAFLOW=ws "], "DATAFLOW must be ws or os, got 'ws '"),
     (["A_BIT=4 2"], "A_BIT must be 2 or 4, got '4 2'"),
-    (["PSUM_BW=abc"], "PSUM_BW must be a number of bits, got 'abc'"),
-    (["PSUM_BW=16 -DFOO"], "PSUM_BW must be a number of bits, got '16 -DFOO'"),
+    (["PSUM_BW=abc"], "PSUM_BW must be a number of bits in 11..20 (what the core builds with), got 'abc'"),
+    (["PSUM_BW=16 -DFOO"], "PSUM_BW must be a number of bits in 11..20 (what the core builds with), got '16 -DFOO'"),
+    (["PSUM_BW=0"], "PSUM_BW must be a number of bits in 11..20 (what the core builds with), got '0'"),
+    (["PSUM_BW=10"], "PSUM_BW must be a number of bits in 11..20 (what the core builds with), got '10'"),
+    (["PSUM_BW=21"], "PSUM_BW must be a number of bits in 11..20 (what the core builds with), got '21'"),
+    (["PSUM_BW=1$x6"], "PSUM_BW must be a number of bits in 11..20 (what the core builds with), got '1$x6'"),
     (["VECTORS=my\nvectors"], "VECTORS holds a line break: name a folder without one"),
     (["DATAFLOW=os", "GROUP=1$x"], "GROUP must be a number 0..9999, got '1$x'"),
 ])
@@ -76,6 +82,21 @@ def test_make_classic_refuses(args, message):
     run the WS bench and pass; a '$' in GROUP was dropped by make: 1$x ran group 1)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     done = subprocess.run(["make", "--no-print-directory", "-n", "classic", "VECTORS=vectors", *args],
+                          cwd=runner.REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
+
+
+CANNOT_CARRY = "holds a '\"', '`', '\\', '$' or line break, which the recipes' shell cannot carry: name a build folder without one"
+
+
+@pytest.mark.parametrize("build, message", [(v, f"BUILD={v} {CANNOT_CARRY}") for v in ['a"b', "a`b", "a\\b", "a$b", "a\nb"]]
+                         + [(" ", "BUILD is empty: name a build folder")])
+def test_make_refuses_a_build_folder_the_shell_cannot_carry(build, message):
+    """BUILD reaches the recipes in double quotes: a value with a '"' ended make classic, demo,
+    clean ... in a shell syntax error, an empty one made build/classic at /; every target now
+    stops at once, in one line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    done = subprocess.run(["make", "--no-print-directory", "-n", "clean", f"BUILD={build}"],
                           cwd=runner.REPO, env=env, capture_output=True, text=True)
     assert done.returncode != 0 and done.stderr.strip().endswith(f"*** {message}.  Stop."), done.stderr
 
@@ -143,3 +164,28 @@ def test_make_classic_refuses_a_path_icarus_cannot_open(tmp_path, name):
     assert done.returncode != 0
     assert (f"make classic: the path {folder} holds a control or non-ASCII character, which classic_tb.v cannot "
             "open (Icarus mangles it): use a folder whose path has neither") in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or not (runner.REPO / ".venv" / "bin" / "python").exists(),
+                    reason="needs iverilog and the repository's .venv")
+def test_make_classic_refuses_a_named_pipe(tmp_path):
+    """A named pipe in place of out.txt: classic_tb.v's $fopen waited for a writer for ever
+    (vvp ignores Ctrl-C); make classic refuses it before the run, in the Python reader's words."""
+    x, w = random_layer(np.random.default_rng(3), 8, 8, 4, 4)
+    folder = tmp_path / "vectors"
+    V.write_ws_files(folder, ws_reference(x, w))
+    fifo = folder / "out.txt"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    with pytest.raises(VectorFileError) as ei:
+        V.read_out(fifo)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    try:
+        done = subprocess.run(["make", "--no-print-directory", "classic", f"VECTORS={folder}",
+                               f"BUILD={tmp_path / 'build'}"], cwd=runner.REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):       # a writer's open releases the bench's blocked $fopen
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("make classic waited on the named pipe")
+    assert done.returncode != 0 and f"make classic: {ei.value}\n" in done.stderr, done.stderr

@@ -21,7 +21,7 @@ import numpy as np
 from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import LANE_BITS, Timeline, pack_lanes
-from model.tiling import A_BIT, LayerGeometry, _check_bits, check_layer, lanes_per_pe, psum_address
+from model.tiling import A_BIT, LayerGeometry, check_int, check_layer, lanes_per_pe, psum_address
 
 WEIGHT_BASE = CONFIG.weight_base
 XMEM_DEPTH = CONFIG.xmem_depth
@@ -57,13 +57,20 @@ def psum_addr(geo: LayerGeometry, oct: int, ict: int, kij: int, nij: int) -> int
 A_BITS = (A_BIT, LANE_BITS // 2)
 
 
+def check_array_size(array_size) -> int:
+    """array_size as an int; ModelError (one line) for a non-integer or a size the core
+    cannot be built with (hwconfig.CoreConfig.with_array)."""
+    n = check_int(array_size, "array_size")
+    CONFIG.with_array(n)
+    return n
+
+
 def layer_operands(x_int, w_int, array_size: int, a_bit: int = A_BIT) -> tuple[LayerGeometry, np.ndarray, np.ndarray]:
     """Validate the layer (model.tiling.check_layer: shapes, value ranges for a_bit-bit
     activations, at most MAX_HW x MAX_HW) and return its geometry and int64 x_int, w_int.
     a_bit 2 is the array's 2-bit mode (ic tiles of 2 x array_size channels); LayerError
     (one line, naming a_bit) for an a_bit not in A_BITS."""
-    n = _check_bits(array_size, "array_size")
-    CONFIG.with_array(n)               # refuses a size the core cannot be built with
+    n = check_array_size(array_size)
     if a_bit not in A_BITS:
         raise LayerError(f"a_bit {a_bit!r} not supported: the array runs a_bit {A_BITS[0]} "
                          f"(or {A_BITS[1]}, its 2-bit mode: two activations a PE lane)")

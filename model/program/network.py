@@ -39,7 +39,7 @@ import numpy as np
 from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
 from model.program.isa import FIELDS, INST_WIDTH, LANE_BITS, Program, Timeline
-from model.program.memory_map import KIJ, XMEM_DEPTH, LayerGeometry
+from model.program.memory_map import KIJ, XMEM_DEPTH, LayerGeometry, check_array_size
 from model.program.signed_input import split_signed
 from model.program.ws_fast import _Plan, check_sfp_depth, schedule
 from model.requant import Requant
@@ -366,6 +366,7 @@ def layer_operands(x_int, w_int, array_size: int, emit: str) -> tuple[LayerShape
     negative levels (split_signed), else the input as it is. x_int (C, H, W) is one image,
     (N, C, H, W) a batch of N sharing the weights (x then (N, C', H, W), shape.batch N).
     One-line ModelError / LayerError for a layer the core cannot run."""
+    array_size = check_array_size(array_size)
     x = as_int_array(x_int, "x_int")
     if x.ndim not in (3, 4):
         raise LayerError(f"x_int must be 3-D [IC, H, W] or 4-D [N, IC, H, W], got shape {tuple(x.shape)}")
@@ -413,6 +414,6 @@ def layer_program(x_int, w_int, requant: Requant | None = None, array_size: int 
     tpl = template(shape, cache)
     table = word_table(shape, x, w, *((requant.thresholds, requant.descending) if requant is not None else ()))
     lo, hi = bind_wmem(tpl, table)
-    bits = CONFIG.with_array(array_size).xmem_word_bits
+    bits = CONFIG.with_array(shape.array_size).xmem_word_bits
     program = tpl.full_program(bind(tpl, table).tolist(), [int(h) << bits | int(lo_) for lo_, h in zip(lo, hi)])
     return program, x, w

@@ -7,7 +7,7 @@ from model.errors import ModelError
 from model.hwconfig import CONFIG
 from model.program.memory_map import PMEM_DEPTH, WMEM_DEPTH, XMEM_DEPTH, layer_operands
 from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
-from model.tiling import os_operands
+from model.tiling import check_int, os_operands
 
 
 def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
@@ -34,6 +34,7 @@ def os_program(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.ro
     Keys: psum_writes and emits hold (group, oct, row) for output pixel group*n + row.
     """
     geo, x, w = layer_operands(x_int, w_int, array_size)
+    fifo_depth = check_int(fifo_depth, "fifo_depth")
     n = geo.array_size
     act, wt = os_operands(x, w, n)
     n_groups, steps = act.shape[0], act.shape[1]

@@ -42,7 +42,7 @@ from model.hwconfig import CONFIG
 from model.program.memory_map import (KIJ, PMEM_DEPTH, WMEM_DEPTH, XMEM_DEPTH, LayerGeometry, layer_operands,
                                       ofifo_latency, psum_addr)
 from model.program.isa import LANE_BITS, Program, Timeline, pack_lanes
-from model.tiling import A_BIT, padded_operands
+from model.tiling import A_BIT, check_int, padded_operands
 
 
 @dataclass
@@ -580,7 +580,8 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     per ic tile. array_size: n of the n x n array; l0_depth, sfp_depth, abuf_depth: entries
     of an L0 lane, of the SFP bank and of the activation buffer (default: the core's).
     Raises ModelError / LayerError (one line) for an a_bit other than 4 or 2
-    (memory_map.A_BITS), a layer check_layer refuses, a layer
+    (memory_map.A_BITS), a depth that is not an integer (sfp_depth and abuf_depth at most the
+    core's: their instruction fields' reach), a layer check_layer refuses, a layer
     whose outputs do not fit the SFP bank (check_sfp_depth), whose operands do not fit the
     memories (plan_passes), an L0 too shallow for the schedule (check_l0_depth), or a paired
     layer whose activations cannot reach the L0 in time (a map larger than abuf_depth, read
@@ -611,6 +612,10 @@ def ws_fast(x_int: np.ndarray, w_int: np.ndarray, array_size: int = CONFIG.row,
     no read wants it, D_wmem into wmem's write port).
     """
     geo, x, w = layer_operands(x_int, w_int, array_size, a_bit)
+    l0_depth = check_int(l0_depth, "l0_depth")
+    # the SFP bank and the activation buffer are addressed by instruction fields of their depth
+    sfp_depth = check_int(sfp_depth, "sfp_depth", 1, CONFIG.sfp_depth)
+    abuf_depth = check_int(abuf_depth, "abuf_depth", 0, CONFIG.abuf_depth)
     check_sfp_depth(geo, sfp_depth)
     plan = _Plan(geo, *padded_operands(x, w, geo.array_size, geo.ic_tile))
     program = Program("ws", "fast", geo.array_size, [], [], compute_start=0, a_bit=a_bit)

@@ -484,6 +484,28 @@ def test_values_outside_the_lanes_are_refused(schedule):
         b(np.full((8, 2, 2), 1.5), np.full((8, 8, 3, 3), 7))
 
 
+@pytest.mark.parametrize("builder, argument, reach, too_far", [
+    (P.ws_classic, "array_size", ">= 1", 0),
+    (P.os_program, "array_size", ">= 1", -1),
+    (P.os_program, "fifo_depth", ">= 1", 0),
+    (P.ws_fast, "l0_depth", ">= 1", 0),
+    (P.ws_fast_2bit, "l0_depth", ">= 1", -1),
+    (P.ws_fast, "sfp_depth", "in 1..8192", 8193),      # the ACC_ADDR field's reach
+    (P.ws_fast, "abuf_depth", "in 0..64", 65),         # the ABUF fields' reach
+    ("layer_program", "array_size", ">= 1", 0),
+], ids=lambda v: getattr(v, "__name__", None) if callable(v) else None)
+def test_integer_arguments_are_checked(builder, argument, reach, too_far):
+    """A program builder's integer argument that is a float (an integral one included), a
+    bool or out of range is refused in one line naming it (tiling.check_int): ws_fast built
+    a program with l0_depth=11.5, and array_size=0 failed layer_program with ZeroDivisionError."""
+    if builder == "layer_program":
+        from model.program.network import layer_program as builder
+    x, w = np.ones((8, 2, 2), int), np.ones((8, 8, 3, 3), int)
+    for value in (11.5, 8.0, True, too_far):
+        with pytest.raises(ModelError, match=rf"^{argument} must be an integer {reach}, got {re.escape(repr(value))}$"):
+            builder(x, w, **{argument: value})
+
+
 def test_pack_lanes_refuses_what_does_not_fit():
     assert pack_lanes([1, 15, 0, 7], 4, signed=False) == 0x70F1
     assert pack_lanes([-1, 7, -8], 4, signed=True) == 0x87F

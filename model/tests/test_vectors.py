@@ -1,6 +1,9 @@
 """model.vectors: formats, round trips, byte-identity with the notebook writer loops, errors."""
+import contextlib
 import filecmp
 import os
+import socket
+import threading
 
 import numpy as np
 import pytest
@@ -270,6 +273,25 @@ def test_malformed_files(tmp_path):
     _reject(tmp_path, body, 11, "expected 8 data lines, file ends after 7", reader=V.read_weight)
     with pytest.raises(VectorFileError, match=r":0: is a directory"):
         V.read_out(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["named pipe", "socket"])
+def test_a_file_that_is_not_regular_is_refused(tmp_path, kind):
+    """A named pipe is refused before the open, which waited for a writer for ever (a writer
+    10 s on releases a reader that opens it: the test then fails rather than hangs); a
+    socket likewise, not reported as unreadable."""
+    path = tmp_path / "out.txt"
+    with contextlib.ExitStack() as stack:
+        if kind == "named pipe":
+            os.mkfifo(path)
+            release = threading.Timer(10, lambda: os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK)))
+            release.start()
+            stack.callback(release.cancel)
+        else:
+            stack.enter_context(socket.socket(socket.AF_UNIX)).bind(str(path))
+        with pytest.raises(VectorFileError) as ei:
+            V.read_out(path)
+    assert str(ei.value) == f"{path}:0: not a regular file (a named pipe, a device or a socket)"
 
 
 def test_writers_refuse_out_of_range(tmp_path):
