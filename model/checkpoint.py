@@ -15,7 +15,8 @@ Accepted layouts:
   * a bare ``state_dict``;
   * a packed deployable file (``model.packed``: 4-bit weight levels, two per byte);
 each with keys prefixed by ``module.`` (nn.DataParallel) and/or ``_orig_mod.``
-(torch.compile), which are stripped. Non-finite weights are refused.
+(torch.compile), which are stripped. A tensor that is not floating point, holds a NaN or inf,
+or a clipping threshold (alpha) that is not > 0 is refused (``check_tensors``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_state_dict",
+    "check_tensors",
     "infer_model_name",
     "model_from_checkpoint",
     "describe_foreign",
@@ -45,6 +47,7 @@ __all__ = [
 
 _PREFIXES = ("module.", "_orig_mod.")
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+_ALPHAS = (".act_alpha", ".weight_quant.wgt_alpha")
 _SCALAR = np._core.multiarray.scalar
 # What weights_only needs to rebuild a numpy scalar, under numpy 2's and numpy 1's module names.
 SAFE_NUMPY_GLOBALS = [np.dtype, _SCALAR, (_SCALAR, "numpy.core.multiarray.scalar")] + [
@@ -137,12 +140,28 @@ def _number(path, ckpt: dict, key: str, kind):
     return number
 
 
-def _check_finite(path, state_dict: dict) -> None:
+def check_tensors(path, state_dict: dict) -> None:
+    """Refuse (one CheckpointError line naming ``path`` and the tensor) a state_dict the model
+    cannot run: a tensor that is not floating point (``num_batches_tracked`` excepted: an
+    integer count), a NaN or inf, or a clipping threshold (``act_alpha``,
+    ``weight_quant.wgt_alpha``) that is not > 0. The quantizers (``model.quant``) divide by
+    alpha and step by ``alpha / levels``: 0 makes every logit NaN; with a negative one the
+    integer levels ``q / (alpha / levels)`` change sign (an activation's clip at +alpha
+    becomes a floor, a weight's levels flip) and are not the array's 0..15 / -7..7. Training does not clamp alpha, so a run that drives one to <= 0 is refused here,
+    like one that diverged. Used by the full and the packed loaders alike."""
     for key, t in state_dict.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
+        if key.rsplit(".", 1)[-1] == "num_batches_tracked":
+            continue
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: refused: {key!r} has dtype {str(t.dtype).removeprefix('torch.')}; "
+                                  f"model tensors are floating point")
+        if not torch.isfinite(t).all():
             nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
             raise CheckpointError(f"{path}: refused: {key!r} holds non-finite values ({nan} NaN, {inf} inf "
                                   f"of {t.numel()}); the training that wrote it diverged")
+        if key.endswith(_ALPHAS) and t.numel() and not bool((t > 0).all()):
+            raise CheckpointError(f"{path}: refused: {key!r} is {float(t.min()):g}; a clipping threshold "
+                                  f"must be > 0 (the quantizer divides by it)")
 
 
 def load_checkpoint(path, model: nn.Module | None = None) -> dict:
@@ -170,7 +189,7 @@ def load_checkpoint(path, model: nn.Module | None = None) -> dict:
     if len(set(names)) != len(names):
         raise CheckpointError(f"{path}: keys collide once the module./_orig_mod. prefixes are stripped")
     clean = {n: v for n, v in zip(names, sd.values()) if not n.endswith(".weight_q")}
-    _check_finite(path, clean)
+    check_tensors(path, clean)
     ckpt["state_dict"] = clean
     ckpt["param_names"] = [n for n in names if n.rsplit(".", 1)[-1] not in _BN_BUFFERS]
     ckpt["weight_q"] = len(names) - len(clean)

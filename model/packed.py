@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import check_tensors
 from .errors import CheckpointError
 
 __all__ = ["MAGIC", "VERSION", "is_packed", "pack_state", "write_packed", "read_packed",
@@ -252,9 +253,8 @@ def read_packed(path) -> dict:
         if dtype == "int4":
             continue
         a = np.frombuffer(b, dtype=_DTYPES[dtype]).reshape(shape)
-        if dtype == "float32" and not np.isfinite(a).all():
-            raise CheckpointError(f"{path}: tensor {name}: non-finite float value")
         state[name] = torch.from_numpy(a.astype(a.dtype.newbyteorder("="), copy=True))
+    check_tensors(path, state)      # the full checkpoint's rule: floating, finite, alphas > 0
     levels = {}
     for name, (dtype, shape, b) in arrays.items():
         if dtype != "int4":
@@ -267,8 +267,8 @@ def read_packed(path) -> dict:
             raise CheckpointError(f"{path}: tensor {name}: weight level -8 is out of range "
                                   f"(-{LEVEL_MAX}..{LEVEL_MAX})")
         alpha_t = state.get(name.rsplit(".", 1)[0] + ".weight_quant.wgt_alpha")
-        if alpha_t is None or alpha_t.numel() != 1 or not float(alpha_t) > 0:
-            raise CheckpointError(f"{path}: tensor {name}: needs a positive "
+        if alpha_t is None or alpha_t.numel() != 1:
+            raise CheckpointError(f"{path}: tensor {name}: needs a one-value "
                                   f"{name.rsplit('.', 1)[0]}.weight_quant.wgt_alpha")
     for name, k in levels.items():
         w = rebuild_weight(k, float(state[name.rsplit(".", 1)[0] + ".weight_quant.wgt_alpha"]))

@@ -148,6 +148,13 @@ def _nan_bn(raw, header, offsets):
     return raw
 
 
+def _set_float(name, value):
+    def edit(raw, header, offsets):
+        struct.pack_into("<f", raw, offsets[name], value)
+        return raw
+    return edit
+
+
 def _level_minus_8(raw, header, offsets):
     raw[offsets["features.27.weight"]] = (raw[offsets["features.27.weight"]] & 0xF0) | 0x8
     return raw
@@ -175,7 +182,10 @@ CASES = [
     ("trailing", lambda r, h, o: r + b"\0\0", "2 bytes after the last tensor"),
     ("header", lambda r, h, o: r[:16] + b"[" + r[17:], "header is not JSON"),
     ("short", lambda r, h, o: r[:10], "shorter than the 16-byte prefix"),
-    ("nan", _nan_bn, "features.1.running_var: non-finite"),
+    ("nan", _nan_bn, "'features.1.running_var' holds non-finite values"),
+    ("act_alpha0", _set_float("features.0.act_alpha", 0.0), "'features.0.act_alpha' is 0; a clipping threshold"),
+    ("wgt_alpha-1", _set_float("features.3.weight_quant.wgt_alpha", -1.0),
+     "'features.3.weight_quant.wgt_alpha' is -1; a clipping threshold must be > 0"),
     ("minus8", _level_minus_8, "features.27.weight: weight level -8 is out of range"),
     ("nbytes", _bad_nbytes, "does not match"),
     ("dtype", _bad_dtype, "bad dtype 'float16'"),
