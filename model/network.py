@@ -44,9 +44,11 @@ import torch
 import torch.nn as nn
 
 from .capture import ConvChannels, exact_fp32
-from .errors import ModelError, PsumOverflowError
+from .errors import LayerError, ModelError, PsumOverflowError
 from .hwconfig import CONFIG
 from .program.memory_map import useful_macs
+from .program.network import LayerShape
+from .program.ws_fast import check_l0_depth, check_sfp_depth, plan_passes
 from .quant import QuantConv2d
 from .requant import LEVELS, THRESHOLD_BW, Requant
 
@@ -222,6 +224,25 @@ class Network:
                 stage.requant = derive_requant(level_function(stage, nxt.conv), stage.out_channels)
         finally:
             torch.set_num_threads(threads)
+
+    def check_array(self, array_size: int) -> None:
+        """LayerError (one line, naming the conv as the model has it) when a conv cannot run on
+        the ``array_size`` x ``array_size`` core, before any program or player is built: the
+        program builder's sizing checks (its thresholds in the SFP, its output vectors in the
+        SFP bank, one ic tile in xmem and wmem, the L0 depth), none of which depends on the
+        input channels, so the signed first conv's digit split changes none of them."""
+        n = array_size
+        for stage in self.stages:
+            try:
+                geo = LayerShape(stage.in_channels, stage.out_channels, stage.height, stage.width, n,
+                                 "raw" if stage.requant is None else "requant").geometry
+                check_sfp_depth(geo, CONFIG.sfp_depth)
+                plan_passes(geo)
+                check_l0_depth(geo, CONFIG.fifo_depth)
+            except ModelError as e:
+                raise LayerError(f"--array {n}: {stage.name} ({stage.in_channels}->{stage.out_channels}, "
+                                 f"{stage.height}x{stage.width}) cannot run on the {n}x{n} core: "
+                                 f"{str(e).split(' cannot run: ', 1)[-1]}") from None
 
     def first_levels(self, image: torch.Tensor) -> np.ndarray:
         """The first conv's input levels of a normalized image (3, H, W): the model's modules before

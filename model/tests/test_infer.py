@@ -5,6 +5,7 @@ import pytest
 
 from model.checkpoint import save_checkpoint
 from model.cli import main
+from model.hwconfig import CONFIG
 from model.infer import parse_images
 from model.tests.test_cli import dataset, one_line_error  # noqa: F401 - dataset is a fixture
 from model.vgg import build_model
@@ -35,6 +36,7 @@ def test_images_ranges():
     (["--images", "4:2"], 2, "--images: expected 0 <= A < B"),
     (["--image", "1", "--images", "0:2"], 2, "not allowed with argument"),
     (["--sim", "modelsim"], 2, "--sim: invalid choice"),
+    (["--array", "17"], 2, "--array: must be an integer in 2..16, got '17'"),     # the 4-bit WCOL field
 ])
 def test_usage_errors(argv, status, needle, capsys, tmp_path):
     assert main(["infer", "--out", str(tmp_path), *argv]) == status
@@ -50,6 +52,16 @@ def test_checkpoint_of_another_network(checkpoint, capsys, tmp_path):
     assert main(["infer", "--out", str(tmp_path), "--checkpoint", str(checkpoint),
                  "--model", "vgg16_quant_project"]) == 1
     assert str(checkpoint) in error_line(capsys)
+
+
+def test_array_too_small_for_a_conv(capsys, tmp_path):
+    """A conv the array cannot run is refused, named as the model has it (not the signed input's
+    digit split, 6->64), before the header is printed or the player and any program are built."""
+    assert main(["infer", "--out", str(tmp_path), "--model", "64,M,8", "--array", "4"]) == 1
+    out, err = capsys.readouterr()
+    assert one_line_error(err) == ("error: --array 4: features.0 (3->64, 32x32) cannot run on the 4x4 core: "
+                                   f"{64 // 4 * 32 * 32} output vectors do not fit the SFP bank ({CONFIG.sfp_depth} entries)")
+    assert out == "" and list(tmp_path.iterdir()) == []
 
 
 def test_unreachable_scheduler(capsys, tmp_path, monkeypatch):
