@@ -25,6 +25,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
 _PREFIXES = ("module.", "_orig_mod.")
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 _ALPHAS = (".act_alpha", ".weight_quant.wgt_alpha")
+_ZIP_MAGIC = b"PK\x03\x04"                   # torch.save's zip format
 _SCALAR = np._core.multiarray.scalar
 # What weights_only needs to rebuild a numpy scalar, under numpy 2's and numpy 1's module names.
 SAFE_NUMPY_GLOBALS = [np.dtype, _SCALAR, (_SCALAR, "numpy.core.multiarray.scalar")] + [
@@ -94,26 +96,39 @@ def _torch_load(path: Path):
         raise CheckpointError(f"{path}: checkpoint not found")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_ZIP_MAGIC))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not head:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
     from .packed import is_packed, read_packed  # the deployable 4-bit format, told by its magic
     if is_packed(path):
         return read_packed(path)
     try:
-        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):
+        # torch warns about a pickle protocol it did not write before refusing the file in one line
+        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
             raise _refusal(path, e) from None
-        raise CheckpointError(f"{path}: not a torch checkpoint ({_first_line(e)})") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    except Exception as e:  # EOFError, RuntimeError (bad zip), KeyError (garbage), ...
-        raise CheckpointError(f"{path}: not a torch checkpoint or corrupt ({type(e).__name__}: {_first_line(e)})") from None
+        raise CheckpointError(f"{path}: not a torch checkpoint ({_first_sentence(e)})") from None
+    except Exception as e:  # EOFError, RuntimeError / OSError (bad zip), KeyError (garbage), ...
+        if head == _ZIP_MAGIC and isinstance(e, (RuntimeError, OSError)):
+            raise CheckpointError(f"{path}: not a torch checkpoint (truncated or corrupt zip archive)") from None
+        if not head.startswith(b"\x80"):      # a pickle of protocol 2 or later, as torch writes
+            raise CheckpointError(f"{path}: not a torch checkpoint (neither a zip archive nor a pickle)") from None
+        raise CheckpointError(f"{path}: not a torch checkpoint or corrupt ({type(e).__name__}: "
+                              f"{_first_sentence(e)})") from None
 
 
-def _first_line(e: Exception) -> str:
+def _first_sentence(e: Exception) -> str:
+    """The first sentence of an exception's message (torch appends paragraphs of advice)."""
     text = str(e).strip()
     line = text.splitlines()[0] if text else ""
-    return line[:160] or type(e).__name__
+    return line.split(". ", 1)[0].rstrip(".") or type(e).__name__
 
 
 def _is_state_dict(obj) -> bool:

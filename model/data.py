@@ -222,13 +222,16 @@ class CifarSource:
     def _decode(self, rel: str) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError
 
-        where = self.files.where(rel)
+        where, raw = self.files.where(rel), self.files.read(rel)
         try:
-            with Image.open(io.BytesIO(self.files.read(rel))) as img:
+            with Image.open(io.BytesIO(raw)) as img:
                 if img.size != (32, 32):
                     raise DataError(f"{where}: image is {img.size[0]}x{img.size[1]}, CIFAR-10 images are 32x32")
                 rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        except UnidentifiedImageError:     # its message is the repr of our BytesIO
+            raise DataError(f"{where}: not a readable image "
+                            f"({'empty file' if not raw else 'not in a format Pillow reads'})") from None
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{where}: not a readable image ({e})") from None
         return rgb.transpose(2, 0, 1).copy()
 

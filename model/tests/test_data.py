@@ -266,7 +266,10 @@ def test_image_folder_errors(tmp_path):
         cifar.load_cifar10(tmp_path / "b", "test")
     (tmp_path / "c" / "test" / "dog").mkdir(parents=True)
     (tmp_path / "c" / "test" / "dog" / "0000.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match="0000.jpg: not a readable image"):
-        cifar.load_cifar10(tmp_path / "c", "test")
+    with pytest.raises(DataError, match=r"0000.jpg: not a readable image \(not in a format Pillow reads\)$"):
+        cifar.load_cifar10(tmp_path / "c", "test")           # not Pillow's "<_io.BytesIO object at 0x...>"
     with pytest.raises(DataError, match="image index 5 out of range: the test set has 1 images"):
         cifar.load_test_image(tmp_path / "c", 5)
+    (tmp_path / "c" / "test" / "dog" / "0000.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"0000.jpg: not a readable image \(empty file\)$"):
+        cifar.load_cifar10(tmp_path / "c", "test")
