@@ -274,7 +274,7 @@ def model_from_checkpoint(path, model_name=None, act_quant: str | None = None):
     the checkpoint names, else the one its keys and shapes show. ``act_quant`` (default: the
     checkpoint's, else ``"course"``) chooses the activation quantizer.
     """
-    from .vgg import build_model, layout_from_state_dict, resolve_model
+    from .vgg import MODELS, build_model, layout_from_state_dict, resolve_model
 
     ckpt = load_checkpoint(path)
     sd = ckpt["state_dict"]
@@ -284,8 +284,15 @@ def model_from_checkpoint(path, model_name=None, act_quant: str | None = None):
         if any(k.startswith("features.") for k in sd):
             raise CheckpointError(f"{path}: not a VGG16_quant layout this tool can read: {e}") from None
         raise CheckpointError(f"{path}: {describe_foreign(sd)}; this tool runs VGG16_quant layouts only") from None
-    spec = model_name or ckpt["model"] or detected
-    layout = resolve_model(spec)
+    named = None if model_name else ckpt["model"]
+    try:
+        layout = resolve_model(model_name or named or detected)
+    except ModelError as e:
+        if named is None:
+            raise
+        what = (f"a layout that does not parse ({e})" if "," in named else
+                f"not one of {', '.join(MODELS)} nor a layout string")
+        raise CheckpointError(f"{path}: names model {named!r}, {what}; --model NAME reads it as another") from None
     model = build_model(layout, act_quant=act_quant or ckpt["act_quant"] or "course")
     hint = "" if layout.same_network(detected) else f" (its keys and shapes are those of {detected.label})"
     load_state_dict(model, sd, source=path, hint=hint)

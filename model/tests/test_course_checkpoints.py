@@ -215,6 +215,26 @@ def test_unreadable_files_in_one_line(tmp_path):
         assert [str(w.message) for w in seen] == [], data[:20]
 
 
+def test_unknown_model_name_in_the_file_is_blamed_on_the_file(tmp_path):
+    """A model name the checkpoint itself holds (the user typed no --model) is reported as the
+    file's, for a full and a packed checkpoint; --model overrides it."""
+    from model.packed import write_packed
+
+    model = build_model("8,M,8", seed=0)
+    full = save_checkpoint(tmp_path / "full.pt", model, "resnet20", 1, 0.0)
+    packed = write_packed(tmp_path / "m.q4", model.state_dict(), "../../etc")
+    layout = save_checkpoint(tmp_path / "layout.pt", model, "8,Q,8", 1, 0.0)
+    valid = ", ".join(MODELS)
+    for path, name in ((full, "resnet20"), (packed, "../../etc")):
+        with pytest.raises(CheckpointError) as e:
+            model_from_checkpoint(path)
+        assert str(e.value) == (f"{path}: names model {name!r}, not one of {valid} nor a layout string; "
+                                "--model NAME reads it as another")
+        assert model_from_checkpoint(path, "8,M,8")[2] == model.layout.label
+    with pytest.raises(CheckpointError, match=rf"^{layout}: names model '8,Q,8', a layout that does not parse \("):
+        model_from_checkpoint(layout)
+
+
 def test_resnet20_is_named(tmp_path):
     sd = {"conv1.weight": torch.zeros(16, 3, 3, 3), "bn1.weight": torch.ones(16), "linear.weight": torch.zeros(10, 64)}
     for stage, width in ((1, 16), (2, 32), (3, 64)):
