@@ -23,6 +23,7 @@ import io
 import os
 import pickle
 import re
+import sys
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -156,6 +157,7 @@ class CifarSource:
 
     def __init__(self, files: _Files, prefix: str, kind: str):
         self.files, self.prefix, self.kind = files, prefix, kind
+        self._listed: dict[str, list[tuple[str, int]]] = {}
 
     def describe(self) -> str:
         return f"{self.files.where(self.prefix)} ({self.kind})"
@@ -206,17 +208,31 @@ class CifarSource:
         return np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
 
     def _images(self, split) -> list[tuple[str, int]]:
+        """(file, label) of the split's images, class by class. Other files (a README, a
+        .DS_Store, a file outside a class folder) are skipped and, like classes without an
+        image, named in one note line on stderr, once per split."""
+        if split in self._listed:
+            return self._listed[split]
         base = f"{self.prefix}{split}/"
-        entries = []
+        entries, skipped = [], []
         for rel in self.files.listing(base):
             parts = rel[len(base):].split("/")
             if len(parts) != 2 or not parts[1].lower().endswith(IMAGE_SUFFIXES):
+                skipped.append(rel[len(base):])
                 continue
             if parts[0] not in CLASSES:
                 raise DataError(f"{self.files.where(base + parts[0])}: unknown class folder "
                                 f"(expected one of {', '.join(CLASSES)})")
             entries.append((rel, CLASSES.index(parts[0])))
         entries.sort(key=lambda e: (e[1], e[0]))
+        empty = [c for k, c in enumerate(CLASSES) if all(label != k for _, label in entries)]
+        if entries and (skipped or empty):      # no image at all: split() refuses the split
+            notes = [f"skipped {len(skipped)} file{'s' * (len(skipped) > 1)} that {'are' if len(skipped) > 1 else 'is'} "
+                     f"not a {'/'.join(IMAGE_SUFFIXES)} image in a class folder "
+                     f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})"] if skipped else []
+            notes += [f"no images of {', '.join(empty)}"] if empty else []
+            print(f"note: {self.files.where(base)}: {'; '.join(notes)}", file=sys.stderr)
+        self._listed[split] = entries
         return entries
 
     def _decode(self, rel: str) -> np.ndarray:

@@ -273,3 +273,24 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "c" / "test" / "dog" / "0000.jpg").write_bytes(b"")
     with pytest.raises(DataError, match=r"0000.jpg: not a readable image \(empty file\)$"):
         cifar.load_cifar10(tmp_path / "c", "test")
+
+
+def test_skipped_files_and_empty_classes_are_named_once(tmp_path, capsys):
+    """A stray file in an image-folder tree is skipped, not fatal, but named on stderr with the
+    classes that have no image, once per split (eval, train and infer all list it)."""
+    x, _ = cifar.synthetic_uint8(2, seed=4)
+    root = cifar.write_image_folders(tmp_path / "imgs", x.numpy(), [3, 5], "test", ".jpg")
+    (root / "test" / "airplane").mkdir()
+    (root / "test" / "airplane" / "notes.txt").write_text("not an image")
+    (root / "test" / ".DS_Store").write_bytes(b"\0")
+    source = cifar.open_cifar10(root)
+    assert source.split("test")[1].tolist() == [3, 5]
+    assert source.image("test", 1)[1] == 5
+    others = ", ".join(c for c in cifar.CLASSES if c not in ("cat", "dog"))
+    assert capsys.readouterr().err.splitlines() == [
+        f"note: {root / 'test'}: skipped 2 files that are not a .png/.jpg/.jpeg image in a class folder "
+        f"(.DS_Store, airplane/notes.txt); no images of {others}"]
+    x, _ = cifar.synthetic_uint8(10, seed=4)
+    cifar.write_image_folders(tmp_path / "full", x.numpy(), list(range(10)), "test", ".png")
+    cifar.load_cifar10(tmp_path / "full", "test")
+    assert capsys.readouterr().err == ""                  # every class, nothing else: no note

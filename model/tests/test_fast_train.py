@@ -155,6 +155,7 @@ def test_fast_defaults_and_errors(jpg_data, tmp_path, capsys, monkeypatch):
     for epochs, warmup in (("1", 0.5), ("2", 1.0), ("3", 2.0)):
         assert main(["train", "--fast", "--data", str(jpg_data), "--out", str(tmp_path), "--epochs", epochs]) == 0
         assert (seen["warmup_epochs"], seen["label_smoothing"]) == (warmup, 0.1), epochs
+    capsys.readouterr()
     for argv in (["--label-smoothing", "2"], ["--warmup-epochs", "-3"], ["--time-budget", "-5"]):
         rc = main(["train", "--fast", "--data", str(tmp_path / "none"), *argv])   # refused before any data
         err = capsys.readouterr().err.splitlines()
