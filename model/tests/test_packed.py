@@ -117,6 +117,22 @@ def test_export_capture_identical(full_and_packed):
     assert caps[0].act_delta == caps[1].act_delta and caps[0].w_delta == caps[1].w_delta
 
 
+def test_unsigned_activation_quantizer_is_kept(tmp_path, capsys):
+    """A checkpoint trained with --act-quant unsigned packs bit-identically: the header keeps the
+    quantizer (it used to be rebuilt as "course", and pack called its own check an internal error)."""
+    full = save_checkpoint(tmp_path / "u.pt", _trained_like_model(), NAME, 1, 0.0, act_quant="unsigned")
+    assert main(["pack", "--checkpoint", str(full), "--out", str(tmp_path / "u.q4")]) == 0, capsys.readouterr().err
+    model, ckpt, _ = model_from_checkpoint(tmp_path / "u.q4")
+    assert ckpt["act_quant"] == model.act_quant == "unsigned"
+    raw = bytearray((tmp_path / "u.q4").read_bytes())
+    header, _ = _layout(tmp_path / "u.q4")
+    header["act_quant"] = "signed"
+    (tmp_path / "s.q4").write_bytes(bytes(_set_header(raw, header)))
+    with pytest.raises(CheckpointError, match=r"header field 'act_quant' must be one of course, unsigned, "
+                                              r"got 'signed'$"):
+        load_checkpoint(tmp_path / "s.q4")
+
+
 def test_pack_cli(full_and_packed, tmp_path, capsys):
     full, small = full_and_packed
     assert packed.is_packed(small) and not packed.is_packed(full)
