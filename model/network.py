@@ -315,8 +315,9 @@ def _stages(model: nn.Module, image_size: int) -> tuple[list, list[ConvStage]]:
                     or m.bias is not None:
                 raise ModelError(f"{name}: the core runs 3x3 convs, stride 1, padding 1, no bias")
             if m.w_bit != 4 or m.a_bit != 4:
-                raise ModelError(f"{name}: the core runs 4-bit weights and activations, got w_bit={m.w_bit} "
-                                 f"a_bit={m.a_bit}")
+                raise ModelError(f"{name}: the whole-network path runs 4-bit weights and activations, got "
+                                 f"w_bit={m.w_bit} a_bit={m.a_bit} (the core's 2-bit mode runs single layers: "
+                                 f"demo, export, classic)")
             if size < 1:
                 raise ModelError(f"{name}: the pools before it leave nothing of a {image_size}x{image_size} image")
             with torch.no_grad():
