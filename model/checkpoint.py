@@ -162,8 +162,9 @@ def check_tensors(path, state_dict: dict) -> None:
     ``weight_quant.wgt_alpha``) that is not > 0. The quantizers (``model.quant``) divide by
     alpha and step by ``alpha / levels``: 0 makes every logit NaN; with a negative one the
     integer levels ``q / (alpha / levels)`` change sign (an activation's clip at +alpha
-    becomes a floor, a weight's levels flip) and are not the array's 0..15 / -7..7. Training does not clamp alpha, so a run that drives one to <= 0 is refused here,
-    like one that diverged. Used by the full and the packed loaders alike."""
+    becomes a floor, a weight's levels flip) and are not the array's 0..15 / -7..7.
+    Training does not clamp alpha, so a run that drives one to <= 0 is refused here, like
+    one that diverged. Used by the full and the packed loaders alike."""
     for key, t in state_dict.items():
         if key.rsplit(".", 1)[-1] == "num_batches_tracked":
             continue

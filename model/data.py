@@ -227,8 +227,9 @@ class CifarSource:
         entries.sort(key=lambda e: (e[1], e[0]))
         empty = [c for k, c in enumerate(CLASSES) if all(label != k for _, label in entries)]
         if entries and (skipped or empty):      # no image at all: split() refuses the split
-            notes = [f"skipped {len(skipped)} file{'s' * (len(skipped) > 1)} that {'are' if len(skipped) > 1 else 'is'} "
-                     f"not a {'/'.join(IMAGE_SUFFIXES)} image in a class folder "
+            many = len(skipped) > 1
+            notes = [f"skipped {len(skipped)} file{'s' * many} that {'are' if many else 'is'} not a "
+                     f"{'/'.join(IMAGE_SUFFIXES)} image in a class folder "
                      f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})"] if skipped else []
             notes += [f"no images of {', '.join(empty)}"] if empty else []
             print(f"note: {self.files.where(base)}: {'; '.join(notes)}", file=sys.stderr)

@@ -318,7 +318,7 @@ def run_train_command(args) -> int:
         return run_train(args)
     if args.resume is not None:
         raise ModelError("--resume is not supported with --fast (it trains one schedule from the start)")
-    if args.warmup_epochs is None:                 # the default warm-up leaves an epoch's half after it
+    if args.warmup_epochs is None:                 # unset: 2 epochs, or half of a run of 2 or fewer
         args.warmup_epochs = WARMUP_EPOCHS if args.epochs > WARMUP_EPOCHS else args.epochs / 2
     elif args.warmup_epochs >= args.epochs:        # before the data is read
         raise ModelError(f"--warmup-epochs {args.warmup_epochs:g} must be fewer than --epochs {args.epochs}")

@@ -35,7 +35,7 @@ import re
 import time
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import LayerError, ModelError
 from .hwconfig import CONFIG
 from .options import CIFAR10_TEST_IMAGES, IMAGE, SEED, int_in
 from .train import DEFAULT_MODEL, add_model_arguments
@@ -361,7 +361,10 @@ def _run(args, indices, out: Path, client, t_start: float) -> int:
     images, source = load_images(args.data, indices, args.seed)
     model, what = load_model(args.checkpoint, args.model, args.seed, args.act_quant)
     net = Network(model)
-    net.check_array(args.array)         # before the header, the player and any program are built
+    try:
+        net.check_array(args.array)     # before the header, the player and any program are built
+    except LayerError as e:
+        raise LayerError(f"--array {args.array}: {e}") from None
     key = _run_key(args, what, net)
     prep = time.perf_counter() - t_start
     print(f"model   {what}, activation quantizer {model.act_quant}")

@@ -240,7 +240,7 @@ class Network:
                 plan_passes(geo)
                 check_l0_depth(geo, CONFIG.fifo_depth)
             except ModelError as e:
-                raise LayerError(f"--array {n}: {stage.name} ({stage.in_channels}->{stage.out_channels}, "
+                raise LayerError(f"{stage.name} ({stage.in_channels}->{stage.out_channels}, "
                                  f"{stage.height}x{stage.width}) cannot run on the {n}x{n} core: "
                                  f"{str(e).split(' cannot run: ', 1)[-1]}") from None
 

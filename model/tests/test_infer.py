@@ -59,8 +59,9 @@ def test_array_too_small_for_a_conv(capsys, tmp_path):
     digit split, 6->64), before the header is printed or the player and any program are built."""
     assert main(["infer", "--out", str(tmp_path), "--model", "64,M,8", "--array", "4"]) == 1
     out, err = capsys.readouterr()
+    vectors = 64 // 4 * 32 * 32          # 16 oc tiles x 1024 pixels
     assert one_line_error(err) == ("error: --array 4: features.0 (3->64, 32x32) cannot run on the 4x4 core: "
-                                   f"{64 // 4 * 32 * 32} output vectors do not fit the SFP bank ({CONFIG.sfp_depth} entries)")
+                                   f"{vectors} output vectors do not fit the SFP bank ({CONFIG.sfp_depth} entries)")
     assert out == "" and list(tmp_path.iterdir()) == []
 
 
