@@ -20,7 +20,7 @@ layer's program template once, on disk under ``--out``) and the others on Dask d
 ``--workers`` processes (default: one per core), or the running cluster at ``--scheduler``
 (its workers need this project installed and ``--out`` on a shared filesystem);
 ``--workers 0`` runs the images one after the other here. Each finished image is appended to
-``OUT/images.jsonl`` at once; a rerun with the same model, data and core skips those.
+``OUT/images.jsonl`` at once; a rerun with the same model, core and image pixels skips those.
 
 Writes ``OUT/infer.json`` (per layer: cycles, MACs, outputs checked, mismatches, PyTorch
 differences; per image: label, predictions) and ``OUT/infer.png`` (cycles and MAC
@@ -173,7 +173,15 @@ def _run_key(args, model_what: str, net) -> str:
     return h.hexdigest()[:16]
 
 
-def _finished(path: Path, key: str, wanted: set) -> dict:
+def image_digest(image) -> str:
+    """What a saved result's image is: a digest of its pixels (the normalized float32 image), so
+    an image file replaced under the same index runs afresh."""
+    return hashlib.sha256(image.numpy().tobytes()).hexdigest()[:16]
+
+
+def _finished(path: Path, key: str, wanted: dict) -> dict:
+    """The results in ``path`` of run ``key`` whose index and image digest are in ``wanted``
+    ({index: image_digest})."""
     done = {}
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -181,7 +189,7 @@ def _finished(path: Path, key: str, wanted: set) -> dict:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue                       # a line cut short by an interrupted run: redone
-            if rec.get("run") == key and rec.get("index") in wanted:
+            if rec.get("run") == key and rec.get("index") in wanted and rec.get("image") == wanted[rec["index"]]:
                 done[rec["index"]] = rec
     return done
 
@@ -212,15 +220,16 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
     from tqdm import tqdm
 
     path = out / RESULTS
-    done = _finished(path, key, {i for i, _, _ in images})
+    digests = {i: image_digest(image) for i, image, _ in images}
+    done = _finished(path, key, digests)
     todo = [item for item in images if item[0] not in done]
     build = str(out.resolve())      # the same folder for workers started elsewhere
     if done:
-        print(f"   {len(done)} image(s) already in {path} (same model, data, core and RTL sources): skipped, "
+        print(f"   {len(done)} image(s) already in {path} (same model, pixels, core and RTL sources): skipped, "
               "not timed; delete that file or use another --out to run them again")
     with path.open("a") as log, tqdm(total=len(todo), desc="images", unit="img", disable=len(todo) < 2) as bar:
         def record(rec):
-            rec["run"] = key
+            rec["run"], rec["image"] = key, digests[rec["index"]]
             log.write(json.dumps(rec) + "\n")
             log.flush()
             done[rec["index"]] = rec

@@ -89,3 +89,26 @@ def test_saved_results_are_keyed_on_the_rtl_sources(tmp_path, monkeypatch):
     mac = repo / "rtl" / "mac.v"
     mac.write_text(mac.read_text() + "\n// an edit\n")
     assert infer._run_key(args, "seeded", net) != before
+
+
+def test_saved_results_are_keyed_on_the_image_pixels(tmp_path, monkeypatch, capsys):
+    """A rerun skips an image only when its pixels are the same: an image file replaced under
+    the same index runs again (it used to get the old file's result)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from model import infer
+
+    ran = []
+    monkeypatch.setattr(infer, "image_job", lambda net, sim, array, build, index, image, label, quiet=False:
+                        ran.append(index) or {"index": index, "label": label})
+    args = SimpleNamespace(workers=0, sim="verilator", array=8)
+    first, other = torch.zeros(3, 32, 32), torch.zeros(3, 32, 32)
+    other[0, 0, 0] = 1.0
+    for image, runs_now in ((first, True), (first, False), (other, True), (other, False)):
+        before = len(ran)
+        results, fresh = infer.run_all(args, None, [(40, image, 5)], "key", tmp_path)
+        assert len(ran) - before == runs_now and fresh == ({40} if runs_now else set())
+        assert [r["index"] for r in results] == [40]
+        assert ("already in" in capsys.readouterr().out) != runs_now
