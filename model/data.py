@@ -8,7 +8,8 @@
 * an image-folder tree ``train/<class>/*.png|jpg`` and ``test/<class>/...`` (``<class>`` one
   of CLASSES, label = its position), or a ``.tar.gz`` of one. Images are decoded with
   Pillow and must be 32x32; a split's order is class by class, files sorted by name
-  (torchvision's ImageFolder order), so ``--limit`` takes whole classes first.
+  (torchvision's ImageFolder order); ``--limit N`` takes the classes' files in turn (the
+  first file of each class, then the second, ...), so N images cover every class.
 
 Batches are pickles of a dict with ``b"data"`` (uint8 [N, 3072]) and ``b"labels"`` (N
 ints). They are read with a restricted unpickler that allows only the numpy globals a
@@ -170,7 +171,7 @@ class CifarSource:
         if self.kind == BATCHES:
             x, y = self._batches(split, limit)
         else:
-            entries = self._images(split)[:limit]
+            entries = _spread(self._images(split), limit)
             x = np.stack([self._decode(rel) for rel, _ in tqdm(
                 entries, desc=f"decode {split}", unit="img", leave=False, disable=len(entries) < 2000)]) \
                 if entries else np.zeros((0, 3, 32, 32), np.uint8)
@@ -251,6 +252,20 @@ class CifarSource:
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{where}: not a readable image ({e})") from None
         return rgb.transpose(2, 0, 1).copy()
+
+
+def _spread(entries: list[tuple[str, int]], limit: int | None) -> list[tuple[str, int]]:
+    """``limit`` of a class-by-class image list, taking each class's files in turn (the first
+    of every class, then the second, ...) and kept class by class: the first N files would
+    all be airplanes. The python batches need no such pick: their images are shuffled."""
+    if limit is None or limit >= len(entries):
+        return entries
+    ranks, seen = [], [0] * len(CLASSES)
+    for _, label in entries:
+        ranks.append(seen[label])
+        seen[label] += 1
+    picked = sorted(range(len(entries)), key=lambda k: (ranks[k], entries[k][1]))[:limit]
+    return [entries[k] for k in sorted(picked)]
 
 
 def open_cifar10(data: str | os.PathLike | None = None) -> CifarSource:

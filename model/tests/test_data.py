@@ -294,3 +294,16 @@ def test_skipped_files_and_empty_classes_are_named_once(tmp_path, capsys):
     cifar.write_image_folders(tmp_path / "full", x.numpy(), list(range(10)), "test", ".png")
     cifar.load_cifar10(tmp_path / "full", "test")
     assert capsys.readouterr().err == ""                  # every class, nothing else: no note
+
+
+def test_limit_on_image_folders_takes_every_class_in_turn(tmp_path):
+    """--limit N on class-by-class image folders takes each class's files in turn (it took the
+    first N files: all airplanes), and keeps the split's class-by-class order."""
+    x, _ = cifar.synthetic_uint8(12, seed=4)
+    labels = [0] * 5 + [1] * 4 + [7] * 3
+    root = cifar.write_image_folders(tmp_path / "imgs", x.numpy(), labels, "test", ".png")
+    whole_x, whole_y = cifar.load_cifar10(root, "test")
+    got_x, got_y = cifar.load_cifar10(root, "test", limit=7)
+    assert got_y.tolist() == [0, 0, 0, 1, 1, 7, 7]     # files 0..2 of class 0, 0..1 of 1, 0..1 of 7
+    assert torch.equal(got_x, whole_x[[0, 1, 2, 5, 6, 9, 10]])
+    assert cifar.load_cifar10(root, "test", limit=12)[1].tolist() == whole_y.tolist()
