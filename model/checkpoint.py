@@ -15,7 +15,8 @@ Accepted layouts:
   * a bare ``state_dict``;
   * a packed deployable file (``model.packed``: 4-bit weight levels, two per byte);
 each with keys prefixed by ``module.`` (nn.DataParallel) and/or ``_orig_mod.``
-(torch.compile), which are stripped. Non-finite weights are refused.
+(torch.compile), which are stripped. A tensor that is not floating point, holds a NaN or inf,
+or a clipping threshold (alpha) that is not > 0 is refused (``check_tensors``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_state_dict",
+    "check_tensors",
     "infer_model_name",
     "model_from_checkpoint",
     "describe_foreign",
@@ -45,6 +48,8 @@ __all__ = [
 
 _PREFIXES = ("module.", "_orig_mod.")
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+_ALPHAS = (".act_alpha", ".weight_quant.wgt_alpha")
+_ZIP_MAGIC = b"PK\x03\x04"                   # torch.save's zip format
 _SCALAR = np._core.multiarray.scalar
 # What weights_only needs to rebuild a numpy scalar, under numpy 2's and numpy 1's module names.
 SAFE_NUMPY_GLOBALS = [np.dtype, _SCALAR, (_SCALAR, "numpy.core.multiarray.scalar")] + [
@@ -91,26 +96,39 @@ def _torch_load(path: Path):
         raise CheckpointError(f"{path}: checkpoint not found")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_ZIP_MAGIC))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not head:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
     from .packed import is_packed, read_packed  # the deployable 4-bit format, told by its magic
     if is_packed(path):
         return read_packed(path)
     try:
-        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS):
+        # torch warns about a pickle protocol it did not write before refusing the file in one line
+        with torch.serialization.safe_globals(SAFE_NUMPY_GLOBALS), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
             raise _refusal(path, e) from None
-        raise CheckpointError(f"{path}: not a torch checkpoint ({_first_line(e)})") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    except Exception as e:  # EOFError, RuntimeError (bad zip), KeyError (garbage), ...
-        raise CheckpointError(f"{path}: not a torch checkpoint or corrupt ({type(e).__name__}: {_first_line(e)})") from None
+        raise CheckpointError(f"{path}: not a torch checkpoint ({_first_sentence(e)})") from None
+    except Exception as e:  # EOFError, RuntimeError / OSError (bad zip), KeyError (garbage), ...
+        if head == _ZIP_MAGIC and isinstance(e, (RuntimeError, OSError)):
+            raise CheckpointError(f"{path}: not a torch checkpoint (truncated or corrupt zip archive)") from None
+        if not head.startswith(b"\x80"):      # a pickle of protocol 2 or later, as torch writes
+            raise CheckpointError(f"{path}: not a torch checkpoint (neither a zip archive nor a pickle)") from None
+        raise CheckpointError(f"{path}: not a torch checkpoint or corrupt ({type(e).__name__}: "
+                              f"{_first_sentence(e)})") from None
 
 
-def _first_line(e: Exception) -> str:
+def _first_sentence(e: Exception) -> str:
+    """The first sentence of an exception's message (torch appends paragraphs of advice)."""
     text = str(e).strip()
     line = text.splitlines()[0] if text else ""
-    return line[:160] or type(e).__name__
+    return line.split(". ", 1)[0].rstrip(".") or type(e).__name__
 
 
 def _is_state_dict(obj) -> bool:
@@ -137,12 +155,29 @@ def _number(path, ckpt: dict, key: str, kind):
     return number
 
 
-def _check_finite(path, state_dict: dict) -> None:
+def check_tensors(path, state_dict: dict) -> None:
+    """Refuse (one CheckpointError line naming ``path`` and the tensor) a state_dict the model
+    cannot run: a tensor that is not floating point (``num_batches_tracked`` excepted: an
+    integer count), a NaN or inf, or a clipping threshold (``act_alpha``,
+    ``weight_quant.wgt_alpha``) that is not > 0. The quantizers (``model.quant``) divide by
+    alpha and step by ``alpha / levels``: 0 makes every logit NaN; with a negative one the
+    integer levels ``q / (alpha / levels)`` change sign (an activation's clip at +alpha
+    becomes a floor, a weight's levels flip) and are not the array's 0..15 / -7..7.
+    Training does not clamp alpha, so a run that drives one to <= 0 is refused here, like
+    one that diverged. Used by the full and the packed loaders alike."""
     for key, t in state_dict.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
+        if key.rsplit(".", 1)[-1] == "num_batches_tracked":
+            continue
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: refused: {key!r} has dtype {str(t.dtype).removeprefix('torch.')}; "
+                                  f"model tensors are floating point")
+        if not torch.isfinite(t).all():
             nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
             raise CheckpointError(f"{path}: refused: {key!r} holds non-finite values ({nan} NaN, {inf} inf "
                                   f"of {t.numel()}); the training that wrote it diverged")
+        if key.endswith(_ALPHAS) and t.numel() and not bool((t > 0).all()):
+            raise CheckpointError(f"{path}: refused: {key!r} is {float(t.min()):g}; a clipping threshold "
+                                  f"must be > 0 (the quantizer divides by it)")
 
 
 def load_checkpoint(path, model: nn.Module | None = None) -> dict:
@@ -170,7 +205,7 @@ def load_checkpoint(path, model: nn.Module | None = None) -> dict:
     if len(set(names)) != len(names):
         raise CheckpointError(f"{path}: keys collide once the module./_orig_mod. prefixes are stripped")
     clean = {n: v for n, v in zip(names, sd.values()) if not n.endswith(".weight_q")}
-    _check_finite(path, clean)
+    check_tensors(path, clean)
     ckpt["state_dict"] = clean
     ckpt["param_names"] = [n for n in names if n.rsplit(".", 1)[-1] not in _BN_BUFFERS]
     ckpt["weight_q"] = len(names) - len(clean)
@@ -240,7 +275,7 @@ def model_from_checkpoint(path, model_name=None, act_quant: str | None = None):
     the checkpoint names, else the one its keys and shapes show. ``act_quant`` (default: the
     checkpoint's, else ``"course"``) chooses the activation quantizer.
     """
-    from .vgg import build_model, layout_from_state_dict, resolve_model
+    from .vgg import MODELS, build_model, layout_from_state_dict, resolve_model
 
     ckpt = load_checkpoint(path)
     sd = ckpt["state_dict"]
@@ -250,8 +285,15 @@ def model_from_checkpoint(path, model_name=None, act_quant: str | None = None):
         if any(k.startswith("features.") for k in sd):
             raise CheckpointError(f"{path}: not a VGG16_quant layout this tool can read: {e}") from None
         raise CheckpointError(f"{path}: {describe_foreign(sd)}; this tool runs VGG16_quant layouts only") from None
-    spec = model_name or ckpt["model"] or detected
-    layout = resolve_model(spec)
+    named = None if model_name else ckpt["model"]
+    try:
+        layout = resolve_model(model_name or named or detected)
+    except ModelError as e:
+        if named is None:
+            raise
+        what = (f"a layout that does not parse ({e})" if "," in named else
+                f"not one of {', '.join(MODELS)} nor a layout string")
+        raise CheckpointError(f"{path}: names model {named!r}, {what}; --model NAME reads it as another") from None
     model = build_model(layout, act_quant=act_quant or ckpt["act_quant"] or "course")
     hint = "" if layout.same_network(detected) else f" (its keys and shapes are those of {detected.label})"
     load_state_dict(model, sd, source=path, hint=hint)

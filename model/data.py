@@ -8,7 +8,8 @@
 * an image-folder tree ``train/<class>/*.png|jpg`` and ``test/<class>/...`` (``<class>`` one
   of CLASSES, label = its position), or a ``.tar.gz`` of one. Images are decoded with
   Pillow and must be 32x32; a split's order is class by class, files sorted by name
-  (torchvision's ImageFolder order), so ``--limit`` takes whole classes first.
+  (torchvision's ImageFolder order); ``--limit N`` takes the classes' files in turn (the
+  first file of each class, then the second, ...), so N images cover every class.
 
 Batches are pickles of a dict with ``b"data"`` (uint8 [N, 3072]) and ``b"labels"`` (N
 ints). They are read with a restricted unpickler that allows only the numpy globals a
@@ -23,6 +24,7 @@ import io
 import os
 import pickle
 import re
+import sys
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -156,6 +158,7 @@ class CifarSource:
 
     def __init__(self, files: _Files, prefix: str, kind: str):
         self.files, self.prefix, self.kind = files, prefix, kind
+        self._listed: dict[str, list[tuple[str, int]]] = {}
 
     def describe(self) -> str:
         return f"{self.files.where(self.prefix)} ({self.kind})"
@@ -168,7 +171,7 @@ class CifarSource:
         if self.kind == BATCHES:
             x, y = self._batches(split, limit)
         else:
-            entries = self._images(split)[:limit]
+            entries = _spread(self._images(split), limit)
             x = np.stack([self._decode(rel) for rel, _ in tqdm(
                 entries, desc=f"decode {split}", unit="img", leave=False, disable=len(entries) < 2000)]) \
                 if entries else np.zeros((0, 3, 32, 32), np.uint8)
@@ -206,31 +209,63 @@ class CifarSource:
         return np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
 
     def _images(self, split) -> list[tuple[str, int]]:
+        """(file, label) of the split's images, class by class. Other files (a README, a
+        .DS_Store, a file outside a class folder) are skipped and, like classes without an
+        image, named in one note line on stderr, once per split."""
+        if split in self._listed:
+            return self._listed[split]
         base = f"{self.prefix}{split}/"
-        entries = []
+        entries, skipped = [], []
         for rel in self.files.listing(base):
             parts = rel[len(base):].split("/")
             if len(parts) != 2 or not parts[1].lower().endswith(IMAGE_SUFFIXES):
+                skipped.append(rel[len(base):])
                 continue
             if parts[0] not in CLASSES:
                 raise DataError(f"{self.files.where(base + parts[0])}: unknown class folder "
                                 f"(expected one of {', '.join(CLASSES)})")
             entries.append((rel, CLASSES.index(parts[0])))
         entries.sort(key=lambda e: (e[1], e[0]))
+        empty = [c for k, c in enumerate(CLASSES) if all(label != k for _, label in entries)]
+        if entries and (skipped or empty):      # no image at all: split() refuses the split
+            many = len(skipped) > 1
+            notes = [f"skipped {len(skipped)} file{'s' * many} that {'are' if many else 'is'} not a "
+                     f"{'/'.join(IMAGE_SUFFIXES)} image in a class folder "
+                     f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})"] if skipped else []
+            notes += [f"no images of {', '.join(empty)}"] if empty else []
+            print(f"note: {self.files.where(base)}: {'; '.join(notes)}", file=sys.stderr)
+        self._listed[split] = entries
         return entries
 
     def _decode(self, rel: str) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError
 
-        where = self.files.where(rel)
+        where, raw = self.files.where(rel), self.files.read(rel)
         try:
-            with Image.open(io.BytesIO(self.files.read(rel))) as img:
+            with Image.open(io.BytesIO(raw)) as img:
                 if img.size != (32, 32):
                     raise DataError(f"{where}: image is {img.size[0]}x{img.size[1]}, CIFAR-10 images are 32x32")
                 rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        except UnidentifiedImageError:     # its message is the repr of our BytesIO
+            raise DataError(f"{where}: not a readable image "
+                            f"({'empty file' if not raw else 'not in a format Pillow reads'})") from None
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{where}: not a readable image ({e})") from None
         return rgb.transpose(2, 0, 1).copy()
+
+
+def _spread(entries: list[tuple[str, int]], limit: int | None) -> list[tuple[str, int]]:
+    """``limit`` of a class-by-class image list, taking each class's files in turn (the first
+    of every class, then the second, ...) and kept class by class: the first N files would
+    all be airplanes. The python batches need no such pick: their images are shuffled."""
+    if limit is None or limit >= len(entries):
+        return entries
+    ranks, seen = [], [0] * len(CLASSES)
+    for _, label in entries:
+        ranks.append(seen[label])
+        seen[label] += 1
+    picked = sorted(range(len(entries)), key=lambda k: (ranks[k], entries[k][1]))[:limit]
+    return [entries[k] for k in sorted(picked)]
 
 
 def open_cifar10(data: str | os.PathLike | None = None) -> CifarSource:

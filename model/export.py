@@ -89,7 +89,8 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psu
         raise ModelError(f"{cap.layer_name}: OS and WS references disagree (internal error)")
 
     x = np.asarray(cap.x_int)
-    hi = x[x >= 8]
+    top = 1 << (cap.a_bit - 1)          # the unsigned levels a signed reading would get wrong
+    hi = x[x >= top]
     echo(f"layer        {cap.layer_name}  ({ref.IC} -> {ref.OC} channels, {ref.H}x{ref.W}, "
          f"3x3, stride {cap.stride}, padding {cap.padding}; dataflow {dataflow})")
     echo(f"shapes       x_int {tuple(x.shape)}  w_int {tuple(cap.w_int.shape)}  "
@@ -97,7 +98,7 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psu
          f"tiles ic {ref.n_ic_tiles} x oc {ref.n_oc_tiles}")
     echo(f"deltas       act_delta {cap.act_delta:.6g}  w_delta {cap.w_delta:.6g}  "
          f"recovery error {cap.recovery_error:.3g}")
-    echo(f"ranges       x_int {_rng(x)} (values 8..15 present: "
+    echo(f"ranges       x_int {_rng(x)} (values {top}..{2 * top - 1} present: "
          f"{f'yes, {hi.size} values' if hi.size else 'no'})  w_int {_rng(np.asarray(cap.w_int))}  "
          f"psum {_rng(ref.psum)}  out {_rng(out)}")
     overflows = list(ref.overflows) + (list(osref.overflows) if osref is not None else [])

@@ -53,6 +53,9 @@ __all__ = ["FAST_DEFAULTS", "load_split", "as_nchw", "levels_forward", "lr_facto
 # Folder names of the JPG archive, in label order 0..9.
 # Defaults of --fast for the options it shares with the classic trainer.
 FAST_DEFAULTS = {"batch_size": 512, "lr": 0.1, "weight_decay": 5e-4}
+WARMUP_EPOCHS, LABEL_SMOOTHING = 2.0, 0.1
+# Options only --fast reads (the classic trainer would ignore them): refused without it.
+FAST_ONLY = ("warmup_epochs", "label_smoothing", "amp", "time_budget")
 
 
 # --------------------------------------------------------------------------- data
@@ -139,7 +142,8 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: str = "vgg16_quant_project",
                device: str | None = None, batch_size: int = 512, lr: float = 0.1, weight_decay: float = 5e-4,
-               warmup_epochs: float = 2.0, label_smoothing: float = 0.1, amp: bool | None = None, seed: int = 0,
+               warmup_epochs: float = WARMUP_EPOCHS, label_smoothing: float = LABEL_SMOOTHING,
+               amp: bool | None = None, seed: int = 0,
                time_budget: float | None = None, print_freq: int = 0, log=print) -> dict:
     """Train ``model_name`` from its seeded initialization; returns the summary dict
     (also written to ``out/summary.json``) with the measured figures.
@@ -232,7 +236,10 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
             per_epoch = sum(walls[1:]) / (epoch - 1) if epoch > 1 else walls[0]
             fit = epoch + int((time_budget - sum(walls)) // per_epoch)
             plan["epochs"] = min(epochs, max(math.ceil(warmup_epochs) + 1, epoch + 1, fit))
-            log(f"=> time budget {time_budget:g}s: {per_epoch:.2f}s per epoch, planning {plan['epochs']} epochs")
+            over = "" if fit >= plan["epochs"] else (
+                f" (over the budget: the warm-up and an epoch after it come first, about "
+                f"{sum(walls) + (plan['epochs'] - epoch) * per_epoch:.0f}s)")
+            log(f"=> time budget {time_budget:g}s: {per_epoch:.2f}s per epoch, planning {plan['epochs']} epochs{over}")
         log(f"epoch {epoch}/{plan['epochs']}: {seconds:.2f}s ({row['images_per_s']:.0f} images/s), "
             f"loss {row['loss']:.4f}, train acc {row['train_acc']:.2f}%, "
             f"test acc {test_acc:.2f}%{' (bf16 forward)' if amp else ''}, total {t_train:.1f}s")
@@ -284,9 +291,11 @@ def add_fast_arguments(p) -> None:
                    help="data and augmentation on the device, bf16 autocast with exact quantizers, "
                         "channels-last, warm-up + cosine schedule; defaults then: " +
                         ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in FAST_DEFAULTS.items()))
-    g.add_argument("--warmup-epochs", type=float_in(0, 10_000), default=2.0,
-                   help="linear warm-up epochs, fewer than --epochs (default 2)")
-    g.add_argument("--label-smoothing", type=float_in(0, 0.99), default=0.1, help="label smoothing (default 0.1)")
+    g.add_argument("--warmup-epochs", type=float_in(0, 10_000), default=None,
+                   help=f"linear warm-up epochs, fewer than --epochs (default {WARMUP_EPOCHS:g}, "
+                        "half of --epochs when that is 2 or fewer)")
+    g.add_argument("--label-smoothing", type=float_in(0, 0.99), default=None,
+                   help=f"label smoothing (default {LABEL_SMOOTHING:g})")
     g.add_argument("--amp", choices=("on", "off"), default=None, help="bf16 autocast (default: on for cuda)")
     g.add_argument("--time-budget", type=float_in(0, 1e7, lo_open=True), default=None, metavar="S",
                    help="seconds of training: --epochs becomes a maximum, planned from the warm-up epochs' times")
@@ -303,12 +312,18 @@ def run_train_command(args) -> int:
         if getattr(args, key) is None:
             setattr(args, key, value)
     if not args.fast:
+        for key in FAST_ONLY:
+            if getattr(args, key) is not None:
+                raise ModelError(f"--{key.replace('_', '-')} needs --fast (the classic trainer has no such option)")
         return run_train(args)
     if args.resume is not None:
         raise ModelError("--resume is not supported with --fast (it trains one schedule from the start)")
-    if args.warmup_epochs >= args.epochs:          # before the data is read
-        raise ModelError(f"--warmup-epochs {args.warmup_epochs:g} must be fewer than --epochs {args.epochs} "
-                         f"(the warm-up's default is 2 epochs)")
+    if args.warmup_epochs is None:                 # unset: 2 epochs, or half of a run of 2 or fewer
+        args.warmup_epochs = WARMUP_EPOCHS if args.epochs > WARMUP_EPOCHS else args.epochs / 2
+    elif args.warmup_epochs >= args.epochs:        # before the data is read
+        raise ModelError(f"--warmup-epochs {args.warmup_epochs:g} must be fewer than --epochs {args.epochs}")
+    if args.label_smoothing is None:
+        args.label_smoothing = LABEL_SMOOTHING
     t0 = time.time()
     train_x, train_y = load_split(args.data, "train", args.limit)
     test_x, test_y = load_split(args.data, "test", args.test_limit)

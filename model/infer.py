@@ -20,7 +20,7 @@ layer's program template once, on disk under ``--out``) and the others on Dask d
 ``--workers`` processes (default: one per core), or the running cluster at ``--scheduler``
 (its workers need this project installed and ``--out`` on a shared filesystem);
 ``--workers 0`` runs the images one after the other here. Each finished image is appended to
-``OUT/images.jsonl`` at once; a rerun with the same model, data and core skips those.
+``OUT/images.jsonl`` at once; a rerun with the same model, core and image pixels skips those.
 
 Writes ``OUT/infer.json`` (per layer: cycles, MACs, outputs checked, mismatches, PyTorch
 differences; per image: label, predictions) and ``OUT/infer.png`` (cycles and MAC
@@ -35,7 +35,7 @@ import re
 import time
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import LayerError, ModelError
 from .hwconfig import CONFIG
 from .options import CIFAR10_TEST_IMAGES, IMAGE, SEED, int_in
 from .train import DEFAULT_MODEL, add_model_arguments
@@ -44,6 +44,7 @@ __all__ = ["add_arguments", "run", "parse_images", "CALIB_IMAGES", "CALIB_PERCEN
 
 CALIB_IMAGES, CALIB_PERCENTILE = 16, 99.0     # as systolic demo's seeded model (model.capture.default_capture)
 SCHEDULER_TIMEOUT_S = 5
+MAX_ARRAY = 1 << CONFIG.wcol_bits     # the LOAD column field numbers the array's columns
 RESULTS = "images.jsonl"
 
 
@@ -77,8 +78,9 @@ def add_arguments(p) -> None:
                        help="test images A..B-1 (every STEP-th) on Dask: accuracy and agreement with PyTorch")
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"],
                    help="simulator of the program player (default verilator; icarus for small networks)")
-    p.add_argument("--array", type=int_in(2, 64), default=CONFIG.row,
-                   help=f"array size n of the n x n core (default {CONFIG.row}, rtl/core_inst.vh)")
+    p.add_argument("--array", type=int_in(2, MAX_ARRAY), default=CONFIG.row,
+                   help=f"array size n of the n x n core, 2..{MAX_ARRAY} (the {CONFIG.wcol_bits}-bit WCOL field; "
+                        f"default {CONFIG.row}, rtl/core_inst.vh); a conv that cannot run on it is refused first")
     p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--workers", type=int_in(0, 1024), default=None,
                    help="local Dask worker processes for --images (default: one per core; 0: no Dask)")
@@ -171,7 +173,15 @@ def _run_key(args, model_what: str, net) -> str:
     return h.hexdigest()[:16]
 
 
-def _finished(path: Path, key: str, wanted: set) -> dict:
+def image_digest(image) -> str:
+    """What a saved result's image is: a digest of its pixels (the normalized float32 image), so
+    an image file replaced under the same index runs afresh."""
+    return hashlib.sha256(image.numpy().tobytes()).hexdigest()[:16]
+
+
+def _finished(path: Path, key: str, wanted: dict) -> dict:
+    """The results in ``path`` of run ``key`` whose index and image digest are in ``wanted``
+    ({index: image_digest})."""
     done = {}
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -179,7 +189,7 @@ def _finished(path: Path, key: str, wanted: set) -> dict:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue                       # a line cut short by an interrupted run: redone
-            if rec.get("run") == key and rec.get("index") in wanted:
+            if rec.get("run") == key and rec.get("index") in wanted and rec.get("image") == wanted[rec["index"]]:
                 done[rec["index"]] = rec
     return done
 
@@ -210,15 +220,16 @@ def run_all(args, net, images, key: str, out: Path, client=None) -> tuple[list[d
     from tqdm import tqdm
 
     path = out / RESULTS
-    done = _finished(path, key, {i for i, _, _ in images})
+    digests = {i: image_digest(image) for i, image, _ in images}
+    done = _finished(path, key, digests)
     todo = [item for item in images if item[0] not in done]
     build = str(out.resolve())      # the same folder for workers started elsewhere
     if done:
-        print(f"   {len(done)} image(s) already in {path} (same model, data, core and RTL sources): skipped, "
+        print(f"   {len(done)} image(s) already in {path} (same model, pixels, core and RTL sources): skipped, "
               "not timed; delete that file or use another --out to run them again")
     with path.open("a") as log, tqdm(total=len(todo), desc="images", unit="img", disable=len(todo) < 2) as bar:
         def record(rec):
-            rec["run"] = key
+            rec["run"], rec["image"] = key, digests[rec["index"]]
             log.write(json.dumps(rec) + "\n")
             log.flush()
             done[rec["index"]] = rec
@@ -359,6 +370,10 @@ def _run(args, indices, out: Path, client, t_start: float) -> int:
     images, source = load_images(args.data, indices, args.seed)
     model, what = load_model(args.checkpoint, args.model, args.seed, args.act_quant)
     net = Network(model)
+    try:
+        net.check_array(args.array)     # before the header, the player and any program are built
+    except LayerError as e:
+        raise LayerError(f"--array {args.array}: {e}") from None
     key = _run_key(args, what, net)
     prep = time.perf_counter() - t_start
     print(f"model   {what}, activation quantizer {model.act_quant}")

@@ -44,9 +44,11 @@ import torch
 import torch.nn as nn
 
 from .capture import ConvChannels, exact_fp32
-from .errors import ModelError, PsumOverflowError
+from .errors import LayerError, ModelError, PsumOverflowError
 from .hwconfig import CONFIG
 from .program.memory_map import useful_macs
+from .program.network import LayerShape
+from .program.ws_fast import check_l0_depth, check_sfp_depth, plan_passes
 from .quant import QuantConv2d
 from .requant import LEVELS, THRESHOLD_BW, Requant
 
@@ -223,6 +225,25 @@ class Network:
         finally:
             torch.set_num_threads(threads)
 
+    def check_array(self, array_size: int) -> None:
+        """LayerError (one line, naming the conv as the model has it) when a conv cannot run on
+        the ``array_size`` x ``array_size`` core, before any program or player is built: the
+        program builder's sizing checks (its thresholds in the SFP, its output vectors in the
+        SFP bank, one ic tile in xmem and wmem, the L0 depth), none of which depends on the
+        input channels, so the signed first conv's digit split changes none of them."""
+        n = array_size
+        for stage in self.stages:
+            try:
+                geo = LayerShape(stage.in_channels, stage.out_channels, stage.height, stage.width, n,
+                                 "raw" if stage.requant is None else "requant").geometry
+                check_sfp_depth(geo, CONFIG.sfp_depth)
+                plan_passes(geo)
+                check_l0_depth(geo, CONFIG.fifo_depth)
+            except ModelError as e:
+                raise LayerError(f"{stage.name} ({stage.in_channels}->{stage.out_channels}, "
+                                 f"{stage.height}x{stage.width}) cannot run on the {n}x{n} core: "
+                                 f"{str(e).split(' cannot run: ', 1)[-1]}") from None
+
     def first_levels(self, image: torch.Tensor) -> np.ndarray:
         """The first conv's input levels of a normalized image (3, H, W): the model's modules before
         it (max-pools, on the host), then its quantizer. int64, may be negative."""
@@ -294,8 +315,9 @@ def _stages(model: nn.Module, image_size: int) -> tuple[list, list[ConvStage]]:
                     or m.bias is not None:
                 raise ModelError(f"{name}: the core runs 3x3 convs, stride 1, padding 1, no bias")
             if m.w_bit != 4 or m.a_bit != 4:
-                raise ModelError(f"{name}: the core runs 4-bit weights and activations, got w_bit={m.w_bit} "
-                                 f"a_bit={m.a_bit}")
+                raise ModelError(f"{name}: the whole-network path runs 4-bit weights and activations, got "
+                                 f"w_bit={m.w_bit} a_bit={m.a_bit} (the core's 2-bit mode runs single layers: "
+                                 f"demo, export, classic)")
             if size < 1:
                 raise ModelError(f"{name}: the pools before it leave nothing of a {image_size}x{image_size} image")
             with torch.no_grad():

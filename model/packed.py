@@ -11,9 +11,11 @@ Layout (little-endian)::
     magic    8 bytes   b"Q4VGGPK\\0"
     version  uint32    1
     hlen     uint32    length of the header
-    header   hlen bytes of UTF-8 JSON: {"model", "epoch", "best_prec", "w_bit",
+    header   hlen bytes of UTF-8 JSON: {"model", "epoch", "best_prec", "w_bit", "act_quant",
              "tensors": [{"name", "dtype": "int4" | "float32" | "int64",
                           "shape": [...], "nbytes"}, ...]}
+             ("act_quant": "course" | "unsigned", the activation quantizer; a file
+             without it was written before it was stored, when only "course" packed)
     arrays   the tensors' bytes, in header order, back to back; nothing after them
 
 An ``int4`` array of n levels takes ceil(n / 2) bytes: level 2i in the low nibble of
@@ -36,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import check_tensors
 from .errors import CheckpointError
+from .quant import ACT_QUANT_MODES
 
 __all__ = ["MAGIC", "VERSION", "is_packed", "pack_state", "write_packed", "read_packed",
            "pack_int4", "unpack_int4", "rebuild_weight", "pack_checkpoint"]
@@ -164,10 +168,15 @@ def pack_state(state_dict: dict) -> list[tuple[str, str, tuple, bytes]]:
     return out
 
 
-def write_packed(path, state_dict: dict, model_name: str, epoch: int = 0, best_prec: float = 0.0) -> Path:
-    """Write ``state_dict`` as a packed file; returns the path."""
+def write_packed(path, state_dict: dict, model_name: str, epoch: int = 0, best_prec: float = 0.0,
+                 act_quant: str = "course") -> Path:
+    """Write ``state_dict`` as a packed file (``act_quant``: the model's activation quantizer,
+    model.quant.ACT_QUANT_MODES); returns the path."""
+    if act_quant not in ACT_QUANT_MODES:
+        raise CheckpointError(f"act_quant must be one of {', '.join(ACT_QUANT_MODES)}, got {act_quant!r}")
     items = pack_state(state_dict)
     header = {"model": str(model_name), "epoch": int(epoch), "best_prec": float(best_prec), "w_bit": W_BIT,
+              "act_quant": act_quant,
               "tensors": [{"name": n, "dtype": d, "shape": list(s), "nbytes": len(b)} for n, d, s, b in items]}
     head = json.dumps(header, separators=(",", ":")).encode()
     path = Path(path)
@@ -214,12 +223,15 @@ def _parse_header(path: Path, raw: bytes) -> tuple[dict, int]:
         v = header.get(key)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise bad(f"header field {key!r} must be a finite number, got {v!r}")
+    if header.get("act_quant", "course") not in ACT_QUANT_MODES:
+        raise bad(f"header field 'act_quant' must be one of {', '.join(ACT_QUANT_MODES)}, "
+                  f"got {header['act_quant']!r}")
     return header, _PREFIX.size + hlen
 
 
 def read_packed(path) -> dict:
     """Load a packed file as a checkpoint dict: {"state_dict", "epoch", "best_prec", "model",
-    "optimizer": {}}. Any defect is one CheckpointError line naming the file and the tensor."""
+    "act_quant", "optimizer": {}}. Any defect is one CheckpointError line naming the file and the tensor."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -252,9 +264,8 @@ def read_packed(path) -> dict:
         if dtype == "int4":
             continue
         a = np.frombuffer(b, dtype=_DTYPES[dtype]).reshape(shape)
-        if dtype == "float32" and not np.isfinite(a).all():
-            raise CheckpointError(f"{path}: tensor {name}: non-finite float value")
         state[name] = torch.from_numpy(a.astype(a.dtype.newbyteorder("="), copy=True))
+    check_tensors(path, state)      # the full checkpoint's rule: floating, finite, alphas > 0
     levels = {}
     for name, (dtype, shape, b) in arrays.items():
         if dtype != "int4":
@@ -267,8 +278,8 @@ def read_packed(path) -> dict:
             raise CheckpointError(f"{path}: tensor {name}: weight level -8 is out of range "
                                   f"(-{LEVEL_MAX}..{LEVEL_MAX})")
         alpha_t = state.get(name.rsplit(".", 1)[0] + ".weight_quant.wgt_alpha")
-        if alpha_t is None or alpha_t.numel() != 1 or not float(alpha_t) > 0:
-            raise CheckpointError(f"{path}: tensor {name}: needs a positive "
+        if alpha_t is None or alpha_t.numel() != 1:
+            raise CheckpointError(f"{path}: tensor {name}: needs a one-value "
                                   f"{name.rsplit('.', 1)[0]}.weight_quant.wgt_alpha")
     for name, k in levels.items():
         w = rebuild_weight(k, float(state[name.rsplit(".", 1)[0] + ".weight_quant.wgt_alpha"]))
@@ -279,7 +290,7 @@ def read_packed(path) -> dict:
     # The header's order is the state_dict's order.
     ordered = {name: state[name] for name in arrays}
     return {"state_dict": ordered, "epoch": int(header["epoch"]), "best_prec": float(header["best_prec"]),
-            "model": header["model"], "optimizer": {}}
+            "model": header["model"], "act_quant": header.get("act_quant", "course"), "optimizer": {}}
 
 
 # --------------------------------------------------------------------------- pack verb
@@ -296,7 +307,7 @@ def pack_checkpoint(src, dst, model_name: str | None = None, check_images: int =
     if dst.exists() and src.exists() and dst.samefile(src):
         raise CheckpointError(f"{dst}: --out is the checkpoint itself; pack into another file")
     model, ckpt, name = model_from_checkpoint(src, model_name)
-    write_packed(dst, model.state_dict(), name, ckpt.get("epoch", 0), ckpt.get("best_prec", 0.0))
+    write_packed(dst, model.state_dict(), name, ckpt.get("epoch", 0), ckpt.get("best_prec", 0.0), model.act_quant)
     packed_model, _, _ = model_from_checkpoint(dst, name)
     x, _ = synthetic_images(check_images, seed=0)
     model.eval()

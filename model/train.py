@@ -215,8 +215,10 @@ def _resume_optimizer(optimizer, ckpt: dict, model: nn.Module, resume, log) -> N
 
 
 # --------------------------------------------------------------------------- CLI glue
+_LIMIT_HOW = "(the first N; of image folders, each class's files in turn: model.data)"
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="CIFAR-10 python batches folder (default: $CIFAR10_DIR)")
+    p.add_argument("--data", default=None, help="CIFAR-10: python batches folder, its .tar.gz, or image folders "
+                   "train/<class>/, test/<class>/ (default: $CIFAR10_DIR)")
     p.add_argument("--epochs", type=int_in(1, 100_000), default=100, help="number of epochs (default 100)")
     p.add_argument("--out", default="result", help="folder for last.pt / best.pt (default ./result)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
@@ -225,8 +227,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int_in(1, 100_000), default=128, help="batch size (default 128)")
     p.add_argument("--lr", type=float_in(0, 10, lo_open=True), default=1e-2, help="initial learning rate (default 0.01)")
     p.add_argument("--weight-decay", type=float_in(0, 1), default=4e-4, help="weight decay (default 4e-4)")
-    p.add_argument("--limit", type=int_in(1), default=None, metavar="N", help="use only the first N training images")
-    p.add_argument("--test-limit", type=int_in(1), default=None, metavar="N", help="use only the first N test images")
+    p.add_argument("--limit", type=int_in(1), default=None, metavar="N",
+                   help=f"use only N training images {_LIMIT_HOW}")
+    p.add_argument("--test-limit", type=int_in(1), default=None, metavar="N",
+                   help=f"use only N test images {_LIMIT_HOW}")
     p.add_argument("--seed", type=SEED, default=0, help="seed for init, shuffling and augmentation (default 0)")
     p.add_argument("--print-freq", type=int_in(1), default=100, metavar="K", help="progress line every K batches")
 
@@ -253,11 +257,13 @@ def run_train(args) -> int:
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint to evaluate")
-    p.add_argument("--data", default=None, help="CIFAR-10 python batches folder (default: $CIFAR10_DIR)")
+    p.add_argument("--data", default=None, help="CIFAR-10: python batches folder, its .tar.gz, or image folders "
+                   "train/<class>/, test/<class>/ (default: $CIFAR10_DIR)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     add_model_arguments(p, "read from the checkpoint")
     p.add_argument("--batch-size", type=int_in(1, 100_000), default=256, help="batch size (default 256)")
-    p.add_argument("--limit", type=int_in(1), default=None, metavar="N", help="use only the first N test images")
+    p.add_argument("--limit", type=int_in(1), default=None, metavar="N",
+                   help=f"use only N test images {_LIMIT_HOW}")
 
 
 def run_eval(args) -> int:

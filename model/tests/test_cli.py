@@ -243,6 +243,36 @@ def test_non_finite_checkpoint_refused(tmp_path, dataset, capsys, value):
         assert f"{path}: refused: 'features.0.weight' holds non-finite values" in one_line_error(err), argv
 
 
+def _with(key, value=None, dtype=None):
+    def edit(sd):
+        sd[key] = sd[key].fill_(value) if dtype is None else sd[key].round().to(dtype)
+    return edit
+
+
+UNRUNNABLE = [
+    ("act_alpha0", _with("features.0.act_alpha", 0.0), "'features.0.act_alpha' is 0; a clipping threshold must be > 0"),
+    ("act_alpha-1", _with("features.3.act_alpha", -1.0), "'features.3.act_alpha' is -1; a clipping threshold"),
+    ("wgt_alpha0", _with("features.0.weight_quant.wgt_alpha", 0.0), "'features.0.weight_quant.wgt_alpha' is 0; "),
+    ("int_weight", _with("features.3.weight", dtype=torch.int32),
+     "'features.3.weight' has dtype int32; model tensors are floating point"),
+]
+
+
+@pytest.mark.parametrize("edit,needle", [c[1:] for c in UNRUNNABLE], ids=[c[0] for c in UNRUNNABLE])
+def test_unrunnable_checkpoint_refused(tmp_path, dataset, capsys, edit, needle):
+    """A zero or negative clipping threshold or an integer weight is refused by the loader, not
+    evaluated into NaN logits (eval reported an accuracy) nor blamed on pack ("internal error")."""
+    sd = build_model("vgg16_quant_project", seed=0).state_dict()
+    edit(sd)
+    torch.save({"state_dict": sd, "model": "vgg16_quant_project"}, tmp_path / "bad.pt")
+    path = tmp_path / "bad.pt"
+    for argv in (["eval", "--checkpoint", path, "--data", dataset],
+                 ["pack", "--checkpoint", path, "--out", tmp_path / "bad.q4"]):
+        rc, _, err = call(argv, capsys)
+        assert rc == 1 and f"{path}: refused: {needle}" in one_line_error(err), (argv, err)
+    assert not (tmp_path / "bad.q4").exists()
+
+
 def test_api_refuses_what_the_options_refuse(tmp_path):
     """The same limits hold for callers of the Python API (no 10**9 synthetic images, no NaN lr)."""
     from model.capture import default_capture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, map_optimizer_state, model_from_checkpoint
+from model.checkpoint import load_checkpoint, map_optimizer_state, model_from_checkpoint, save_checkpoint
 from model.cli import main
 from model.data import write_synthetic_cifar
 from model.errors import CheckpointError, LayerError
@@ -190,6 +190,49 @@ def test_non_finite_weights_refused(tmp_path):
         load_checkpoint(tmp_path / "nan.pth")
     assert str(e.value) == (f"{tmp_path / 'nan.pth'}: refused: 'features.3.weight' holds non-finite values "
                             f"(1 NaN, 1 inf of 36864); the training that wrote it diverged")
+
+
+def test_unreadable_files_in_one_line(tmp_path):
+    """Truncated, empty, non-pickle and plain-pickle files: one line each, no torch advice cut
+    mid-sentence, no UserWarning about the pickle protocol before the refusal."""
+    import pickle
+    import warnings
+
+    raw = save_checkpoint(tmp_path / "m.pt", build_model("8,M,8", seed=0), "8,M,8", 1, 0.0).read_bytes()
+    cases = [(raw[:100], "not a torch checkpoint (truncated or corrupt zip archive)"),
+             (raw[:len(raw) // 2], "not a torch checkpoint (truncated or corrupt zip archive)"),
+             (raw[:-10], "not a torch checkpoint (truncated or corrupt zip archive)"),
+             (b"", "empty file, not a checkpoint"),
+             (b"junk", "not a torch checkpoint (neither a zip archive nor a pickle)"),
+             (pickle.dumps({"state_dict": {}}, protocol=4),
+              "refused: not a plain-tensor torch checkpoint (pickle opcode 149)")]
+    for data, message in cases:
+        (tmp_path / "bad.pt").write_bytes(data)
+        with warnings.catch_warnings(record=True) as seen, pytest.raises(CheckpointError) as e:
+            warnings.simplefilter("always")
+            load_checkpoint(tmp_path / "bad.pt")
+        assert str(e.value) == f"{tmp_path / 'bad.pt'}: {message}", data[:20]
+        assert [str(w.message) for w in seen] == [], data[:20]
+
+
+def test_unknown_model_name_in_the_file_is_blamed_on_the_file(tmp_path):
+    """A model name the checkpoint itself holds (the user typed no --model) is reported as the
+    file's, for a full and a packed checkpoint; --model overrides it."""
+    from model.packed import write_packed
+
+    model = build_model("8,M,8", seed=0)
+    full = save_checkpoint(tmp_path / "full.pt", model, "resnet20", 1, 0.0)
+    packed = write_packed(tmp_path / "m.q4", model.state_dict(), "../../etc")
+    layout = save_checkpoint(tmp_path / "layout.pt", model, "8,Q,8", 1, 0.0)
+    valid = ", ".join(MODELS)
+    for path, name in ((full, "resnet20"), (packed, "../../etc")):
+        with pytest.raises(CheckpointError) as e:
+            model_from_checkpoint(path)
+        assert str(e.value) == (f"{path}: names model {name!r}, not one of {valid} nor a layout string; "
+                                "--model NAME reads it as another")
+        assert model_from_checkpoint(path, "8,M,8")[2] == model.layout.label
+    with pytest.raises(CheckpointError, match=rf"^{layout}: names model '8,Q,8', a layout that does not parse \("):
+        model_from_checkpoint(layout)
 
 
 def test_resnet20_is_named(tmp_path):

@@ -266,7 +266,44 @@ def test_image_folder_errors(tmp_path):
         cifar.load_cifar10(tmp_path / "b", "test")
     (tmp_path / "c" / "test" / "dog").mkdir(parents=True)
     (tmp_path / "c" / "test" / "dog" / "0000.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match="0000.jpg: not a readable image"):
-        cifar.load_cifar10(tmp_path / "c", "test")
+    with pytest.raises(DataError, match=r"0000.jpg: not a readable image \(not in a format Pillow reads\)$"):
+        cifar.load_cifar10(tmp_path / "c", "test")           # not Pillow's "<_io.BytesIO object at 0x...>"
     with pytest.raises(DataError, match="image index 5 out of range: the test set has 1 images"):
         cifar.load_test_image(tmp_path / "c", 5)
+    (tmp_path / "c" / "test" / "dog" / "0000.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"0000.jpg: not a readable image \(empty file\)$"):
+        cifar.load_cifar10(tmp_path / "c", "test")
+
+
+def test_skipped_files_and_empty_classes_are_named_once(tmp_path, capsys):
+    """A stray file in an image-folder tree is skipped, not fatal, but named on stderr with the
+    classes that have no image, once per split (eval, train and infer all list it)."""
+    x, _ = cifar.synthetic_uint8(2, seed=4)
+    root = cifar.write_image_folders(tmp_path / "imgs", x.numpy(), [3, 5], "test", ".jpg")
+    (root / "test" / "airplane").mkdir()
+    (root / "test" / "airplane" / "notes.txt").write_text("not an image")
+    (root / "test" / ".DS_Store").write_bytes(b"\0")
+    source = cifar.open_cifar10(root)
+    assert source.split("test")[1].tolist() == [3, 5]
+    assert source.image("test", 1)[1] == 5
+    others = ", ".join(c for c in cifar.CLASSES if c not in ("cat", "dog"))
+    assert capsys.readouterr().err.splitlines() == [
+        f"note: {root / 'test'}: skipped 2 files that are not a .png/.jpg/.jpeg image in a class folder "
+        f"(.DS_Store, airplane/notes.txt); no images of {others}"]
+    x, _ = cifar.synthetic_uint8(10, seed=4)
+    cifar.write_image_folders(tmp_path / "full", x.numpy(), list(range(10)), "test", ".png")
+    cifar.load_cifar10(tmp_path / "full", "test")
+    assert capsys.readouterr().err == ""                  # every class, nothing else: no note
+
+
+def test_limit_on_image_folders_takes_every_class_in_turn(tmp_path):
+    """--limit N on class-by-class image folders takes each class's files in turn (it took the
+    first N files: all airplanes), and keeps the split's class-by-class order."""
+    x, _ = cifar.synthetic_uint8(12, seed=4)
+    labels = [0] * 5 + [1] * 4 + [7] * 3
+    root = cifar.write_image_folders(tmp_path / "imgs", x.numpy(), labels, "test", ".png")
+    whole_x, whole_y = cifar.load_cifar10(root, "test")
+    got_x, got_y = cifar.load_cifar10(root, "test", limit=7)
+    assert got_y.tolist() == [0, 0, 0, 1, 1, 7, 7]     # files 0..2 of class 0, 0..1 of 1, 0..1 of 7
+    assert torch.equal(got_x, whole_x[[0, 1, 2, 5, 6, 9, 10]])
+    assert cifar.load_cifar10(root, "test", limit=12)[1].tolist() == whole_y.tolist()

@@ -29,7 +29,7 @@ def _args(*argv):
     return p.parse_args(list(argv))
 
 
-def _capture(x, w, name="synthetic"):
+def _capture(x, w, name="synthetic", a_bit=4):
     from model.capture import LayerCapture
     import torch
     import torch.nn.functional as F
@@ -38,7 +38,7 @@ def _capture(x, w, name="synthetic"):
     return LayerCapture(layer_name=name, x_int=x.astype(np.uint8), w_int=w.astype(np.int8),
                         act_delta=0.25, w_delta=0.5, out_int=out,
                         out_float=(out * 0.125).astype(np.float32), recovery_error=0.0,
-                        a_bit=4, w_bit=4, stride=1, padding=1)
+                        a_bit=a_bit, w_bit=4, stride=1, padding=1)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,16 @@ def test_export_os(tmp_path, rng):
     for name in ("activation_os.txt", "weight_os.txt", "out_os.txt"):
         assert (seed / name).read_bytes() == (tmp_path / "os" / name).read_bytes()
     assert any("dataflow os" in line for line in lines)
+
+
+def test_export_ranges_name_the_top_half_of_the_layers_levels(tmp_path, rng):
+    """The range line names the unsigned levels with the top bit set for the layer's a_bit
+    (2..3 for a 2-bit layer, not the 4-bit 8..15)."""
+    x, w = random_layer(rng, 8, 8, 4, 4, a_bit=2)
+    lines = []
+    export.export_capture(_capture(x, w, a_bit=2), tmp_path / "two", echo=lines.append)
+    ranges = [l for l in lines if l.startswith("ranges")]
+    assert len(ranges) == 1 and f"(values 2..3 present: yes, {(x >= 2).sum()} values)" in ranges[0], ranges
 
 
 def test_export_overflow_is_reported_then_refused(tmp_path):

@@ -116,7 +116,9 @@ def test_fast_cli_one_epoch(jpg_data, tmp_path, capsys):
                "--out", str(out), "--device", "cpu"])
     text, err = capsys.readouterr()
     assert rc == 0, err
-    assert "float32, channels-last" in text and "at most 5 epochs" in text and "planning 2 epochs" in text and "images/s" in text
+    assert "float32, channels-last" in text and "at most 5 epochs" in text and "images/s" in text
+    # the plan cannot fit 1 ms: it says what it runs instead
+    assert "planning 2 epochs (over the budget: the warm-up and an epoch after it come first, about " in text
     assert "epoch 2/2: " in text and "epoch 3" not in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs"] == 2 and summary["batch_size"] == 8 and not summary["amp_bf16"]
@@ -143,6 +145,17 @@ def test_fast_defaults_and_errors(jpg_data, tmp_path, capsys, monkeypatch):
         rc = main(["train", "--fast", "--data", str(jpg_data), "--out", str(tmp_path), "--device", "cpu", *argv])
         err = capsys.readouterr().err.splitlines()
         assert rc == 1 and len(err) == 1 and needle in err[0], err
+    # the classic trainer refuses the options only --fast reads (it used to ignore them), before any data
+    for argv in (["--time-budget", "5"], ["--label-smoothing", "0.5"], ["--amp", "on"], ["--warmup-epochs", "1"]):
+        rc = main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path), *argv])
+        err = capsys.readouterr().err.splitlines()
+        assert rc == 1 and err == [f"error: {argv[0]} needs --fast (the classic trainer has no such option)"], err
+    # an unset warm-up shrinks to half of a short run (--epochs 1 was refused by the default 2)
+    monkeypatch.setattr(fast_train, "train_fast", lambda *a, **kw: seen.update(kw))
+    for epochs, warmup in (("1", 0.5), ("2", 1.0), ("3", 2.0)):
+        assert main(["train", "--fast", "--data", str(jpg_data), "--out", str(tmp_path), "--epochs", epochs]) == 0
+        assert (seen["warmup_epochs"], seen["label_smoothing"]) == (warmup, 0.1), epochs
+    capsys.readouterr()
     for argv in (["--label-smoothing", "2"], ["--warmup-epochs", "-3"], ["--time-budget", "-5"]):
         rc = main(["train", "--fast", "--data", str(tmp_path / "none"), *argv])   # refused before any data
         err = capsys.readouterr().err.splitlines()

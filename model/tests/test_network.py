@@ -169,7 +169,8 @@ def test_run_image_counts_mismatches_per_layer(tiny):
 
 
 def test_unsupported_models_are_refused():
-    with pytest.raises(ModelError, match="4-bit"):
+    with pytest.raises(ModelError, match=r"^features.0: the whole-network path runs 4-bit weights and activations, "
+                                         r"got w_bit=4 a_bit=2 \(the core's 2-bit mode runs single layers: "):
         Network(build_model("8,8;a_bit=2", seed=0))
     model = build_model("8,M,8", seed=0)
     model.features[3] = nn.AvgPool2d(2)

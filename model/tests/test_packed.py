@@ -117,6 +117,22 @@ def test_export_capture_identical(full_and_packed):
     assert caps[0].act_delta == caps[1].act_delta and caps[0].w_delta == caps[1].w_delta
 
 
+def test_unsigned_activation_quantizer_is_kept(tmp_path, capsys):
+    """A checkpoint trained with --act-quant unsigned packs bit-identically: the header keeps the
+    quantizer (it used to be rebuilt as "course", and pack called its own check an internal error)."""
+    full = save_checkpoint(tmp_path / "u.pt", _trained_like_model(), NAME, 1, 0.0, act_quant="unsigned")
+    assert main(["pack", "--checkpoint", str(full), "--out", str(tmp_path / "u.q4")]) == 0, capsys.readouterr().err
+    model, ckpt, _ = model_from_checkpoint(tmp_path / "u.q4")
+    assert ckpt["act_quant"] == model.act_quant == "unsigned"
+    raw = bytearray((tmp_path / "u.q4").read_bytes())
+    header, _ = _layout(tmp_path / "u.q4")
+    header["act_quant"] = "signed"
+    (tmp_path / "s.q4").write_bytes(bytes(_set_header(raw, header)))
+    with pytest.raises(CheckpointError, match=r"header field 'act_quant' must be one of course, unsigned, "
+                                              r"got 'signed'$"):
+        load_checkpoint(tmp_path / "s.q4")
+
+
 def test_pack_cli(full_and_packed, tmp_path, capsys):
     full, small = full_and_packed
     assert packed.is_packed(small) and not packed.is_packed(full)
@@ -148,6 +164,13 @@ def _nan_bn(raw, header, offsets):
     return raw
 
 
+def _set_float(name, value):
+    def edit(raw, header, offsets):
+        struct.pack_into("<f", raw, offsets[name], value)
+        return raw
+    return edit
+
+
 def _level_minus_8(raw, header, offsets):
     raw[offsets["features.27.weight"]] = (raw[offsets["features.27.weight"]] & 0xF0) | 0x8
     return raw
@@ -175,7 +198,10 @@ CASES = [
     ("trailing", lambda r, h, o: r + b"\0\0", "2 bytes after the last tensor"),
     ("header", lambda r, h, o: r[:16] + b"[" + r[17:], "header is not JSON"),
     ("short", lambda r, h, o: r[:10], "shorter than the 16-byte prefix"),
-    ("nan", _nan_bn, "features.1.running_var: non-finite"),
+    ("nan", _nan_bn, "'features.1.running_var' holds non-finite values"),
+    ("act_alpha0", _set_float("features.0.act_alpha", 0.0), "'features.0.act_alpha' is 0; a clipping threshold"),
+    ("wgt_alpha-1", _set_float("features.3.weight_quant.wgt_alpha", -1.0),
+     "'features.3.weight_quant.wgt_alpha' is -1; a clipping threshold must be > 0"),
     ("minus8", _level_minus_8, "features.27.weight: weight level -8 is out of range"),
     ("nbytes", _bad_nbytes, "does not match"),
     ("dtype", _bad_dtype, "bad dtype 'float16'"),
