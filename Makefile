@@ -163,7 +163,7 @@ ifeq ($(VECTORS),)
 	@$(call classic_run,$(EXPORT_PART2),part2-otile0.log,+A2 +OTILE=0)
 	@$(call classic_run,$(EXPORT_PART2),part2-otile1.log,+A2 +OTILE=1)
 else
-	@$(call classic_run,$(VECTORS),$(DATAFLOW).log,$(if $(filter os,$(DATAFLOW)),+OS) $(if $(filter 2,$(A_BIT)),+A2) $(if $(OTILE),+OTILE=$(OTILE)) $(if $(GROUP),+GROUP=$(GROUP)))
+	@$(call classic_run,$(VECTORS),$(DATAFLOW)$(if $(filter 2,$(A_BIT)),-a2)$(if $(OTILE),-otile$(OTILE))$(if $(GROUP),-group$(GROUP)).log,$(if $(filter os,$(DATAFLOW)),+OS) $(if $(filter 2,$(A_BIT)),+A2) $(if $(OTILE),+OTILE=$(OTILE)) $(if $(GROUP),+GROUP=$(GROUP)))
 endif
 
 waves: $(STAMP) check-sim

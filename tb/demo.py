@@ -14,8 +14,10 @@ course's part-2 model (PART2) in the 2-bit mode.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import sys
+from pathlib import Path
 
 from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
@@ -99,6 +101,29 @@ def part2_row(args, n: int) -> list[dict] | None:
     return rows
 
 
+CLASSIC_MAP = (4, 4)   # the output map that make classic builds tb/classic_tb.v for (its out_h, out_w defaults)
+
+
+def classic_commands(cap, out, written) -> str:
+    """How to run the files that export_capture wrote (`written`, paths) in `out` on
+    tb/classic_tb.v: the `make classic` command line(s), one per output-channel tile
+    (OTILE=o when the layer has more than one, A_BIT=2 for a 2-bit layer), joined by &&;
+    or, for a layer that bench does not take (an output map other than CLASSIC_MAP, stride
+    or padding other than 1, more than one input-channel tile, whose sums it would not
+    add), a sentence saying so."""
+    tiles = {tuple(map(int, m.groups())) for m in (re.fullmatch(r"weight_itile(\d+)_otile(\d+)_kij0\.txt", p.name)
+                                                    for p in map(Path, written)) if m}
+    itiles, otiles = {i for i, _ in tiles}, sorted({o for _, o in tiles})
+    geometry = tuple(cap.out_int.shape[-2:])
+    if geometry != CLASSIC_MAP or (cap.stride, cap.padding) != (1, 1) or itiles != {0}:
+        return (f"not for make classic, whose bench takes a {CLASSIC_MAP[0]}x{CLASSIC_MAP[1]} output map of one "
+                f"input-channel tile (stride 1, padding 1): this layer's is {geometry[0]}x{geometry[1]}, "
+                f"{len(itiles)} input tile(s), stride {cap.stride}, padding {cap.padding}")
+    mode = " A_BIT=2" if cap.a_bit == 2 else ""
+    runs = [f" OTILE={o}" for o in otiles] if len(otiles) > 1 else [""]
+    return " && ".join(f"make classic {shlex.quote(f'VECTORS={out}')}{mode}{tile}" for tile in runs)
+
+
 def run(args) -> int:
     from model.capture import default_capture
     from model.export import export_capture
@@ -120,7 +145,7 @@ def run(args) -> int:
                          f"cycles per schedule on {n}x{n}, above --max-cycles {args.max_cycles:,}; pick a "
                          f"smaller layer with --layer, raise --max-cycles, or time it with make bench")
     print(f"== capture and export: {cap.layer_name} of {source} ({shape}) -> {args.out}")
-    export_capture(cap, args.out)
+    written = export_capture(cap, args.out)
     case = case_from_capture(cap)
     schedules = []
     for name, build in (ALL_SCHEDULES if cap.a_bit == 2 else SCHEDULES).items():
@@ -163,7 +188,7 @@ def run(args) -> int:
         print(f"waveform: {runner.waves_path(folder, TOPLEVEL)} (open with: gtkwave <file> {save})")
     else:
         print("waveforms: rerun with WAVES=1 make demo")
-    print(f"text vectors for the classic Verilog testbench: {args.out} (make classic {shlex.quote(f'VECTORS={args.out}')})")
+    print(f"text vectors for the classic Verilog testbench: {args.out} ({classic_commands(cap, args.out, written)})")
     return 0
 
 

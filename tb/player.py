@@ -167,7 +167,13 @@ class Player:
         Afterwards last_cpu_s holds the player process's CPU seconds, last_sim_s the wall
         seconds from the end of its start-up (its PLAYING line) to its exit."""
         t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        args = self.cmd + [f"+PROGRAM={folder}", f"+CYCLES={n_words}", f"+START={start}",
+        if self.sim == "icarus":     # vvp mangles a non-ASCII +PROGRAM: an ASCII link to the folder
+            from tb.runner import vvp_safe
+
+            program = vvp_safe(folder)
+        else:
+            program = folder
+        args = self.cmd + [f"+PROGRAM={program}", f"+CYCLES={n_words}", f"+START={start}",
                            f"+IDLE={CONFIG.isa.idle:x}"] + ([] if psums else ["+NOPSUMS"])
         playing = None
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as sim:

@@ -118,8 +118,26 @@ def space_free(path: Path) -> Path:
     """`path` itself, or when it holds whitespace a symlink to it in the temp folder (made
     atomically, so parallel workers agree)."""
     path = Path(path)
-    if not _has_space(path):
+    return _twin_link(path) if _has_space(path) else path
+
+
+def vvp_safe(path: Path) -> Path:
+    """`path` itself, or when it holds a character that an Icarus plusarg cannot carry (vvp
+    turns every byte above 0x7f into 0xff, and $fopen refuses control characters) a symlink
+    to it in the temp folder (as space_free). ModelError when the temp folder's own path
+    holds one."""
+    path = Path(path)
+    if str(path).isascii() and str(path).isprintable():
         return path
+    temp = temp_twin(path, LINK).parent
+    if not (str(temp).isascii() and str(temp).isprintable()):
+        raise ModelError(f"{path}: holds a control or non-ASCII character, which Icarus cannot open, "
+                         f"and so does the temp folder {temp} (set TMPDIR to a folder without one)")
+    return _twin_link(path)
+
+
+def _twin_link(path: Path) -> Path:
+    """A symlink to `path` in the temp folder (temp_twin), made atomically."""
     link = temp_twin(path, LINK)
     if not link.is_symlink():
         tmp = link.with_name(f"{link.name}.{os.getpid()}")

@@ -66,3 +66,30 @@ def test_demo_bad_options(argv, message, capsys):
     assert main(["demo", *argv]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and message in err, err
+
+
+def _cap(map_hw=(4, 4), stride=1, padding=1, a_bit=4):
+    from types import SimpleNamespace
+
+    import torch
+    return SimpleNamespace(out_int=torch.zeros(1, 8, *map_hw), stride=stride, padding=padding, a_bit=a_bit)
+
+
+def _weights(tiles):
+    return [f"o/weight_itile{i}_otile{o}_kij0.txt" for i, o in tiles] + ["o/activation_tile0.txt"]
+
+
+@pytest.mark.parametrize("cap, tiles, said", [
+    (_cap(), [(0, 0)], "make classic VECTORS=o"),
+    (_cap(a_bit=2), [(0, 0), (0, 1)], "make classic VECTORS=o A_BIT=2 OTILE=0 && make classic VECTORS=o A_BIT=2 OTILE=1"),
+    (_cap(map_hw=(8, 8)), [(0, 0)], "this layer's is 8x8, 1 input tile(s), stride 1, padding 1"),
+    (_cap(), [(0, 0), (1, 0)], "this layer's is 4x4, 2 input tile(s)"),
+    (_cap(stride=2), [(0, 0)], "stride 2, padding 1"),
+])
+def test_classic_commands(cap, tiles, said):
+    """The make classic line(s) demo prints for the files it wrote: one per oc tile, A_BIT=2
+    for a 2-bit layer, and a sentence instead for a layer classic_tb.v does not take."""
+    from demo import classic_commands
+
+    got = classic_commands(cap, "o", _weights(tiles))
+    assert (got == said) if said.startswith("make") else (got.startswith("not for make classic") and said in got), got

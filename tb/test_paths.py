@@ -123,3 +123,29 @@ def test_program_player_long_path_with_spaces(tmp_path):
     assert len(str(out)) > 200
     row = bench.bench_row(bench.Player("icarus", tmp_path / "build"), "long path", x, w, "fast", out)
     assert row.outputs_checked == 16 and row.psums_checked == 144
+
+
+def test_program_player_non_ascii_path(tmp_path):
+    """The Icarus player builds and plays under a folder whose path holds a non-ASCII
+    character (vvp turns every byte above 0x7f of a plusarg into 0xff, so its $fopen missed
+    the folder): it plays from an ASCII twin link, every psum and output checked."""
+    import bench
+
+    x, w = random_layer(np.random.default_rng(4), 8, 8, 4, 4)
+    folder = tmp_path / "dätä ü"
+    row = bench.bench_row(bench.Player("icarus", folder / "build"), "non ascii", x, w, "fast", folder / "out")
+    assert row.outputs_checked == 16 and row.psums_checked == 144
+    link = runner.vvp_safe(folder / "out" / "non_ascii-fast")
+    assert str(link).isascii() and link.resolve() == (folder / "out" / "non_ascii-fast").resolve()
+    link.unlink()
+    assert runner.vvp_safe(tmp_path) == tmp_path
+
+
+def test_vvp_safe_refuses_a_non_ascii_temp_folder(tmp_path, monkeypatch):
+    """No ASCII twin where the temp folder itself is not ASCII: one line naming both."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tëmp"))
+    with pytest.raises(runner.ModelError, match=r"^.*/ü: holds a control or non-ASCII character, which Icarus "
+                                                r"cannot open, and so does the temp folder .*/tëmp \(set TMPDIR"):
+        runner.vvp_safe(tmp_path / "ü")
