@@ -73,9 +73,16 @@ def _rng(a) -> str:
 
 
 def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psum_bw, echo=print) -> list[Path]:
-    """Reference + files + tensors.npz for a :class:`~model.capture.LayerCapture`."""
+    """Reference + files + tensors.npz for a :class:`~model.capture.LayerCapture`.
+
+    ModelError (nothing written) for a layer wider than the array's lanes: weights above
+    4 bits or activations above 4 bits (``w_bit`` / ``a_bit`` of the model's layout).
+    """
     if dataflow not in ("ws", "os"):
         raise ModelError(f"--dataflow must be ws or os, got {dataflow!r}")
+    if cap.w_bit > 4 or cap.a_bit > 4:
+        raise ModelError(f"{cap.layer_name}: w_bit={cap.w_bit} a_bit={cap.a_bit}: the array's vectors carry "
+                         f"4-bit weights and activations (w_bit and a_bit at most 4); nothing written")
     psum_bw = check_psum_bw(psum_bw)
     d = prepare_out_dir(out_dir, "--out")
     kw = dict(stride=cap.stride, padding=cap.padding, a_bit=cap.a_bit, w_bit=cap.w_bit)

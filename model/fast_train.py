@@ -47,6 +47,11 @@ from .options import float_in
 from .quant import QuantConv2d
 from .vgg import build_model
 
+
+def _count(n, noun: str) -> str:
+    """'1 epoch', '2 epochs', '0.5 epochs' (the log lines count epochs from 1 up)."""
+    return f"{n:g} {noun}" if n == 1 else f"{n:g} {noun}s"
+
 __all__ = ["FAST_DEFAULTS", "load_split", "as_nchw", "levels_forward", "lr_factor", "train_fast",
            "evaluate_checkpoint", "add_fast_arguments", "run_train_command"]
 
@@ -190,8 +195,8 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
     gen = torch.Generator().manual_seed(seed)
     log(f"=> fast training {model_name} on {dev} ({'bf16 autocast' if amp else 'float32'}, channels-last): "
         f"{n} train / {len(test_y)} test images on the device, {steps} batches of {batch_size}, "
-        f"{'at most ' if time_budget else ''}{epochs} epochs, "
-        f"lr {lr:g} (warm-up {warmup_epochs:g} epochs, cosine), label smoothing {label_smoothing:g}")
+        f"{'at most ' if time_budget else ''}{_count(epochs, 'epoch')}, "
+        f"lr {lr:g} (warm-up {_count(warmup_epochs, 'epoch')}, cosine), label smoothing {label_smoothing:g}")
 
     history = []
     t_train, walls = 0.0, []                 # walls: seconds of each epoch, evaluation included
@@ -239,7 +244,7 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
             over = "" if fit >= plan["epochs"] else (
                 f" (over the budget: the warm-up and an epoch after it come first, about "
                 f"{sum(walls) + (plan['epochs'] - epoch) * per_epoch:.0f}s)")
-            log(f"=> time budget {time_budget:g}s: {per_epoch:.2f}s per epoch, planning {plan['epochs']} epochs{over}")
+            log(f"=> time budget {time_budget:g}s: {per_epoch:.2f}s per epoch, planning {_count(plan['epochs'], 'epoch')}{over}")
         log(f"epoch {epoch}/{plan['epochs']}: {seconds:.2f}s ({row['images_per_s']:.0f} images/s), "
             f"loss {row['loss']:.4f}, train acc {row['train_acc']:.2f}%, "
             f"test acc {test_acc:.2f}%{' (bf16 forward)' if amp else ''}, total {t_train:.1f}s")
@@ -263,7 +268,7 @@ def train_fast(train_x, train_y, test_x, test_y, epochs: int, out, model_name: s
                "final_test_acc_fp32": final_acc, "final_eval_seconds": round(time.time() - t0, 3),
                "checkpoint": str(last), "history": history}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    log(f"=> done: {epochs} epochs in {t_train:.1f}s of training, test accuracy {final_acc:.2f}% "
+    log(f"=> done: {_count(epochs, 'epoch')} in {t_train:.1f}s of training, test accuracy {final_acc:.2f}% "
         f"(float32 model forward, {len(test_y)} images); wrote {last} and {out / 'summary.json'}")
     return summary
 

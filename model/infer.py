@@ -345,7 +345,7 @@ def plot(summary: dict, array: int, path: Path) -> None:
     ax2.plot(names, util, "o-", color="tab:red")
     ax2.set_ylim(0, 105)
     ax2.set_ylabel("MAC utilization (%)", color="tab:red")
-    ax.set_title(f"{summary['total_cycles']:,} cycles, {len(layers)} convs on a {array}x{array} core")
+    ax.set_title(f"{summary['total_cycles']:,} cycles, {len(layers)} convs on the {array}x{array} core")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -320,7 +320,7 @@ def pack_checkpoint(src, dst, model_name: str | None = None, check_images: int =
     info = {"src_bytes": src.stat().st_size, "dst_bytes": dst.stat().st_size, "model": name,
             "checked": check_images}
     echo(f"packed {src} ({info['src_bytes']:,} bytes) -> {dst} ({info['dst_bytes']:,} bytes, {name}); "
-         f"logits of {check_images} images bit-identical")
+         f"logits of {check_images} image{'' if check_images == 1 else 's'} bit-identical")
     return info
 
 

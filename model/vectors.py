@@ -437,19 +437,23 @@ def write_ws_files(out_dir, ref: WSReference) -> list[Path]:
     d = prepare_out_dir(out_dir)
     names = ws_file_names(ref.n_ic_tiles, ref.n_oc_tiles)
     outs = ref.out_tiles(relu=True)                                # [o, c, o_nij]
-    written: list[Path] = []
     write_act = write_activation2 if ref.lanes == 2 else write_activation
-    for i, name in enumerate(names["activation"]):
-        written.append(write_act(d / name, ref.activation[i]))
-    for (i, o, k), name in names["weight"].items():
-        written.append(write_weight(d / name, ref.weight[o, i, :, :, k]))
-    for (i, o, k), name in names["psum"].items():
-        written.append(write_psum(d / name, ref.psum[i, o, :, :, k], ref.psum_bw))
-    for o, name in enumerate(names["out"]):
-        written.append(write_out(d / name, outs[o], ref.acc_bw))
+    jobs = [(write_act, name, (ref.activation[i],)) for i, name in enumerate(names["activation"])]
+    jobs += [(write_weight, name, (ref.weight[o, i, :, :, k],)) for (i, o, k), name in names["weight"].items()]
+    jobs += [(write_psum, name, (ref.psum[i, o, :, :, k], ref.psum_bw)) for (i, o, k), name in names["psum"].items()]
+    jobs += [(write_out, name, (outs[o], ref.acc_bw)) for o, name in enumerate(names["out"])]
     if acc_address_fits(ref.H, ref.W):
-        written.append(write_acc_address(d / names["acc_address"], acc_addresses(ref.H, ref.W)))
-    return written
+        jobs.append((write_acc_address, names["acc_address"], (acc_addresses(ref.H, ref.W),)))
+    return _write_all(d, jobs)
+
+
+def _write_all(d: Path, jobs) -> list[Path]:
+    """Run (writer, file name, args) jobs into folder d; a progress bar on stderr when there
+    are many (a deep layer's WS set is tens of thousands of files: conv12 writes 73,857)."""
+    from tqdm import tqdm
+
+    return [write(d / name, *args) for write, name, args in
+            tqdm(jobs, desc=f"write {d}", unit="file", leave=False, disable=len(jobs) < 1000)]
 
 
 def write_os_files(out_dir, osref: OSReference) -> list[Path]:
@@ -458,11 +462,7 @@ def write_os_files(out_dir, osref: OSReference) -> list[Path]:
     _refuse_overflow(out_dir, osref)
     d = prepare_out_dir(out_dir)
     names = os_file_names(osref.n_groups, osref.n_oc_tiles)
-    written: list[Path] = []
-    for g, name in enumerate(names["activation"]):
-        written.append(write_activation_os(d / name, osref.activation[g, 0]))
-    for o, name in enumerate(names["weight"]):
-        written.append(write_weight_os(d / name, osref.weight[0, o]))
-    for (g, o), name in names["out"].items():
-        written.append(write_out_os(d / name, osref.out_relu[g, o], osref.psum_bw))
-    return written
+    jobs = [(write_activation_os, name, (osref.activation[g, 0],)) for g, name in enumerate(names["activation"])]
+    jobs += [(write_weight_os, name, (osref.weight[0, o],)) for o, name in enumerate(names["weight"])]
+    jobs += [(write_out_os, name, (osref.out_relu[g, o], osref.psum_bw)) for (g, o), name in names["out"].items()]
+    return _write_all(d, jobs)

@@ -17,7 +17,7 @@ A *layout* is the list the features are built from: a conv channel count (QuantC
                                2-bit activations (4-bit weights).
 
 A layout can also be given as a config string (``parse_layout``): comma-separated
-tokens, ``C`` a conv with C output channels + BN + ReLU, ``Cn`` the same without BN,
+tokens, ``C`` a conv with C output channels (1..MAX_CHANNELS) + BN + ReLU, ``Cn`` the same without BN,
 ``M`` max-pool, ``I`` identity, then optional ``;a_bit=A;w_bit=W``. 000's listing is
 ``64,64,M,128,128,M,256,256,256,M,8,8n,512,M,512,512,512,M``.
 
@@ -198,6 +198,9 @@ def _named(layout: Layout) -> Layout:
     return layout
 
 
+MAX_CHANNELS = 4096   # 8x VGG16's widest conv: a larger one is a typo, and its weights alone would be 600 MB+
+
+
 def parse_layout(text: str) -> Layout:
     """A config string (module docstring) -> Layout; ModelError (one line) naming the bad token."""
     parts = [p.strip() for p in str(text).split(";")]
@@ -206,8 +209,10 @@ def parse_layout(text: str) -> Layout:
         m = re.fullmatch(r"(\d+)([nN]?)", token)
         if token.upper() in ("M", "I"):
             items.append(token.upper())
-        elif m and int(m.group(1)) > 0:
+        elif m and 0 < int(m.group(1)) <= MAX_CHANNELS:
             items.append((int(m.group(1)), not m.group(2)))
+        elif m:
+            raise ModelError(f"layout {text!r}: {token!r}: a conv has 1..{MAX_CHANNELS} output channels")
         else:
             raise ModelError(f"layout {text!r}: bad token {token!r} (a channel count like 64, 8n for no "
                              f"BatchNorm, M for max-pool, I for identity)")
@@ -231,7 +236,7 @@ def resolve_model(spec) -> Layout:
     text = str(spec).strip()
     if text.lower() in MODELS:
         return MODELS[text.lower()]
-    if "," in text:
+    if "," in text or ";" in text or text[:1].isdigit():    # one-conv layouts ('8;a_bit=2') too
         return parse_layout(text)
     raise ModelError(f"unknown model {text!r}; valid models: {', '.join(MODELS)}, "
                      f"or a layout like '64,64,M,...,8,8n,512,M,512,512,512,M;a_bit=4'")

@@ -196,7 +196,7 @@ def icarus_floor(out: Path, config, memories: int, cycles: int = 20_000, repeats
 def icarus_floors(out: Path, config, repeats: int) -> list[IcarusFloor]:
     """Both structures of tb/icarus_floor.v, timed and printed."""
     floors = [icarus_floor(out, config, memories, repeats=repeats) for memories in FLOOR_STRUCTURES]
-    print(f"\nIcarus floor: a {config.row}x{config.col} array of one-line WS PEs alone (tb/icarus_floor.v: no core, "
+    print(f"\nIcarus floor: the {config.row}x{config.col} array of one-line WS PEs alone (tb/icarus_floor.v: no core, "
           f"no cocotb), psums checked; cocotb + Icarus at {ICARUS_TARGET_CYCLES_PER_S:,} cycles/s allows "
           f"{floors[0].target_us_per_cycle:.1f} us a cycle for everything:")
     for f in floors:

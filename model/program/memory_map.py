@@ -78,7 +78,7 @@ def layer_operands(x_int, w_int, array_size: int, a_bit: int = A_BIT) -> tuple[L
     lanes = lanes_per_pe(a_bit)
     if lanes == 2 and (n % 2 or 2 * n > 1 << CONFIG.wcol_bits):
         raise LayerError(f"2-bit mode needs an even array size with 2 x {n} weight columns in the "
-                         f"{CONFIG.wcol_bits}-bit WCOL field, not a {n}x{n} array")
+                         f"{CONFIG.wcol_bits}-bit WCOL field; this array is {n}x{n}")
     return LayerGeometry(IC=x.shape[0], OC=w.shape[0], H=x.shape[1], W=x.shape[2], array_size=n, lanes=lanes), x, w
 
 

@@ -29,7 +29,7 @@ def _args(*argv):
     return p.parse_args(list(argv))
 
 
-def _capture(x, w, name="synthetic", a_bit=4):
+def _capture(x, w, name="synthetic", a_bit=4, w_bit=4):
     from model.capture import LayerCapture
     import torch
     import torch.nn.functional as F
@@ -38,7 +38,7 @@ def _capture(x, w, name="synthetic", a_bit=4):
     return LayerCapture(layer_name=name, x_int=x.astype(np.uint8), w_int=w.astype(np.int8),
                         act_delta=0.25, w_delta=0.5, out_int=out,
                         out_float=(out * 0.125).astype(np.float32), recovery_error=0.0,
-                        a_bit=a_bit, w_bit=4, stride=1, padding=1)
+                        a_bit=a_bit, w_bit=w_bit, stride=1, padding=1)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +130,26 @@ def test_export_warns_when_the_classic_bench_reads_another_width(tmp_path, rng):
         warnings = [l for l in lines if l.startswith("warning")]
         assert len(warnings) == warned, lines
         assert all(f"make classic PSUM_BW={bw}" in l for l in warnings), warnings
+
+
+def test_export_refuses_bits_wider_than_the_lanes(tmp_path, rng):
+    """A layout with w_bit=8 (or a_bit above 4) is refused before anything is written, naming
+    the widths (it used to fail at the first weight file, after the summary lines)."""
+    x, w = random_layer(rng, 8, 8, 4, 4)
+    for bits in ({"w_bit": 8}, {"a_bit": 5}):
+        with pytest.raises(ModelError, match=r"synthetic: w_bit=\d a_bit=\d: the array's vectors carry 4-bit"):
+            export.export_capture(_capture(x, w, **bits), tmp_path / "wide", echo=print)
+        assert not (tmp_path / "wide").exists()
+
+
+def test_export_of_many_files_shows_progress(tmp_path, rng, capsys):
+    """A layer of thousands of files (a deep one writes tens of thousands) shows a progress
+    bar on stderr; a small one writes quietly."""
+    for ic, files, bar in ((8, 22, False), (64, 1_170, True)):      # + tensors.npz
+        x, w = random_layer(rng, ic, ic, 4, 4)
+        written = export.export_capture(_capture(x, w), tmp_path / str(ic), echo=lambda line: None)
+        err = capsys.readouterr().err
+        assert len(written) == files and (f"write {tmp_path / str(ic)}" in err) == bar, err[-500:]
 
 
 def test_export_bad_out(tmp_path):

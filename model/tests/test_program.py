@@ -617,7 +617,7 @@ def test_2bit_refusals():
     bad[3, 0, 2] = 5
     with pytest.raises(ModelError, match=r"^x_int value 5 at \[ic=3, h=0, w=2\] is outside 0\.\.3 \(2-bit unsigned\);"):
         P.ws_fast_2bit(bad, w)
-    with pytest.raises(LayerError, match=r"^2-bit mode needs an even array size .* not a 16x16 array$"):
+    with pytest.raises(LayerError, match=r"^2-bit mode needs an even array size .* this array is 16x16$"):
         P.ws_fast_2bit(x, w, array_size=16)
     # only the widths the array runs (4, and 2 in its 2-bit mode): no program labelled a_bit 3
     for a_bit in (1, 3, 8):

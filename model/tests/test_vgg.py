@@ -97,3 +97,17 @@ def test_resolve_layer_errors(project, spec):
     assert "\n" not in msg
     assert repr(str(spec)) in msg
     assert "features.27" in msg  # lists the valid choices
+
+
+def test_layout_strings_without_a_comma_and_channel_range():
+    """'8;a_bit=2' is a one-conv layout (it was 'unknown model'); a channel count above
+    MAX_CHANNELS is refused in one line naming the token (it was a raw allocator error)."""
+    from model.vgg import MAX_CHANNELS, resolve_model
+
+    assert resolve_model("8;a_bit=2").items == ((8, True),) and resolve_model("8;a_bit=2").a_bit == 2
+    assert resolve_model("16n").items == ((16, False),)
+    assert resolve_model(f"{MAX_CHANNELS},8").items[0] == (MAX_CHANNELS, True)
+    with pytest.raises(ModelError, match=rf"'100000': a conv has 1..{MAX_CHANNELS} output channels"):
+        resolve_model("100000,8")
+    with pytest.raises(ModelError, match="unknown model 'vgg17'"):
+        resolve_model("vgg17")
