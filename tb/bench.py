@@ -9,7 +9,8 @@ reports the cycles counted by the core's own counter. Prints a table and writes 
 JSON (path printed) so figures can be compared between commits. Then the simulation-speed
 table (tb/sim_speed.py): Icarus and Verilator, cocotb and the player, on one program,
 under "sim_speed" in the JSON; and the Icarus floor (tb/icarus_floor.v: what an array of
-one-line PEs alone costs vvp a cycle), under "icarus_floor".
+one-line PEs alone costs vvp a cycle; and the Icarus player with every PE stubbed, on the
+same program: what the core around the PEs costs), under "icarus_floor".
 
 Columns (n x n array, n = --array): MACs = IC*OC*9*Ho*Wo (model.program.useful_macs);
 ideal = MACs / n^2; utilization = MACs / (n^2 * cycles); in the 2-bit mode (a_bit 2, the
@@ -120,15 +121,16 @@ def layers(quick: bool):
         yield "64->64 32x32", r["x_int"], r["w_int"], ["fast"]
 
 
-def sim_speed_rows(out: Path, repeats: int) -> list:
+def sim_speed_rows(out: Path, repeats: int) -> tuple[list, programs.Program]:
     """The simulation-speed table (tb/sim_speed.py): Icarus and Verilator, cocotb and the
-    player, on the 16->16 8x8 fast program, every play checked."""
+    player, on the 16->16 8x8 fast program, every play checked; and that program."""
     from tb.layer_cases import random_case
     from tb.sim_speed import SIMULATORS, cocotb_speed, player_speed, print_table
 
     name, schedule = "16->16 8x8", "fast"
     case = random_case(16, 16, 8, 8, seed=1)
-    words = len(programs.SCHEDULES[schedule](case["x_int"], case["w_int"], array_size=CONFIG.row).inst)
+    program = programs.SCHEDULES[schedule](case["x_int"], case["w_int"], array_size=CONFIG.row)
+    words = len(program.inst)
 
     def check(player):
         row = bench_row(player, name, case["x_int"], case["w_int"], schedule, out / "sim_speed")
@@ -140,7 +142,7 @@ def sim_speed_rows(out: Path, repeats: int) -> list:
         speeds.append(cocotb_speed(sim, name, case, schedule, repeats, out / f"sim_speed-cocotb-{sim}.log"))
         speeds.append(player_speed(sim, name, case, schedule, repeats, out, Player, check))
     print_table(speeds)
-    return speeds
+    return speeds, program
 
 
 def network_rows(out: Path, sim: str) -> dict:
@@ -199,8 +201,8 @@ def run(args) -> int:
         network = network_rows(out, args.sim)
     elif not args.quick:
         print(f"\nnetwork rows: only on the default {CONFIG.row}x{CONFIG.col} array (tb/conv_bench.py)")
-    speeds = sim_speed_rows(out, repeats=1 if args.quick else 3)
-    floors = icarus_floors(out / "icarus_floor", CONFIG, repeats=1 if args.quick else 3)
+    speeds, program = sim_speed_rows(out, repeats=1 if args.quick else 3)
+    floors = icarus_floors(out / "icarus_floor", CONFIG, 1 if args.quick else 3, program)
     path = out / "bench.json"
     path.write_text(json.dumps({"simulator": args.sim, "array": [player.config.row, player.config.col],
                                 "rows": [asdict(r) for r in rows], "network": network,

@@ -103,17 +103,22 @@ PLAYING = "core_player: playing"   # the player's start-up is over: the simulati
 
 class Player:
     """Builds tb/core_player.v once per (simulator, array size) and runs programs through it
-    (at most MAX_CYCLES words each)."""
+    (at most MAX_CYCLES words each). mac_tile: a file that replaces rtl/mac_tile.v (Icarus
+    only; tb/sim_speed.py's PE stub, to time the core around its PEs), built in a folder of
+    its own."""
 
-    def __init__(self, sim: str, build: Path, config: CoreConfig = CONFIG):
+    def __init__(self, sim: str, build: Path, config: CoreConfig = CONFIG, mac_tile: Path | None = None):
         self.sim, self.config = sim, config
+        if mac_tile is not None and sim != "icarus":
+            raise ModelError(f"a replacement mac_tile is built on Icarus only, not {sim}")
         # absolute: a relative folder inside a checkout whose path holds a space would hide
         # the space from build_dir_without_spaces
-        self.build = Path(build).resolve() / f"player-{sim}-{config.row}x{config.col}"
+        self.build = Path(build).resolve() / f"player-{sim}-{config.row}x{config.col}{'-pe-stub' if mac_tile else ''}"
         self.build.mkdir(parents=True, exist_ok=True)
         if config.psum_bw % 8:
             raise ModelError(f"the player's psum dump reader needs whole bytes, psum_bw is {config.psum_bw}")
-        sources = [HERE / "core_player.v"] + sorted((REPO / "rtl").glob("*.v"))
+        sources = [HERE / "core_player.v"] + [mac_tile if mac_tile and p.name == "mac_tile.v" else p
+                                             for p in sorted((REPO / "rtl").glob("*.v"))]
         headers = list((REPO / "rtl").glob("*.vh")) + [HERE / "core_top.vh"]
         newest_source = max(p.stat().st_mtime for p in sources + headers)
         env = None

@@ -35,6 +35,7 @@ import numpy as np
 from model.errors import ModelError
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -193,14 +194,62 @@ def icarus_floor(out: Path, config, memories: int, cycles: int = 20_000, repeats
                        1e6 / us if us > 0 else None, 1e6 / ICARUS_TARGET_CYCLES_PER_S, repeats)
 
 
-def icarus_floors(out: Path, config, repeats: int) -> list[IcarusFloor]:
-    """Both structures of tb/icarus_floor.v, timed and printed."""
+PE_STUB = "the core, every mac_tile body constant"   # IcarusFloor.structure of core_without_pes
+
+
+def pe_stub_source(path: Path) -> Path:
+    """Write rtl/mac_tile.v's module header (its parameters and ports, as they are) with a
+    body of constant zero outputs to `path`: a PE that costs vvp nothing a cycle."""
+    text = (REPO / "rtl" / "mac_tile.v").read_text()
+    header = text[:text.index(");", text.index("module mac_tile")) + 2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + """
+    // tb/sim_speed.py's PE stub: constant outputs, so a play times the core around the PEs
+    assign {act2_out, os_out, start_out, valid_out, a_out} = {(bw+4){1'b0}};
+    assign w_out = {bw{1'b0}};
+    assign psum_out = {psum_bw{1'b0}};
+    initial os_overflow = 1'b0;
+endmodule
+""")
+    return path
+
+
+def core_without_pes(out: Path, config, program, repeats: int) -> IcarusFloor:
+    """vvp CPU us a cycle of the Icarus player with every PE stubbed (pe_stub_source) on
+    `program`: (median play CPU - median one-word play CPU) / words. Its dumps are not
+    checked: a stubbed array computes nothing."""
+    from tb.player import Player
+
+    player = Player("icarus", out, config, mac_tile=pe_stub_source(out / "mac_tile_stub.v"))
+    startup = startup_cpu_s(player, out / "pe-stub-startup", repeats)
+    folder, words = out / "pe-stub-program", len(program.inst)
+    program.save_hex(folder)
+    cpu = []
+    for _ in range(repeats):
+        player.play(folder, words, program.compute_start, psums=False, progress=False)
+        cpu.append(player.last_cpu_s)
+    us = (statistics.median(cpu) - startup) / words * 1e6
+    return IcarusFloor(PE_STUB, config.row, config.col, words, us if us > 0 else None,
+                       1e6 / us if us > 0 else None, 1e6 / ICARUS_TARGET_CYCLES_PER_S, repeats)
+
+
+def icarus_floors(out: Path, config, repeats: int, program) -> list[IcarusFloor]:
+    """Both structures of tb/icarus_floor.v and the core without its PEs on `program`
+    (core_without_pes), timed and printed with what the two cheapest parts leave of the
+    budget."""
     floors = [icarus_floor(out, config, memories, repeats=repeats) for memories in FLOOR_STRUCTURES]
-    print(f"\nIcarus floor: the {config.row}x{config.col} array of one-line WS PEs alone (tb/icarus_floor.v: no core, "
-          f"no cocotb), psums checked; cocotb + Icarus at {ICARUS_TARGET_CYCLES_PER_S:,} cycles/s allows "
-          f"{floors[0].target_us_per_cycle:.1f} us a cycle for everything:")
+    floors.append(core_without_pes(out, config, program, repeats))
+    budget = floors[0].target_us_per_cycle
+    print(f"\nIcarus floor: what parts of the {config.row}x{config.col} core cost vvp a cycle (no cocotb); "
+          f"cocotb + Icarus at {ICARUS_TARGET_CYCLES_PER_S:,} cycles/s allows {budget:.1f} us a cycle for everything:")
     for f in floors:
+        what = (f"{f.structure} ({f.cycles:,}-word program)" if f.structure == PE_STUB
+                else f"one-line WS PEs alone, {f.structure} (psums checked)")
         figure = ("not measurable (load)" if f.us_per_cycle is None else
-                  f"{f.us_per_cycle:>7.1f} us of vvp CPU a cycle ({f.cycles_per_cpu_s:,.0f} cycles/CPU-s)")
-        print(f"  {f.structure:<36}{figure}")
+                  f"{f.us_per_cycle:>7.1f} us ({f.cycles_per_cpu_s:,.0f} cycles/CPU-s)")
+        print(f"  {what:<74}{figure}")
+    least = [f.us_per_cycle for f in (floors[0], floors[-1])]
+    if None not in least:
+        print(f"  the core around its PEs plus the cheapest PE array: {sum(least):.1f} us of the {budget:.1f}, "
+              f"before the PEs' real work and cocotb's")
     return floors

@@ -64,3 +64,23 @@ def floor_psums_stepped(rows: int, cols: int, psum_bw: int, edges: int) -> np.nd
         a = a_in
     total = psum[-1] % (1 << psum_bw)
     return np.where(total >= 1 << (psum_bw - 1), total - (1 << psum_bw), total)
+
+
+def test_pe_stub_player_computes_nothing(tmp_path: Path):
+    """core_without_pes times a player whose PEs really are stubbed: the 8->8 4x4 fast
+    program's psums come back all zero on it (the reference's are not); a Verilator build
+    of a replacement mac_tile is refused."""
+    from model import program as programs
+    from model.errors import ModelError
+    from model.hwconfig import CONFIG
+    from tb.layer_cases import random_case
+    from tb.player import Player
+
+    case = random_case(8, 8, 4, 4, seed=2)
+    program = programs.SCHEDULES["fast"](case["x_int"], case["w_int"], array_size=CONFIG.row)
+    stub = sim_speed.pe_stub_source(tmp_path / "mac_tile_stub.v")
+    got = Player("icarus", tmp_path, CONFIG, mac_tile=stub).run(program, tmp_path / "play")
+    want = programs.reference_results(program, case["x_int"], case["w_int"]).psums
+    assert len(got.psums) == len(want) and not got.psums.any() and want.any()
+    with pytest.raises(ModelError, match="Icarus only"):
+        Player("verilator", tmp_path, CONFIG, mac_tile=stub)
