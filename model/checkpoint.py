@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 
 from .errors import CheckpointError, ModelError
+from .quant import ACT_QUANT_MODES
 
 __all__ = [
     "save_checkpoint",
@@ -215,6 +216,9 @@ def load_checkpoint(path, model: nn.Module | None = None) -> dict:
         ckpt["optimizer"] = {}
     for key in ("model", "act_quant"):
         ckpt[key] = ckpt[key] if isinstance(ckpt.get(key), str) else None
+    if ckpt["act_quant"] is not None and ckpt["act_quant"] not in ACT_QUANT_MODES:
+        raise CheckpointError(f"{path}: field 'act_quant' must be one of {', '.join(ACT_QUANT_MODES)}, "
+                              f"got {ckpt['act_quant']!r}")
     if model is not None:
         load_state_dict(model, ckpt["state_dict"], source=path)
     return ckpt

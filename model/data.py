@@ -360,12 +360,17 @@ def write_batch(path: str | os.PathLike, images: np.ndarray, labels, protocol: i
 def load_cifar10(data=None, split: str = "train", limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a split as (uint8 images [N, 3, 32, 32], int64 labels [N]) tensors.
 
-    ``limit`` keeps only the first ``limit`` images (reading only as many batch files
-    or image files as needed); it must be at least 1.
+    ``limit`` keeps only ``limit`` images (reading only as many batch files or image files
+    as needed): the first ones of the batches, each class's files in turn of image
+    folders; it must be at least 1. A limit above the split's size takes the whole split,
+    with a note on stderr.
     """
     if limit is not None and limit < 1:
         raise DataError(f"the {split} split: limit must be >= 1 image, got {limit}")
-    return open_cifar10(data).split(split, limit)
+    x, y = open_cifar10(data).split(split, limit)
+    if limit is not None and len(y) < limit:
+        print(f"note: a limit of {limit:,} images: the {split} split has {len(y):,}, all used", file=sys.stderr)
+    return x, y
 
 
 def load_test_image(data, index: int) -> tuple[torch.Tensor, int, str]:

@@ -11,15 +11,16 @@ Writes, into ``--out``, the classic text vectors of the chosen dataflow (README 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError
 from .hwconfig import CONFIG
-from .options import IMAGE, SEED
+from .options import IMAGE, SEED, out_path
 from .tiling import os_reference, ws_reference
-from .vectors import acc_address_fits, prepare_out_dir, write_os_files, write_ws_files
+from .vectors import acc_address_fits, prepare_out_dir, remove_other_sets, write_os_files, write_ws_files
 
 __all__ = ["add_arguments", "run", "export_capture"]
 
@@ -48,7 +49,7 @@ def _psum_bw_arg(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, metavar="DIR",
+    p.add_argument("--out", type=out_path, required=True, metavar="DIR",
                    help="output directory (created if missing)")
     p.add_argument("--dataflow", choices=("ws", "os"), default="ws",
                    help="which classic files to write (default: ws)")
@@ -68,6 +69,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"psum / accumulator width in bits (default: {CONFIG.psum_bw})")
 
 
+def _reference_bytes(cap) -> int:
+    """Bytes the WS reference (model.tiling.ws_reference) holds at once for a capture: its
+    int64 psums [ic tiles, OC padded to the array, kij, padded map] in three copies (the
+    product, the contiguous psum tensor, the gathered one)."""
+    ic, h, w = cap.x_int.shape
+    n, lanes = CONFIG.row, 2 if cap.a_bit == 2 else 1
+    ic_tiles, oc_padded = -(-ic // (n * lanes)), -(-cap.w_int.shape[0] // n) * n
+    return 3 * 8 * ic_tiles * oc_padded * 9 * (h + 2) * (w + 2)
+
+
 def _rng(a) -> str:
     return f"{int(a.min())}..{int(a.max())}"
 
@@ -83,6 +94,12 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psu
     if cap.w_bit > 4 or cap.a_bit > 4:
         raise ModelError(f"{cap.layer_name}: w_bit={cap.w_bit} a_bit={cap.a_bit}: the array's vectors carry "
                          f"4-bit weights and activations (w_bit and a_bit at most 4); nothing written")
+    need, have = _reference_bytes(cap), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        ic, oc = cap.x_int.shape[0], cap.w_int.shape[0]
+        raise ModelError(f"{cap.layer_name}: the reference tiling of this {ic} -> {oc} channel, "
+                         f"{cap.x_int.shape[1]}x{cap.x_int.shape[2]} layer needs about {need / 2**30:,.0f} GiB "
+                         f"for its psums, this machine has {have / 2**30:,.0f} GiB; nothing written")
     psum_bw = check_psum_bw(psum_bw)
     d = prepare_out_dir(out_dir, "--out")
     kw = dict(stride=cap.stride, padding=cap.padding, a_bit=cap.a_bit, w_bit=cap.w_bit)
@@ -127,6 +144,10 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psu
                  f"addresses exceed the 11-bit pmem address")
     else:
         written = write_os_files(d, osref)
+    stale = remove_other_sets(d, written, dataflow)
+    if stale:
+        echo(f"note         removed {len(stale)} {dataflow.upper()} file(s) of an earlier export from {d} "
+             f"(e.g. {stale[0].name}): its {dataflow.upper()} files are this export's only")
     npz = d / "tensors.npz"
     try:
         np.savez(npz, x_int=np.asarray(cap.x_int, dtype=np.uint8),
@@ -145,7 +166,7 @@ def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psu
 
 def run(args) -> int:
     check_psum_bw(args.psum_bw)                   # fail before the (slow) capture
-    prepare_out_dir(args.out, "--out")
+    prepare_out_dir(args.out, "--out", create=False)   # created only once the layer is known good
     from .capture import default_capture
     cap = default_capture(model_name=args.model, layer=args.layer, checkpoint=args.checkpoint,
                           data=args.data, image=args.image, seed=args.seed, act_quant=args.act_quant, echo=print)

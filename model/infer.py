@@ -37,7 +37,7 @@ from pathlib import Path
 
 from .errors import LayerError, ModelError
 from .hwconfig import CONFIG
-from .options import CIFAR10_TEST_IMAGES, IMAGE, SEED, int_in
+from .options import CIFAR10_TEST_IMAGES, IMAGE, SEED, int_in, out_path
 from .train import DEFAULT_MODEL, add_model_arguments
 
 __all__ = ["add_arguments", "run", "parse_images", "CALIB_IMAGES", "CALIB_PERCENTILE", "SCHEDULER_TIMEOUT_S"]
@@ -84,7 +84,7 @@ def add_arguments(p) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--workers", type=int_in(0, 1024), default=None,
                    help="local Dask worker processes for --images (default: one per core; 0: no Dask)")
-    p.add_argument("--out", default="build/infer", help="folder for infer.json, infer.png, images.jsonl, programs")
+    p.add_argument("--out", type=out_path, default="build/infer", help="folder for infer.json, infer.png, images.jsonl, programs")
     add_model_arguments(p, "the checkpoint's, else vgg16_quant_project")
 
 

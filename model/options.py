@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["int_in", "float_in", "SEED", "IMAGE", "CIFAR10_TEST_IMAGES", "MAX_SEED"]
+__all__ = ["int_in", "float_in", "out_path", "SEED", "IMAGE", "CIFAR10_TEST_IMAGES", "MAX_SEED"]
 
 #: images in the CIFAR-10 test split: every --image index is below this
 CIFAR10_TEST_IMAGES = 10_000
@@ -48,6 +48,14 @@ def float_in(lo: float, hi: float, lo_open: bool = False):
         return value
 
     return convert
+
+
+def out_path(text: str) -> str:
+    """argparse type of every --out: refuses an empty or all-blank path (an unset shell
+    variable), which the commands would otherwise take for the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a path, got {text!r}")
+    return text
 
 
 #: --seed of every command

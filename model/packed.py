@@ -40,6 +40,7 @@ import torch
 
 from .checkpoint import check_tensors
 from .errors import CheckpointError
+from .options import out_path
 from .quant import ACT_QUANT_MODES
 
 __all__ = ["MAGIC", "VERSION", "is_packed", "pack_state", "write_packed", "read_packed",
@@ -307,6 +308,11 @@ def pack_checkpoint(src, dst, model_name: str | None = None, check_images: int =
     if dst.exists() and src.exists() and dst.samefile(src):
         raise CheckpointError(f"{dst}: --out is the checkpoint itself; pack into another file")
     model, ckpt, name = model_from_checkpoint(src, model_name)
+    from .vgg import conv_layers
+    w_bits = sorted({int(conv.w_bit) for _, conv in conv_layers(model)})
+    if w_bits != [4]:
+        raise CheckpointError(f"{src}: its model has w_bit={','.join(map(str, w_bits))}; the packed format holds "
+                              f"4-bit weight levels (w_bit=4 only); nothing written")
     write_packed(dst, model.state_dict(), name, ckpt.get("epoch", 0), ckpt.get("best_prec", 0.0), model.act_quant)
     packed_model, _, _ = model_from_checkpoint(dst, name)
     x, _ = synthetic_images(check_images, seed=0)
@@ -326,7 +332,7 @@ def pack_checkpoint(src, dst, model_name: str | None = None, check_images: int =
 
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="full checkpoint to pack")
-    p.add_argument("--out", required=True, metavar="PATH", help="packed file to write")
+    p.add_argument("--out", type=out_path, required=True, metavar="PATH", help="packed file to write")
     p.add_argument("--model", default=None, metavar="NAME", help="model (default: from the checkpoint)")
 
 

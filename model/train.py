@@ -29,7 +29,7 @@ from tqdm import tqdm
 from . import data as cifar
 from .checkpoint import map_optimizer_state, model_from_checkpoint, save_checkpoint
 from .errors import ModelError
-from .options import SEED, float_in, int_in
+from .options import SEED, float_in, int_in, out_path
 from .quant import ACT_QUANT_MODES
 from .vgg import MODELS, build_model, resolve_model
 
@@ -220,7 +220,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="CIFAR-10: python batches folder, its .tar.gz, or image folders "
                    "train/<class>/, test/<class>/ (default: $CIFAR10_DIR)")
     p.add_argument("--epochs", type=int_in(1, 100_000), default=100, help="number of epochs (default 100)")
-    p.add_argument("--out", default="result", help="folder for last.pt / best.pt (default ./result)")
+    p.add_argument("--out", type=out_path, default="result", help="folder for last.pt / best.pt (default ./result)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint (last.pt)")
     add_model_arguments(p, f"{DEFAULT_MODEL}, or the --resume checkpoint's")

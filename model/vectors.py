@@ -21,6 +21,7 @@ a whole), with the same rules and messages as tb/classic_tb.v.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -391,15 +392,36 @@ def os_file_names(n_groups: int, n_oc_tiles: int) -> dict:
     }
 
 
+#: every name ws_file_names / os_file_names can give, per dataflow
+_SET_NAMES = {
+    "ws": re.compile(r"activation_tile\d+\.txt|weight_itile\d+_otile\d+_kij\d\.txt|"
+                     r"psum_(itile\d+_otile\d+_)?kij\d\.txt|out(_otile\d+)?\.txt|acc_address\.txt"),
+    "os": re.compile(r"activation_os(_group\d+)?\.txt|weight_os(_otile\d+)?\.txt|out_os(_group\d+_otile\d+)?\.txt"),
+}
+
+
+def remove_other_sets(out_dir, written, dataflow: str) -> list[Path]:
+    """Remove from ``out_dir`` the files of ``dataflow``'s set that are not in ``written``
+    (an earlier export's other tiles or layer: the classic bench would read them with the
+    new ones and report a mismatch); return them. The other dataflow's files stay."""
+    keep = {Path(p).name for p in written}
+    stale = sorted(p for p in Path(out_dir).iterdir()
+                   if p.is_file() and _SET_NAMES[dataflow].fullmatch(p.name) and p.name not in keep)
+    for p in stale:
+        p.unlink()
+    return stale
+
+
 def acc_address_fits(H: int, W: int) -> bool:
     """Whether every psum address of an H x W layer fits the 11-bit pmem address."""
     return N_KIJ * (H + 2) * (W + 2) <= (1 << PMEM_ADDR_BITS)
 
 
-def prepare_out_dir(out_dir, option: str | None = None) -> Path:
+def prepare_out_dir(out_dir, option: str | None = None, create: bool = True) -> Path:
     """Create ``out_dir`` (and its parents) if missing; refuse, with one line, a path that
     is a file, lies under a file, or is not writable. ``option`` (e.g. ``"--out"``)
-    prefixes the messages."""
+    prefixes the messages. create=False: the checks only, nothing created (a command that
+    checks its --out before slower work that may still refuse)."""
     d = Path(out_dir)
     where = f"{option} {d}" if option else f"{d}"
     if d.exists() and not d.is_dir():
@@ -408,7 +430,13 @@ def prepare_out_dir(out_dir, option: str | None = None) -> Path:
         if parent.exists():
             if not parent.is_dir():
                 raise ModelError(f"{where}: {parent} is not a directory")
+            if not create and not d.exists() and not os.access(parent, os.W_OK):
+                raise ModelError(f"{where}: cannot create directory: {parent} is not writable")
             break
+    if not create:
+        if d.exists() and not os.access(d, os.W_OK):
+            raise ModelError(f"{where}: directory is not writable")
+        return d
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

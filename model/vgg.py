@@ -218,13 +218,16 @@ def parse_layout(text: str) -> Layout:
                              f"BatchNorm, M for max-pool, I for identity)")
     if not any(isinstance(t, tuple) for t in items):
         raise ModelError(f"layout {text!r}: no conv layer")
-    bits = {"a_bit": 4, "w_bit": 4}
+    bits, given = {"a_bit": 4, "w_bit": 4}, set()
     for opt in filter(None, parts[1:]):
         key, _, value = opt.partition("=")
         key = key.strip().lower()
         low = 2 if key == "w_bit" else 1
         if key not in bits or not value.strip().isdigit() or not low <= int(value) <= 8:
             raise ModelError(f"layout {text!r}: bad option {opt!r} (a_bit=1..8, w_bit=2..8)")
+        if key in given:
+            raise ModelError(f"layout {text!r}: {key} given twice")
+        given.add(key)
         bits[key] = int(value)
     return _named(Layout(tuple(items), **bits))
 

@@ -39,6 +39,7 @@ import numpy as np
 from model import program as programs
 from model.errors import ModelError
 from model.hwconfig import CONFIG
+from model.options import out_path
 from tb.player import Player
 from tb.sim_speed import icarus_floors
 
@@ -169,7 +170,7 @@ def add_arguments(p) -> None:
     p.add_argument("--sim", default=os.environ.get("BENCH_SIM", "verilator"), choices=["verilator", "icarus"],
                    help="simulator for the player (default verilator: Icarus simulates about 2,000-3,000 cycles/s here, "
                         "Verilator over 100,000)")
-    p.add_argument("--out", default="build/bench", help="folder for programs, dumps and bench.json")
+    p.add_argument("--out", type=out_path, default="build/bench", help="folder for programs, dumps and bench.json")
     p.add_argument("--quick", action="store_true", help="skip the 64->64 32x32 layer and the network rows")
     p.add_argument("--array", type=int, default=CONFIG.row,
                    help=f"array size n of an n x n core (default {CONFIG.row}, rtl/core_inst.vh)")

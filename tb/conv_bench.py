@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model.errors import ModelError
+from model.options import out_path
 from model.hwconfig import CONFIG
 from model.program.memory_map import scalesim_cycles
 from model.vgg import MODELS
@@ -145,7 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="vgg16_quant_project",
                     choices=sorted(k for k, v in MODELS.items() if v.a_bit == v.w_bit == 4))
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
-    ap.add_argument("--out", type=Path, default=Path("build/conv_bench"))
+    ap.add_argument("--out", type=lambda t: Path(out_path(t)), default=Path("build/conv_bench"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=32, help="image height and width")
     ap.add_argument("--batch", type=int, default=BATCH, help=f"images of the batched run (0: none; default {BATCH})")

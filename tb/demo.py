@@ -21,7 +21,7 @@ from pathlib import Path
 
 from model.errors import LayerError, ModelError
 from model.hwconfig import CONFIG
-from model.options import IMAGE, SEED, int_in
+from model.options import IMAGE, SEED, int_in, out_path
 from model.train import DEFAULT_MODEL, add_model_arguments
 
 MAX_CYCLES = 20_000    # the 8->8 layer: 144 at the limit, 560 in the classic schedule
@@ -34,7 +34,7 @@ PART2 = "vgg16_quant_project_part2"   # the 2-bit row of the default demo: its 1
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", default="build/demo", help="folder for the exported files")
+    p.add_argument("--out", type=out_path, default="build/demo", help="folder for the exported files")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the model weights and synthetic image")
     p.add_argument("--array", type=int, default=CONFIG.row,
                    help=f"array size n of the n x n core (default {CONFIG.row}, rtl/core_inst.vh)")
@@ -110,7 +110,8 @@ def classic_commands(cap, out, written) -> str:
     (OTILE=o when the layer has more than one, A_BIT=2 for a 2-bit layer), joined by &&;
     or, for a layer that bench does not take (an output map other than CLASSIC_MAP, stride
     or padding other than 1, more than one input-channel tile, whose sums it would not
-    add), a sentence saying so."""
+    add) or a folder whose path classic_tb.v cannot open (make classic's rule), a sentence
+    saying so."""
     tiles = {tuple(map(int, m.groups())) for m in (re.fullmatch(r"weight_itile(\d+)_otile(\d+)_kij0\.txt", p.name)
                                                     for p in map(Path, written)) if m}
     itiles, otiles = {i for i, _ in tiles}, sorted({o for _, o in tiles})
@@ -119,6 +120,9 @@ def classic_commands(cap, out, written) -> str:
         return (f"not for make classic, whose bench takes a {CLASSIC_MAP[0]}x{CLASSIC_MAP[1]} output map of one "
                 f"input-channel tile (stride 1, padding 1): this layer's is {geometry[0]}x{geometry[1]}, "
                 f"{len(itiles)} input tile(s), stride {cap.stride}, padding {cap.padding}")
+    if not str(Path(out).resolve()).isascii() or not str(Path(out).resolve()).isprintable():
+        return ("not for make classic from this folder: its path holds a non-ASCII or control character, "
+                "which classic_tb.v cannot open (Icarus mangles it); copy the files to a folder whose path has neither")
     mode = " A_BIT=2" if cap.a_bit == 2 else ""
     runs = [f" OTILE={o}" for o in otiles] if len(otiles) > 1 else [""]
     return " && ".join(f"make classic {shlex.quote(f'VECTORS={out}')}{mode}{tile}" for tile in runs)

@@ -93,3 +93,13 @@ def test_classic_commands(cap, tiles, said):
 
     got = classic_commands(cap, "o", _weights(tiles))
     assert (got == said) if said.startswith("make") else (got.startswith("not for make classic") and said in got), got
+
+
+@pytest.mark.parametrize("out", ["/tmp/démo", "/tmp/a\tb"])
+def test_classic_commands_for_a_folder_classic_tb_cannot_open(out):
+    """A folder whose path make classic refuses (non-ASCII or control characters: Icarus
+    mangles them) gets a sentence saying so, not a command that fails."""
+    from demo import classic_commands
+
+    got = classic_commands(_cap(), out, _weights([(0, 0)]))
+    assert got.startswith("not for make classic from this folder: its path holds a non-ASCII or control"), got

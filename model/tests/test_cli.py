@@ -118,6 +118,13 @@ def test_usage_errors(argv, needle, capsys):
         (["export", "--out", "o", "--image", "-1"], "argument --image: must be an integer in 0..9999"),
         (["export", "--out", "o", "--psum-bw", "1"], "argument --psum-bw"),
         (["bench", "--repeats", "0"], "argument --repeats: must be an integer in 1..1000"),
+        # an empty --out (an unset shell variable) was the current folder: files in the checkout
+        (["export", "--out", ""], "argument --out: must name a path, got ''"),
+        (["train", "--out", " "], "argument --out: must name a path, got ' '"),
+        (["pack", "--checkpoint", "x.pt", "--out", ""], "argument --out: must name a path"),
+        (["demo", "--out", ""], "argument --out: must name a path"),
+        (["infer", "--out", ""], "argument --out: must name a path"),
+        (["rtl-bench", "--out", ""], "argument --out: must name a path"),
     ],
 )
 def test_numeric_options_are_range_checked(argv, message, capsys):

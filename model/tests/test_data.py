@@ -307,3 +307,13 @@ def test_limit_on_image_folders_takes_every_class_in_turn(tmp_path):
     assert got_y.tolist() == [0, 0, 0, 1, 1, 7, 7]     # files 0..2 of class 0, 0..1 of 1, 0..1 of 7
     assert torch.equal(got_x, whole_x[[0, 1, 2, 5, 6, 9, 10]])
     assert cifar.load_cifar10(root, "test", limit=12)[1].tolist() == whole_y.tolist()
+
+
+def test_limit_above_the_split_says_so(tmp_path, capsys):
+    """A limit above the split's size takes the whole split and says so on stderr (it was
+    taken silently); a limit within it says nothing."""
+    x, _ = cifar.synthetic_uint8(10, seed=5)
+    root = cifar.write_image_folders(tmp_path / "imgs", x.numpy(), list(range(10)), "test", ".png")
+    assert len(cifar.load_cifar10(root, "test", limit=10)[1]) == 10 and capsys.readouterr().err == ""
+    assert len(cifar.load_cifar10(root, "test", limit=10_000)[1]) == 10
+    assert capsys.readouterr().err == "note: a limit of 10,000 images: the test split has 10, all used\n"

@@ -152,6 +152,51 @@ def test_export_of_many_files_shows_progress(tmp_path, rng, capsys):
         assert len(written) == files and (f"write {tmp_path / str(ic)}" in err) == bar, err[-500:]
 
 
+def test_export_refuses_a_layer_whose_reference_outgrows_memory(tmp_path, rng, monkeypatch):
+    """A layer whose reference psums outgrow the machine's memory is refused in one line
+    naming the layer and the size, before a folder or a numpy allocation (a 4096 -> 4096
+    layer ended in numpy's MemoryError). The machine is made small for the test."""
+    x, w = random_layer(rng, 8, 8, 4, 4)
+    need = export._reference_bytes(_capture(x, w))
+    assert need == 3 * 8 * 1 * 8 * 9 * 6 * 6
+    pages = {"SC_PAGE_SIZE": 1, "SC_PHYS_PAGES": need - 1}
+    monkeypatch.setattr(export.os, "sysconf", pages.__getitem__)
+    with pytest.raises(ModelError, match=r"^synthetic: the reference tiling of this 8 -> 8 channel, 4x4 layer needs "
+                                         r"about 0 GiB for its psums, this machine has 0 GiB; nothing written$"):
+        export.export_capture(_capture(x, w), tmp_path / "big", echo=print)
+    assert not (tmp_path / "big").exists()
+    pages["SC_PHYS_PAGES"] = need
+    export.export_capture(_capture(x, w), tmp_path / "big", echo=lambda line: None)
+
+
+def test_export_into_a_used_folder_removes_the_earlier_set(tmp_path, rng):
+    """A WS export into a folder that holds another layer's WS set removes that set's other
+    files (the classic bench read them with the new ones), says so, and leaves the OS
+    files alone."""
+    x2, w2 = random_layer(rng, 8, 16, 4, 4)                 # two oc tiles: out_otile*, psum_itile*
+    export.export_capture(_capture(x2, w2), tmp_path, echo=lambda line: None)
+    export.export_capture(_capture(x2, w2), tmp_path, dataflow="os", echo=lambda line: None)
+    os_files = sorted(p.name for p in tmp_path.glob("*_os*.txt"))
+    x, w = random_layer(rng, 8, 8, 4, 4)
+    lines = []
+    written = export.export_capture(_capture(x, w), tmp_path, echo=lines.append)
+    assert sorted(p.name for p in tmp_path.iterdir() if "_os" not in p.name) == sorted(p.name for p in written)
+    assert sorted(p.name for p in tmp_path.glob("*_os*.txt")) == os_files and os_files
+    notes = [l for l in lines if l.startswith("note") and "earlier export" in l]
+    # oc tile 1's 9 weights, both tiles' 18 psum_itile* and 2 out_otile*: the new set has psum_kij*, out.txt
+    assert len(notes) == 1 and "removed 29 WS file(s)" in notes[0], lines
+
+
+def test_export_checks_out_before_the_capture_and_creates_it_after(tmp_path):
+    """export --out is checked first (a file is refused before the capture) but created only
+    once the layer is known good: a refused --layer leaves no empty folder behind."""
+    r = _cli("export", "--out", str(tmp_path / "new"), "--layer", "12")
+    assert r.returncode == 1 and "features.12 is a ReLU" in r.stderr and not (tmp_path / "new").exists()
+    (tmp_path / "file").write_text("x")
+    r = _cli("export", "--out", str(tmp_path / "file" / "sub"))
+    assert r.returncode == 1 and r.stderr.strip().endswith(f"{tmp_path / 'file'} is not a directory") and not r.stdout
+
+
 def test_export_bad_out(tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")

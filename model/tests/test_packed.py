@@ -228,3 +228,27 @@ def test_wrong_magic(full_and_packed, tmp_path):
         packed.read_packed(bad)
     with pytest.raises(CheckpointError, match="not a torch checkpoint"):   # the loader does not take it
         load_checkpoint(bad)
+
+
+def test_pack_refuses_weights_other_than_4_bit(tmp_path, capsys):
+    """A layout with w_bit 3 or 8 trains and evaluates, but the packed format holds 4-bit
+    levels: pack refuses it up front in one line naming the checkpoint (it wrote the file,
+    then called its own logit check an internal error)."""
+    for w_bit in (3, 8):
+        src = save_checkpoint(tmp_path / f"w{w_bit}.pt", build_model(f"8,8n,M;w_bit={w_bit}", seed=0),
+                              f"8,8n,M;w_bit={w_bit}", 1, 0.0)
+        assert main(["pack", "--checkpoint", str(src), "--out", str(tmp_path / f"w{w_bit}.q4")]) == 1
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and f"{src}: its model has w_bit={w_bit}; the packed format holds 4-bit" in err[0], err
+        assert not (tmp_path / f"w{w_bit}.q4").exists()
+
+
+def test_full_checkpoint_act_quant_field_is_blamed_on_the_file(tmp_path):
+    """An act_quant field that names no quantizer is the file's fault, named as such (it
+    read as a bad --act-quant the user never typed)."""
+    path = save_checkpoint(tmp_path / "a.pt", build_model("8,8n,M", seed=0), "8,8n,M", 1, 0.0)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["act_quant"] = "bogus"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: field 'act_quant' must be one of course, unsigned, got 'bogus'$"):
+        load_checkpoint(path)

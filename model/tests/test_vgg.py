@@ -111,3 +111,5 @@ def test_layout_strings_without_a_comma_and_channel_range():
         resolve_model("100000,8")
     with pytest.raises(ModelError, match="unknown model 'vgg17'"):
         resolve_model("vgg17")
+    with pytest.raises(ModelError, match="a_bit given twice"):        # it kept the last one
+        resolve_model("8;a_bit=2;a_bit=3")
