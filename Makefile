@@ -130,10 +130,13 @@ one_of = $(and $(filter $(2),$(1)),$(if $(subst $(firstword $(1)),,$(1)),,1))
 # refuses control characters: such a path (the folder's, or the checkout's for a relative one) is
 # refused before the run, in one line, rather than reported as a missing first file. So is a
 # named pipe, a device or a socket among the bench's files (every name classic_tb.v opens
-# starts so): its $$fopen would block, or its reads never end, and vvp ignores Ctrl-C.
+# starts so): its $$fopen would block, or its reads never end, and vvp ignores Ctrl-C. A WS
+# run without OTILE on a folder of oc tiles is told to give OTILE (not a missing out.txt).
 classic_run = dir=$(call sh_quote,$(1)); printf 'classic_tb on %s %s (log: %s)\n' "$$dir" "$(3)" "$(BUILD)/classic/$(2)"; \
 	case "$$dir" in /*) ;; *) dir=$(call sh_quote,$(CURDIR))/"$$dir";; esac; \
 	case "$$dir" in *[![:print:]]*) printf 'make classic: the path %s holds a control or non-ASCII character, which classic_tb.v cannot open (Icarus mangles it): use a folder whose path has neither\n' "$$dir" >&2; exit 2;; esac; \
+	case " $(3) " in *" +OTILE="*|*" +OS "*) ;; *) if [ ! -e "$$dir/out.txt" ] && [ -e "$$dir/out_otile0.txt" ]; then \
+	  printf 'make classic: %s holds oc tiles (out_otile0.txt, ...), not out.txt: give OTILE=o, one make classic per tile\n' "$$dir" >&2; exit 2; fi;; esac; \
 	for f in "$$dir"/activation_*.txt "$$dir"/weight_*.txt "$$dir"/psum_*.txt "$$dir"/out*.txt "$$dir"/acc_address.txt; do \
 	  if [ -e "$$f" ] && [ ! -f "$$f" ] && [ ! -d "$$f" ]; then printf 'make classic: %s:0: not a regular file (a named pipe, a device or a socket)\n' "$$f" >&2; exit 2; fi; done; \
 	cd "$(BUILD)/classic" && \

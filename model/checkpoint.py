@@ -25,6 +25,7 @@ import math
 import os
 import pickle
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -301,8 +302,25 @@ def model_from_checkpoint(path, model_name=None, act_quant: str | None = None):
     model = build_model(layout, act_quant=act_quant or ckpt["act_quant"] or "course")
     hint = "" if layout.same_network(detected) else f" (its keys and shapes are those of {detected.label})"
     load_state_dict(model, sd, source=path, hint=hint)
+    # an override the shapes cannot catch (other bit widths, other quantizer) is said once
+    theirs = _resolves(ckpt["model"]) if model_name else None
+    if theirs is not None and theirs.label != layout.label:
+        print(f"note: {path} names model {theirs.label}; --model reads it as {layout.label}", file=sys.stderr)
+    if act_quant and ckpt["act_quant"] and act_quant != ckpt["act_quant"]:
+        print(f"note: {path} was saved with activation quantizer {ckpt['act_quant']}; --act-quant runs it "
+              f"with {act_quant}", file=sys.stderr)
     ckpt["model"] = layout.label
     return model, ckpt, layout.label
+
+
+def _resolves(name):
+    """The Layout a checkpoint's model name gives, or None (no name, or none that parses)."""
+    from .vgg import resolve_model
+
+    try:
+        return resolve_model(name) if name else None
+    except ModelError:
+        return None
 
 
 def map_optimizer_state(ckpt: dict, model: nn.Module) -> tuple[dict | None, str]:

@@ -102,12 +102,14 @@ def part2_row(args, n: int) -> list[dict] | None:
 
 
 CLASSIC_MAP = (4, 4)   # the output map that make classic builds tb/classic_tb.v for (its out_h, out_w defaults)
+MAX_LISTED_TILES = 4   # more oc tiles than this: classic_commands prints a shell loop over them
 
 
 def classic_commands(cap, out, written) -> str:
     """How to run the files that export_capture wrote (`written`, paths) in `out` on
     tb/classic_tb.v: the `make classic` command line(s), one per output-channel tile
-    (OTILE=o when the layer has more than one, A_BIT=2 for a 2-bit layer), joined by &&;
+    (OTILE=o when the layer has more than one, A_BIT=2 for a 2-bit layer), joined by &&
+    (a POSIX shell loop over OTILE above MAX_LISTED_TILES tiles);
     or, for a layer that bench does not take (an output map other than CLASSIC_MAP, stride
     or padding other than 1, more than one input-channel tile, whose sums it would not
     add) or a folder whose path classic_tb.v cannot open (make classic's rule), a sentence
@@ -123,9 +125,11 @@ def classic_commands(cap, out, written) -> str:
     if not str(Path(out).resolve()).isascii() or not str(Path(out).resolve()).isprintable():
         return ("not for make classic from this folder: its path holds a non-ASCII or control character, "
                 "which classic_tb.v cannot open (Icarus mangles it); copy the files to a folder whose path has neither")
-    mode = " A_BIT=2" if cap.a_bit == 2 else ""
-    runs = [f" OTILE={o}" for o in otiles] if len(otiles) > 1 else [""]
-    return " && ".join(f"make classic {shlex.quote(f'VECTORS={out}')}{mode}{tile}" for tile in runs)
+    make = f"make classic {shlex.quote(f'VECTORS={out}')}{' A_BIT=2' if cap.a_bit == 2 else ''}"
+    if len(otiles) > MAX_LISTED_TILES:     # a loop, not a line of 64 commands; its status: all passed
+        n = len(otiles)
+        return f"o=0; while [ $o -lt {n} ] && {make} OTILE=$o; do o=$((o + 1)); done; [ $o -eq {n} ]"
+    return " && ".join(f"{make}{f' OTILE={o}' if len(otiles) > 1 else ''}" for o in otiles)
 
 
 def run(args) -> int:

@@ -7,6 +7,7 @@ end before any simulation.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -103,3 +104,29 @@ def test_classic_commands_for_a_folder_classic_tb_cannot_open(out):
 
     got = classic_commands(_cap(), out, _weights([(0, 0)]))
     assert got.startswith("not for make classic from this folder: its path holds a non-ASCII or control"), got
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or not (runner.REPO / ".venv" / "bin" / "python").exists(),
+                    reason="needs iverilog and the repository's .venv")
+def test_classic_commands_loop_runs_every_tile(tmp_path):
+    """Above MAX_LISTED_TILES oc tiles demo prints a shell loop (a 64-tile layer printed one
+    line of 64 commands); run verbatim, it passes every tile of a 5-tile export, and its exit
+    status fails when one tile does."""
+    import numpy as np
+
+    from demo import MAX_LISTED_TILES, classic_commands
+    from model import vectors as V
+    from model.tiling import random_layer, ws_reference
+
+    x, w = random_layer(np.random.default_rng(5), 8, 8 * (MAX_LISTED_TILES + 1), 4, 4)
+    folder = tmp_path / "tiles"
+    written = V.write_ws_files(folder, ws_reference(x, w))
+    command = classic_commands(_cap(), folder, written)
+    assert command.startswith("o=0; while [ $o -lt 5 ] && make classic ") and "OTILE=$o" in command, command
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    env["MAKEFLAGS"] = f"BUILD={tmp_path / 'build'}"
+    done = subprocess.run(["sh", "-c", command], cwd=runner.REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.count("PASS: 16 of 16 outputs match") == 5, done.stdout[-2000:]
+    (folder / "out_otile3.txt").write_text((folder / "out_otile2.txt").read_text())
+    done = subprocess.run(["sh", "-c", command], cwd=runner.REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and done.stdout.count("PASS") == 3, done.stdout[-2000:]

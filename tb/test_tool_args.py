@@ -189,3 +189,20 @@ def test_make_classic_refuses_a_named_pipe(tmp_path):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         pytest.fail("make classic waited on the named pipe")
     assert done.returncode != 0 and f"make classic: {ei.value}\n" in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or not (runner.REPO / ".venv" / "bin" / "python").exists(),
+                    reason="needs iverilog and the repository's .venv")
+def test_make_classic_asks_for_otile_on_a_folder_of_oc_tiles(tmp_path):
+    """A WS folder of two oc tiles without OTILE: make classic says to give OTILE (the bench
+    reported out.txt as not found); with OTILE=1 the tile passes."""
+    x, w = random_layer(np.random.default_rng(4), 8, 16, 4, 4)
+    folder = tmp_path / "tiles"
+    V.write_ws_files(folder, ws_reference(x, w))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    make = ["make", "--no-print-directory", "classic", f"VECTORS={folder}", f"BUILD={tmp_path / 'build'}"]
+    done = subprocess.run(make, cwd=runner.REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and (f"make classic: {folder} holds oc tiles (out_otile0.txt, ...), not out.txt: "
+                                     "give OTILE=o, one make classic per tile") in done.stderr, done.stderr
+    done = subprocess.run(make + ["OTILE=1"], cwd=runner.REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "PASS: 16 of 16 outputs match" in done.stdout, done.stdout[-2000:] + done.stderr

@@ -252,3 +252,19 @@ def test_full_checkpoint_act_quant_field_is_blamed_on_the_file(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=rf"^{path}: field 'act_quant' must be one of course, unsigned, got 'bogus'$"):
         load_checkpoint(path)
+
+
+def test_overriding_what_the_checkpoint_names_is_noted(tmp_path, capsys):
+    """--model with other bit widths, or --act-quant with the other quantizer, than the
+    checkpoint names: the shapes agree, so it loads, with one note each on stderr (it ran
+    silently); the same names, or none, say nothing."""
+    path = save_checkpoint(tmp_path / "a2.pt", build_model("8,8n,M;a_bit=2", seed=0, act_quant="unsigned"),
+                           "8,8n,M;a_bit=2", 1, 0.0, act_quant="unsigned")
+    model_from_checkpoint(path)
+    model_from_checkpoint(path, "8,8n,M;a_bit=2", act_quant="unsigned")
+    assert capsys.readouterr().err == ""
+    model, _, label = model_from_checkpoint(path, "8,8n,M", act_quant="course")
+    assert label == "8,8n,M;a_bit=4;w_bit=4" and model.act_quant == "course"
+    assert capsys.readouterr().err.splitlines() == [
+        f"note: {path} names model 8,8n,M;a_bit=2;w_bit=4; --model reads it as 8,8n,M;a_bit=4;w_bit=4",
+        f"note: {path} was saved with activation quantizer unsigned; --act-quant runs it with course"]
