@@ -15,7 +15,9 @@ Layout (little-endian)::
              "tensors": [{"name", "dtype": "int4" | "float32" | "int64",
                           "shape": [...], "nbytes"}, ...]}
              ("act_quant": "course" | "unsigned", the activation quantizer; a file
-             without it was written before it was stored, when only "course" packed)
+             without it was written before it was stored, when only "course" packed;
+             "crc32": zlib.crc32 of the arrays, checked on load; a file without it was
+             written before it was stored)
     arrays   the tensors' bytes, in header order, back to back; nothing after them
 
 An ``int4`` array of n levels takes ceil(n / 2) bytes: level 2i in the low nibble of
@@ -33,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -176,8 +179,11 @@ def write_packed(path, state_dict: dict, model_name: str, epoch: int = 0, best_p
     if act_quant not in ACT_QUANT_MODES:
         raise CheckpointError(f"act_quant must be one of {', '.join(ACT_QUANT_MODES)}, got {act_quant!r}")
     items = pack_state(state_dict)
+    crc = 0
+    for _, _, _, b in items:
+        crc = zlib.crc32(b, crc)
     header = {"model": str(model_name), "epoch": int(epoch), "best_prec": float(best_prec), "w_bit": W_BIT,
-              "act_quant": act_quant,
+              "act_quant": act_quant, "crc32": crc,
               "tensors": [{"name": n, "dtype": d, "shape": list(s), "nbytes": len(b)} for n, d, s, b in items]}
     head = json.dumps(header, separators=(",", ":")).encode()
     path = Path(path)
@@ -227,6 +233,9 @@ def _parse_header(path: Path, raw: bytes) -> tuple[dict, int]:
     if header.get("act_quant", "course") not in ACT_QUANT_MODES:
         raise bad(f"header field 'act_quant' must be one of {', '.join(ACT_QUANT_MODES)}, "
                   f"got {header['act_quant']!r}")
+    crc = header.get("crc32", 0)
+    if isinstance(crc, bool) or not isinstance(crc, int) or not 0 <= crc < 1 << 32:
+        raise bad(f"header field 'crc32' must be an integer in 0..2**32-1, got {crc!r}")
     return header, _PREFIX.size + hlen
 
 
@@ -239,6 +248,7 @@ def read_packed(path) -> dict:
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
     header, pos = _parse_header(path, raw)
+    start = pos
     arrays: dict[str, tuple[str, tuple, bytes]] = {}
     for i, entry in enumerate(header["tensors"]):
         name = entry.get("name") if isinstance(entry, dict) else None
@@ -259,6 +269,10 @@ def read_packed(path) -> dict:
         pos += need
     if pos != len(raw):
         raise CheckpointError(f"{path}: malformed packed checkpoint: {len(raw) - pos} bytes after the last tensor")
+    got = zlib.crc32(memoryview(raw)[start:])
+    if "crc32" in header and got != header["crc32"]:
+        raise CheckpointError(f"{path}: corrupt packed checkpoint: the arrays' CRC-32 is {got:08x}, the header's "
+                              f"{header['crc32']:08x} (changed after packing)")
 
     state: dict[str, torch.Tensor] = {}
     for name, (dtype, shape, b) in arrays.items():

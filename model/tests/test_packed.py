@@ -3,6 +3,7 @@
 import json
 import math
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -145,12 +146,29 @@ def test_pack_cli(full_and_packed, tmp_path, capsys):
     assert packed.is_packed(small) and not packed.is_packed(full)          # untouched
 
 
-def _corrupt(src, dst, edit):
+def _corrupt(src, dst, edit, keep_crc=False):
+    """dst = src edited; the header's crc32 follows the edited arrays (so that the check the
+    edit aims at is reached) unless keep_crc, or the edit left no header to parse."""
     raw = bytearray(src.read_bytes())
     header, offsets = _layout(src)
     raw = edit(raw, header, offsets)
+    if not keep_crc:
+        raw = _with_crc(raw)
     dst.write_bytes(bytes(raw))
     return dst
+
+
+def _with_crc(raw):
+    try:
+        _, _, hlen = struct.unpack_from("<8sII", raw)
+        header = json.loads(bytes(raw[16:16 + hlen]))
+    except (struct.error, ValueError):
+        return raw
+    if not isinstance(header, dict) or "crc32" not in header:
+        return raw
+    header["crc32"] = zlib.crc32(bytes(raw[16 + hlen:]))
+    head = json.dumps(header).encode()
+    return bytearray(raw[:12] + struct.pack("<I", len(head)) + head + raw[16 + hlen:])   # magic, version kept
 
 
 def _set_header(raw, header):
@@ -218,6 +236,30 @@ def test_malformed_refused_in_one_line(full_and_packed, tmp_path, capsys, case, 
     assert main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "exp")]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and needle in err[0] and str(bad) in err[0], err
+
+
+def test_a_changed_byte_fails_the_crc(full_and_packed, tmp_path, capsys):
+    """One bit flipped in the classifier's floats (a value any float may hold, which no other
+    check can catch) is refused by the header's CRC-32; a file without the field (packed
+    before it was stored) still loads."""
+    _, small = full_and_packed
+
+    def flip(raw, header, offsets):
+        raw[offsets["classifier.weight"] + 5] ^= 0x10
+        return raw
+
+    bad = _corrupt(small, tmp_path / "flip.q4", flip, keep_crc=True)
+    with pytest.raises(CheckpointError, match=r"^.*flip\.q4: corrupt packed checkpoint: the arrays' CRC-32 is "
+                                              r"[0-9a-f]{8}, the header's [0-9a-f]{8} \(changed after packing\)$"):
+        load_checkpoint(bad)
+    assert load_checkpoint(_corrupt(small, tmp_path / "fixed.q4", flip))["model"]      # the same bytes, crc updated
+
+    def no_crc(raw, header, offsets):
+        del header["crc32"]
+        return _set_header(raw, header)
+
+    old = load_checkpoint(_corrupt(small, tmp_path / "old.q4", no_crc))
+    assert all(torch.equal(t, load_checkpoint(small)["state_dict"][k]) for k, t in old["state_dict"].items())
 
 
 def test_wrong_magic(full_and_packed, tmp_path):
