@@ -215,8 +215,10 @@ def load_checkpoint(path, model: nn.Module | None = None) -> dict:
     ckpt["best_prec"] = _number(path, ckpt, "best_prec", float)
     if not isinstance(ckpt.get("optimizer"), dict):
         ckpt["optimizer"] = {}
-    for key in ("model", "act_quant"):
-        ckpt[key] = ckpt[key] if isinstance(ckpt.get(key), str) else None
+    for key in ("model", "act_quant"):        # absent or None: not named (a course checkpoint)
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], str):
+            raise CheckpointError(f"{path}: field {key!r} must be a string, got {ckpt[key]!r}")
+        ckpt[key] = ckpt.get(key)
     if ckpt["act_quant"] is not None and ckpt["act_quant"] not in ACT_QUANT_MODES:
         raise CheckpointError(f"{path}: field 'act_quant' must be one of {', '.join(ACT_QUANT_MODES)}, "
                               f"got {ckpt['act_quant']!r}")

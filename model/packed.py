@@ -9,16 +9,15 @@ holds 35.5 MB of float32 weights.
 Layout (little-endian)::
 
     magic    8 bytes   b"Q4VGGPK\\0"
-    version  uint32    1
+    version  uint32    2 (1: the same without the CRC at the end, written before it was added)
     hlen     uint32    length of the header
     header   hlen bytes of UTF-8 JSON: {"model", "epoch", "best_prec", "w_bit", "act_quant",
              "tensors": [{"name", "dtype": "int4" | "float32" | "int64",
                           "shape": [...], "nbytes"}, ...]}
              ("act_quant": "course" | "unsigned", the activation quantizer; a file
-             without it was written before it was stored, when only "course" packed;
-             "crc32": zlib.crc32 of the arrays, checked on load; a file without it was
-             written before it was stored)
-    arrays   the tensors' bytes, in header order, back to back; nothing after them
+             without it was written before it was stored, when only "course" packed)
+    arrays   the tensors' bytes, in header order, back to back
+    crc      uint32    zlib.crc32 of every byte before it (version 2); nothing after it
 
 An ``int4`` array of n levels takes ceil(n / 2) bytes: level 2i in the low nibble of
 byte i, level 2i+1 in the high nibble (0 pads an odd count). Level -8 never occurs.
@@ -50,7 +49,9 @@ __all__ = ["MAGIC", "VERSION", "is_packed", "pack_state", "write_packed", "read_
            "pack_int4", "unpack_int4", "rebuild_weight", "pack_checkpoint"]
 
 MAGIC = b"Q4VGGPK\0"
-VERSION = 1
+VERSION = 2
+_VERSIONS = (1, 2)                          # 1: no CRC (files packed before it was added)
+_CRC = struct.Struct("<I")
 W_BIT = 4
 LEVEL_MAX = 2 ** (W_BIT - 1) - 1          # 7: weight levels are -7..7
 _PREFIX = struct.Struct("<8sII")            # magic, version, header length
@@ -179,21 +180,19 @@ def write_packed(path, state_dict: dict, model_name: str, epoch: int = 0, best_p
     if act_quant not in ACT_QUANT_MODES:
         raise CheckpointError(f"act_quant must be one of {', '.join(ACT_QUANT_MODES)}, got {act_quant!r}")
     items = pack_state(state_dict)
-    crc = 0
-    for _, _, _, b in items:
-        crc = zlib.crc32(b, crc)
     header = {"model": str(model_name), "epoch": int(epoch), "best_prec": float(best_prec), "w_bit": W_BIT,
-              "act_quant": act_quant, "crc32": crc,
+              "act_quant": act_quant,
               "tensors": [{"name": n, "dtype": d, "shape": list(s), "nbytes": len(b)} for n, d, s, b in items]}
     head = json.dumps(header, separators=(",", ":")).encode()
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(_PREFIX.pack(MAGIC, VERSION, len(head)))
-            f.write(head)
-            for _, _, _, b in items:
-                f.write(b)
+            crc = 0
+            for part in (_PREFIX.pack(MAGIC, VERSION, len(head)), head, *(b for _, _, _, b in items)):
+                f.write(part)
+                crc = zlib.crc32(part, crc)
+            f.write(_CRC.pack(crc))
         tmp.replace(path)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot write: {e.strerror or e}") from None
@@ -205,7 +204,9 @@ def _nbytes(dtype: str, count: int) -> int:
     return (count + 1) // 2 if dtype == "int4" else count * _DTYPES[dtype].itemsize
 
 
-def _parse_header(path: Path, raw: bytes) -> tuple[dict, int]:
+def _parse_header(path: Path, raw: bytes) -> tuple[dict, int, bytes]:
+    """(header, offset of the first array, the file without its CRC); a version-2 file's
+    CRC is checked first, so any changed byte is named as such."""
     def bad(reason: str) -> CheckpointError:
         return CheckpointError(f"{path}: malformed packed checkpoint: {reason}")
 
@@ -214,8 +215,16 @@ def _parse_header(path: Path, raw: bytes) -> tuple[dict, int]:
     magic, version, hlen = _PREFIX.unpack_from(raw)
     if magic != MAGIC:
         raise bad(f"wrong magic {magic!r} (expected {MAGIC!r})")
-    if version != VERSION:
-        raise bad(f"version {version} (this reader knows version {VERSION})")
+    if version not in _VERSIONS:
+        raise bad(f"version {version} (this reader knows versions {', '.join(map(str, _VERSIONS))})")
+    if version >= 2:
+        if len(raw) < _PREFIX.size + _CRC.size:
+            raise bad(f"{len(raw)} bytes, no room for the CRC-32 after the prefix (truncated)")
+        raw, (want,) = raw[:-_CRC.size], _CRC.unpack_from(raw, len(raw) - _CRC.size)
+        got = zlib.crc32(raw)
+        if got != want:
+            raise CheckpointError(f"{path}: corrupt packed checkpoint: its CRC-32 is {got:08x}, the file says "
+                                  f"{want:08x} (changed after packing, or truncated)")
     if hlen > _MAX_HEADER or _PREFIX.size + hlen > len(raw):
         raise bad(f"header of {hlen} bytes does not fit the {len(raw)}-byte file (truncated)")
     try:
@@ -233,10 +242,7 @@ def _parse_header(path: Path, raw: bytes) -> tuple[dict, int]:
     if header.get("act_quant", "course") not in ACT_QUANT_MODES:
         raise bad(f"header field 'act_quant' must be one of {', '.join(ACT_QUANT_MODES)}, "
                   f"got {header['act_quant']!r}")
-    crc = header.get("crc32", 0)
-    if isinstance(crc, bool) or not isinstance(crc, int) or not 0 <= crc < 1 << 32:
-        raise bad(f"header field 'crc32' must be an integer in 0..2**32-1, got {crc!r}")
-    return header, _PREFIX.size + hlen
+    return header, _PREFIX.size + hlen, raw
 
 
 def read_packed(path) -> dict:
@@ -247,8 +253,7 @@ def read_packed(path) -> dict:
         raw = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    header, pos = _parse_header(path, raw)
-    start = pos
+    header, pos, raw = _parse_header(path, raw)
     arrays: dict[str, tuple[str, tuple, bytes]] = {}
     for i, entry in enumerate(header["tensors"]):
         name = entry.get("name") if isinstance(entry, dict) else None
@@ -269,10 +274,6 @@ def read_packed(path) -> dict:
         pos += need
     if pos != len(raw):
         raise CheckpointError(f"{path}: malformed packed checkpoint: {len(raw) - pos} bytes after the last tensor")
-    got = zlib.crc32(memoryview(raw)[start:])
-    if "crc32" in header and got != header["crc32"]:
-        raise CheckpointError(f"{path}: corrupt packed checkpoint: the arrays' CRC-32 is {got:08x}, the header's "
-                              f"{header['crc32']:08x} (changed after packing)")
 
     state: dict[str, torch.Tensor] = {}
     for name, (dtype, shape, b) in arrays.items():
@@ -325,7 +326,7 @@ def pack_checkpoint(src, dst, model_name: str | None = None, check_images: int =
     from .vgg import conv_layers
     w_bits = sorted({int(conv.w_bit) for _, conv in conv_layers(model)})
     if w_bits != [4]:
-        raise CheckpointError(f"{src}: its model has w_bit={','.join(map(str, w_bits))}; the packed format holds "
+        raise CheckpointError(f"{src} read as {name}: w_bit={','.join(map(str, w_bits))}; the packed format holds "
                               f"4-bit weight levels (w_bit=4 only); nothing written")
     write_packed(dst, model.state_dict(), name, ckpt.get("epoch", 0), ckpt.get("best_prec", 0.0), model.act_quant)
     packed_model, _, _ = model_from_checkpoint(dst, name)

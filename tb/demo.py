@@ -125,7 +125,11 @@ def classic_commands(cap, out, written) -> str:
     if not str(Path(out).resolve()).isascii() or not str(Path(out).resolve()).isprintable():
         return ("not for make classic from this folder: its path holds a non-ASCII or control character, "
                 "which classic_tb.v cannot open (Icarus mangles it); copy the files to a folder whose path has neither")
-    make = f"make classic {shlex.quote(f'VECTORS={out}')}{' A_BIT=2' if cap.a_bit == 2 else ''}"
+    from tb import runner
+
+    # make classic takes a relative folder from the repository: from elsewhere, name it whole
+    shown = out if Path(out).is_absolute() or Path.cwd().resolve() == runner.REPO else Path(out).resolve()
+    make = f"make classic {shlex.quote(f'VECTORS={shown}')}{' A_BIT=2' if cap.a_bit == 2 else ''}"
     if len(otiles) > MAX_LISTED_TILES:     # a loop, not a line of 64 commands; its status: all passed
         n = len(otiles)
         return f"o=0; while [ $o -lt {n} ] && {make} OTILE=$o; do o=$((o + 1)); done; [ $o -eq {n} ]"

@@ -96,6 +96,16 @@ def test_classic_commands(cap, tiles, said):
     assert (got == said) if said.startswith("make") else (got.startswith("not for make classic") and said in got), got
 
 
+def test_classic_commands_name_a_relative_folder_whole_outside_the_repository(tmp_path, monkeypatch):
+    """make classic reads a relative VECTORS from the repository: run elsewhere, demo's line
+    names the folder whole (it printed the relative name, which make then missed)."""
+    from demo import classic_commands
+
+    assert classic_commands(_cap(), "rel", _weights([(0, 0)])) == "make classic VECTORS=rel"   # in the repository
+    monkeypatch.chdir(tmp_path)
+    assert classic_commands(_cap(), "rel", _weights([(0, 0)])) == f"make classic VECTORS={tmp_path / 'rel'}"
+
+
 @pytest.mark.parametrize("out", ["/tmp/démo", "/tmp/a\tb"])
 def test_classic_commands_for_a_folder_classic_tb_cannot_open(out):
     """A folder whose path make classic refuses (non-ASCII or control characters: Icarus

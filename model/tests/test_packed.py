@@ -58,7 +58,7 @@ def _layout(path):
     for t in header["tensors"]:
         offsets[t["name"]] = pos
         pos += t["nbytes"]
-    assert pos == len(raw)
+    assert pos + 4 == len(raw)                       # the CRC-32 ends the file
     return header, offsets
 
 
@@ -125,10 +125,9 @@ def test_unsigned_activation_quantizer_is_kept(tmp_path, capsys):
     assert main(["pack", "--checkpoint", str(full), "--out", str(tmp_path / "u.q4")]) == 0, capsys.readouterr().err
     model, ckpt, _ = model_from_checkpoint(tmp_path / "u.q4")
     assert ckpt["act_quant"] == model.act_quant == "unsigned"
-    raw = bytearray((tmp_path / "u.q4").read_bytes())
     header, _ = _layout(tmp_path / "u.q4")
     header["act_quant"] = "signed"
-    (tmp_path / "s.q4").write_bytes(bytes(_set_header(raw, header)))
+    _corrupt(tmp_path / "u.q4", tmp_path / "s.q4", lambda raw, h, o: _set_header(raw, header))
     with pytest.raises(CheckpointError, match=r"header field 'act_quant' must be one of course, unsigned, "
                                               r"got 'signed'$"):
         load_checkpoint(tmp_path / "s.q4")
@@ -147,34 +146,23 @@ def test_pack_cli(full_and_packed, tmp_path, capsys):
 
 
 def _corrupt(src, dst, edit, keep_crc=False):
-    """dst = src edited; the header's crc32 follows the edited arrays (so that the check the
-    edit aims at is reached) unless keep_crc, or the edit left no header to parse."""
+    """dst = src edited; a version-2 file's CRC-32 at its end follows the edit (so that the
+    check the edit aims at is reached) unless keep_crc."""
     raw = bytearray(src.read_bytes())
     header, offsets = _layout(src)
-    raw = edit(raw, header, offsets)
-    if not keep_crc:
-        raw = _with_crc(raw)
-    dst.write_bytes(bytes(raw))
+    body = edit(raw[:-4], header, offsets)
+    if keep_crc:
+        body += raw[-4:]
+    elif len(body) >= 12 and struct.unpack_from("<I", body, 8)[0] == 2:
+        body += struct.pack("<I", zlib.crc32(bytes(body)))
+    dst.write_bytes(bytes(body))
     return dst
-
-
-def _with_crc(raw):
-    try:
-        _, _, hlen = struct.unpack_from("<8sII", raw)
-        header = json.loads(bytes(raw[16:16 + hlen]))
-    except (struct.error, ValueError):
-        return raw
-    if not isinstance(header, dict) or "crc32" not in header:
-        return raw
-    header["crc32"] = zlib.crc32(bytes(raw[16 + hlen:]))
-    head = json.dumps(header).encode()
-    return bytearray(raw[:12] + struct.pack("<I", len(head)) + head + raw[16 + hlen:])   # magic, version kept
 
 
 def _set_header(raw, header):
     head = json.dumps(header).encode()
     _, _, hlen = struct.unpack_from("<8sII", raw)
-    return bytearray(struct.pack("<8sII", packed.MAGIC, 1, len(head)) + head + raw[16 + hlen:])
+    return bytearray(raw[:12] + struct.pack("<I", len(head)) + head + raw[16 + hlen:])   # magic, version kept
 
 
 def _nan_bn(raw, header, offsets):
@@ -211,7 +199,7 @@ def _zero_levels(raw, header, offsets):
 
 
 CASES = [
-    ("version", lambda r, h, o: r[:8] + struct.pack("<I", 2) + r[12:], "version 2"),
+    ("version", lambda r, h, o: r[:8] + struct.pack("<I", 3) + r[12:], "version 3"),
     ("truncated", lambda r, h, o: r[:-100], "truncated ("),
     ("trailing", lambda r, h, o: r + b"\0\0", "2 bytes after the last tensor"),
     ("header", lambda r, h, o: r[:16] + b"[" + r[17:], "header is not JSON"),
@@ -239,27 +227,30 @@ def test_malformed_refused_in_one_line(full_and_packed, tmp_path, capsys, case, 
 
 
 def test_a_changed_byte_fails_the_crc(full_and_packed, tmp_path, capsys):
-    """One bit flipped in the classifier's floats (a value any float may hold, which no other
-    check can catch) is refused by the header's CRC-32; a file without the field (packed
-    before it was stored) still loads."""
+    """One bit flipped anywhere after the prefix, in the classifier's floats (a value any
+    float may hold) or in the header (two tensor names swapped, an epoch), is refused by the
+    CRC-32 that ends a version-2 file; a version-1 file (packed before the CRC) still loads."""
     _, small = full_and_packed
+    header, offsets = _layout(small)
 
-    def flip(raw, header, offsets):
-        raw[offsets["classifier.weight"] + 5] ^= 0x10
-        return raw
+    def flip(at):
+        def edit(raw, header, offsets):
+            raw[at] ^= 0x10
+            return raw
+        return edit
 
-    bad = _corrupt(small, tmp_path / "flip.q4", flip, keep_crc=True)
-    with pytest.raises(CheckpointError, match=r"^.*flip\.q4: corrupt packed checkpoint: the arrays' CRC-32 is "
-                                              r"[0-9a-f]{8}, the header's [0-9a-f]{8} \(changed after packing\)$"):
-        load_checkpoint(bad)
-    assert load_checkpoint(_corrupt(small, tmp_path / "fixed.q4", flip))["model"]      # the same bytes, crc updated
+    for where, at in (("array", offsets["classifier.weight"] + 5), ("header", 16 + 2)):
+        bad = _corrupt(small, tmp_path / f"{where}.q4", flip(at), keep_crc=True)
+        with pytest.raises(CheckpointError, match=rf"^{bad}: corrupt packed checkpoint: its CRC-32 is [0-9a-f]{{8}}, "
+                                                  r"the file says [0-9a-f]{8} \(changed after packing, or truncated\)$"):
+            load_checkpoint(bad)
+    assert load_checkpoint(_corrupt(small, tmp_path / "fixed.q4", flip(offsets["classifier.weight"] + 5)))["model"]
 
-    def no_crc(raw, header, offsets):
-        del header["crc32"]
-        return _set_header(raw, header)
-
-    old = load_checkpoint(_corrupt(small, tmp_path / "old.q4", no_crc))
-    assert all(torch.equal(t, load_checkpoint(small)["state_dict"][k]) for k, t in old["state_dict"].items())
+    raw = small.read_bytes()
+    old = tmp_path / "v1.q4"
+    old.write_bytes(raw[:8] + struct.pack("<I", 1) + raw[12:-4])
+    loaded = load_checkpoint(old)["state_dict"]
+    assert all(torch.equal(t, load_checkpoint(small)["state_dict"][k]) for k, t in loaded.items())
 
 
 def test_wrong_magic(full_and_packed, tmp_path):
@@ -281,7 +272,8 @@ def test_pack_refuses_weights_other_than_4_bit(tmp_path, capsys):
                               f"8,8n,M;w_bit={w_bit}", 1, 0.0)
         assert main(["pack", "--checkpoint", str(src), "--out", str(tmp_path / f"w{w_bit}.q4")]) == 1
         err = capsys.readouterr().err.splitlines()
-        assert len(err) == 1 and f"{src}: its model has w_bit={w_bit}; the packed format holds 4-bit" in err[0], err
+        assert len(err) == 1 and (f"{src} read as 8,8n,M;a_bit=4;w_bit={w_bit}: w_bit={w_bit}; the packed format "
+                                  "holds 4-bit") in err[0], err
         assert not (tmp_path / f"w{w_bit}.q4").exists()
 
 
@@ -294,6 +286,12 @@ def test_full_checkpoint_act_quant_field_is_blamed_on_the_file(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=rf"^{path}: field 'act_quant' must be one of course, unsigned, got 'bogus'$"):
         load_checkpoint(path)
+    for field, value in (("act_quant", 3), ("act_quant", ["unsigned"]), ("model", 7)):   # were taken as not named
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["act_quant"], ckpt[field] = "course", value
+        torch.save(ckpt, path)
+        with pytest.raises(CheckpointError, match=rf"^{path}: field '{field}' must be a string, got "):
+            load_checkpoint(path)
 
 
 def test_overriding_what_the_checkpoint_names_is_noted(tmp_path, capsys):
