@@ -86,8 +86,10 @@ def _rng(a) -> str:
 def export_capture(cap, out_dir, dataflow: str = "ws", psum_bw: int = CONFIG.psum_bw, echo=print) -> list[Path]:
     """Reference + files + tensors.npz for a :class:`~model.capture.LayerCapture`.
 
-    ModelError (nothing written) for a layer wider than the array's lanes: weights above
-    4 bits or activations above 4 bits (``w_bit`` / ``a_bit`` of the model's layout).
+    ModelError (nothing written) for a layer wider than the array's lanes (``w_bit`` or
+    ``a_bit`` of the model's layout above 4) or one whose reference psums would not fit the
+    machine's memory (_reference_bytes). An earlier export's other files of the same
+    dataflow in ``out_dir`` are removed (vectors.remove_other_sets), with a note.
     """
     if dataflow not in ("ws", "os"):
         raise ModelError(f"--dataflow must be ws or os, got {dataflow!r}")
