@@ -19,10 +19,10 @@ import numpy as np
 from .errors import ModelError
 from .hwconfig import CONFIG
 from .options import IMAGE, SEED, out_path
-from .tiling import os_reference, ws_reference
+from .tiling import N_KIJ, LayerGeometry, lanes_per_pe, os_reference, ws_reference
 from .vectors import acc_address_fits, prepare_out_dir, remove_other_sets, write_os_files, write_ws_files
 
-__all__ = ["add_arguments", "run", "export_capture"]
+__all__ = ["add_arguments", "run", "export_capture", "export_geometry"]
 
 PSUM_BW_MIN, PSUM_BW_MAX = 2, 32   # lanes are held as int64 on the way to the files
 #: the psum width tb/classic_tb.v reads unless built with -Pclassic_tb.psum_bw=N (its
@@ -69,14 +69,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"psum / accumulator width in bits (default: {CONFIG.psum_bw})")
 
 
+def export_geometry(cap) -> LayerGeometry:
+    """The channel tiles of a capture's layer on the core's array, as export_capture's
+    references cut it (CONFIG.row; two activations a lane in the 2-bit mode)."""
+    ic, h, w = cap.x_int.shape
+    return LayerGeometry(ic, cap.w_int.shape[0], h, w, CONFIG.row, lanes=lanes_per_pe(cap.a_bit))
+
+
 def _reference_bytes(cap) -> int:
     """Bytes the WS reference (model.tiling.ws_reference) holds at once for a capture: its
     int64 psums [ic tiles, OC padded to the array, kij, padded map] in three copies (the
     product, the contiguous psum tensor, the gathered one)."""
-    ic, h, w = cap.x_int.shape
-    n, lanes = CONFIG.row, 2 if cap.a_bit == 2 else 1
-    ic_tiles, oc_padded = -(-ic // (n * lanes)), -(-cap.w_int.shape[0] // n) * n
-    return 3 * 8 * ic_tiles * oc_padded * 9 * (h + 2) * (w + 2)
+    g = export_geometry(cap)
+    return 3 * 8 * g.n_ic_tiles * g.n_oc_tiles * g.array_size * N_KIJ * g.Hp * g.Wp
 
 
 def _rng(a) -> str:

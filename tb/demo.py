@@ -14,7 +14,6 @@ course's part-2 model (PART2) in the 2-bit mode.
 """
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -105,35 +104,33 @@ CLASSIC_MAP = (4, 4)   # the output map that make classic builds tb/classic_tb.v
 MAX_LISTED_TILES = 4   # more oc tiles than this: classic_commands prints a shell loop over them
 
 
-def classic_commands(cap, out, written) -> str:
-    """How to run the files that export_capture wrote (`written`, paths) in `out` on
-    tb/classic_tb.v: the `make classic` command line(s), one per output-channel tile
-    (OTILE=o when the layer has more than one, A_BIT=2 for a 2-bit layer), joined by &&
-    (a POSIX shell loop over OTILE above MAX_LISTED_TILES tiles);
-    or, for a layer that bench does not take (an output map other than CLASSIC_MAP, stride
-    or padding other than 1, more than one input-channel tile, whose sums it would not
-    add) or a folder whose path classic_tb.v cannot open (make classic's rule), a sentence
-    saying so."""
-    tiles = {tuple(map(int, m.groups())) for m in (re.fullmatch(r"weight_itile(\d+)_otile(\d+)_kij0\.txt", p.name)
-                                                    for p in map(Path, written)) if m}
-    itiles, otiles = {i for i, _ in tiles}, sorted({o for _, o in tiles})
-    geometry = tuple(cap.out_int.shape[-2:])
-    if geometry != CLASSIC_MAP or (cap.stride, cap.padding) != (1, 1) or itiles != {0}:
-        return (f"not for make classic, whose bench takes a {CLASSIC_MAP[0]}x{CLASSIC_MAP[1]} output map of one "
-                f"input-channel tile (stride 1, padding 1): this layer's is {geometry[0]}x{geometry[1]}, "
-                f"{len(itiles)} input tile(s), stride {cap.stride}, padding {cap.padding}")
-    if not str(Path(out).resolve()).isascii() or not str(Path(out).resolve()).isprintable():
-        return ("not for make classic from this folder: its path holds a non-ASCII or control character, "
-                "which classic_tb.v cannot open (Icarus mangles it); copy the files to a folder whose path has neither")
+def classic_commands(cap, out) -> str:
+    """How to run the files that export_capture wrote for `cap` in `out` on tb/classic_tb.v:
+    the `make classic` command line(s), one per output-channel tile (OTILE=o when the layer
+    has more than one, A_BIT=2 for a 2-bit layer), joined by && (a POSIX shell loop over
+    OTILE above MAX_LISTED_TILES tiles); or, for a layer that bench does not take (an output
+    map other than CLASSIC_MAP, stride or padding other than 1, more than one input-channel
+    tile, whose sums it would not add) or a folder whose path classic_tb.v cannot open (make
+    classic's rule, runner.icarus_can_open), a sentence saying so."""
+    from model.export import export_geometry
     from tb import runner
 
+    geo = export_geometry(cap)
+    geometry = tuple(cap.out_int.shape[-2:])
+    if geometry != CLASSIC_MAP or (cap.stride, cap.padding) != (1, 1) or geo.n_ic_tiles != 1:
+        return (f"not for make classic, whose bench takes a {CLASSIC_MAP[0]}x{CLASSIC_MAP[1]} output map of one "
+                f"input-channel tile (stride 1, padding 1): this layer's is {geometry[0]}x{geometry[1]}, "
+                f"{geo.n_ic_tiles} input tile(s), stride {cap.stride}, padding {cap.padding}")
+    if not runner.icarus_can_open(Path(out).resolve()):
+        return ("not for make classic from this folder: its path holds a non-ASCII or control character, "
+                "which classic_tb.v cannot open (Icarus mangles it); copy the files to a folder whose path has neither")
     # make classic takes a relative folder from the repository: from elsewhere, name it whole
     shown = out if Path(out).is_absolute() or Path.cwd().resolve() == runner.REPO else Path(out).resolve()
     make = f"make classic {shlex.quote(f'VECTORS={shown}')}{' A_BIT=2' if cap.a_bit == 2 else ''}"
-    if len(otiles) > MAX_LISTED_TILES:     # a loop, not a line of 64 commands; its status: all passed
-        n = len(otiles)
+    n = geo.n_oc_tiles
+    if n > MAX_LISTED_TILES:     # a loop, not a line of 64 commands; its status: all passed
         return f"o=0; while [ $o -lt {n} ] && {make} OTILE=$o; do o=$((o + 1)); done; [ $o -eq {n} ]"
-    return " && ".join(f"{make}{f' OTILE={o}' if len(otiles) > 1 else ''}" for o in otiles)
+    return " && ".join(f"{make}{f' OTILE={o}' if n > 1 else ''}" for o in range(n))
 
 
 def run(args) -> int:
@@ -157,7 +154,7 @@ def run(args) -> int:
                          f"cycles per schedule on {n}x{n}, above --max-cycles {args.max_cycles:,}; pick a "
                          f"smaller layer with --layer, raise --max-cycles, or time it with make bench")
     print(f"== capture and export: {cap.layer_name} of {source} ({shape}) -> {args.out}")
-    written = export_capture(cap, args.out)
+    export_capture(cap, args.out)
     case = case_from_capture(cap)
     schedules = []
     for name, build in (ALL_SCHEDULES if cap.a_bit == 2 else SCHEDULES).items():
@@ -200,7 +197,7 @@ def run(args) -> int:
         print(f"waveform: {runner.waves_path(folder, TOPLEVEL)} (open with: gtkwave <file> {save})")
     else:
         print("waveforms: rerun with WAVES=1 make demo")
-    print(f"text vectors for the classic Verilog testbench: {args.out} ({classic_commands(cap, args.out, written)})")
+    print(f"text vectors for the classic Verilog testbench: {args.out} ({classic_commands(cap, args.out)})")
     return 0
 
 

@@ -121,16 +121,21 @@ def space_free(path: Path) -> Path:
     return _twin_link(path) if _has_space(path) else path
 
 
+def icarus_can_open(path: Path) -> bool:
+    """Whether Icarus can open `path` from a plusarg: vvp turns every byte above 0x7f into
+    0xff, and $fopen refuses control characters (make classic's rule too)."""
+    return str(path).isascii() and str(path).isprintable()
+
+
 def vvp_safe(path: Path) -> Path:
-    """`path` itself, or when it holds a character that an Icarus plusarg cannot carry (vvp
-    turns every byte above 0x7f into 0xff, and $fopen refuses control characters) a symlink
-    to it in the temp folder (as space_free). ModelError when the temp folder's own path
-    holds one."""
+    """`path` itself, or when Icarus cannot open it (icarus_can_open) a symlink to it in the
+    temp folder (as space_free). ModelError when the temp folder's own path cannot be opened
+    either."""
     path = Path(path)
-    if str(path).isascii() and str(path).isprintable():
+    if icarus_can_open(path):
         return path
     temp = temp_twin(path, LINK).parent
-    if not (str(temp).isascii() and str(temp).isprintable()):
+    if not icarus_can_open(temp):
         raise ModelError(f"{path}: holds a control or non-ASCII character, which Icarus cannot open, "
                          f"and so does the temp folder {temp} (set TMPDIR to a folder without one)")
     return _twin_link(path)

@@ -69,30 +69,27 @@ def test_demo_bad_options(argv, message, capsys):
     assert out == "" and err.count("\n") == 1 and message in err, err
 
 
-def _cap(map_hw=(4, 4), stride=1, padding=1, a_bit=4):
+def _cap(ic=8, oc=8, map_hw=(4, 4), stride=1, padding=1, a_bit=4):
     from types import SimpleNamespace
 
-    import torch
-    return SimpleNamespace(out_int=torch.zeros(1, 8, *map_hw), stride=stride, padding=padding, a_bit=a_bit)
+    import numpy as np
+    return SimpleNamespace(x_int=np.zeros((ic, *map_hw)), w_int=np.zeros((oc, ic, 3, 3)),
+                           out_int=np.zeros((oc, *map_hw)), stride=stride, padding=padding, a_bit=a_bit)
 
 
-def _weights(tiles):
-    return [f"o/weight_itile{i}_otile{o}_kij0.txt" for i, o in tiles] + ["o/activation_tile0.txt"]
-
-
-@pytest.mark.parametrize("cap, tiles, said", [
-    (_cap(), [(0, 0)], "make classic VECTORS=o"),
-    (_cap(a_bit=2), [(0, 0), (0, 1)], "make classic VECTORS=o A_BIT=2 OTILE=0 && make classic VECTORS=o A_BIT=2 OTILE=1"),
-    (_cap(map_hw=(8, 8)), [(0, 0)], "this layer's is 8x8, 1 input tile(s), stride 1, padding 1"),
-    (_cap(), [(0, 0), (1, 0)], "this layer's is 4x4, 2 input tile(s)"),
-    (_cap(stride=2), [(0, 0)], "stride 2, padding 1"),
+@pytest.mark.parametrize("cap, said", [
+    (_cap(), "make classic VECTORS=o"),
+    (_cap(16, 16, a_bit=2), "make classic VECTORS=o A_BIT=2 OTILE=0 && make classic VECTORS=o A_BIT=2 OTILE=1"),
+    (_cap(map_hw=(8, 8)), "this layer's is 8x8, 1 input tile(s), stride 1, padding 1"),
+    (_cap(16), "this layer's is 4x4, 2 input tile(s)"),
+    (_cap(stride=2), "stride 2, padding 1"),
 ])
-def test_classic_commands(cap, tiles, said):
+def test_classic_commands(cap, said):
     """The make classic line(s) demo prints for the files it wrote: one per oc tile, A_BIT=2
     for a 2-bit layer, and a sentence instead for a layer classic_tb.v does not take."""
     from demo import classic_commands
 
-    got = classic_commands(cap, "o", _weights(tiles))
+    got = classic_commands(cap, "o")
     assert (got == said) if said.startswith("make") else (got.startswith("not for make classic") and said in got), got
 
 
@@ -101,9 +98,9 @@ def test_classic_commands_name_a_relative_folder_whole_outside_the_repository(tm
     names the folder whole (it printed the relative name, which make then missed)."""
     from demo import classic_commands
 
-    assert classic_commands(_cap(), "rel", _weights([(0, 0)])) == "make classic VECTORS=rel"   # in the repository
+    assert classic_commands(_cap(), "rel") == "make classic VECTORS=rel"   # in the repository
     monkeypatch.chdir(tmp_path)
-    assert classic_commands(_cap(), "rel", _weights([(0, 0)])) == f"make classic VECTORS={tmp_path / 'rel'}"
+    assert classic_commands(_cap(), "rel") == f"make classic VECTORS={tmp_path / 'rel'}"
 
 
 @pytest.mark.parametrize("out", ["/tmp/démo", "/tmp/a\tb"])
@@ -112,7 +109,7 @@ def test_classic_commands_for_a_folder_classic_tb_cannot_open(out):
     mangles them) gets a sentence saying so, not a command that fails."""
     from demo import classic_commands
 
-    got = classic_commands(_cap(), out, _weights([(0, 0)]))
+    got = classic_commands(_cap(), out)
     assert got.startswith("not for make classic from this folder: its path holds a non-ASCII or control"), got
 
 
@@ -130,8 +127,8 @@ def test_classic_commands_loop_runs_every_tile(tmp_path):
 
     x, w = random_layer(np.random.default_rng(5), 8, 8 * (MAX_LISTED_TILES + 1), 4, 4)
     folder = tmp_path / "tiles"
-    written = V.write_ws_files(folder, ws_reference(x, w))
-    command = classic_commands(_cap(), folder, written)
+    V.write_ws_files(folder, ws_reference(x, w))
+    command = classic_commands(_cap(oc=8 * (MAX_LISTED_TILES + 1)), folder)
     assert command.startswith("o=0; while [ $o -lt 5 ] && make classic ") and "OTILE=$o" in command, command
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     env["MAKEFLAGS"] = f"BUILD={tmp_path / 'build'}"
