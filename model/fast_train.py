@@ -47,20 +47,19 @@ from .options import float_in
 from .quant import QuantConv2d
 from .vgg import build_model
 
-
-def _count(n, noun: str) -> str:
-    """'1 epoch', '2 epochs', '0.5 epochs' (the log lines count epochs from 1 up)."""
-    return f"{n:g} {noun}" if n == 1 else f"{n:g} {noun}s"
-
 __all__ = ["FAST_DEFAULTS", "load_split", "as_nchw", "levels_forward", "lr_factor", "train_fast",
            "evaluate_checkpoint", "add_fast_arguments", "run_train_command"]
 
-# Folder names of the JPG archive, in label order 0..9.
 # Defaults of --fast for the options it shares with the classic trainer.
 FAST_DEFAULTS = {"batch_size": 512, "lr": 0.1, "weight_decay": 5e-4}
 WARMUP_EPOCHS, LABEL_SMOOTHING = 2.0, 0.1
 # Options only --fast reads (the classic trainer would ignore them): refused without it.
 FAST_ONLY = ("warmup_epochs", "label_smoothing", "amp", "time_budget")
+
+
+def _count(n, noun: str) -> str:
+    """'1 epoch', '2 epochs', '0.5 epochs' (the log lines count epochs from 1 up)."""
+    return f"{n:g} {noun}" if n == 1 else f"{n:g} {noun}s"
 
 
 # --------------------------------------------------------------------------- data

@@ -84,9 +84,9 @@ class CoreConfig:
     def __post_init__(self):
         if self.row != self.col:
             raise ModelError(f"array {self.row}x{self.col}: the program builders need a square array")
-        if not 1 <= self.col <= 1 << self.wcol_bits:
+        if not 1 <= self.col <= self.max_array:
             raise ModelError(f"array size {self.col} does not fit the {self.wcol_bits}-bit WCOL field "
-                             f"(1..{1 << self.wcol_bits})")
+                             f"(1..{self.max_array})")
         if self.weight_base >= self.xmem_depth:
             raise ModelError(f"weight base {self.weight_base} is outside xmem ({self.xmem_depth} words)")
 
@@ -99,6 +99,11 @@ class CoreConfig:
     @property
     def array_size(self) -> int:
         return self.row
+
+    @property
+    def max_array(self) -> int:
+        """The widest array (columns) the LOAD instruction's WCOL field can number."""
+        return 1 << self.wcol_bits
 
     @property
     def xmem_word_bits(self) -> int:

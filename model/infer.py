@@ -44,7 +44,6 @@ __all__ = ["add_arguments", "run", "parse_images", "CALIB_IMAGES", "CALIB_PERCEN
 
 CALIB_IMAGES, CALIB_PERCENTILE = 16, 99.0     # as systolic demo's seeded model (model.capture.default_capture)
 SCHEDULER_TIMEOUT_S = 5
-MAX_ARRAY = 1 << CONFIG.wcol_bits     # the LOAD column field numbers the array's columns
 RESULTS = "images.jsonl"
 
 
@@ -78,8 +77,8 @@ def add_arguments(p) -> None:
                        help="test images A..B-1 (every STEP-th) on Dask: accuracy and agreement with PyTorch")
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"],
                    help="simulator of the program player (default verilator; icarus for small networks)")
-    p.add_argument("--array", type=int_in(2, MAX_ARRAY), default=CONFIG.row,
-                   help=f"array size n of the n x n core, 2..{MAX_ARRAY} (the {CONFIG.wcol_bits}-bit WCOL field; "
+    p.add_argument("--array", type=int_in(2, CONFIG.max_array), default=CONFIG.row,
+                   help=f"array size n of the n x n core, 2..{CONFIG.max_array} (the {CONFIG.wcol_bits}-bit WCOL field; "
                         f"default {CONFIG.row}, rtl/core_inst.vh); a conv that cannot run on it is refused first")
     p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--workers", type=int_in(0, 1024), default=None,

@@ -216,9 +216,12 @@ def _resume_optimizer(optimizer, ckpt: dict, model: nn.Module, resume, log) -> N
 
 # --------------------------------------------------------------------------- CLI glue
 _LIMIT_HOW = "(the first N; of image folders, each class's files in turn: model.data)"
+_DATA_HELP = ("CIFAR-10: python batches folder, its .tar.gz, or image folders train/<class>/, test/<class>/ "
+              "(default: $CIFAR10_DIR)")
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="CIFAR-10: python batches folder, its .tar.gz, or image folders "
-                   "train/<class>/, test/<class>/ (default: $CIFAR10_DIR)")
+    p.add_argument("--data", default=None, help=_DATA_HELP)
     p.add_argument("--epochs", type=int_in(1, 100_000), default=100, help="number of epochs (default 100)")
     p.add_argument("--out", type=out_path, default="result", help="folder for last.pt / best.pt (default ./result)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
@@ -257,8 +260,7 @@ def run_train(args) -> int:
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint to evaluate")
-    p.add_argument("--data", default=None, help="CIFAR-10: python batches folder, its .tar.gz, or image folders "
-                   "train/<class>/, test/<class>/ (default: $CIFAR10_DIR)")
+    p.add_argument("--data", default=None, help=_DATA_HELP)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     add_model_arguments(p, "read from the checkpoint")
     p.add_argument("--batch-size", type=int_in(1, 100_000), default=256, help="batch size (default 256)")

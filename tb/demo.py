@@ -180,7 +180,7 @@ def run(args) -> int:
     print(f"{'dataflow':<9}{'schedule':<10}{'psums':>7}{'outputs':>9}{'cycles':>8}{'MAC util':>10}  result")
     print_rows(rows)
     if args.model is None and args.layer is None and args.checkpoint is None and n % 2 == 0 \
-            and 2 * n <= 1 << CONFIG.wcol_bits and part2_row(args, n) is None:
+            and 2 * n <= CONFIG.max_array and part2_row(args, n) is None:
         return 1
     print("cycles: from operands in xmem / wmem to the last ReLU output on sfp_out,"
           " counted by the core's own counter")

@@ -147,6 +147,14 @@ class IcarusFloor:
     target_us_per_cycle: float  # 1e6 / ICARUS_TARGET_CYCLES_PER_S
     plays: int
 
+    @classmethod
+    def measured(cls, structure: str, config, cycles: int, us: float, plays: int) -> "IcarusFloor":
+        """From a CPU difference per cycle `us`; not measurable (None) when it is not positive:
+        load can give the short run more CPU than the long one (as player_speed)."""
+        ok = us > 0
+        return cls(structure, config.row, config.col, cycles, us if ok else None, 1e6 / us if ok else None,
+                   1e6 / ICARUS_TARGET_CYCLES_PER_S, plays)
+
 
 def floor_psums(rows: int, cols: int, bw: int, psum_bw: int, cycles: int) -> np.ndarray:
     """[cols] int64: the bottom row's psums of tb/icarus_floor.v after `cycles` rising edges,
@@ -188,10 +196,8 @@ def icarus_floor(out: Path, config, memories: int, cycles: int = 20_000, repeats
 
     short = 100
     diffs = [cpu_s(cycles) - cpu_s(short) for _ in range(repeats)]
-    us = statistics.median(diffs) / (cycles - short) * 1e6
-    # as player_speed: load can give the short run more CPU than a short long run
-    return IcarusFloor(FLOOR_STRUCTURES[memories], config.row, config.col, cycles, us if us > 0 else None,
-                       1e6 / us if us > 0 else None, 1e6 / ICARUS_TARGET_CYCLES_PER_S, repeats)
+    return IcarusFloor.measured(FLOOR_STRUCTURES[memories], config, cycles,
+                                statistics.median(diffs) / (cycles - short) * 1e6, repeats)
 
 
 PE_STUB = "the core, every mac_tile body constant"   # IcarusFloor.structure of core_without_pes
@@ -228,9 +234,7 @@ def core_without_pes(out: Path, config, program, repeats: int) -> IcarusFloor:
     for _ in range(repeats):
         player.play(folder, words, program.compute_start, psums=False, progress=False)
         cpu.append(player.last_cpu_s)
-    us = (statistics.median(cpu) - startup) / words * 1e6
-    return IcarusFloor(PE_STUB, config.row, config.col, words, us if us > 0 else None,
-                       1e6 / us if us > 0 else None, 1e6 / ICARUS_TARGET_CYCLES_PER_S, repeats)
+    return IcarusFloor.measured(PE_STUB, config, words, (statistics.median(cpu) - startup) / words * 1e6, repeats)
 
 
 def icarus_floors(out: Path, config, repeats: int, program) -> list[IcarusFloor]:

@@ -76,7 +76,7 @@ def layer_operands(x_int, w_int, array_size: int, a_bit: int = A_BIT) -> tuple[L
                          f"(or {A_BITS[1]}, its 2-bit mode: two activations a PE lane)")
     x, w = check_layer(x_int, w_int, a_bit=a_bit)
     lanes = lanes_per_pe(a_bit)
-    if lanes == 2 and (n % 2 or 2 * n > 1 << CONFIG.wcol_bits):
+    if lanes == 2 and (n % 2 or 2 * n > CONFIG.max_array):
         raise LayerError(f"2-bit mode needs an even array size with 2 x {n} weight columns in the "
                          f"{CONFIG.wcol_bits}-bit WCOL field; this array is {n}x{n}")
     return LayerGeometry(IC=x.shape[0], OC=w.shape[0], H=x.shape[1], W=x.shape[2], array_size=n, lanes=lanes), x, w
